@@ -1,0 +1,38 @@
+//! Terminal output: tables for people, JSON for scripts.
+use chrono::{DateTime, Utc};
+use comfy_table::{presets, Cell, ContentArrangement, Table};
+use serde::Serialize;
+
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_HORIZONTAL_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().map(Cell::new));
+    table
+}
+
+pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `2026-11-28 13:40:02` (UTC), the same on every machine.
+pub fn time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+pub fn opt(value: Option<&str>) -> &str {
+    value.unwrap_or("-")
+}
+
+/// A JSON value on one line, cut to `max` characters.
+pub fn compact(value: &serde_json::Value, max: usize) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= max {
+        text
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}

@@ -1,0 +1,328 @@
+//! One typed `Config`, loaded once from the environment (and `.env` when
+//! present) and validated before anything starts. Names match `template.yaml`.
+//! A missing or malformed value is an error naming the variable. Secrets are
+//! `SecretString`s; locally each has a generated default kept under the home
+//! folder (`.myloware/secrets.env`), so the embedded stack needs no `.env`.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+use secrecy::SecretString;
+
+use crate::domain::ProvidersMode;
+
+/// Where the state lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// The embedded default, a file created on first use.
+    Sqlite { path: PathBuf },
+    /// A Postgres server; the URL may carry a password, so `Debug` hides it.
+    Postgres { url: String },
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite { path } => write!(f, "Sqlite({})", path.display()),
+            Self::Postgres { url } => write!(f, "Postgres({})", redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres { url } => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// Parses a `DATABASE_URL`: `sqlite:PATH`, `sqlite://PATH` or
+    /// `postgres://…` / `postgresql://…`.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path == ":memory:" {
+                return Err(ConfigError::new(
+                    "DATABASE_URL",
+                    "a sqlite URL needs a file path, e.g. sqlite:.myloware/mw.db",
+                ));
+            }
+            Ok(Self::Sqlite {
+                path: PathBuf::from(path),
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres {
+                url: url.to_owned(),
+            })
+        } else {
+            Err(ConfigError::new(
+                "DATABASE_URL",
+                "expected sqlite:PATH or postgres://USER@HOST:PORT/DB",
+            ))
+        }
+    }
+}
+
+/// A configuration value that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            variable,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Everything the processes need to start, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The local state folder (`MYLOWARE_HOME`, default `.myloware`).
+    pub home: PathBuf,
+    pub database: DatabaseConfig,
+    pub providers_mode: ProvidersMode,
+    pub api_key: SecretString,
+    pub hitl_secret: SecretString,
+    pub kieai_webhook_secret: SecretString,
+    pub upload_post_webhook_secret: SecretString,
+    pub kieai_api_key: Option<SecretString>,
+    pub shotstack_api_key: Option<SecretString>,
+    pub upload_post_api_key: Option<SecretString>,
+}
+
+/// Secrets with a generated local default.
+const GENERATED_SECRETS: &[&str] = &[
+    "API_KEY",
+    "HITL_SECRET",
+    "KIEAI_WEBHOOK_SECRET",
+    "UPLOAD_POST_WEBHOOK_SECRET",
+];
+
+/// Provider keys, required only when `PROVIDERS_MODE=live`.
+const LIVE_KEYS: &[&str] = &["KIEAI_API_KEY", "SHOTSTACK_API_KEY", "UPLOAD_POST_API_KEY"];
+
+impl Config {
+    /// Loads `.env` (without overriding the environment), then the
+    /// environment, filling absent local secrets from `<home>/secrets.env`
+    /// (generated on first use).
+    pub fn load() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::new(".env", e.to_string())),
+        }
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let home = PathBuf::from(env("MYLOWARE_HOME").unwrap_or_else(|| ".myloware".into()));
+        let generated = local_secrets(&home, |name| env(name).is_some())?;
+        Self::from_lookup(|name| env(name).or_else(|| generated.get(name).cloned()))
+    }
+
+    /// Builds and validates a config from a lookup of variable values.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let home = PathBuf::from(lookup("MYLOWARE_HOME").unwrap_or_else(|| ".myloware".into()));
+        let database = match lookup("DATABASE_URL") {
+            Some(url) => DatabaseConfig::parse(&url)?,
+            None => DatabaseConfig::Sqlite {
+                path: home.join("mw.db"),
+            },
+        };
+        let providers_mode = match lookup("PROVIDERS_MODE") {
+            Some(mode) => mode.parse().map_err(|_| {
+                ConfigError::new("PROVIDERS_MODE", format!("{mode:?} is not mock or live"))
+            })?,
+            None => ProvidersMode::Mock,
+        };
+        let secret = |name: &'static str| -> Result<SecretString, ConfigError> {
+            let value = lookup(name).ok_or_else(|| ConfigError::new(name, "is not set"))?;
+            if value.len() < 16 {
+                return Err(ConfigError::new(name, "is shorter than 16 characters"));
+            }
+            Ok(SecretString::from(value))
+        };
+        let live_key = |name: &'static str| -> Result<Option<SecretString>, ConfigError> {
+            match (lookup(name), providers_mode) {
+                (Some(v), _) => Ok(Some(SecretString::from(v))),
+                (None, ProvidersMode::Live) => Err(ConfigError::new(
+                    name,
+                    "is required when PROVIDERS_MODE=live",
+                )),
+                (None, ProvidersMode::Mock) => Ok(None),
+            }
+        };
+        debug_assert_eq!(LIVE_KEYS.len(), 3);
+        Ok(Self {
+            home,
+            database,
+            providers_mode,
+            api_key: secret("API_KEY")?,
+            hitl_secret: secret("HITL_SECRET")?,
+            kieai_webhook_secret: secret("KIEAI_WEBHOOK_SECRET")?,
+            upload_post_webhook_secret: secret("UPLOAD_POST_WEBHOOK_SECRET")?,
+            kieai_api_key: live_key(LIVE_KEYS[0])?,
+            shotstack_api_key: live_key(LIVE_KEYS[1])?,
+            upload_post_api_key: live_key(LIVE_KEYS[2])?,
+        })
+    }
+}
+
+/// Reads `<home>/secrets.env`, generating the secrets that neither the
+/// environment (`is_set`) nor the file has yet, and saving them (mode 0600).
+fn local_secrets(
+    home: &Path,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file = home.join("secrets.env");
+    let io_error =
+        |e: std::io::Error| ConfigError::new("MYLOWARE_HOME", format!("{}: {e}", file.display()));
+    let mut secrets: BTreeMap<String, String> = match std::fs::read_to_string(&file) {
+        Ok(text) => text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(io_error(e)),
+    };
+    let missing: Vec<&str> = GENERATED_SECRETS
+        .iter()
+        .copied()
+        .filter(|name| !is_set(name) && !secrets.contains_key(*name))
+        .collect();
+    if !missing.is_empty() {
+        for name in missing {
+            secrets.insert(name.to_owned(), generate_secret());
+        }
+        std::fs::create_dir_all(home).map_err(io_error)?;
+        let text: String = secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        write_private(&file, &text).map_err(io_error)?;
+    }
+    Ok(secrets)
+}
+
+fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let mut map: HashMap<String, String> = GENERATED_SECRETS
+            .iter()
+            .map(|k| (k.to_string(), "0123456789abcdef-local".to_string()))
+            .collect();
+        for (k, v) in pairs {
+            map.insert(k.to_string(), v.to_string());
+        }
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_to_embedded_sqlite_and_mock_providers() {
+        let config = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(
+            config.database,
+            DatabaseConfig::Sqlite {
+                path: ".myloware/mw.db".into()
+            }
+        );
+        assert_eq!(config.providers_mode, ProvidersMode::Mock);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = Config::from_lookup(lookup(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        let err = Config::from_lookup(lookup(&[("PROVIDERS_MODE", "prod")])).unwrap_err();
+        assert_eq!(err.variable, "PROVIDERS_MODE");
+        let err = Config::from_lookup(lookup(&[("PROVIDERS_MODE", "live")])).unwrap_err();
+        assert_eq!(err.variable, "KIEAI_API_KEY");
+        assert!(err.to_string().contains("PROVIDERS_MODE=live"), "{err}");
+        let err = Config::from_lookup(lookup(&[("API_KEY", "short")])).unwrap_err();
+        assert_eq!(err.variable, "API_KEY");
+    }
+
+    #[test]
+    fn database_urls_parse() {
+        assert_eq!(
+            DatabaseConfig::parse("sqlite://tmp/x.db?mode=rwc").unwrap(),
+            DatabaseConfig::Sqlite {
+                path: "tmp/x.db".into()
+            }
+        );
+        assert!(matches!(
+            DatabaseConfig::parse("postgresql://u@h/db").unwrap(),
+            DatabaseConfig::Postgres { .. }
+        ));
+        assert!(DatabaseConfig::parse("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let db = DatabaseConfig::parse("postgres://mw:hunter2hunter2@db:5432/mw").unwrap();
+        assert!(!format!("{db:?} {db}").contains("hunter2"));
+        let config = Config::from_lookup(lookup(&[("API_KEY", "super-secret-api-key-1")])).unwrap();
+        assert!(!format!("{config:?}").contains("super-secret"));
+        assert_eq!(config.api_key.expose_secret(), "super-secret-api-key-1");
+    }
+
+    #[test]
+    fn local_secrets_are_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = local_secrets(dir.path(), |_| false).unwrap();
+        assert_eq!(first.len(), GENERATED_SECRETS.len());
+        let again = local_secrets(dir.path(), |_| false).unwrap();
+        assert_eq!(first, again);
+        let only_some = local_secrets(dir.path(), |n| n == "API_KEY").unwrap();
+        assert_eq!(only_some, first, "existing secrets stay as they are");
+    }
+}

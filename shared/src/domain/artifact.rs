@@ -1,0 +1,180 @@
+//! Artifacts: the evidence a run leaves behind, one row per fact
+//! (`run.start`, `kieai.job`, `render.url`, …).
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{serde_via_str, ParseError, Persona, Provider, RunId};
+
+/// An artifact type: dot-separated lowercase words. The well-known ones are
+/// constants; new ones need no code change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArtifactType(Cow<'static, str>);
+
+impl ArtifactType {
+    pub const RUN_START: Self = Self::known("run.start");
+    pub const KIEAI_JOB: Self = Self::known("kieai.job");
+    pub const KIEAI_CLIP: Self = Self::known("kieai.clip");
+    pub const KIEAI_ERROR: Self = Self::known("kieai.error");
+    pub const SHOTSTACK_TIMELINE: Self = Self::known("shotstack.timeline");
+    pub const RENDER_URL: Self = Self::known("render.url");
+    pub const PUBLISH_URL: Self = Self::known("publish.url");
+    pub const HITL_REQUEST: Self = Self::known("hitl.request");
+    pub const HITL_APPROVAL: Self = Self::known("hitl.approval");
+    pub const RUN_FAILED: Self = Self::known("run.failed");
+    pub const RUN_CANCELLED: Self = Self::known("run.cancelled");
+
+    /// Every type the design names.
+    pub const WELL_KNOWN: &'static [Self] = &[
+        Self::RUN_START,
+        Self::KIEAI_JOB,
+        Self::KIEAI_CLIP,
+        Self::KIEAI_ERROR,
+        Self::SHOTSTACK_TIMELINE,
+        Self::RENDER_URL,
+        Self::PUBLISH_URL,
+        Self::HITL_REQUEST,
+        Self::HITL_APPROVAL,
+        Self::RUN_FAILED,
+        Self::RUN_CANCELLED,
+    ];
+
+    const fn known(name: &'static str) -> Self {
+        Self(Cow::Borrowed(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ArtifactType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ArtifactType {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(known) = Self::WELL_KNOWN.iter().find(|t| t.as_str() == s) {
+            return Ok(known.clone());
+        }
+        let word_ok = |w: &str| {
+            !w.is_empty()
+                && w.starts_with(|c: char| c.is_ascii_lowercase())
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        };
+        if s.len() <= 64 && s.contains('.') && s.split('.').all(word_ok) {
+            Ok(Self(Cow::Owned(s.to_owned())))
+        } else {
+            Err(ParseError::new(
+                "artifact type",
+                s,
+                "expected dot-separated lowercase words like render.url",
+            ))
+        }
+    }
+}
+
+serde_via_str!(ArtifactType);
+
+/// An artifact as stored: the `artifacts` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub id: Uuid,
+    pub run_id: RunId,
+    #[serde(rename = "type")]
+    pub artifact_type: ArtifactType,
+    pub provider: Option<Provider>,
+    pub persona: Option<Persona>,
+    pub url: Option<String>,
+    pub checksum: Option<String>,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An artifact to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewArtifact {
+    pub run_id: RunId,
+    pub artifact_type: ArtifactType,
+    pub provider: Option<Provider>,
+    pub persona: Option<Persona>,
+    pub url: Option<String>,
+    pub checksum: Option<String>,
+    pub metadata: Value,
+}
+
+impl NewArtifact {
+    pub fn new(run_id: RunId, artifact_type: ArtifactType, metadata: Value) -> Self {
+        Self {
+            run_id,
+            artifact_type,
+            provider: None,
+            persona: None,
+            url: None,
+            checksum: None,
+            metadata,
+        }
+    }
+
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    pub fn persona(mut self, persona: Persona) -> Self {
+        self.persona = Some(persona);
+        self
+    }
+
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    pub fn checksum(mut self, checksum: impl Into<String>) -> Self {
+        self.checksum = Some(checksum.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_known_types_parse_to_themselves() {
+        for t in ArtifactType::WELL_KNOWN {
+            assert_eq!(&t.as_str().parse::<ArtifactType>().unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn new_types_need_no_code_but_a_shape() {
+        assert_eq!(
+            "shotstack.cdn_copy"
+                .parse::<ArtifactType>()
+                .unwrap()
+                .as_str(),
+            "shotstack.cdn_copy"
+        );
+        for bad in [
+            "",
+            "render",
+            "Render.url",
+            "render..url",
+            ".url",
+            "render.url.",
+        ] {
+            assert!(bad.parse::<ArtifactType>().is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Human-in-the-loop requests and the decisions that end them.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{named_enum, Gate, RunId};
+
+named_enum! {
+    /// A human's answer at a gate.
+    pub enum HitlDecision: "hitl decision" {
+        Approved => "approved",
+        Rejected => "rejected",
+    }
+}
+
+/// A `hitl_requests` row: a run waiting at a gate, and once decided, how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HitlRequest {
+    pub run_id: RunId,
+    pub gate: Gate,
+    pub task_token: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    pub decision: Option<HitlDecision>,
+    pub decided_by: Option<String>,
+    pub comment: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// A gate the run now waits at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHitlRequest {
+    pub run_id: RunId,
+    pub gate: Gate,
+    pub task_token: Option<String>,
+}

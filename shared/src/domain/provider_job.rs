@@ -1,0 +1,51 @@
+//! Work submitted to a provider, and the task that waits for it.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{named_enum, Persona, RunId};
+
+named_enum! {
+    /// The external services a run submits work to.
+    pub enum Provider: "provider" {
+        KieAi => "kieai",
+        Shotstack => "shotstack",
+        UploadPost => "upload-post",
+    }
+}
+
+named_enum! {
+    /// A provider job is pending until its result arrives, then settled once.
+    pub enum JobStatus: "job status" {
+        Pending => "pending",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
+}
+
+/// A `provider_jobs` row: provider job id → run, persona and waiting task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderJob {
+    pub provider: Provider,
+    pub job_id: String,
+    pub run_id: RunId,
+    pub persona: Persona,
+    /// The engine task token to complete when the persona's last job settles.
+    /// Not a secret shown to users, but never put in a link.
+    pub task_token: Option<String>,
+    pub status: JobStatus,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// A job to register right after the provider accepted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProviderJob {
+    pub provider: Provider,
+    pub job_id: String,
+    pub run_id: RunId,
+    pub persona: Persona,
+    pub task_token: Option<String>,
+}

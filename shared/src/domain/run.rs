@@ -1,0 +1,58 @@
+//! A run: one execution of a project's persona graph.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{named_enum, JobCode, Project, RunId, RunStatus};
+
+named_enum! {
+    /// Whether a run talks to the mock providers or the real services.
+    pub enum ProvidersMode: "providers mode" {
+        Mock => "mock",
+        Live => "live",
+    }
+}
+
+/// A run as stored: the `runs` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub run_id: RunId,
+    pub project: Project,
+    pub status: RunStatus,
+    pub job_code: JobCode,
+    pub user_id: Option<String>,
+    pub input: Value,
+    pub result: Option<Value>,
+    pub execution_id: Option<String>,
+    pub providers_mode: ProvidersMode,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What it takes to create a run; the store assigns the job code and times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub run_id: RunId,
+    pub project: Project,
+    pub user_id: Option<String>,
+    pub input: Value,
+    pub providers_mode: ProvidersMode,
+}
+
+impl NewRun {
+    pub fn new(project: Project, input: Value, providers_mode: ProvidersMode) -> Self {
+        Self {
+            run_id: RunId::new(),
+            project,
+            user_id: None,
+            input,
+            providers_mode,
+        }
+    }
+
+    pub fn for_user(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+}

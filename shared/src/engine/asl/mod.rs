@@ -1,0 +1,1 @@
+//! Amazon States Language: model, parser, validation and the pure interpreter core.

@@ -1,0 +1,55 @@
+//! Store errors: what went wrong, in terms a caller can act on.
+use crate::domain::{ParseError, RunStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("illegal status change: {from} -> {to}")]
+    IllegalTransition { from: RunStatus, to: RunStatus },
+    #[error("status change refused: expected {expected}, but the run is {actual}")]
+    Conflict {
+        expected: RunStatus,
+        actual: RunStatus,
+    },
+    #[error("{what} already exists")]
+    Duplicate { what: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(#[from] ParseError),
+    #[error("stored JSON is corrupt: {0}")]
+    CorruptJson(#[from] serde_json::Error),
+    #[error("could not open the database: {0}")]
+    Open(String),
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn duplicate(what: impl Into<String>) -> Self {
+        Self::Duplicate { what: what.into() }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+/// True when `err` is a unique-constraint violation (any SQL backend).
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// True when `err` is a foreign-key violation (any SQL backend).
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}

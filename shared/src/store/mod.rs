@@ -1,0 +1,250 @@
+//! The `Store` port: everything a run leaves on the record, behind one narrow
+//! trait. Adapters: `sqlite` (the embedded default), `postgres`. Every adapter
+//! passes the same conformance suite (`tests/it/store_conformance.rs`).
+//!
+//! Writes that must not be half-done (a status change and its artifact, a
+//! webhook event and its idempotency key) are single statements or single
+//! transactions in every adapter; status changes are compare-and-set.
+mod error;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::config::DatabaseConfig;
+use crate::domain::{
+    Artifact, Gate, HitlDecision, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
+    NewProviderJob, NewRun, NewWebhookEvent, Project, Provider, ProviderJob, Run, RunId, RunStatus,
+    WebhookEvent, WebhookEventStatus,
+};
+
+pub use error::StoreError;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Opens the store `config` names and applies pending migrations.
+pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match config {
+        DatabaseConfig::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
+        DatabaseConfig::Postgres { url } => Arc::new(PostgresStore::connect(url).await?),
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Which runs `list_runs` returns: newest first, `limit` per page, the page
+/// after the run `after` when given.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub project: Option<Project>,
+    pub limit: Option<u32>,
+    pub after: Option<RunId>,
+}
+
+impl RunFilter {
+    pub const DEFAULT_LIMIT: u32 = 20;
+    pub const MAX_LIMIT: u32 = 500;
+
+    pub(crate) fn page_size(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+/// One page of runs; `next` is the cursor for the following page, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    pub next: Option<RunId>,
+}
+
+/// A compare-and-set status change, with what it changes alongside, applied
+/// all together or not at all.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub run_id: RunId,
+    pub from: RunStatus,
+    pub to: RunStatus,
+    pub error: Option<String>,
+    pub result: Option<Value>,
+    pub artifact: Option<NewArtifact>,
+}
+
+impl Transition {
+    pub fn new(run_id: RunId, from: RunStatus, to: RunStatus) -> Self {
+        Self {
+            run_id,
+            from,
+            to,
+            error: None,
+            result: None,
+            artifact: None,
+        }
+    }
+
+    pub fn error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+
+    pub fn result(mut self, result: Value) -> Self {
+        self.result = Some(result);
+        self
+    }
+
+    pub fn artifact(mut self, artifact: NewArtifact) -> Self {
+        self.artifact = Some(artifact);
+        self
+    }
+
+    pub(crate) fn check_legal(&self) -> Result<(), StoreError> {
+        if self.from.can_become(self.to) {
+            Ok(())
+        } else {
+            Err(StoreError::IllegalTransition {
+                from: self.from,
+                to: self.to,
+            })
+        }
+    }
+}
+
+/// What recording a webhook event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    Inserted(WebhookEvent),
+    /// Already recorded under the same provider and idempotency key; the
+    /// stored event is returned unchanged.
+    Duplicate(WebhookEvent),
+}
+
+impl Recorded {
+    pub fn event(&self) -> &WebhookEvent {
+        match self {
+            Self::Inserted(e) | Self::Duplicate(e) => e,
+        }
+    }
+
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Self::Duplicate(_))
+    }
+}
+
+/// How a provider job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Succeeded(Value),
+    Failed(String),
+}
+
+/// What settling a provider job did: settled it now, or found it settled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Now(ProviderJob),
+    Already(ProviderJob),
+}
+
+/// What deciding a gate did: decided it now, or found it decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decided {
+    Now(HitlRequest),
+    Already(HitlRequest),
+}
+
+/// A human's decision at a gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub decision: HitlDecision,
+    pub decided_by: String,
+    pub comment: Option<String>,
+}
+
+/// What `prune` deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub runs: u64,
+    pub artifacts: u64,
+    pub webhook_events: u64,
+}
+
+/// The store port. Times are assigned by the store; ids by the caller.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`: for messages and `mw doctor`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies the embedded migrations that are not applied yet.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Creates a `pending` run with a fresh unique job code.
+    async fn create_run(&self, run: NewRun) -> Result<Run, StoreError>;
+    async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError>;
+    async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError>;
+    async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError>;
+    /// Compare-and-set: succeeds only if the run is still in `from`.
+    async fn transition_run(&self, change: Transition) -> Result<Run, StoreError>;
+    async fn set_run_result(&self, run_id: RunId, result: Value) -> Result<Run, StoreError>;
+    async fn set_execution_id(&self, run_id: RunId, execution_id: &str) -> Result<Run, StoreError>;
+
+    async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError>;
+    /// Oldest first.
+    async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError>;
+
+    /// Idempotent on `(provider, idempotency_key)`.
+    async fn record_webhook_event(&self, event: NewWebhookEvent) -> Result<Recorded, StoreError>;
+    /// Oldest first.
+    async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError>;
+    async fn finish_webhook_event(
+        &self,
+        id: Uuid,
+        status: WebhookEventStatus,
+        error: Option<&str>,
+    ) -> Result<WebhookEvent, StoreError>;
+
+    /// Fails with `Duplicate` if the provider already has a job with that id.
+    async fn register_provider_job(&self, job: NewProviderJob) -> Result<ProviderJob, StoreError>;
+    async fn find_provider_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Option<ProviderJob>, StoreError>;
+    /// Settles a pending job once; later calls answer `Already`.
+    async fn settle_provider_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        outcome: JobOutcome,
+    ) -> Result<Settled, StoreError>;
+    async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError>;
+
+    /// Records that the run waits at `gate`; asking again while undecided
+    /// refreshes the task token, asking after a decision is a `Conflict`.
+    async fn record_hitl_request(&self, request: NewHitlRequest)
+        -> Result<HitlRequest, StoreError>;
+    /// Decides an undecided gate once; later calls answer `Already`.
+    async fn decide_hitl(
+        &self,
+        run_id: RunId,
+        gate: &Gate,
+        decision: Decision,
+    ) -> Result<Decided, StoreError>;
+    async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError>;
+
+    /// Deletes finished runs last updated before `cutoff` (with everything
+    /// recorded for them) and orphan webhook events received before it.
+    /// Runs that are still live are never pruned.
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError>;
+}
+
+/// How many times `create_run` draws a new job code after a collision.
+pub(crate) const JOB_CODE_ATTEMPTS: usize = 8;

@@ -1,0 +1,48 @@
+//! Postgres (RDS in AWS, any server locally). Table and column names match the
+//! runbook, so its psql queries work verbatim against this database.
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::sql::sql_store;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl PostgresStore {
+    const BACKEND: &'static str = "postgres";
+
+    /// Connects to `url` (`postgres://user@host:port/db`).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Open(redact_url_error(url, &e)))?;
+        Ok(Self { pool })
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+}
+
+/// The connection error, naming the server but never its password.
+fn redact_url_error(url: &str, err: &sqlx::Error) -> String {
+    format!("{}: {err}", crate::config::redact_url(url))
+}
+
+sql_store!(PostgresStore, sqlx::Postgres);

@@ -1,0 +1,201 @@
+//! Rows as the SQL adapters read them, and their conversion into domain types.
+//! A row that does not parse is reported as corrupt, never silently skipped.
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::{Artifact, HitlRequest, ParseError, ProviderJob, Run, RunId, WebhookEvent};
+
+fn parse_id(text: &str, kind: &'static str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|_| ParseError::new(kind, text, "expected a UUID").into())
+}
+
+fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
+    text: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    Ok(text.map(|t| t.parse()).transpose()?)
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RunRow {
+    run_id: String,
+    project: String,
+    status: String,
+    job_code: String,
+    user_id: Option<String>,
+    input: Json<Value>,
+    result: Option<Json<Value>>,
+    execution_id: Option<String>,
+    providers_mode: String,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<RunRow> for Run {
+    type Error = StoreError;
+    fn try_from(row: RunRow) -> Result<Self, StoreError> {
+        Ok(Run {
+            run_id: row.run_id.parse()?,
+            project: row.project.parse()?,
+            status: row.status.parse()?,
+            job_code: row.job_code.parse()?,
+            user_id: row.user_id,
+            input: row.input.0,
+            result: row.result.map(|j| j.0),
+            execution_id: row.execution_id,
+            providers_mode: row.providers_mode.parse()?,
+            error: row.error,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ArtifactRow {
+    id: String,
+    run_id: String,
+    #[sqlx(rename = "type")]
+    artifact_type: String,
+    provider: Option<String>,
+    persona: Option<String>,
+    url: Option<String>,
+    checksum: Option<String>,
+    metadata: Json<Value>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<ArtifactRow> for Artifact {
+    type Error = StoreError;
+    fn try_from(row: ArtifactRow) -> Result<Self, StoreError> {
+        Ok(Artifact {
+            id: parse_id(&row.id, "artifact id")?,
+            run_id: row.run_id.parse()?,
+            artifact_type: row.artifact_type.parse()?,
+            provider: parse_opt(row.provider)?,
+            persona: parse_opt(row.persona)?,
+            url: row.url,
+            checksum: row.checksum,
+            metadata: row.metadata.0,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct WebhookEventRow {
+    id: String,
+    run_id: Option<String>,
+    provider: String,
+    idempotency_key: String,
+    provider_job_id: Option<String>,
+    signature_status: String,
+    headers: Json<Value>,
+    payload: Json<Value>,
+    status: String,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    processed_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<WebhookEventRow> for WebhookEvent {
+    type Error = StoreError;
+    fn try_from(row: WebhookEventRow) -> Result<Self, StoreError> {
+        Ok(WebhookEvent {
+            id: parse_id(&row.id, "webhook event id")?,
+            run_id: parse_opt::<RunId>(row.run_id)?,
+            provider: row.provider.parse()?,
+            idempotency_key: row.idempotency_key,
+            provider_job_id: row.provider_job_id,
+            signature_status: row.signature_status.parse()?,
+            headers: row.headers.0,
+            payload: row.payload.0,
+            status: row.status.parse()?,
+            error: row.error,
+            created_at: row.created_at,
+            processed_at: row.processed_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ProviderJobRow {
+    provider: String,
+    job_id: String,
+    run_id: String,
+    persona: String,
+    task_token: Option<String>,
+    status: String,
+    result: Option<Json<Value>>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    settled_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ProviderJobRow> for ProviderJob {
+    type Error = StoreError;
+    fn try_from(row: ProviderJobRow) -> Result<Self, StoreError> {
+        Ok(ProviderJob {
+            provider: row.provider.parse()?,
+            job_id: row.job_id,
+            run_id: row.run_id.parse()?,
+            persona: row.persona.parse()?,
+            task_token: row.task_token,
+            status: row.status.parse()?,
+            result: row.result.map(|j| j.0),
+            error: row.error,
+            created_at: row.created_at,
+            settled_at: row.settled_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct HitlRequestRow {
+    run_id: String,
+    gate: String,
+    task_token: Option<String>,
+    requested_at: DateTime<Utc>,
+    decision: Option<String>,
+    decided_by: Option<String>,
+    comment: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<HitlRequestRow> for HitlRequest {
+    type Error = StoreError;
+    fn try_from(row: HitlRequestRow) -> Result<Self, StoreError> {
+        Ok(HitlRequest {
+            run_id: row.run_id.parse()?,
+            gate: row.gate.parse()?,
+            task_token: row.task_token,
+            requested_at: row.requested_at,
+            decision: parse_opt(row.decision)?,
+            decided_by: row.decided_by,
+            comment: row.comment,
+            decided_at: row.decided_at,
+        })
+    }
+}
+
+/// Converts every row, failing on the first corrupt one.
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// Now, truncated to microseconds: the precision every backend keeps, so a
+/// value read back equals the value written.
+pub(crate) fn now() -> DateTime<Utc> {
+    truncate(Utc::now())
+}
+
+pub(crate) fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}

@@ -1,0 +1,572 @@
+//! The `Store` implementation shared by the SQL adapters. SQLite and Postgres
+//! accept the same statements here (`$N` parameters, `RETURNING`,
+//! `ON CONFLICT`, row-value comparisons), so the logic is written once and
+//! instantiated per backend by `sql_store!`; each adapter supplies its pools
+//! (`writer()`, `reader()`) and its migrations.
+
+pub(crate) const RUN_COLUMNS: &str = "run_id, project, status, job_code, user_id, input, result, \
+     execution_id, providers_mode, error, created_at, updated_at";
+pub(crate) const ARTIFACT_COLUMNS: &str =
+    "id, run_id, type, provider, persona, url, checksum, metadata, created_at";
+pub(crate) const WEBHOOK_COLUMNS: &str = "id, run_id, provider, idempotency_key, provider_job_id, \
+     signature_status, headers, payload, status, error, created_at, processed_at";
+pub(crate) const JOB_COLUMNS: &str =
+    "provider, job_id, run_id, persona, task_token, status, result, error, created_at, settled_at";
+pub(crate) const HITL_COLUMNS: &str =
+    "run_id, gate, task_token, requested_at, decision, decided_by, comment, decided_at";
+
+/// Statuses `prune` may delete: the terminal ones.
+pub(crate) const TERMINAL_STATUSES: &str =
+    "('published', 'failed', 'rejected', 'cancelled', 'timed_out')";
+
+macro_rules! sql_store {
+    ($store:ty, $db:ty) => {
+        use async_trait::async_trait;
+        use chrono::{DateTime, Utc};
+        use serde_json::Value;
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        use crate::domain::{
+            Artifact, Gate, HitlRequest, JobCode, JobStatus, NewArtifact, NewHitlRequest,
+            NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
+            WebhookEvent, WebhookEventStatus,
+        };
+        use crate::store::error::{is_foreign_key_violation, is_unique_violation};
+        use crate::store::rows::{
+            convert, now, ArtifactRow, HitlRequestRow, ProviderJobRow, RunRow, WebhookEventRow,
+        };
+        use crate::store::sql::*;
+        use crate::store::{
+            Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
+            Store, StoreError, Transition, JOB_CODE_ATTEMPTS,
+        };
+
+        async fn insert_artifact<'c, E>(exec: E, new: NewArtifact) -> Result<Artifact, StoreError>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            let sql = format!(
+                "INSERT INTO artifacts ({ARTIFACT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ARTIFACT_COLUMNS}"
+            );
+            let row: ArtifactRow = sqlx::query_as(&sql)
+                .bind(Uuid::now_v7().to_string())
+                .bind(new.run_id.to_string())
+                .bind(new.artifact_type.as_str())
+                .bind(new.provider.map(Provider::as_str))
+                .bind(new.persona.map(|p| p.as_str()))
+                .bind(new.url)
+                .bind(new.checksum)
+                .bind(Json(new.metadata))
+                .bind(now())
+                .fetch_one(exec)
+                .await
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        StoreError::not_found(format!("run {}", new.run_id))
+                    } else {
+                        e.into()
+                    }
+                })?;
+            row.try_into()
+        }
+
+        impl $store {
+            async fn fetch_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1");
+                let row: Option<RunRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(Run::try_from).transpose()
+            }
+
+            async fn require_run(&self, run_id: RunId) -> Result<Run, StoreError> {
+                self.fetch_run(run_id)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
+            }
+
+            async fn update_run_field<T>(
+                &self,
+                run_id: RunId,
+                column: &str,
+                value: T,
+            ) -> Result<Run, StoreError>
+            where
+                T: for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
+            {
+                let sql = format!(
+                    "UPDATE runs SET {column} = $1, updated_at = $2 WHERE run_id = $3 \
+                     RETURNING {RUN_COLUMNS}"
+                );
+                let row: Option<RunRow> = sqlx::query_as(&sql)
+                    .bind(value)
+                    .bind(now())
+                    .bind(run_id.to_string())
+                    .fetch_optional(self.writer())
+                    .await?;
+                row.ok_or_else(|| StoreError::not_found(format!("run {run_id}")))?
+                    .try_into()
+            }
+
+            async fn fetch_job(
+                &self,
+                provider: Provider,
+                job_id: &str,
+            ) -> Result<Option<ProviderJob>, StoreError> {
+                let sql = format!(
+                    "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE provider = $1 AND job_id = $2"
+                );
+                let row: Option<ProviderJobRow> = sqlx::query_as(&sql)
+                    .bind(provider.as_str())
+                    .bind(job_id)
+                    .fetch_optional(self.writer())
+                    .await?;
+                row.map(ProviderJob::try_from).transpose()
+            }
+
+            async fn fetch_hitl(
+                &self,
+                run_id: RunId,
+                gate: &Gate,
+            ) -> Result<Option<HitlRequest>, StoreError> {
+                let sql = format!(
+                    "SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = $1 AND gate = $2"
+                );
+                let row: Option<HitlRequestRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .bind(gate.as_str())
+                    .fetch_optional(self.writer())
+                    .await?;
+                row.map(HitlRequest::try_from).transpose()
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                self.run_migrations().await
+            }
+
+            async fn create_run(&self, new: NewRun) -> Result<Run, StoreError> {
+                let sql = format!(
+                    "INSERT INTO runs ({RUN_COLUMNS}) \
+                     VALUES ($1, $2, 'pending', $3, $4, $5, NULL, NULL, $6, NULL, $7, $7) \
+                     RETURNING {RUN_COLUMNS}"
+                );
+                for _ in 0..JOB_CODE_ATTEMPTS {
+                    let inserted = sqlx::query_as::<_, RunRow>(&sql)
+                        .bind(new.run_id.to_string())
+                        .bind(new.project.as_str())
+                        .bind(JobCode::generate(&new.project).as_str())
+                        .bind(new.user_id.as_deref())
+                        .bind(Json(&new.input))
+                        .bind(new.providers_mode.as_str())
+                        .bind(now())
+                        .fetch_one(self.writer())
+                        .await;
+                    match inserted {
+                        Ok(row) => return row.try_into(),
+                        Err(e) if is_unique_violation(&e) && e.to_string().contains("job_code") => {
+                            continue
+                        }
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(StoreError::duplicate(format!("run {}", new.run_id)))
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(StoreError::Refused(format!(
+                    "no free job code for project {} after {JOB_CODE_ATTEMPTS} attempts",
+                    new.project
+                )))
+            }
+
+            async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
+                self.fetch_run(run_id).await
+            }
+
+            async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError> {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE job_code = $1");
+                let row: Option<RunRow> = sqlx::query_as(&sql)
+                    .bind(code.as_str())
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(Run::try_from).transpose()
+            }
+
+            async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
+                let limit = filter.page_size();
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM runs \
+                     WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR project = $2) \
+                       AND ($3 IS NULL OR (created_at, run_id) < \
+                            (SELECT c.created_at, c.run_id FROM runs c WHERE c.run_id = $3)) \
+                     ORDER BY created_at DESC, run_id DESC LIMIT $4"
+                );
+                let rows: Vec<RunRow> = sqlx::query_as(&sql)
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .bind(filter.project.as_ref().map(|p| p.as_str()))
+                    .bind(filter.after.map(|id| id.to_string()))
+                    .bind(i64::from(limit) + 1)
+                    .fetch_all(self.reader())
+                    .await?;
+                let mut runs: Vec<Run> = convert(rows)?;
+                let next = if runs.len() > limit as usize {
+                    runs.truncate(limit as usize);
+                    runs.last().map(|r| r.run_id)
+                } else {
+                    None
+                };
+                Ok(RunPage { runs, next })
+            }
+
+            async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
+                change.check_legal()?;
+                let mut tx = self.writer().begin().await?;
+                let sql = format!(
+                    "UPDATE runs SET status = $1, updated_at = $2, \
+                       error = COALESCE($3, error), result = COALESCE($4, result) \
+                     WHERE run_id = $5 AND status = $6 RETURNING {RUN_COLUMNS}"
+                );
+                let row: Option<RunRow> = sqlx::query_as(&sql)
+                    .bind(change.to.as_str())
+                    .bind(now())
+                    .bind(change.error.as_deref())
+                    .bind(change.result.as_ref().map(Json))
+                    .bind(change.run_id.to_string())
+                    .bind(change.from.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    drop(tx);
+                    let current = self.require_run(change.run_id).await?;
+                    return Err(StoreError::Conflict {
+                        expected: change.from,
+                        actual: current.status,
+                    });
+                };
+                if let Some(artifact) = change.artifact {
+                    insert_artifact(&mut *tx, artifact).await?;
+                }
+                tx.commit().await?;
+                row.try_into()
+            }
+
+            async fn set_run_result(&self, run_id: RunId, result: Value) -> Result<Run, StoreError> {
+                self.update_run_field(run_id, "result", Json(result)).await
+            }
+
+            async fn set_execution_id(
+                &self,
+                run_id: RunId,
+                execution_id: &str,
+            ) -> Result<Run, StoreError> {
+                self.update_run_field(run_id, "execution_id", execution_id.to_owned())
+                    .await
+            }
+
+            async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError> {
+                insert_artifact(self.writer(), artifact).await
+            }
+
+            async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
+                let sql = format!(
+                    "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = $1 \
+                     ORDER BY created_at, id"
+                );
+                let rows: Vec<ArtifactRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn record_webhook_event(
+                &self,
+                event: NewWebhookEvent,
+            ) -> Result<Recorded, StoreError> {
+                let sql = format!(
+                    "INSERT INTO webhook_events ({WEBHOOK_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, NULL) \
+                     ON CONFLICT (provider, idempotency_key) DO NOTHING \
+                     RETURNING {WEBHOOK_COLUMNS}"
+                );
+                let inserted: Option<WebhookEventRow> = sqlx::query_as(&sql)
+                    .bind(Uuid::now_v7().to_string())
+                    .bind(event.run_id.map(|id| id.to_string()))
+                    .bind(event.provider.as_str())
+                    .bind(&event.idempotency_key)
+                    .bind(event.provider_job_id.as_deref())
+                    .bind(event.signature_status.as_str())
+                    .bind(Json(&event.headers))
+                    .bind(Json(&event.payload))
+                    .bind(event.status.as_str())
+                    .bind(now())
+                    .fetch_optional(self.writer())
+                    .await
+                    .map_err(|e| {
+                        if is_foreign_key_violation(&e) {
+                            StoreError::not_found(format!("run {}", event.run_id.unwrap_or_default()))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                if let Some(row) = inserted {
+                    return Ok(Recorded::Inserted(row.try_into()?));
+                }
+                let sql = format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_events \
+                     WHERE provider = $1 AND idempotency_key = $2"
+                );
+                let existing: WebhookEventRow = sqlx::query_as(&sql)
+                    .bind(event.provider.as_str())
+                    .bind(&event.idempotency_key)
+                    .fetch_one(self.writer())
+                    .await?;
+                Ok(Recorded::Duplicate(existing.try_into()?))
+            }
+
+            async fn list_webhook_events(
+                &self,
+                run_id: RunId,
+            ) -> Result<Vec<WebhookEvent>, StoreError> {
+                let sql = format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE run_id = $1 \
+                     ORDER BY created_at, id"
+                );
+                let rows: Vec<WebhookEventRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn finish_webhook_event(
+                &self,
+                id: Uuid,
+                status: WebhookEventStatus,
+                error: Option<&str>,
+            ) -> Result<WebhookEvent, StoreError> {
+                let sql = format!(
+                    "UPDATE webhook_events SET status = $1, error = $2, processed_at = $3 \
+                     WHERE id = $4 RETURNING {WEBHOOK_COLUMNS}"
+                );
+                let row: Option<WebhookEventRow> = sqlx::query_as(&sql)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(now())
+                    .bind(id.to_string())
+                    .fetch_optional(self.writer())
+                    .await?;
+                row.ok_or_else(|| StoreError::not_found(format!("webhook event {id}")))?
+                    .try_into()
+            }
+
+            async fn register_provider_job(
+                &self,
+                job: NewProviderJob,
+            ) -> Result<ProviderJob, StoreError> {
+                let sql = format!(
+                    "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, NULL) \
+                     RETURNING {JOB_COLUMNS}"
+                );
+                let row: ProviderJobRow = sqlx::query_as(&sql)
+                    .bind(job.provider.as_str())
+                    .bind(&job.job_id)
+                    .bind(job.run_id.to_string())
+                    .bind(job.persona.as_str())
+                    .bind(job.task_token.as_deref())
+                    .bind(now())
+                    .fetch_one(self.writer())
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            StoreError::duplicate(format!("{} job {}", job.provider, job.job_id))
+                        } else if is_foreign_key_violation(&e) {
+                            StoreError::not_found(format!("run {}", job.run_id))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                row.try_into()
+            }
+
+            async fn find_provider_job(
+                &self,
+                provider: Provider,
+                job_id: &str,
+            ) -> Result<Option<ProviderJob>, StoreError> {
+                self.fetch_job(provider, job_id).await
+            }
+
+            async fn settle_provider_job(
+                &self,
+                provider: Provider,
+                job_id: &str,
+                outcome: JobOutcome,
+            ) -> Result<Settled, StoreError> {
+                let (status, result, error) = match outcome {
+                    JobOutcome::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
+                    JobOutcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
+                };
+                let sql = format!(
+                    "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4 \
+                     WHERE provider = $5 AND job_id = $6 AND status = 'pending' \
+                     RETURNING {JOB_COLUMNS}"
+                );
+                let row: Option<ProviderJobRow> = sqlx::query_as(&sql)
+                    .bind(status.as_str())
+                    .bind(result.map(Json))
+                    .bind(error)
+                    .bind(now())
+                    .bind(provider.as_str())
+                    .bind(job_id)
+                    .fetch_optional(self.writer())
+                    .await?;
+                match row {
+                    Some(row) => Ok(Settled::Now(row.try_into()?)),
+                    None => self
+                        .fetch_job(provider, job_id)
+                        .await?
+                        .map(Settled::Already)
+                        .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}"))),
+                }
+            }
+
+            async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {
+                let sql = format!(
+                    "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = $1 \
+                     ORDER BY created_at, job_id"
+                );
+                let rows: Vec<ProviderJobRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn record_hitl_request(
+                &self,
+                request: NewHitlRequest,
+            ) -> Result<HitlRequest, StoreError> {
+                let sql = format!(
+                    "INSERT INTO hitl_requests ({HITL_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, NULL, NULL, NULL, NULL) \
+                     ON CONFLICT (run_id, gate) DO UPDATE SET task_token = excluded.task_token \
+                       WHERE hitl_requests.decision IS NULL \
+                     RETURNING {HITL_COLUMNS}"
+                );
+                let row: Option<HitlRequestRow> = sqlx::query_as(&sql)
+                    .bind(request.run_id.to_string())
+                    .bind(request.gate.as_str())
+                    .bind(request.task_token.as_deref())
+                    .bind(now())
+                    .fetch_optional(self.writer())
+                    .await
+                    .map_err(|e| {
+                        if is_foreign_key_violation(&e) {
+                            StoreError::not_found(format!("run {}", request.run_id))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                match row {
+                    Some(row) => row.try_into(),
+                    None => Err(StoreError::Refused(format!(
+                        "gate {} of run {} is already decided",
+                        request.gate, request.run_id
+                    ))),
+                }
+            }
+
+            async fn decide_hitl(
+                &self,
+                run_id: RunId,
+                gate: &Gate,
+                decision: Decision,
+            ) -> Result<Decided, StoreError> {
+                let sql = format!(
+                    "UPDATE hitl_requests SET decision = $1, decided_by = $2, comment = $3, \
+                       decided_at = $4 \
+                     WHERE run_id = $5 AND gate = $6 AND decision IS NULL \
+                     RETURNING {HITL_COLUMNS}"
+                );
+                let row: Option<HitlRequestRow> = sqlx::query_as(&sql)
+                    .bind(decision.decision.as_str())
+                    .bind(&decision.decided_by)
+                    .bind(decision.comment.as_deref())
+                    .bind(now())
+                    .bind(run_id.to_string())
+                    .bind(gate.as_str())
+                    .fetch_optional(self.writer())
+                    .await?;
+                match row {
+                    Some(row) => Ok(Decided::Now(row.try_into()?)),
+                    None => self
+                        .fetch_hitl(run_id, gate)
+                        .await?
+                        .map(Decided::Already)
+                        .ok_or_else(|| {
+                            StoreError::not_found(format!("gate {gate} request of run {run_id}"))
+                        }),
+                }
+            }
+
+            async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError> {
+                let sql = format!(
+                    "SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = $1 \
+                     ORDER BY requested_at, gate"
+                );
+                let rows: Vec<HitlRequestRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
+                let old_runs = format!(
+                    "SELECT run_id FROM runs WHERE status IN {TERMINAL_STATUSES} AND updated_at < $1"
+                );
+                let mut tx = self.writer().begin().await?;
+                let count = |table: &str| {
+                    format!("SELECT COUNT(*) FROM {table} WHERE run_id IN ({old_runs})")
+                };
+                let artifacts: i64 = sqlx::query_scalar(&count("artifacts"))
+                    .bind(cutoff)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let run_events: i64 = sqlx::query_scalar(&count("webhook_events"))
+                    .bind(cutoff)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let runs = sqlx::query(&format!("DELETE FROM runs WHERE run_id IN ({old_runs})"))
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let orphans =
+                    sqlx::query("DELETE FROM webhook_events WHERE run_id IS NULL AND created_at < $1")
+                        .bind(cutoff)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                tx.commit().await?;
+                Ok(PruneReport {
+                    runs,
+                    artifacts: artifacts as u64,
+                    webhook_events: run_events as u64 + orphans,
+                })
+            }
+        }
+    };
+}
+pub(crate) use sql_store;

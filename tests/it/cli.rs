@@ -1,0 +1,180 @@
+//! `mw` as a user runs it: the real binary, against a store the test filled.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use myloware::config::DatabaseConfig;
+use myloware::domain::{ArtifactType, NewArtifact, NewRun, ProvidersMode, RunStatus};
+use myloware::store::{self, Transition};
+use serde_json::{json, Value};
+
+/// The `mw` binary cargo built next to this test binary.
+fn mw_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let mw = dir.join(format!("mw{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        mw.exists(),
+        "{} is missing: build the workspace (cargo nextest run --workspace)",
+        mw.display()
+    );
+    mw
+}
+
+fn mw(home: &Path, database_url: &str, args: &[&str]) -> Output {
+    Command::new(mw_binary())
+        .args(args)
+        .current_dir(home)
+        .env("MYLOWARE_HOME", home.join(".myloware"))
+        .env("DATABASE_URL", database_url)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mw")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn runs_list_and_show_read_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("state/mw.db");
+    let url = format!("sqlite:{}", db_path.display());
+    let store = store::connect(&DatabaseConfig::Sqlite {
+        path: db_path.clone(),
+    })
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for project in ["aismr", "test-video-gen"] {
+        let run = store
+            .create_run(NewRun::new(
+                project.parse().unwrap(),
+                json!({"prompt": "p"}),
+                ProvidersMode::Mock,
+            ))
+            .await
+            .unwrap();
+        ids.push(run);
+    }
+    let second = &ids[1];
+    store
+        .transition_run(Transition::new(
+            second.run_id,
+            RunStatus::Pending,
+            RunStatus::Running,
+        ))
+        .await
+        .unwrap();
+    store
+        .append_artifact(NewArtifact::new(
+            second.run_id,
+            ArtifactType::RUN_START,
+            json!({"k": 1}),
+        ))
+        .await
+        .unwrap();
+
+    let out = mw(dir.path(), &url, &["runs", "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let page: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let listed: Vec<&str> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [second.run_id.to_string(), ids[0].run_id.to_string()]
+    );
+
+    let out = mw(dir.path(), &url, &["runs", "list", "--status", "running"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(second.job_code.as_str()) && !text.contains(ids[0].job_code.as_str()),
+        "{text}"
+    );
+
+    let out = mw(
+        dir.path(),
+        &url,
+        &["runs", "show", second.job_code.as_str()],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains(&second.run_id.to_string()) && text.contains("run.start"),
+        "{text}"
+    );
+
+    let out = mw(
+        dir.path(),
+        &url,
+        &["runs", "show", &second.run_id.to_string(), "--json"],
+    );
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["run"]["status"], "running");
+    assert_eq!(shown["artifacts"][0]["type"], "run.start");
+}
+
+#[test]
+fn missing_runs_and_bad_input_exit_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("mw.db").display());
+    let out = mw(dir.path(), &url, &["runs", "show", "TVG-ABC123"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("run TVG-ABC123 not found"),
+        "{out:?}"
+    );
+
+    let out = mw(dir.path(), &url, &["runs", "show", "nonsense"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = mw(dir.path(), "mysql://nope", &["runs", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"),
+        "{out:?}"
+    );
+
+    let out = mw(dir.path(), &url, &["runs", "list", "--status", "finished"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown status");
+}
+
+#[test]
+fn db_migrate_creates_the_embedded_store_and_local_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(mw_binary())
+        .args(["db", "migrate"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("MYLOWARE_HOME")
+        .env_remove("API_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join(".myloware/mw.db").exists());
+    let secrets = std::fs::read_to_string(dir.path().join(".myloware/secrets.env")).unwrap();
+    assert!(
+        secrets.contains("API_KEY=") && secrets.contains("HITL_SECRET="),
+        "{secrets}"
+    );
+    assert!(!stdout(&out).contains(secrets.lines().next().unwrap().split('=').nth(1).unwrap()));
+}
+
+#[tokio::test]
+async fn db_migrate_works_on_postgres() {
+    if !myloware_tests::postgres_enabled() {
+        return;
+    }
+    let db = myloware_tests::PostgresTestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = mw(dir.path(), &db.url, &["db", "migrate"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("postgres store"), "{}", stdout(&out));
+    let out = mw(dir.path(), &db.url, &["runs", "list"]);
+    assert!(stdout(&out).contains("no runs yet"), "{out:?}");
+    db.drop_database().await;
+}

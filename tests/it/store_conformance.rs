@@ -1,0 +1,840 @@
+//! The `Store` conformance suite: written once, run against every adapter.
+//! Each case is a plain async function over a fresh store; `conformance!`
+//! instantiates it per adapter.
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use myloware::domain::{
+    ArtifactType, Gate, HitlDecision, JobCode, JobStatus, NewArtifact, NewHitlRequest,
+    NewProviderJob, NewRun, NewWebhookEvent, Persona, Project, Provider, ProvidersMode, RunId,
+    RunStatus, SignatureStatus, WebhookEventStatus,
+};
+use myloware::store::{
+    Decided, Decision, JobOutcome, Recorded, RunFilter, Settled, Store, StoreError, Transition,
+};
+use myloware_tests::StoreUnderTest;
+use serde_json::json;
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() { myloware_tests::on_sqlite(super::$case).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() { myloware_tests::on_postgres(super::$case).await })*
+        }
+    };
+}
+
+conformance!(
+    runs_are_created_pending_with_a_job_code,
+    job_codes_are_unique_and_findable,
+    a_run_id_is_created_once,
+    runs_list_newest_first_with_filters_and_pages,
+    status_changes_follow_the_lifecycle,
+    racing_status_changes_have_one_winner,
+    a_refused_status_change_writes_nothing,
+    results_and_execution_ids_are_kept,
+    artifacts_append_in_order_and_keep_their_json,
+    an_artifact_for_a_missing_run_is_refused,
+    webhook_events_are_recorded_once,
+    racing_webhook_events_insert_exactly_once,
+    orphan_webhook_events_are_kept_and_finished,
+    provider_jobs_settle_exactly_once,
+    racing_settlements_have_one_winner,
+    hitl_gates_are_decided_once,
+    racing_hitl_decisions_have_one_winner,
+    prune_deletes_only_old_finished_runs,
+    data_survives_reopening,
+);
+
+fn project(name: &str) -> Project {
+    name.parse().unwrap()
+}
+
+fn new_run(name: &str) -> NewRun {
+    NewRun::new(
+        project(name),
+        json!({"prompt": "a glass apple"}),
+        ProvidersMode::Mock,
+    )
+}
+
+async fn running_run(store: &dyn Store) -> RunId {
+    let run = store.create_run(new_run("aismr")).await.unwrap();
+    store
+        .transition_run(Transition::new(
+            run.run_id,
+            RunStatus::Pending,
+            RunStatus::Running,
+        ))
+        .await
+        .unwrap();
+    run.run_id
+}
+
+fn webhook(run_id: Option<RunId>, key: &str) -> NewWebhookEvent {
+    NewWebhookEvent {
+        run_id,
+        provider: Provider::KieAi,
+        idempotency_key: key.to_owned(),
+        provider_job_id: Some("task-1".into()),
+        signature_status: SignatureStatus::Verified,
+        headers: json!({"x-webhook-timestamp": "1764336000"}),
+        payload: json!({"code": 200, "data": {"taskId": "task-1"}}),
+        status: WebhookEventStatus::Received,
+    }
+}
+
+async fn runs_are_created_pending_with_a_job_code(t: StoreUnderTest) {
+    let store = t.store;
+    let new = new_run("test-video-gen").for_user("dev");
+    let run = store.create_run(new.clone()).await.unwrap();
+    assert_eq!(run.run_id, new.run_id);
+    assert_eq!(run.status, RunStatus::Pending);
+    assert!(
+        run.job_code.as_str().starts_with("TVG-"),
+        "{}",
+        run.job_code
+    );
+    assert_eq!(run.user_id.as_deref(), Some("dev"));
+    assert_eq!(run.input, json!({"prompt": "a glass apple"}));
+    assert_eq!(run.created_at, run.updated_at);
+    assert_eq!(store.get_run(run.run_id).await.unwrap(), Some(run));
+    assert_eq!(store.get_run(RunId::new()).await.unwrap(), None);
+}
+
+async fn job_codes_are_unique_and_findable(t: StoreUnderTest) {
+    let store = t.store;
+    let mut codes = HashSet::new();
+    for _ in 0..40 {
+        let run = store.create_run(new_run("aismr")).await.unwrap();
+        assert!(
+            codes.insert(run.job_code.clone()),
+            "duplicate {}",
+            run.job_code
+        );
+        let found = store.find_run_by_job_code(&run.job_code).await.unwrap();
+        assert_eq!(found.map(|r| r.run_id), Some(run.run_id));
+    }
+    let absent: JobCode = "ZZ-ZZZ999".parse().unwrap();
+    assert_eq!(store.find_run_by_job_code(&absent).await.unwrap(), None);
+}
+
+async fn a_run_id_is_created_once(t: StoreUnderTest) {
+    let new = new_run("aismr");
+    t.store.create_run(new.clone()).await.unwrap();
+    let err = t.store.create_run(new).await.unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
+}
+
+async fn runs_list_newest_first_with_filters_and_pages(t: StoreUnderTest) {
+    let store = t.store;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let name = if i % 2 == 0 {
+            "aismr"
+        } else {
+            "test-video-gen"
+        };
+        created.push(store.create_run(new_run(name)).await.unwrap().run_id);
+    }
+    store
+        .transition_run(Transition::new(
+            created[6],
+            RunStatus::Pending,
+            RunStatus::Running,
+        ))
+        .await
+        .unwrap();
+
+    let all = store.list_runs(&RunFilter::default()).await.unwrap();
+    let ids: Vec<RunId> = all.runs.iter().map(|r| r.run_id).collect();
+    let mut newest_first = created.clone();
+    newest_first.reverse();
+    assert_eq!(ids, newest_first);
+    assert_eq!(all.next, None);
+
+    let aismr = RunFilter {
+        project: Some(project("aismr")),
+        ..Default::default()
+    };
+    let page = store.list_runs(&aismr).await.unwrap();
+    assert_eq!(page.runs.len(), 4);
+    assert!(page.runs.iter().all(|r| r.project.as_str() == "aismr"));
+
+    let running = RunFilter {
+        status: Some(RunStatus::Running),
+        ..Default::default()
+    };
+    let page = store.list_runs(&running).await.unwrap();
+    assert_eq!(
+        page.runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        vec![created[6]]
+    );
+
+    let mut seen = Vec::new();
+    let mut filter = RunFilter {
+        limit: Some(3),
+        ..Default::default()
+    };
+    loop {
+        let page = store.list_runs(&filter).await.unwrap();
+        assert!(page.runs.len() <= 3);
+        seen.extend(page.runs.iter().map(|r| r.run_id));
+        match page.next {
+            Some(cursor) => filter.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, newest_first, "pages cover every run once, in order");
+}
+
+async fn status_changes_follow_the_lifecycle(t: StoreUnderTest) {
+    let store = t.store;
+    let run = store.create_run(new_run("aismr")).await.unwrap();
+    let id = run.run_id;
+    use RunStatus::*;
+    for (from, to) in [
+        (Pending, Running),
+        (Running, AwaitingApproval),
+        (AwaitingApproval, Running),
+        (Running, Published),
+    ] {
+        let changed = store
+            .transition_run(Transition::new(id, from, to))
+            .await
+            .unwrap();
+        assert_eq!(changed.status, to);
+        assert!(changed.updated_at >= changed.created_at);
+    }
+    let err = store
+        .transition_run(Transition::new(id, Published, Running))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IllegalTransition { .. }),
+        "{err:?}"
+    );
+    let err = store
+        .transition_run(Transition::new(id, Running, Failed))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: Running,
+                actual: Published
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store
+        .transition_run(Transition::new(RunId::new(), Pending, Running))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(store.get_run(id).await.unwrap().unwrap().status, Published);
+}
+
+async fn racing_status_changes_have_one_winner(t: StoreUnderTest) {
+    let store = t.store;
+    let id = store.create_run(new_run("aismr")).await.unwrap().run_id;
+    let attempts = (0..16).map(|i| {
+        let store = Arc::clone(&store);
+        let to = if i % 2 == 0 {
+            RunStatus::Running
+        } else {
+            RunStatus::Cancelled
+        };
+        tokio::spawn(async move {
+            store
+                .transition_run(Transition::new(id, RunStatus::Pending, to))
+                .await
+        })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let (won, lost): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .map(|r| r.unwrap())
+        .partition(Result::is_ok);
+    assert_eq!(won.len(), 1, "exactly one status change wins");
+    for err in lost.into_iter().map(Result::unwrap_err) {
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    expected: RunStatus::Pending,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let winner = won.into_iter().next().unwrap().unwrap();
+    assert_eq!(
+        store.get_run(id).await.unwrap().unwrap().status,
+        winner.status
+    );
+}
+
+async fn a_refused_status_change_writes_nothing(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let failure = NewArtifact::new(id, ArtifactType::RUN_FAILED, json!({"error": "boom"}));
+    let err = store
+        .transition_run(
+            Transition::new(id, RunStatus::AwaitingApproval, RunStatus::Failed)
+                .error("boom")
+                .result(json!({"error": "boom"}))
+                .artifact(failure.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let run = store.get_run(id).await.unwrap().unwrap();
+    assert_eq!(
+        (run.status, run.error, run.result),
+        (RunStatus::Running, None, None)
+    );
+    assert!(
+        store.list_artifacts(id).await.unwrap().is_empty(),
+        "no artifact after a refusal"
+    );
+
+    // The same change from the right status writes all of it.
+    let run = store
+        .transition_run(
+            Transition::new(id, RunStatus::Running, RunStatus::Failed)
+                .error("boom")
+                .artifact(failure),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.error.as_deref(), Some("boom"));
+    let artifacts = store.list_artifacts(id).await.unwrap();
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0].artifact_type, ArtifactType::RUN_FAILED);
+
+    // A status change whose artifact cannot be written is rolled back whole.
+    let other = running_run(store.as_ref()).await;
+    let bad = NewArtifact::new(RunId::new(), ArtifactType::RUN_FAILED, json!({}));
+    let err = store
+        .transition_run(Transition::new(other, RunStatus::Running, RunStatus::Failed).artifact(bad))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(
+        store.get_run(other).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+}
+
+async fn results_and_execution_ids_are_kept(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let result = json!({"clips": ["a.mp4", "b.mp4"], "render_url": "https://cdn/x.mp4"});
+    let run = store.set_run_result(id, result.clone()).await.unwrap();
+    assert_eq!(run.result, Some(result));
+    let run = store
+        .set_execution_id(id, "arn:aws:states:local:execution:aismr:x")
+        .await
+        .unwrap();
+    assert_eq!(
+        run.execution_id.as_deref(),
+        Some("arn:aws:states:local:execution:aismr:x")
+    );
+    let err = store
+        .set_run_result(RunId::new(), json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+async fn artifacts_append_in_order_and_keep_their_json(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let metadata = json!({"prompt": "глассовое яблоко 🍏", "nested": {"n": [1, 2.5, null, true]}});
+    let first = store
+        .append_artifact(
+            NewArtifact::new(id, ArtifactType::KIEAI_JOB, metadata.clone())
+                .provider(Provider::KieAi)
+                .persona(Persona::Riley),
+        )
+        .await
+        .unwrap();
+    let custom: ArtifactType = "shotstack.cdn_copy".parse().unwrap();
+    let second = store
+        .append_artifact(
+            NewArtifact::new(id, custom.clone(), json!({}))
+                .url("https://cdn.example/x.mp4")
+                .checksum("sha256:abc"),
+        )
+        .await
+        .unwrap();
+    let listed = store.list_artifacts(id).await.unwrap();
+    assert_eq!(listed, vec![first.clone(), second]);
+    assert_eq!(listed[0].metadata, metadata);
+    assert_eq!(listed[0].provider, Some(Provider::KieAi));
+    assert_eq!(listed[0].persona, Some(Persona::Riley));
+    assert_eq!(listed[1].artifact_type, custom);
+    assert_eq!(listed[1].url.as_deref(), Some("https://cdn.example/x.mp4"));
+}
+
+async fn an_artifact_for_a_missing_run_is_refused(t: StoreUnderTest) {
+    let missing = RunId::new();
+    let err = t
+        .store
+        .append_artifact(NewArtifact::new(
+            missing,
+            ArtifactType::RUN_START,
+            json!({}),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(t.store.list_artifacts(missing).await.unwrap().is_empty());
+}
+
+async fn webhook_events_are_recorded_once(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let first = store
+        .record_webhook_event(webhook(Some(id), "kieai:task-1:1"))
+        .await
+        .unwrap();
+    let Recorded::Inserted(inserted) = first else {
+        panic!("first record must insert")
+    };
+    let mut again = webhook(Some(id), "kieai:task-1:1");
+    again.payload = json!({"forged": "different body"});
+    let second = store.record_webhook_event(again).await.unwrap();
+    assert!(second.is_duplicate());
+    assert_eq!(second.event(), &inserted, "the stored event is unchanged");
+
+    // Same key from another provider is another event.
+    let mut other = webhook(Some(id), "kieai:task-1:1");
+    other.provider = Provider::Shotstack;
+    assert!(!store
+        .record_webhook_event(other)
+        .await
+        .unwrap()
+        .is_duplicate());
+
+    let events = store.list_webhook_events(id).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[0].payload,
+        json!({"code": 200, "data": {"taskId": "task-1"}})
+    );
+    assert_eq!(events[0].signature_status, SignatureStatus::Verified);
+}
+
+async fn racing_webhook_events_insert_exactly_once(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let attempts = (0..32).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.record_webhook_event(webhook(Some(id), "race")).await })
+    });
+    let results: Vec<Recorded> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    let inserted = results.iter().filter(|r| !r.is_duplicate()).count();
+    assert_eq!(inserted, 1, "exactly one of 32 concurrent records inserts");
+    let ids: HashSet<_> = results.iter().map(|r| r.event().id).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every duplicate answers with the stored event"
+    );
+    assert_eq!(store.list_webhook_events(id).await.unwrap().len(), 1);
+}
+
+async fn orphan_webhook_events_are_kept_and_finished(t: StoreUnderTest) {
+    let store = t.store;
+    let mut orphan = webhook(None, "shotstack:unknown-render");
+    orphan.provider = Provider::Shotstack;
+    orphan.signature_status = SignatureStatus::Unsigned;
+    let Recorded::Inserted(event) = store.record_webhook_event(orphan).await.unwrap() else {
+        panic!("orphan must insert")
+    };
+    assert_eq!(event.run_id, None);
+    let finished = store
+        .finish_webhook_event(
+            event.id,
+            WebhookEventStatus::Orphaned,
+            Some("no job render-9"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(finished.status, WebhookEventStatus::Orphaned);
+    assert_eq!(finished.error.as_deref(), Some("no job render-9"));
+    assert!(finished.processed_at.is_some());
+
+    let err = store
+        .record_webhook_event(webhook(Some(RunId::new()), "for-a-missing-run"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let err = store
+        .finish_webhook_event(uuid::Uuid::new_v4(), WebhookEventStatus::Processed, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+fn job(run_id: RunId, job_id: &str) -> NewProviderJob {
+    NewProviderJob {
+        provider: Provider::KieAi,
+        job_id: job_id.to_owned(),
+        run_id,
+        persona: Persona::Riley,
+        task_token: Some("token-abc".into()),
+    }
+}
+
+async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let registered = store
+        .register_provider_job(job(id, "task-1"))
+        .await
+        .unwrap();
+    assert_eq!(registered.status, JobStatus::Pending);
+    store
+        .register_provider_job(job(id, "task-2"))
+        .await
+        .unwrap();
+    let err = store
+        .register_provider_job(job(id, "task-1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
+    let err = store
+        .register_provider_job(job(RunId::new(), "task-3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+
+    let found = store
+        .find_provider_job(Provider::KieAi, "task-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.run_id, found.persona), (id, Persona::Riley));
+    assert_eq!(found.task_token.as_deref(), Some("token-abc"));
+    assert_eq!(
+        store
+            .find_provider_job(Provider::Shotstack, "task-1")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let clip = json!({"resultUrls": ["https://cdn/clip1.mp4"]});
+    let Settled::Now(settled) = store
+        .settle_provider_job(
+            Provider::KieAi,
+            "task-1",
+            JobOutcome::Succeeded(clip.clone()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("first settlement settles")
+    };
+    assert_eq!(
+        (settled.status, settled.result.clone()),
+        (JobStatus::Succeeded, Some(clip))
+    );
+    assert!(settled.settled_at.is_some());
+    let again = store
+        .settle_provider_job(Provider::KieAi, "task-1", JobOutcome::Failed("late".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Settled::Already(settled),
+        "a late settlement changes nothing"
+    );
+
+    let Settled::Now(failed) = store
+        .settle_provider_job(
+            Provider::KieAi,
+            "task-2",
+            JobOutcome::Failed("content policy".into()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("settles")
+    };
+    assert_eq!(failed.error.as_deref(), Some("content policy"));
+    let err = store
+        .settle_provider_job(Provider::KieAi, "nope", JobOutcome::Failed("x".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let jobs = store.list_provider_jobs(id).await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
+        ["task-1", "task-2"]
+    );
+}
+
+async fn racing_settlements_have_one_winner(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    store.register_provider_job(job(id, "race")).await.unwrap();
+    let attempts = (0..16).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .settle_provider_job(
+                    Provider::KieAi,
+                    "race",
+                    JobOutcome::Succeeded(json!({"n": i})),
+                )
+                .await
+        })
+    });
+    let results: Vec<Settled> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    let winners: Vec<_> = results
+        .iter()
+        .filter_map(|s| match s {
+            Settled::Now(job) => Some(job.result.clone()),
+            Settled::Already(_) => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one settlement wins");
+    let stored = store
+        .find_provider_job(Provider::KieAi, "race")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(stored.result), winners.into_iter().next());
+}
+
+fn gate(name: &str) -> Gate {
+    name.parse().unwrap()
+}
+
+fn decision(d: HitlDecision, by: &str) -> Decision {
+    Decision {
+        decision: d,
+        decided_by: by.to_owned(),
+        comment: Some("looks good".into()),
+    }
+}
+
+async fn hitl_gates_are_decided_once(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let request = NewHitlRequest {
+        run_id: id,
+        gate: gate("ideate"),
+        task_token: Some("t1".into()),
+    };
+    let recorded = store.record_hitl_request(request.clone()).await.unwrap();
+    assert_eq!(recorded.decision, None);
+    let refreshed = store
+        .record_hitl_request(NewHitlRequest {
+            task_token: Some("t2".into()),
+            ..request.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refreshed.task_token.as_deref(), Some("t2"));
+    assert_eq!(refreshed.requested_at, recorded.requested_at);
+
+    let Decided::Now(decided) = store
+        .decide_hitl(
+            id,
+            &gate("ideate"),
+            decision(HitlDecision::Approved, "cli:dev"),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("first decision decides")
+    };
+    assert_eq!(decided.decision, Some(HitlDecision::Approved));
+    assert_eq!(decided.decided_by.as_deref(), Some("cli:dev"));
+    let again = store
+        .decide_hitl(
+            id,
+            &gate("ideate"),
+            decision(HitlDecision::Rejected, "link"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, Decided::Already(decided));
+
+    let err = store.record_hitl_request(request).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+    let err = store
+        .decide_hitl(
+            id,
+            &gate("prepublish"),
+            decision(HitlDecision::Approved, "cli"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let err = store
+        .record_hitl_request(NewHitlRequest {
+            run_id: RunId::new(),
+            gate: gate("ideate"),
+            task_token: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(store.list_hitl_requests(id).await.unwrap().len(), 1);
+}
+
+async fn racing_hitl_decisions_have_one_winner(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    store
+        .record_hitl_request(NewHitlRequest {
+            run_id: id,
+            gate: gate("prepublish"),
+            task_token: None,
+        })
+        .await
+        .unwrap();
+    let attempts = (0..12).map(|i| {
+        let store = Arc::clone(&store);
+        let d = if i % 2 == 0 {
+            HitlDecision::Approved
+        } else {
+            HitlDecision::Rejected
+        };
+        tokio::spawn(async move {
+            store
+                .decide_hitl(id, &gate("prepublish"), decision(d, &format!("user-{i}")))
+                .await
+        })
+    });
+    let results: Vec<Decided> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|d| matches!(d, Decided::Now(_)))
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one decision wins");
+    let Decided::Now(winner) = winners[0] else {
+        unreachable!()
+    };
+    for result in &results {
+        let (Decided::Now(r) | Decided::Already(r)) = result;
+        assert_eq!(
+            r.decided_by, winner.decided_by,
+            "everyone sees the winning decision"
+        );
+    }
+}
+
+async fn prune_deletes_only_old_finished_runs(t: StoreUnderTest) {
+    let store = t.store;
+    let finished = running_run(store.as_ref()).await;
+    store
+        .append_artifact(NewArtifact::new(
+            finished,
+            ArtifactType::RUN_START,
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    store
+        .record_webhook_event(webhook(Some(finished), "old-1"))
+        .await
+        .unwrap();
+    store
+        .register_provider_job(job(finished, "old-job"))
+        .await
+        .unwrap();
+    store
+        .transition_run(Transition::new(
+            finished,
+            RunStatus::Running,
+            RunStatus::Published,
+        ))
+        .await
+        .unwrap();
+    let live = running_run(store.as_ref()).await;
+    store
+        .append_artifact(NewArtifact::new(live, ArtifactType::RUN_START, json!({})))
+        .await
+        .unwrap();
+    store
+        .record_webhook_event(webhook(None, "orphan-1"))
+        .await
+        .unwrap();
+
+    let nothing = store.prune(Utc::now() - Duration::hours(1)).await.unwrap();
+    assert_eq!(
+        (nothing.runs, nothing.artifacts, nothing.webhook_events),
+        (0, 0, 0)
+    );
+
+    let report = store
+        .prune(Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.runs, report.artifacts, report.webhook_events),
+        (1, 1, 2)
+    );
+    assert_eq!(store.get_run(finished).await.unwrap(), None);
+    assert!(store.list_artifacts(finished).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .find_provider_job(Provider::KieAi, "old-job")
+            .await
+            .unwrap(),
+        None
+    );
+    let kept = store
+        .get_run(live)
+        .await
+        .unwrap()
+        .expect("a live run is never pruned");
+    assert_eq!(kept.status, RunStatus::Running);
+    assert_eq!(store.list_artifacts(live).await.unwrap().len(), 1);
+}
+
+async fn data_survives_reopening(t: StoreUnderTest) {
+    let id = running_run(t.store.as_ref()).await;
+    t.store
+        .append_artifact(NewArtifact::new(
+            id,
+            ArtifactType::RUN_START,
+            json!({"n": 1}),
+        ))
+        .await
+        .unwrap();
+    let reopened = t.reopen().await;
+    reopened
+        .migrate()
+        .await
+        .expect("migrating twice is a no-op");
+    let run = reopened.get_run(id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(reopened.list_artifacts(id).await.unwrap().len(), 1);
+}
