@@ -21,6 +21,9 @@ pub enum Command {
     /// Runs: list and inspect.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// State machines: validate definitions, run one on the local engine.
+    #[command(subcommand)]
+    Statemachine(StatemachineCommand),
     /// Start a run and follow it to the end (not built yet).
     LiveRun(LiveRunArgs),
 }
@@ -70,4 +73,32 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct LiveRunArgs {
     pub project: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatemachineCommand {
+    /// Check definition files; prints every problem and exits 1 if any.
+    Validate {
+        /// `*.asl.json` files (default: every file in statemachine/).
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Execute a definition on the durable local engine, answering its queue
+    /// tasks with the built-in echo worker; prints the output JSON.
+    Run(RunDefinitionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunDefinitionArgs {
+    /// The definition file.
+    pub file: std::path::PathBuf,
+    /// The execution input (JSON).
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// The execution name; running again with the name of an execution that
+    /// was interrupted resumes it.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds to wait for the end.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
 }

@@ -28,6 +28,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Db(cmd) => commands::db::run(cmd, &config).await,
         Command::Runs(cmd) => commands::runs::run(cmd, &config).await,
+        Command::Statemachine(cmd) => commands::statemachine::run(cmd, &config).await,
         Command::LiveRun(args) => commands::not_built(
             "live-run",
             &format!("the end-to-end pipeline for project {:?}", args.project),

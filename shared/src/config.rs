@@ -93,6 +93,9 @@ pub struct Config {
     pub home: PathBuf,
     pub database: DatabaseConfig,
     pub providers_mode: ProvidersMode,
+    /// Where persona and gate tasks are sent (`TASK_QUEUE_URL`; the local
+    /// queue by default).
+    pub task_queue_url: String,
     pub api_key: SecretString,
     pub hitl_secret: SecretString,
     pub kieai_webhook_secret: SecretString,
@@ -166,6 +169,9 @@ impl Config {
             home,
             database,
             providers_mode,
+            task_queue_url: lookup("TASK_QUEUE_URL").unwrap_or_else(|| {
+                crate::engine::definitions::LOCAL_TASK_QUEUE_URL.to_owned()
+            }),
             api_key: secret("API_KEY")?,
             hitl_secret: secret("HITL_SECRET")?,
             kieai_webhook_secret: secret("KIEAI_WEBHOOK_SECRET")?,

@@ -8,7 +8,7 @@ use myloware::store::{self, Transition};
 use serde_json::{json, Value};
 
 /// The `mw` binary cargo built next to this test binary.
-fn mw_binary() -> PathBuf {
+pub fn mw_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let mw = dir.join(format!("mw{}", std::env::consts::EXE_SUFFIX));

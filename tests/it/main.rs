@@ -1,4 +1,7 @@
 //! Workspace integration tests: one binary, shared helpers in `myloware_tests`.
+mod asl_corpus;
 mod cli;
+mod engine_durability;
+mod engine_port;
 mod runbook_queries;
 mod store_conformance;

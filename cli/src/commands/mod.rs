@@ -2,6 +2,7 @@
 //! user asked that does not exist or cannot be, 1 for everything else.
 pub mod db;
 pub mod runs;
+pub mod statemachine;
 
 use std::process::ExitCode;
 

@@ -1,3 +1,13 @@
-//! The workflow engine: the ASL model and interpreter core (`asl`), and the
-//! durable local engine and the `Engine` port on top of it.
+//! The workflow engine: the ASL model and interpreter core (`asl`), the
+//! `Engine` port shaped like the Step Functions API, and the durable local
+//! engine (`local`) that runs `statemachine/*.asl.json` with nothing installed.
+pub mod arn;
 pub mod asl;
+pub mod definitions;
+pub mod local;
+mod port;
+
+pub use local::LocalEngine;
+pub use port::{
+    validate_execution_name, Engine, EngineError, ExecutionDescription, StartedExecution,
+};

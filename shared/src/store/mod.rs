@@ -5,10 +5,12 @@
 //! Writes that must not be half-done (a status change and its artifact, a
 //! webhook event and its idempotency key) are single statements or single
 //! transactions in every adapter; status changes are compare-and-set.
+pub mod engine;
 mod error;
 mod postgres;
 mod rows;
 mod sql;
+mod sql_engine;
 mod sqlite;
 
 use std::sync::Arc;
@@ -26,18 +28,43 @@ use crate::domain::{
     WebhookEvent, WebhookEventStatus,
 };
 
+pub use engine::EngineStore;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// The adapter `config` names, seen through each port it implements.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn EngineStore>,
+}
+
+/// Opens the store `config` names and applies pending migrations.
+pub async fn open(config: &DatabaseConfig) -> Result<Backend, StoreError> {
+    let backend = match config {
+        DatabaseConfig::Sqlite { path } => {
+            let adapter = Arc::new(SqliteStore::open(path).await?);
+            Backend {
+                store: adapter.clone(),
+                engine: adapter,
+            }
+        }
+        DatabaseConfig::Postgres { url } => {
+            let adapter = Arc::new(PostgresStore::connect(url).await?);
+            Backend {
+                store: adapter.clone(),
+                engine: adapter,
+            }
+        }
+    };
+    backend.store.migrate().await?;
+    Ok(backend)
+}
+
 /// Opens the store `config` names and applies pending migrations.
 pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
-    let store: Arc<dyn Store> = match config {
-        DatabaseConfig::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
-        DatabaseConfig::Postgres { url } => Arc::new(PostgresStore::connect(url).await?),
-    };
-    store.migrate().await?;
-    Ok(store)
+    Ok(open(config).await?.store)
 }
 
 /// Which runs `list_runs` returns: newest first, `limit` per page, the page

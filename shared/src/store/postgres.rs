@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::sql::sql_store;
+use super::sql_engine::sql_engine_store;
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -46,3 +47,4 @@ fn redact_url_error(url: &str, err: &sqlx::Error) -> String {
 }
 
 sql_store!(PostgresStore, sqlx::Postgres);
+sql_engine_store!(PostgresStore, sqlx::Postgres);

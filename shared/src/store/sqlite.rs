@@ -9,6 +9,7 @@ use sqlx::sqlite::{
 };
 
 use super::sql::sql_store;
+use super::sql_engine::sql_engine_store;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -66,3 +67,4 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite);
+sql_engine_store!(SqliteStore, sqlx::Sqlite);

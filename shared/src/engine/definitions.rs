@@ -1,0 +1,88 @@
+//! The persona graphs as files: `statemachine/<name>.asl.json`, the single
+//! source of each graph for both engines. `${Name}` placeholders are
+//! `DefinitionSubstitutions` (SAM fills them in AWS; `substitutions` here).
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::asl::model::StateMachine;
+use super::asl::substitute::substitute;
+
+/// The local task queue's URL: where persona and gate tasks are sent.
+pub const LOCAL_TASK_QUEUE_URL: &str = "local://myloware/tasks";
+
+/// A definition file, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct DefinitionFile {
+    pub path: PathBuf,
+    /// The file name without `.asl.json`: the state machine's name.
+    pub name: String,
+    /// The definition text with substitutions resolved.
+    pub text: String,
+    pub machine: StateMachine,
+}
+
+/// Why a definition file cannot be used; every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The values of the placeholders our definitions use.
+pub fn substitutions(task_queue_url: &str) -> HashMap<String, String> {
+    HashMap::from([("TaskQueueUrl".to_owned(), task_queue_url.to_owned())])
+}
+
+/// The state machine name of `path`: `statemachine/aismr.asl.json` → `aismr`.
+pub fn name_of(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("statemachine");
+    file.strip_suffix(".asl.json")
+        .or_else(|| file.strip_suffix(".json"))
+        .unwrap_or(file)
+        .to_owned()
+}
+
+/// Reads, substitutes and validates one definition file.
+pub fn load(
+    path: &Path,
+    values: &HashMap<String, String>,
+) -> Result<DefinitionFile, DefinitionError> {
+    let shown = path.display().to_string();
+    let raw = std::fs::read_to_string(path).map_err(|source| DefinitionError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let text = substitute(&raw, values).map_err(|e| DefinitionError::Invalid {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let machine = StateMachine::from_json_str(&text).map_err(|e| DefinitionError::Invalid {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(DefinitionFile {
+        path: path.to_owned(),
+        name: name_of(path),
+        text,
+        machine,
+    })
+}
+
+/// Every `*.asl.json` in `dir`, sorted by name.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

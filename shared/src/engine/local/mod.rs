@@ -1,0 +1,669 @@
+//! The durable local engine: runs ASL definitions with the interpreter core
+//! (`asl::machine`) and persists every transition in the store before acting
+//! on it.
+//!
+//! Each execution is a snapshot plus a version. An event (a task answer, a
+//! due timer, a stop) is applied to a copy of the snapshot; the new snapshot,
+//! its history, the tokens it issued and the messages it sends are committed
+//! together (compare-and-set on the version, group-committed with other
+//! executions); only then are messages delivered and timers armed. A process
+//! killed at any point restarts from the last committed snapshot: running
+//! executions are reloaded, their timers re-armed and their unacknowledged
+//! queue messages delivered again, so each transition happens exactly once.
+mod committer;
+mod echo;
+mod queue;
+mod timers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+
+use super::arn;
+use super::asl::machine::{
+    Effect, Event, EventError, ExecutionContext, HistoryEvent, Snapshot, Step,
+};
+use super::asl::model::StateMachine;
+use super::port::{
+    validate_execution_name, Engine, EngineError, ExecutionDescription, StartedExecution,
+};
+use crate::store::engine::{
+    Commit, CommitKind, CommitRefused, EngineStore, ExecutionRecord, ExecutionState, HistoryRecord,
+    NewExecution, QueueMessage, TokenRecord,
+};
+use committer::Committer;
+pub use echo::spawn_echo_worker;
+use queue::LocalQueues;
+use timers::{Due, Timers};
+
+/// How often an event is retried when another process advanced the same
+/// execution in between (each retry reloads it).
+const CONFLICT_RETRIES: usize = 8;
+
+/// The durable local engine. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LocalEngine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn EngineStore>,
+    machines: RwLock<HashMap<String, Arc<Machine>>>,
+    parsed: Mutex<HashMap<String, Arc<StateMachine>>>,
+    live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Live>>>>,
+    tokens: Mutex<HashMap<String, String>>,
+    committer: Committer,
+    timers: Timers,
+    queues: LocalQueues,
+    finished: broadcast::Sender<String>,
+}
+
+#[derive(Debug)]
+struct Machine {
+    arn: String,
+    name: String,
+    definition: String,
+    parsed: Arc<StateMachine>,
+}
+
+/// A running execution as this process holds it.
+#[derive(Debug)]
+struct Live {
+    arn: String,
+    version: i64,
+    snapshot: Snapshot,
+    definition: Arc<StateMachine>,
+    /// False once this copy is known to be stale or the execution ended.
+    current: bool,
+}
+
+impl LocalEngine {
+    /// Starts the engine on `store` and resumes every execution it left
+    /// running: re-arms their timers and reloads their pending tokens.
+    pub async fn start(store: Arc<dyn EngineStore>) -> Result<Self, EngineError> {
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let weak = weak.clone();
+            let timers = Timers::spawn(move |due: Due| {
+                if let Some(inner) = weak.upgrade() {
+                    tokio::spawn(async move {
+                        let event = Event::TimerFired {
+                            timer_id: due.timer_id,
+                        };
+                        if let Err(err) = inner.dispatch(&due.execution_arn, event).await {
+                            tracing::debug!(execution = %due.execution_arn, error = %err, "timer not applied");
+                        }
+                    });
+                }
+            });
+            Inner {
+                committer: Committer::spawn(Arc::clone(&store)),
+                store,
+                machines: RwLock::default(),
+                parsed: Mutex::default(),
+                live: Mutex::default(),
+                tokens: Mutex::default(),
+                timers,
+                queues: LocalQueues::default(),
+                finished: broadcast::channel(4096).0,
+            }
+        });
+        inner.recover().await?;
+        Ok(Self { inner })
+    }
+
+    /// Registers (or replaces) a state machine from its definition text, with
+    /// `${Name}` substitutions already resolved. Returns its ARN.
+    pub fn register_state_machine(
+        &self,
+        name: &str,
+        definition: &str,
+    ) -> Result<String, EngineError> {
+        validate_execution_name(name)
+            .map_err(|_| EngineError::InvalidName(format!("state machine name {name:?}")))?;
+        let parsed = Arc::new(parse_definition(definition)?);
+        let machine = Arc::new(Machine {
+            arn: arn::state_machine(name),
+            name: name.to_owned(),
+            definition: definition.to_owned(),
+            parsed: Arc::clone(&parsed),
+        });
+        self.inner
+            .parsed
+            .lock()
+            .expect("lock")
+            .insert(definition.to_owned(), parsed);
+        let arn = machine.arn.clone();
+        self.inner
+            .machines
+            .write()
+            .expect("lock")
+            .insert(arn.clone(), machine);
+        Ok(arn)
+    }
+
+    /// The consumer of the local queue `queue_url`: committed messages, and
+    /// first every message left unacknowledged (after a restart, say).
+    pub async fn subscribe(
+        &self,
+        queue_url: &str,
+    ) -> Result<mpsc::UnboundedReceiver<QueueMessage>, EngineError> {
+        let (tx, rx) = self.inner.queues.subscribe(queue_url);
+        for message in self.inner.store.queued_messages(queue_url).await? {
+            let _ = tx.send(message);
+        }
+        Ok(rx)
+    }
+
+    /// Acknowledges a handled queue message, so it is not delivered again.
+    pub async fn ack(&self, message_id: &str) -> Result<(), EngineError> {
+        self.inner.store.delete_message(message_id).await?;
+        Ok(())
+    }
+
+    /// Waits until the execution ends (or `timeout` passes) and describes it.
+    pub async fn wait_for(
+        &self,
+        execution_arn: &str,
+        timeout: Duration,
+    ) -> Result<ExecutionDescription, EngineError> {
+        let mut ended = self.inner.finished.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let description = self.describe_execution(execution_arn).await?;
+            if !description.is_running() {
+                return Ok(description);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, ended.recv()).await {
+                    Err(_) => return Ok(description),
+                    Ok(Ok(arn)) if arn != execution_arn => continue,
+                    Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                        return Err(EngineError::ShutDown)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The names of the states an execution is in now (for watching).
+    pub async fn current_states(&self, execution_arn: &str) -> Vec<String> {
+        let live = self
+            .inner
+            .live
+            .lock()
+            .expect("lock")
+            .get(execution_arn)
+            .cloned();
+        match live {
+            Some(live) => live.lock().await.snapshot.current_states(),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Inner {
+    async fn recover(&self) -> Result<(), EngineError> {
+        let running = self.store.running_executions().await?;
+        let count = running.len();
+        for record in running {
+            let arn = record.execution_arn.clone();
+            match self.live_from_record(record) {
+                Ok(live) => {
+                    self.arm_pending(&live);
+                    self.live
+                        .lock()
+                        .expect("lock")
+                        .insert(arn, Arc::new(tokio::sync::Mutex::new(live)));
+                }
+                Err(err) => {
+                    tracing::error!(execution = %arn, error = %err, "cannot resume execution")
+                }
+            }
+        }
+        if count > 0 {
+            tracing::info!(executions = count, "resumed running executions");
+        }
+        Ok(())
+    }
+
+    fn definition(&self, text: &str) -> Result<Arc<StateMachine>, EngineError> {
+        if let Some(parsed) = self.parsed.lock().expect("lock").get(text) {
+            return Ok(Arc::clone(parsed));
+        }
+        let parsed = Arc::new(parse_definition(text)?);
+        self.parsed
+            .lock()
+            .expect("lock")
+            .insert(text.to_owned(), Arc::clone(&parsed));
+        Ok(parsed)
+    }
+
+    fn live_from_record(&self, record: ExecutionRecord) -> Result<Live, EngineError> {
+        let snapshot: Snapshot = serde_json::from_str(&record.state.snapshot)
+            .map_err(|e| EngineError::Store(Arc::new(crate::store::StoreError::CorruptJson(e))))?;
+        Ok(Live {
+            arn: record.execution_arn,
+            version: record.version,
+            definition: self.definition(&record.definition)?,
+            snapshot,
+            current: true,
+        })
+    }
+
+    /// Re-arms the timers and re-indexes the tokens of a (re)loaded execution.
+    fn arm_pending(&self, live: &Live) {
+        for (timer_id, at) in live.snapshot.pending_timers() {
+            self.timers.arm(Due {
+                at,
+                execution_arn: live.arn.clone(),
+                timer_id,
+            });
+        }
+        let mut tokens = self.tokens.lock().expect("lock");
+        for pending in live.snapshot.pending_tokens() {
+            tokens.insert(pending.token, live.arn.clone());
+        }
+    }
+
+    /// The running execution `arn`, from memory or the store.
+    async fn live(&self, arn: &str) -> Result<Arc<tokio::sync::Mutex<Live>>, EngineError> {
+        if let Some(live) = self.live.lock().expect("lock").get(arn) {
+            return Ok(Arc::clone(live));
+        }
+        let record = self
+            .store
+            .load_execution(arn)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionDoesNotExist(arn.to_owned()))?;
+        let mut live = self.live_from_record(record)?;
+        live.current = live.snapshot.status().as_str() == "RUNNING";
+        let live = Arc::new(tokio::sync::Mutex::new(live));
+        let mut map = self.live.lock().expect("lock");
+        Ok(Arc::clone(map.entry(arn.to_owned()).or_insert(live)))
+    }
+
+    fn forget(&self, arn: &str) {
+        self.live.lock().expect("lock").remove(arn);
+    }
+
+    /// Applies `event` to execution `arn`, durably, exactly once.
+    async fn dispatch(&self, arn: &str, event: Event) -> Result<(), EngineError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let live = self.live(arn).await?;
+            let mut live = live.lock().await;
+            if !live.current {
+                // Stale (another process advanced it) or ended: reload once.
+                self.forget(arn);
+                let fresh = self.live(arn).await?;
+                drop(live);
+                let fresh = fresh.lock().await;
+                if !fresh.current {
+                    return match event {
+                        Event::TimerFired { .. } | Event::Stop { .. } => Ok(()),
+                        _ => Err(EngineError::TaskDoesNotExist),
+                    };
+                }
+                drop(fresh);
+                continue;
+            }
+            let now = Utc::now();
+            let mut next = live.snapshot.clone();
+            let step = next
+                .handle(&live.definition, event.clone(), now)
+                .map_err(event_error)?;
+            if step.history.is_empty() && step.effects.is_empty() {
+                return Ok(());
+            }
+            let kind = CommitKind::Advance {
+                expected_version: live.version,
+            };
+            let (commit, messages) =
+                build_commit(&live.arn, kind, live.version + 1, &next, &step, now);
+            match self.committer.commit(commit).await {
+                Some(Ok(Ok(()))) => {
+                    live.version += 1;
+                    live.snapshot = next;
+                    self.act(&mut live, step, messages);
+                    return Ok(());
+                }
+                Some(Ok(Err(CommitRefused::VersionConflict(_)))) => {
+                    live.current = false;
+                    continue;
+                }
+                Some(Ok(Err(CommitRefused::AlreadyExists(a)))) => {
+                    return Err(EngineError::ExecutionAlreadyExists(a))
+                }
+                Some(Err(store)) => return Err(EngineError::Store(store)),
+                None => return Err(EngineError::ShutDown),
+            }
+        }
+        Err(EngineError::Store(Arc::new(crate::store::StoreError::Refused(format!(
+            "execution {arn} kept changing under this process; gave up after {CONFLICT_RETRIES} attempts"
+        )))))
+    }
+
+    /// Acts on a committed step: delivers messages, arms timers, reports ends.
+    fn act(&self, live: &mut Live, step: Step, messages: Vec<QueueMessage>) {
+        {
+            let mut tokens = self.tokens.lock().expect("lock");
+            for effect in &step.effects {
+                if let Effect::SendMessage {
+                    task_token: Some(token),
+                    ..
+                } = effect
+                {
+                    tokens.insert(token.clone(), live.arn.clone());
+                }
+            }
+        }
+        for message in messages {
+            self.queues.deliver(message);
+        }
+        for effect in step.effects {
+            match effect {
+                Effect::ScheduleTimer { timer_id, at } => self.timers.arm(Due {
+                    at,
+                    execution_arn: live.arn.clone(),
+                    timer_id,
+                }),
+                Effect::Finished(_) => {
+                    live.current = false;
+                    self.forget(&live.arn);
+                    self.tokens
+                        .lock()
+                        .expect("lock")
+                        .retain(|_, arn| *arn != live.arn);
+                    let _ = self.finished.send(live.arn.clone());
+                }
+                Effect::SendMessage { .. } | Effect::CancelTimer { .. } => {}
+            }
+        }
+    }
+
+    async fn execution_of_token(&self, token: &str) -> Result<String, EngineError> {
+        if let Some(arn) = self.tokens.lock().expect("lock").get(token) {
+            return Ok(arn.clone());
+        }
+        self.store
+            .execution_of_token(token)
+            .await?
+            .ok_or(EngineError::InvalidToken)
+    }
+}
+
+fn parse_definition(text: &str) -> Result<StateMachine, EngineError> {
+    StateMachine::from_json_str(text).map_err(|e| EngineError::InvalidDefinition(e.to_string()))
+}
+
+fn event_error(err: EventError) -> EngineError {
+    match err {
+        EventError::InvalidToken => EngineError::InvalidToken,
+        EventError::TaskTimedOut => EngineError::TaskTimedOut,
+        EventError::TaskDoesNotExist | EventError::ExecutionNotRunning => {
+            EngineError::TaskDoesNotExist
+        }
+    }
+}
+
+/// The commit for one step, and the queue messages to deliver once it holds.
+fn build_commit(
+    arn: &str,
+    kind: CommitKind,
+    version: i64,
+    snapshot: &Snapshot,
+    step: &Step,
+    now: DateTime<Utc>,
+) -> (Commit, Vec<QueueMessage>) {
+    let result = snapshot.result();
+    let state = ExecutionState {
+        status: snapshot.status().as_str().to_owned(),
+        output: result.and_then(|r| r.output.as_ref()).map(Value::to_string),
+        error: result.and_then(|r| r.error.clone()),
+        cause: result.and_then(|r| r.cause.clone()),
+        stop_date: result.map(|_| now),
+        snapshot: serde_json::to_string(snapshot).expect("a snapshot serializes"),
+    };
+    let history = step
+        .history
+        .iter()
+        .map(|e| HistoryRecord {
+            event_id: e.id,
+            previous_event_id: e.previous_event_id,
+            event_type: e.event_type.clone(),
+            timestamp: e.timestamp,
+            details: e.details.to_string(),
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    let mut messages = Vec::new();
+    let pending = snapshot.pending_tokens();
+    for effect in &step.effects {
+        if let Effect::SendMessage {
+            queue_url,
+            message_body,
+            task_token,
+        } = effect
+        {
+            if let Some(token) = task_token {
+                let state_name = pending
+                    .iter()
+                    .find(|p| &p.token == token)
+                    .map(|p| p.state_name.clone())
+                    .unwrap_or_default();
+                tokens.push(TokenRecord {
+                    token: token.clone(),
+                    state_name,
+                });
+            }
+            messages.push(QueueMessage {
+                id: uuid::Uuid::new_v4().to_string(),
+                queue_url: queue_url.clone(),
+                body: message_body.clone(),
+                created_at: now,
+                receive_count: 0,
+            });
+        }
+    }
+    let commit = Commit {
+        execution_arn: arn.to_owned(),
+        kind,
+        version,
+        state,
+        history,
+        tokens,
+        messages: messages.clone(),
+    };
+    (commit, messages)
+}
+
+fn description(record: ExecutionRecord) -> ExecutionDescription {
+    let json = |text: &str| serde_json::from_str(text).unwrap_or(Value::String(text.to_owned()));
+    ExecutionDescription {
+        input: json(&record.input),
+        output: record.state.output.as_deref().map(json),
+        execution_arn: record.execution_arn,
+        state_machine_arn: record.state_machine_arn,
+        name: record.name,
+        status: record.state.status,
+        error: record.state.error,
+        cause: record.state.cause,
+        start_date: record.start_date,
+        stop_date: record.state.stop_date,
+    }
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: &Value,
+    ) -> Result<StartedExecution, EngineError> {
+        let inner = &self.inner;
+        let machine = inner
+            .machines
+            .read()
+            .expect("lock")
+            .get(state_machine_arn)
+            .cloned()
+            .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine_arn.to_owned()))?;
+        let name = match name {
+            Some(name) => {
+                validate_execution_name(name)?;
+                name.to_owned()
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let execution_arn = arn::execution(&machine.name, &name);
+        let now = Utc::now();
+        let context = ExecutionContext {
+            execution_id: execution_arn.clone(),
+            name: name.clone(),
+            state_machine_id: machine.arn.clone(),
+            state_machine_name: machine.name.clone(),
+            input: input.clone(),
+            start_time: now,
+        };
+        let (snapshot, step) = Snapshot::start(&machine.parsed, context, now);
+        let live = Arc::new(tokio::sync::Mutex::new(Live {
+            arn: execution_arn.clone(),
+            version: 1,
+            snapshot,
+            definition: Arc::clone(&machine.parsed),
+            current: true,
+        }));
+        let mut guard = live.lock().await;
+        {
+            let mut map = inner.live.lock().expect("lock");
+            if map.contains_key(&execution_arn) {
+                return Err(EngineError::ExecutionAlreadyExists(execution_arn));
+            }
+            map.insert(execution_arn.clone(), Arc::clone(&live));
+        }
+        let kind = CommitKind::Start(NewExecution {
+            execution_arn: execution_arn.clone(),
+            state_machine_arn: machine.arn.clone(),
+            name,
+            definition: machine.definition.clone(),
+            input: input.to_string(),
+            start_date: now,
+        });
+        let (commit, messages) = build_commit(&execution_arn, kind, 1, &guard.snapshot, &step, now);
+        let outcome = inner.committer.commit(commit).await;
+        match outcome {
+            Some(Ok(Ok(()))) => {
+                inner.act(&mut guard, step, messages);
+                Ok(StartedExecution {
+                    execution_arn,
+                    start_date: now,
+                })
+            }
+            other => {
+                guard.current = false;
+                inner.forget(&execution_arn);
+                Err(match other {
+                    Some(Ok(Err(_))) => EngineError::ExecutionAlreadyExists(execution_arn),
+                    Some(Err(store)) => EngineError::Store(store),
+                    _ => EngineError::ShutDown,
+                })
+            }
+        }
+    }
+
+    async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), EngineError> {
+        let arn = self.inner.execution_of_token(token).await?;
+        let event = Event::TaskSucceeded {
+            token: token.to_owned(),
+            output: output.clone(),
+        };
+        self.inner.dispatch(&arn, event).await
+    }
+
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let arn = self.inner.execution_of_token(token).await?;
+        let event = Event::TaskFailed {
+            token: token.to_owned(),
+            error: error.map(str::to_owned),
+            cause: cause.map(str::to_owned),
+        };
+        self.inner.dispatch(&arn, event).await
+    }
+
+    async fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
+        let arn = self.inner.execution_of_token(token).await?;
+        self.inner
+            .dispatch(
+                &arn,
+                Event::TaskHeartbeat {
+                    token: token.to_owned(),
+                },
+            )
+            .await
+    }
+
+    async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let event = Event::Stop {
+            error: error.map(str::to_owned),
+            cause: cause.map(str::to_owned),
+        };
+        self.inner.dispatch(execution_arn, event).await
+    }
+
+    async fn describe_execution(
+        &self,
+        execution_arn: &str,
+    ) -> Result<ExecutionDescription, EngineError> {
+        let record = self
+            .inner
+            .store
+            .load_execution(execution_arn)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionDoesNotExist(execution_arn.to_owned()))?;
+        Ok(description(record))
+    }
+
+    async fn get_execution_history(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Vec<HistoryEvent>, EngineError> {
+        let records = self.inner.store.history(execution_arn).await?;
+        if records.is_empty()
+            && self
+                .inner
+                .store
+                .load_execution(execution_arn)
+                .await?
+                .is_none()
+        {
+            return Err(EngineError::ExecutionDoesNotExist(execution_arn.to_owned()));
+        }
+        Ok(records
+            .into_iter()
+            .map(|r| HistoryEvent {
+                id: r.event_id,
+                previous_event_id: r.previous_event_id,
+                timestamp: r.timestamp,
+                event_type: r.event_type,
+                details: serde_json::from_str(&r.details).unwrap_or(Value::Null),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,139 @@
+//! The `Engine` port, shaped like the Step Functions API so that code above it
+//! never knows whether the local engine or AWS Step Functions runs the graph.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::asl::machine::HistoryEvent;
+use crate::store::StoreError;
+
+/// `StartExecution`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StartedExecution {
+    pub execution_arn: String,
+    pub start_date: DateTime<Utc>,
+}
+
+/// `DescribeExecution`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionDescription {
+    pub execution_arn: String,
+    pub state_machine_arn: String,
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `ABORTED` or `TIMED_OUT`.
+    pub status: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start_date: DateTime<Utc>,
+    pub stop_date: Option<DateTime<Utc>>,
+}
+
+impl ExecutionDescription {
+    pub fn is_running(&self) -> bool {
+        self.status == "RUNNING"
+    }
+}
+
+/// The Step Functions API errors, by their API names.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("ExecutionAlreadyExists: {0}")]
+    ExecutionAlreadyExists(String),
+    #[error("ExecutionDoesNotExist: {0}")]
+    ExecutionDoesNotExist(String),
+    #[error("StateMachineDoesNotExist: {0}")]
+    StateMachineDoesNotExist(String),
+    #[error("InvalidName: {0}")]
+    InvalidName(String),
+    #[error("InvalidDefinition: {0}")]
+    InvalidDefinition(String),
+    #[error("InvalidToken: the task token is invalid")]
+    InvalidToken,
+    #[error("TaskDoesNotExist: the task for this token does not exist or has already completed")]
+    TaskDoesNotExist,
+    #[error("TaskTimedOut: the task has timed out")]
+    TaskTimedOut,
+    #[error("the engine's store failed")]
+    Store(#[source] std::sync::Arc<StoreError>),
+    #[error("the engine has shut down")]
+    ShutDown,
+}
+
+impl EngineError {
+    /// The Step Functions API error name.
+    pub fn aws_name(&self) -> &'static str {
+        match self {
+            Self::ExecutionAlreadyExists(_) => "ExecutionAlreadyExists",
+            Self::ExecutionDoesNotExist(_) => "ExecutionDoesNotExist",
+            Self::StateMachineDoesNotExist(_) => "StateMachineDoesNotExist",
+            Self::InvalidName(_) => "InvalidName",
+            Self::InvalidDefinition(_) => "InvalidDefinition",
+            Self::InvalidToken => "InvalidToken",
+            Self::TaskDoesNotExist => "TaskDoesNotExist",
+            Self::TaskTimedOut => "TaskTimedOut",
+            Self::Store(_) | Self::ShutDown => "InternalError",
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(std::sync::Arc::new(err))
+    }
+}
+
+#[async_trait]
+pub trait Engine: Send + Sync + std::fmt::Debug {
+    /// Starts an execution. A name already used by this state machine is
+    /// refused with `ExecutionAlreadyExists`, as Step Functions does;
+    /// without a name one is generated.
+    async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: &Value,
+    ) -> Result<StartedExecution, EngineError>;
+    async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), EngineError>;
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError>;
+    async fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError>;
+    async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError>;
+    async fn describe_execution(
+        &self,
+        execution_arn: &str,
+    ) -> Result<ExecutionDescription, EngineError>;
+    async fn get_execution_history(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Vec<HistoryEvent>, EngineError>;
+}
+
+/// Checks an execution name as Step Functions does: 1-80 characters, no
+/// white space, wildcards, brackets, control characters or `"#%\^|~`$&,;:/`.
+pub fn validate_execution_name(name: &str) -> Result<(), EngineError> {
+    const FORBIDDEN: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
+    let ok = !name.is_empty()
+        && name.chars().count() <= 80
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidName(format!(
+            "{name:?}: 1-80 characters without spaces, wildcards, brackets or {FORBIDDEN}"
+        )))
+    }
+}
