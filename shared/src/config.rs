@@ -169,9 +169,8 @@ impl Config {
             home,
             database,
             providers_mode,
-            task_queue_url: lookup("TASK_QUEUE_URL").unwrap_or_else(|| {
-                crate::engine::definitions::LOCAL_TASK_QUEUE_URL.to_owned()
-            }),
+            task_queue_url: lookup("TASK_QUEUE_URL")
+                .unwrap_or_else(|| crate::engine::definitions::LOCAL_TASK_QUEUE_URL.to_owned()),
             api_key: secret("API_KEY")?,
             hitl_secret: secret("HITL_SECRET")?,
             kieai_webhook_secret: secret("KIEAI_WEBHOOK_SECRET")?,

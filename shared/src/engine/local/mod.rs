@@ -259,7 +259,7 @@ impl Inner {
 
     /// Re-arms the timers and re-indexes the tokens of a (re)loaded execution.
     fn arm_pending(&self, live: &Live) {
-        for (timer_id, at) in live.snapshot.pending_timers() {
+        for (timer_id, at) in live.snapshot.scheduled_timers() {
             self.timers.arm(Due {
                 at,
                 execution_arn: live.arn.clone(),
