@@ -1,8 +1,7 @@
 //! The `EngineStore` port: what the local engine persists. An execution is a
 //! row holding a snapshot of the interpreter; every transition is one
 //! `Commit` — the new snapshot (compare-and-set on its version), the history
-//! events it produced, the task tokens it issued and the queue messages it
-//! sends — written in one transaction before anything is acted on. Commits of
+//! events it produced and the queue messages it sends — written in one transaction before anything is acted on. Commits of
 //! many executions may share a transaction (group commit); a commit whose
 //! version check fails is skipped without touching the others.
 use async_trait::async_trait;
@@ -20,13 +19,6 @@ pub struct HistoryRecord {
     pub timestamp: DateTime<Utc>,
     /// The event's details as JSON text.
     pub details: String,
-}
-
-/// A task token issued by a transition, and the state that waits on it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenRecord {
-    pub token: String,
-    pub state_name: String,
 }
 
 /// A message for the local queue, sent once the transition is committed.
@@ -78,7 +70,6 @@ pub struct Commit {
     pub version: i64,
     pub state: ExecutionState,
     pub history: Vec<HistoryRecord>,
-    pub tokens: Vec<TokenRecord>,
     pub messages: Vec<QueueMessage>,
 }
 
@@ -104,23 +95,27 @@ pub struct ExecutionRecord {
     pub start_date: DateTime<Utc>,
 }
 
+/// What one group commit writes: transitions of many executions, and the
+/// queue messages their consumers acknowledged meanwhile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub commits: Vec<Commit>,
+    /// Ids of queue messages to delete.
+    pub acks: Vec<String>,
+}
+
 #[async_trait]
 pub trait EngineStore: Send + Sync + std::fmt::Debug {
-    /// Applies the commits in one transaction; each answers for itself.
-    async fn commit(
-        &self,
-        commits: Vec<Commit>,
-    ) -> Result<Vec<Result<(), CommitRefused>>, StoreError>;
+    /// Applies a batch in one transaction; each commit answers for itself
+    /// (in order), a refused one leaving the others unaffected.
+    async fn commit(&self, batch: Batch) -> Result<Vec<Result<(), CommitRefused>>, StoreError>;
     async fn load_execution(
         &self,
         execution_arn: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError>;
     /// Executions with status `RUNNING`: what to resume after a restart.
     async fn running_executions(&self) -> Result<Vec<ExecutionRecord>, StoreError>;
-    async fn execution_of_token(&self, token: &str) -> Result<Option<String>, StoreError>;
     async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryRecord>, StoreError>;
-    /// Messages not yet deleted, oldest first.
+    /// Messages not yet acknowledged, oldest first.
     async fn queued_messages(&self, queue_url: &str) -> Result<Vec<QueueMessage>, StoreError>;
-    /// Acknowledges a message; false when it was already gone.
-    async fn delete_message(&self, id: &str) -> Result<bool, StoreError>;
 }

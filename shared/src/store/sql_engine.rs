@@ -1,22 +1,91 @@
 //! The `EngineStore` implementation shared by the SQL adapters, instantiated
 //! per backend by `sql_engine_store!` (see `sql.rs` for why a macro).
 
-pub(crate) const EXECUTION_COLUMNS: &str = "execution_arn, state_machine_arn, name, definition, \
-     input, status, output, error, cause, snapshot, version, start_date, stop_date";
+pub(crate) const EXECUTION_COLUMNS: &str = "execution_arn, state_machine_arn, name, \
+     definition_hash, input, status, output, error, cause, snapshot, version, start_date, stop_date";
+
+/// The columns of an execution as read, with its definition text.
+pub(crate) const EXECUTION_READ: &str = "SELECT e.execution_arn, e.state_machine_arn, e.name, \
+     d.definition, e.input, e.status, e.output, e.error, e.cause, e.snapshot, e.version, \
+     e.start_date, e.stop_date \
+     FROM executions e JOIN execution_definitions d ON d.hash = e.definition_hash";
+
+/// The key a definition is stored under: its SHA-256, hex.
+pub(crate) fn definition_hash(definition: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(definition.as_bytes()))
+}
+
+/// The history events of one commit as one JSON array: one row per
+/// transition rather than per event keeps the write path short.
+pub(crate) fn history_page(events: &[crate::store::engine::HistoryRecord]) -> String {
+    let mut page = String::from("[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            page.push(',');
+        }
+        page.push_str(&format!(
+            "{{\"id\":{},\"previous_event_id\":{},\"type\":{},\"timestamp\":{},\"details\":{}}}",
+            e.event_id,
+            e.previous_event_id,
+            serde_json::Value::from(e.event_type.as_str()),
+            serde_json::Value::from(
+                e.timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+            if e.details.is_empty() {
+                "null"
+            } else {
+                &e.details
+            },
+        ));
+    }
+    page.push(']');
+    page
+}
+
+/// Reads a page written by `history_page`.
+pub(crate) fn read_history_page(
+    page: &str,
+) -> Result<Vec<crate::store::engine::HistoryRecord>, crate::store::StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        id: i64,
+        previous_event_id: i64,
+        #[serde(rename = "type")]
+        event_type: String,
+        timestamp: chrono::DateTime<chrono::Utc>,
+        details: serde_json::Value,
+    }
+    let events: Vec<Event> = serde_json::from_str(page)?;
+    Ok(events
+        .into_iter()
+        .map(|e| crate::store::engine::HistoryRecord {
+            event_id: e.id,
+            previous_event_id: e.previous_event_id,
+            event_type: e.event_type,
+            timestamp: e.timestamp,
+            details: e.details.to_string(),
+        })
+        .collect())
+}
 
 macro_rules! sql_engine_store {
     ($store:ty, $db:ty) => {
         mod engine_impl {
             use async_trait::async_trait;
-            use chrono::{DateTime, Utc};
             use sqlx::{QueryBuilder, Row as _};
 
             use super::*;
+            use std::collections::HashSet;
+
             use crate::store::engine::{
-                Commit, CommitKind, CommitRefused, EngineStore, ExecutionRecord, ExecutionState,
-                HistoryRecord, QueueMessage,
+                Batch, Commit, CommitKind, CommitRefused, EngineStore, ExecutionRecord,
+                ExecutionState, HistoryRecord, QueueMessage,
             };
-            use crate::store::sql_engine::EXECUTION_COLUMNS;
+            use crate::store::sql_engine::{
+                definition_hash, history_page, read_history_page, EXECUTION_COLUMNS, EXECUTION_READ,
+            };
             use crate::store::StoreError;
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -41,120 +110,174 @@ macro_rules! sql_engine_store {
                 })
             }
 
+            /// The largest number of rows in one statement, well under both
+            /// backends' limits on bound parameters.
+            const ROWS_PER_STATEMENT: usize = 500;
+
+            /// Writes the batch with a handful of set-based statements: one
+            /// insert for new executions, one compare-and-set update for the
+            /// advancing ones, then history, tokens and messages of the
+            /// commits that held, and the acknowledged messages' deletion.
             async fn apply(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                commit: Commit,
-            ) -> Result<Result<(), CommitRefused>, sqlx::Error> {
-                let s = &commit.state;
-                match &commit.kind {
-                    CommitKind::Start(new) => {
-                        let sql = format!(
-                            "INSERT INTO executions ({EXECUTION_COLUMNS}) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                             ON CONFLICT DO NOTHING"
-                        );
-                        let inserted = sqlx::query(&sql)
-                            .bind(&commit.execution_arn)
-                            .bind(&new.state_machine_arn)
-                            .bind(&new.name)
-                            .bind(&new.definition)
-                            .bind(&new.input)
-                            .bind(&s.status)
-                            .bind(&s.output)
-                            .bind(&s.error)
-                            .bind(&s.cause)
-                            .bind(&s.snapshot)
-                            .bind(commit.version)
-                            .bind(new.start_date)
-                            .bind(s.stop_date)
-                            .execute(&mut **tx)
-                            .await?
-                            .rows_affected();
-                        if inserted == 0 {
-                            return Ok(Err(CommitRefused::AlreadyExists(commit.execution_arn)));
-                        }
-                    }
-                    CommitKind::Advance { expected_version } => {
-                        let updated = sqlx::query(
-                            "UPDATE executions SET snapshot = $1, version = $2, status = $3, \
-                               output = $4, error = $5, cause = $6, stop_date = $7 \
-                             WHERE execution_arn = $8 AND version = $9",
-                        )
-                        .bind(&s.snapshot)
-                        .bind(commit.version)
-                        .bind(&s.status)
-                        .bind(&s.output)
-                        .bind(&s.error)
-                        .bind(&s.cause)
-                        .bind(s.stop_date)
-                        .bind(&commit.execution_arn)
-                        .bind(*expected_version)
-                        .execute(&mut **tx)
-                        .await?
-                        .rows_affected();
-                        if updated == 0 {
-                            return Ok(Err(CommitRefused::VersionConflict(commit.execution_arn)));
-                        }
-                    }
+                batch: Batch,
+            ) -> Result<Vec<Result<(), CommitRefused>>, sqlx::Error> {
+                let mut applied: HashSet<String> = HashSet::with_capacity(batch.commits.len());
+                let starts: Vec<&Commit> = batch
+                    .commits
+                    .iter()
+                    .filter(|c| matches!(c.kind, CommitKind::Start(_)))
+                    .collect();
+                let mut definitions: Vec<(String, &str)> = starts
+                    .iter()
+                    .map(|c| {
+                        let CommitKind::Start(new) = &c.kind else { unreachable!() };
+                        (definition_hash(&new.definition), new.definition.as_str())
+                    })
+                    .collect();
+                definitions.sort_unstable();
+                definitions.dedup_by(|a, b| a.0 == b.0);
+                for chunk in definitions.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO execution_definitions (hash, definition) ",
+                    );
+                    q.push_values(chunk, |mut b, (hash, text)| {
+                        b.push_bind(hash).push_bind(*text);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut **tx).await?;
                 }
-                if !commit.history.is_empty() {
-                    let mut insert = QueryBuilder::<$db>::new(
+                for chunk in starts.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO executions ({EXECUTION_COLUMNS}) "
+                    ));
+                    q.push_values(chunk, |mut b, c| {
+                        let CommitKind::Start(new) = &c.kind else { unreachable!() };
+                        let s = &c.state;
+                        b.push_bind(&c.execution_arn)
+                            .push_bind(&new.state_machine_arn)
+                            .push_bind(&new.name)
+                            .push_bind(definition_hash(&new.definition))
+                            .push_bind(&new.input)
+                            .push_bind(&s.status)
+                            .push_bind(&s.output)
+                            .push_bind(&s.error)
+                            .push_bind(&s.cause)
+                            .push_bind(&s.snapshot)
+                            .push_bind(c.version)
+                            .push_bind(new.start_date)
+                            .push_bind(s.stop_date);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING RETURNING execution_arn");
+                    let inserted: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+                    applied.extend(inserted);
+                }
+                let advances: Vec<&Commit> = batch
+                    .commits
+                    .iter()
+                    .filter(|c| matches!(c.kind, CommitKind::Advance { .. }))
+                    .collect();
+                for chunk in advances.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "WITH v (arn, expected, version, snapshot, status, output, error, cause, \
+                         stop_date) AS (",
+                    );
+                    q.push_values(chunk, |mut b, c| {
+                        let CommitKind::Advance { expected_version } = c.kind else { unreachable!() };
+                        let s = &c.state;
+                        b.push_bind(&c.execution_arn)
+                            .push_bind(expected_version)
+                            .push_bind(c.version)
+                            .push_bind(&s.snapshot)
+                            .push_bind(&s.status)
+                            .push_bind(&s.output)
+                            .push_bind(&s.error)
+                            .push_bind(&s.cause)
+                            .push_bind(s.stop_date);
+                    });
+                    q.push(
+                        ") UPDATE executions SET snapshot = v.snapshot, version = v.version, \
+                           status = v.status, output = v.output, error = v.error, \
+                           cause = v.cause, stop_date = v.stop_date \
+                         FROM v WHERE executions.execution_arn = v.arn \
+                           AND executions.version = v.expected \
+                         RETURNING executions.execution_arn",
+                    );
+                    let updated: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+                    applied.extend(updated);
+                }
+
+                let held: Vec<&Commit> =
+                    batch.commits.iter().filter(|c| applied.contains(&c.execution_arn)).collect();
+                let pages: Vec<(&str, i64, i64, String)> = held
+                    .iter()
+                    .filter(|c| !c.history.is_empty())
+                    .map(|c| {
+                        let first = c.history[0].event_id;
+                        let last = c.history[c.history.len() - 1].event_id;
+                        (c.execution_arn.as_str(), first, last, history_page(&c.history))
+                    })
+                    .collect();
+                for chunk in pages.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(
                         "INSERT INTO execution_history \
-                         (execution_arn, event_id, previous_event_id, type, timestamp, details) ",
+                         (execution_arn, first_event_id, last_event_id, events) ",
                     );
-                    insert.push_values(&commit.history, |mut b, e| {
-                        b.push_bind(&commit.execution_arn)
-                            .push_bind(e.event_id)
-                            .push_bind(e.previous_event_id)
-                            .push_bind(&e.event_type)
-                            .push_bind(e.timestamp)
-                            .push_bind(&e.details);
+                    q.push_values(chunk, |mut b, (arn, first, last, events)| {
+                        b.push_bind(*arn)
+                            .push_bind(*first)
+                            .push_bind(*last)
+                            .push_bind(events.as_str());
                     });
-                    insert.build().execute(&mut **tx).await?;
+                    q.build().execute(&mut **tx).await?;
                 }
-                let now = crate::store::rows::now();
-                if !commit.tokens.is_empty() {
-                    let mut insert = QueryBuilder::<$db>::new(
-                        "INSERT INTO task_tokens (token, execution_arn, state_name, created_at) ",
-                    );
-                    insert.push_values(&commit.tokens, |mut b, t| {
-                        b.push_bind(&t.token)
-                            .push_bind(&commit.execution_arn)
-                            .push_bind(&t.state_name)
-                            .push_bind(now);
-                    });
-                    insert.build().execute(&mut **tx).await?;
-                }
-                if !commit.messages.is_empty() {
-                    let mut insert = QueryBuilder::<$db>::new(
+                let messages: Vec<&QueueMessage> = held.iter().flat_map(|c| c.messages.iter()).collect();
+                for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(
                         "INSERT INTO queue_messages (id, queue_url, body, created_at, receive_count) ",
                     );
-                    insert.push_values(&commit.messages, |mut b, m| {
+                    q.push_values(chunk, |mut b, m| {
                         b.push_bind(&m.id)
                             .push_bind(&m.queue_url)
                             .push_bind(&m.body)
                             .push_bind(m.created_at)
                             .push_bind(m.receive_count);
                     });
-                    insert.build().execute(&mut **tx).await?;
+                    q.build().execute(&mut **tx).await?;
                 }
-                Ok(Ok(()))
+                for chunk in batch.acks.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new("DELETE FROM queue_messages WHERE id IN (");
+                    let mut ids = q.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut **tx).await?;
+                }
+
+                Ok(batch
+                    .commits
+                    .iter()
+                    .map(|c| {
+                        if applied.contains(&c.execution_arn) {
+                            Ok(())
+                        } else if matches!(c.kind, CommitKind::Start(_)) {
+                            Err(CommitRefused::AlreadyExists(c.execution_arn.clone()))
+                        } else {
+                            Err(CommitRefused::VersionConflict(c.execution_arn.clone()))
+                        }
+                    })
+                    .collect())
             }
 
             #[async_trait]
             impl EngineStore for $store {
                 async fn commit(
                     &self,
-                    commits: Vec<Commit>,
+                    batch: Batch,
                 ) -> Result<Vec<Result<(), CommitRefused>>, StoreError> {
                     let mut tx = self.writer().begin().await?;
-                    let mut outcomes = Vec::with_capacity(commits.len());
-                    for commit in commits {
-                        // A refusal is decided by the first statement, before
-                        // anything of that commit is written, so the others of
-                        // the group go on unaffected.
-                        outcomes.push(apply(&mut tx, commit).await?);
-                    }
+                    let outcomes = apply(&mut tx, batch).await?;
                     tx.commit().await?;
                     Ok(outcomes)
                 }
@@ -163,50 +286,35 @@ macro_rules! sql_engine_store {
                     &self,
                     execution_arn: &str,
                 ) -> Result<Option<ExecutionRecord>, StoreError> {
-                    let sql =
-                        format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_arn = $1");
+                    let sql = format!("{EXECUTION_READ} WHERE e.execution_arn = $1");
                     let row = sqlx::query(&sql)
                         .bind(execution_arn)
-                        .fetch_optional(self.writer())
+                        .fetch_optional(self.reader())
                         .await?;
                     row.as_ref().map(execution).transpose()
                 }
 
                 async fn running_executions(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
-                    let sql = format!(
-                        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = 'RUNNING' \
-                         ORDER BY start_date"
-                    );
+                    let sql =
+                        format!("{EXECUTION_READ} WHERE e.status = 'RUNNING' ORDER BY e.start_date");
                     let rows = sqlx::query(&sql).fetch_all(self.writer()).await?;
                     rows.iter().map(execution).collect()
                 }
 
-                async fn execution_of_token(&self, token: &str) -> Result<Option<String>, StoreError> {
-                    Ok(sqlx::query_scalar("SELECT execution_arn FROM task_tokens WHERE token = $1")
-                        .bind(token)
-                        .fetch_optional(self.writer())
-                        .await?)
-                }
 
                 async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryRecord>, StoreError> {
-                    let rows = sqlx::query(
-                        "SELECT event_id, previous_event_id, type, timestamp, details \
-                         FROM execution_history WHERE execution_arn = $1 ORDER BY event_id",
+                    let pages: Vec<String> = sqlx::query_scalar(
+                        "SELECT events FROM execution_history WHERE execution_arn = $1 \
+                         ORDER BY first_event_id",
                     )
                     .bind(execution_arn)
                     .fetch_all(self.reader())
                     .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(HistoryRecord {
-                                event_id: row.try_get("event_id")?,
-                                previous_event_id: row.try_get("previous_event_id")?,
-                                event_type: row.try_get("type")?,
-                                timestamp: row.try_get::<DateTime<Utc>, _>("timestamp")?,
-                                details: row.try_get("details")?,
-                            })
-                        })
-                        .collect()
+                    let mut events = Vec::new();
+                    for page in pages {
+                        events.extend(read_history_page(&page)?);
+                    }
+                    Ok(events)
                 }
 
                 async fn queued_messages(
@@ -218,7 +326,7 @@ macro_rules! sql_engine_store {
                          WHERE queue_url = $1 ORDER BY created_at, id",
                     )
                     .bind(queue_url)
-                    .fetch_all(self.writer())
+                    .fetch_all(self.reader())
                     .await?;
                     rows.iter()
                         .map(|row| {
@@ -231,15 +339,6 @@ macro_rules! sql_engine_store {
                             })
                         })
                         .collect()
-                }
-
-                async fn delete_message(&self, id: &str) -> Result<bool, StoreError> {
-                    let deleted = sqlx::query("DELETE FROM queue_messages WHERE id = $1")
-                        .bind(id)
-                        .execute(self.writer())
-                        .await?
-                        .rows_affected();
-                    Ok(deleted > 0)
                 }
             }
         }

@@ -99,6 +99,7 @@ pub fn test_context(input: Value) -> ExecutionContext {
         state_machine_name: "test".into(),
         input,
         start_time: test_start_time(),
+        token_prefix: String::new(),
     }
 }
 

@@ -1,21 +1,26 @@
-//! Group commit: transitions of many executions queue here and are written
-//! together, one transaction per batch, so throughput is not bounded by one
-//! fsync per transition. Each caller waits until its own transition is
-//! durable (or refused) before acting on it; nothing committed is lost.
+//! Group commit: transitions of many executions, and acknowledgements of
+//! handled queue messages, queue here and are written together, one
+//! transaction per batch, so throughput is not bounded by one commit per
+//! transition. Each caller waits until its own write is durable (or refused)
+//! before acting on it; nothing committed is lost.
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::engine::{Commit, CommitRefused, EngineStore};
+use crate::store::engine::{Batch, Commit, CommitRefused, EngineStore};
 use crate::store::StoreError;
 
 /// What a commit came to: applied, refused, or the whole batch failed.
 pub(super) type CommitOutcome = Result<Result<(), CommitRefused>, Arc<StoreError>>;
 
-type Request = (Commit, oneshot::Sender<CommitOutcome>);
+#[derive(Debug)]
+enum Request {
+    Commit(Box<Commit>, oneshot::Sender<CommitOutcome>),
+    Ack(String, oneshot::Sender<Result<(), Arc<StoreError>>>),
+}
 
-/// The most transitions written in one transaction.
-const MAX_BATCH: usize = 512;
+/// The most requests written in one transaction.
+const MAX_BATCH: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub(super) struct Committer {
@@ -26,19 +31,39 @@ impl Committer {
     pub(super) fn spawn(store: Arc<dyn EngineStore>) -> Self {
         let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
         tokio::spawn(async move {
-            let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-            while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (commits, replies): (Vec<Commit>, Vec<_>) = batch.drain(..).unzip();
-                match store.commit(commits).await {
+            let mut pending: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+            while incoming.recv_many(&mut pending, MAX_BATCH).await > 0 {
+                let mut batch = Batch::default();
+                let mut commit_replies = Vec::new();
+                let mut ack_replies = Vec::new();
+                for request in pending.drain(..) {
+                    match request {
+                        Request::Commit(commit, reply) => {
+                            batch.commits.push(*commit);
+                            commit_replies.push(reply);
+                        }
+                        Request::Ack(id, reply) => {
+                            batch.acks.push(id);
+                            ack_replies.push(reply);
+                        }
+                    }
+                }
+                match store.commit(batch).await {
                     Ok(outcomes) => {
-                        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        for (reply, outcome) in commit_replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(outcome));
+                        }
+                        for reply in ack_replies {
+                            let _ = reply.send(Ok(()));
                         }
                     }
                     Err(err) => {
                         tracing::error!(error = %err, "engine commit failed");
                         let err = Arc::new(err);
-                        for reply in replies {
+                        for reply in commit_replies {
+                            let _ = reply.send(Err(Arc::clone(&err)));
+                        }
+                        for reply in ack_replies {
                             let _ = reply.send(Err(Arc::clone(&err)));
                         }
                     }
@@ -48,10 +73,20 @@ impl Committer {
         Self { requests }
     }
 
-    /// Writes `commit` with whatever else is waiting, and says how it went.
+    /// Writes `commit` with whatever else is waiting, and says how it went;
+    /// `None` when the engine is shutting down.
     pub(super) async fn commit(&self, commit: Commit) -> Option<CommitOutcome> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send((commit, reply)).ok()?;
+        self.requests
+            .send(Request::Commit(Box::new(commit), reply))
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// Deletes a handled queue message with the next batch.
+    pub(super) async fn ack(&self, message_id: String) -> Option<Result<(), Arc<StoreError>>> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::Ack(message_id, reply)).ok()?;
         answer.await.ok()
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Each execution is a snapshot plus a version. An event (a task answer, a
 //! due timer, a stop) is applied to a copy of the snapshot; the new snapshot,
-//! its history, the tokens it issued and the messages it sends are committed
+//! its history and the messages it sends are committed
 //! together (compare-and-set on the version, group-committed with other
 //! executions); only then are messages delivered and timers armed. A process
 //! killed at any point restarts from the last committed snapshot: running
@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, oneshot};
 
 use super::arn;
 use super::asl::machine::{
@@ -34,7 +34,7 @@ use super::port::{
 };
 use crate::store::engine::{
     Commit, CommitKind, CommitRefused, EngineStore, ExecutionRecord, ExecutionState, HistoryRecord,
-    NewExecution, QueueMessage, TokenRecord,
+    NewExecution, QueueMessage,
 };
 use committer::Committer;
 pub use echo::spawn_echo_worker;
@@ -57,11 +57,11 @@ struct Inner {
     machines: RwLock<HashMap<String, Arc<Machine>>>,
     parsed: Mutex<HashMap<String, Arc<StateMachine>>>,
     live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Live>>>>,
-    tokens: Mutex<HashMap<String, String>>,
     committer: Committer,
     timers: Timers,
     queues: LocalQueues,
-    finished: broadcast::Sender<String>,
+    /// Who waits for which execution to end.
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
 }
 
 #[derive(Debug)]
@@ -85,7 +85,7 @@ struct Live {
 
 impl LocalEngine {
     /// Starts the engine on `store` and resumes every execution it left
-    /// running: re-arms their timers and reloads their pending tokens.
+    /// running and re-arms their timers.
     pub async fn start(store: Arc<dyn EngineStore>) -> Result<Self, EngineError> {
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let weak = weak.clone();
@@ -107,10 +107,9 @@ impl LocalEngine {
                 machines: RwLock::default(),
                 parsed: Mutex::default(),
                 live: Mutex::default(),
-                tokens: Mutex::default(),
                 timers,
                 queues: LocalQueues::default(),
-                finished: broadcast::channel(4096).0,
+                waiters: Mutex::default(),
             }
         });
         inner.recover().await?;
@@ -162,8 +161,11 @@ impl LocalEngine {
 
     /// Acknowledges a handled queue message, so it is not delivered again.
     pub async fn ack(&self, message_id: &str) -> Result<(), EngineError> {
-        self.inner.store.delete_message(message_id).await?;
-        Ok(())
+        match self.inner.committer.ack(message_id.to_owned()).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(store)) => Err(EngineError::Store(store)),
+            None => Err(EngineError::ShutDown),
+        }
     }
 
     /// Waits until the execution ends (or `timeout` passes) and describes it.
@@ -172,23 +174,22 @@ impl LocalEngine {
         execution_arn: &str,
         timeout: Duration,
     ) -> Result<ExecutionDescription, EngineError> {
-        let mut ended = self.inner.finished.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            let (tx, ended) = oneshot::channel();
+            {
+                let mut waiters = self.inner.waiters.lock().expect("lock");
+                let these = waiters.entry(execution_arn.to_owned()).or_default();
+                these.retain(|w| !w.is_closed());
+                these.push(tx);
+            }
             let description = self.describe_execution(execution_arn).await?;
-            if !description.is_running() {
+            if !description.is_running() || tokio::time::Instant::now() >= deadline {
                 return Ok(description);
             }
-            loop {
-                match tokio::time::timeout_at(deadline, ended.recv()).await {
-                    Err(_) => return Ok(description),
-                    Ok(Ok(arn)) if arn != execution_arn => continue,
-                    Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
-                    Ok(Err(broadcast::error::RecvError::Closed)) => {
-                        return Err(EngineError::ShutDown)
-                    }
-                }
-            }
+            // Another process may end it too: look again at least every second.
+            let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+            let _ = tokio::time::timeout_at(recheck, ended).await;
         }
     }
 
@@ -257,7 +258,7 @@ impl Inner {
         })
     }
 
-    /// Re-arms the timers and re-indexes the tokens of a (re)loaded execution.
+    /// Re-arms the timers of a (re)loaded execution.
     fn arm_pending(&self, live: &Live) {
         for (timer_id, at) in live.snapshot.scheduled_timers() {
             self.timers.arm(Due {
@@ -265,10 +266,6 @@ impl Inner {
                 execution_arn: live.arn.clone(),
                 timer_id,
             });
-        }
-        let mut tokens = self.tokens.lock().expect("lock");
-        for pending in live.snapshot.pending_tokens() {
-            tokens.insert(pending.token, live.arn.clone());
         }
     }
 
@@ -291,6 +288,15 @@ impl Inner {
 
     fn forget(&self, arn: &str) {
         self.live.lock().expect("lock").remove(arn);
+    }
+
+    /// A task answer: a token naming an execution that does not exist is
+    /// invalid, as Step Functions says.
+    async fn dispatch_task(&self, arn: &str, event: Event) -> Result<(), EngineError> {
+        match self.dispatch(arn, event).await {
+            Err(EngineError::ExecutionDoesNotExist(_)) => Err(EngineError::InvalidToken),
+            other => other,
+        }
     }
 
     /// Applies `event` to execution `arn`, durably, exactly once.
@@ -351,18 +357,6 @@ impl Inner {
 
     /// Acts on a committed step: delivers messages, arms timers, reports ends.
     fn act(&self, live: &mut Live, step: Step, messages: Vec<QueueMessage>) {
-        {
-            let mut tokens = self.tokens.lock().expect("lock");
-            for effect in &step.effects {
-                if let Effect::SendMessage {
-                    task_token: Some(token),
-                    ..
-                } = effect
-                {
-                    tokens.insert(token.clone(), live.arn.clone());
-                }
-            }
-        }
         for message in messages {
             self.queues.deliver(message);
         }
@@ -376,26 +370,34 @@ impl Inner {
                 Effect::Finished(_) => {
                     live.current = false;
                     self.forget(&live.arn);
-                    self.tokens
-                        .lock()
-                        .expect("lock")
-                        .retain(|_, arn| *arn != live.arn);
-                    let _ = self.finished.send(live.arn.clone());
+                    let waiters = self.waiters.lock().expect("lock").remove(&live.arn);
+                    for waiter in waiters.into_iter().flatten() {
+                        let _ = waiter.send(());
+                    }
                 }
                 Effect::SendMessage { .. } | Effect::CancelTimer { .. } => {}
             }
         }
     }
+}
 
-    async fn execution_of_token(&self, token: &str) -> Result<String, EngineError> {
-        if let Some(arn) = self.tokens.lock().expect("lock").get(token) {
-            return Ok(arn.clone());
-        }
-        self.store
-            .execution_of_token(token)
-            .await?
-            .ok_or(EngineError::InvalidToken)
-    }
+/// Task tokens start with the execution's ARN (URL-safe base64) and a dot,
+/// so any process can route a token to its execution; the random part after
+/// it is what makes the token unguessable.
+fn token_prefix(execution_arn: &str) -> String {
+    use base64::Engine as _;
+    let arn = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(execution_arn);
+    format!("{arn}.")
+}
+
+/// The execution a token belongs to, or `InvalidToken`.
+fn execution_of_token(token: &str) -> Result<String, EngineError> {
+    use base64::Engine as _;
+    let (arn, _) = token.split_once('.').ok_or(EngineError::InvalidToken)?;
+    let arn = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(arn)
+        .map_err(|_| EngineError::InvalidToken)?;
+    String::from_utf8(arn).map_err(|_| EngineError::InvalidToken)
 }
 
 fn parse_definition(text: &str) -> Result<StateMachine, EngineError> {
@@ -441,27 +443,14 @@ fn build_commit(
             details: e.details.to_string(),
         })
         .collect();
-    let mut tokens = Vec::new();
     let mut messages = Vec::new();
-    let pending = snapshot.pending_tokens();
     for effect in &step.effects {
         if let Effect::SendMessage {
             queue_url,
             message_body,
-            task_token,
+            ..
         } = effect
         {
-            if let Some(token) = task_token {
-                let state_name = pending
-                    .iter()
-                    .find(|p| &p.token == token)
-                    .map(|p| p.state_name.clone())
-                    .unwrap_or_default();
-                tokens.push(TokenRecord {
-                    token: token.clone(),
-                    state_name,
-                });
-            }
             messages.push(QueueMessage {
                 id: uuid::Uuid::new_v4().to_string(),
                 queue_url: queue_url.clone(),
@@ -477,7 +466,6 @@ fn build_commit(
         version,
         state,
         history,
-        tokens,
         messages: messages.clone(),
     };
     (commit, messages)
@@ -531,6 +519,7 @@ impl Engine for LocalEngine {
             state_machine_name: machine.name.clone(),
             input: input.clone(),
             start_time: now,
+            token_prefix: token_prefix(&execution_arn),
         };
         let (snapshot, step) = Snapshot::start(&machine.parsed, context, now);
         let live = Arc::new(tokio::sync::Mutex::new(Live {
@@ -579,12 +568,12 @@ impl Engine for LocalEngine {
     }
 
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), EngineError> {
-        let arn = self.inner.execution_of_token(token).await?;
+        let arn = execution_of_token(token)?;
         let event = Event::TaskSucceeded {
             token: token.to_owned(),
             output: output.clone(),
         };
-        self.inner.dispatch(&arn, event).await
+        self.inner.dispatch_task(&arn, event).await
     }
 
     async fn send_task_failure(
@@ -593,19 +582,19 @@ impl Engine for LocalEngine {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> Result<(), EngineError> {
-        let arn = self.inner.execution_of_token(token).await?;
+        let arn = execution_of_token(token)?;
         let event = Event::TaskFailed {
             token: token.to_owned(),
             error: error.map(str::to_owned),
             cause: cause.map(str::to_owned),
         };
-        self.inner.dispatch(&arn, event).await
+        self.inner.dispatch_task(&arn, event).await
     }
 
     async fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
-        let arn = self.inner.execution_of_token(token).await?;
+        let arn = execution_of_token(token)?;
         self.inner
-            .dispatch(
+            .dispatch_task(
                 &arn,
                 Event::TaskHeartbeat {
                     token: token.to_owned(),

@@ -43,6 +43,10 @@ pub struct ExecutionContext {
     pub input: Value,
     /// When the execution started (`$$.Execution.StartTime`).
     pub start_time: DateTime<Utc>,
+    /// Put before every task token this execution issues, so that a driver
+    /// can tell from a token alone which execution it belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_prefix: String,
 }
 
 /// An execution's status, named as in Step Functions.

@@ -17,19 +17,27 @@ const TOKEN_BYTES: usize = 32;
 /// Length of a token: URL-safe base64 of [`TOKEN_BYTES`], unpadded.
 const TOKEN_CHARS: usize = 43;
 
-/// A new unguessable task token.
-fn new_token() -> String {
+/// A new unguessable task token: the execution's prefix, then 256 random bits.
+fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    let random = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    format!("{prefix}{random}")
 }
 
-/// Whether `token` has the shape of a token this engine issues.
+/// Whether `token` has the shape of a token this engine issues (its random
+/// part; the prefix is the driver's business).
 pub(super) fn is_well_formed(token: &str) -> bool {
-    token.len() == TOKEN_CHARS
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    let Some(random) = token
+        .len()
+        .checked_sub(TOKEN_CHARS)
+        .and_then(|at| token.get(at..))
+    else {
+        return false;
+    };
+    random
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `(resourceType, resource)` as Step Functions splits an integration ARN in history events.
@@ -80,7 +88,8 @@ pub(super) fn attempt(run: &mut Run<'_, '_>, frame: u64) {
     let Some(task) = task_of(run, frame) else {
         return;
     };
-    let token = matches!(task.resource, Resource::SqsSendMessageWaitForTaskToken).then(new_token);
+    let token = matches!(task.resource, Resource::SqsSendMessageWaitForTaskToken)
+        .then(|| new_token(&run.snap.context.token_prefix));
     let prepared = {
         let f = run.frame(frame);
         let ctx = ContextObject::lazy(run.context_parts(f, token.as_deref(), None));
