@@ -7,17 +7,31 @@ use myloware::domain::{ArtifactType, NewArtifact, NewRun, ProvidersMode, RunStat
 use myloware::store::{self, Transition};
 use serde_json::{json, Value};
 
-/// The `mw` binary cargo built next to this test binary.
+/// The `mw` binary next to this test binary, built first if it is not there
+/// (cargo builds a package's binaries only for that package's own tests).
 pub fn mw_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let mw = dir.join(format!("mw{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        mw.exists(),
-        "{} is missing: build the workspace (cargo nextest run --workspace)",
-        mw.display()
-    );
-    mw
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            let dir = exe.parent().and_then(Path::parent).expect("target dir");
+            let mw = dir.join(format!("mw{}", std::env::consts::EXE_SUFFIX));
+            if !mw.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "-p", "mw", "--bin", "mw"])
+                    .status()
+                    .expect("run cargo build -p mw");
+                assert!(status.success(), "cargo build -p mw failed");
+            }
+            assert!(
+                mw.exists(),
+                "{} is missing after cargo build -p mw",
+                mw.display()
+            );
+            mw
+        })
+        .clone()
 }
 
 fn mw(home: &Path, database_url: &str, args: &[&str]) -> Output {
