@@ -1,0 +1,126 @@
+//! kie.ai's Veo 3 API: submit a clip (`generate`), read its state
+//! (`record_info`). kie.ai answers HTTP 200 with `{code, msg, data}` for
+//! most outcomes, so a `code` other than 200 is an error carrying `msg`.
+//! Auth is `Authorization: Bearer <key>`. The result also arrives by callback
+//! (see `crate::webhooks`); `record_info` is the authority the callbacks
+//! consumer confirms against, because kie.ai's signature does not cover the
+//! body.
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{secret_header, Api, ProviderError};
+use crate::domain::Provider;
+
+#[cfg(test)]
+mod tests;
+pub mod wire;
+
+pub use wire::VeoGenerate;
+
+/// The real API host.
+pub const LIVE_BASE_URL: &str = "https://api.kie.ai";
+pub const GENERATE_PATH: &str = "/api/v1/veo/generate";
+pub const RECORD_INFO_PATH: &str = "/api/v1/veo/record-info";
+
+/// A Veo task as `record-info` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VeoTask {
+    pub task_id: String,
+    pub state: VeoState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VeoState {
+    /// `successFlag` 0: still generating.
+    Pending,
+    /// `successFlag` 1.
+    Succeeded { result_urls: Vec<String> },
+    /// `successFlag` 2 or 3, with kie.ai's `errorCode` and `errorMessage`.
+    Failed { code: Option<i64>, message: String },
+}
+
+/// The kie.ai client; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct KieAiClient {
+    api: Api,
+    api_key: SecretString,
+}
+
+impl KieAiClient {
+    pub fn new(base_url: &str, api_key: SecretString, timeout: Duration) -> Self {
+        Self {
+            api: Api::new(Provider::KieAi, base_url, timeout),
+            api_key,
+        }
+    }
+
+    /// Submits a generation and returns kie.ai's `taskId`.
+    #[tracing::instrument(skip_all, fields(provider = "kieai", model = request.model))]
+    pub async fn generate(&self, request: &VeoGenerate<'_>) -> Result<String, ProviderError> {
+        let call = self
+            .api
+            .http
+            .post(self.api.url(GENERATE_PATH))
+            .header(reqwest::header::AUTHORIZATION, self.bearer())
+            .json(request);
+        let response = self.api.send(call).await?;
+        let envelope: wire::Envelope<wire::Submitted> = self.api.json(response).await?;
+        let data = self.accept(envelope)?;
+        tracing::info!(provider_job_id = %data.task_id, "kie.ai task submitted");
+        Ok(data.task_id)
+    }
+
+    /// Reads a task's state.
+    #[tracing::instrument(skip_all, fields(provider = "kieai", provider_job_id = task_id))]
+    pub async fn record_info(&self, task_id: &str) -> Result<VeoTask, ProviderError> {
+        let call = self
+            .api
+            .http
+            .get(self.api.url(RECORD_INFO_PATH))
+            .query(&[("taskId", task_id)])
+            .header(reqwest::header::AUTHORIZATION, self.bearer());
+        let response = self.api.send(call).await?;
+        let envelope: wire::Envelope<wire::RecordInfo> = self.api.json(response).await?;
+        let record = self.accept(envelope)?;
+        let state = match record.success_flag {
+            0 => VeoState::Pending,
+            1 => VeoState::Succeeded {
+                result_urls: record.response.map(|r| r.result_urls).unwrap_or_default(),
+            },
+            2 | 3 => VeoState::Failed {
+                code: record.error_code,
+                message: record
+                    .error_message
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "generation failed".to_owned()),
+            },
+            other => return Err(self.api.decode(format!("unknown successFlag {other}"))),
+        };
+        Ok(VeoTask {
+            task_id: record.task_id,
+            state,
+        })
+    }
+
+    /// Unwraps `data` when `code` is 200; otherwise the envelope is the error.
+    fn accept<T>(&self, envelope: wire::Envelope<T>) -> Result<T, ProviderError> {
+        match (envelope.code, envelope.data) {
+            (200, Some(data)) => Ok(data),
+            (200, None) => Err(self.api.decode("code 200 without data")),
+            (401, _) => Err(ProviderError::Unauthorized {
+                provider: Provider::KieAi,
+                status: 401,
+            }),
+            (code, _) => Err(ProviderError::Api {
+                provider: Provider::KieAi,
+                code,
+                message: envelope.msg,
+            }),
+        }
+    }
+
+    fn bearer(&self) -> reqwest::header::HeaderValue {
+        secret_header(&format!("Bearer {}", self.api_key.expose_secret()))
+    }
+}

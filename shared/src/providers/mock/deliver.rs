@@ -1,0 +1,78 @@
+//! Callback delivery as the real providers do it: a POST with a timeout,
+//! retried twice with a doubling backoff when the receiver fails or is
+//! unreachable. Headers are rebuilt per attempt so a signed scheme signs
+//! with the time of that attempt.
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use super::Shared;
+
+/// Attempts per callback: the first and two retries.
+const ATTEMPTS: u32 = 3;
+
+/// Builds an attempt's headers from the body (a signed scheme signs here).
+pub(super) type Headers = Arc<dyn Fn(&[u8]) -> HeaderMap + Send + Sync>;
+
+/// One callback to send.
+pub(super) struct Callback {
+    pub provider: &'static str,
+    pub job_id: String,
+    pub url: String,
+    pub body: Vec<u8>,
+    /// Called before each attempt.
+    pub headers: Headers,
+}
+
+/// Sends `callback`; true when the receiver answered 2xx.
+pub(super) async fn deliver(shared: &Shared, callback: Callback) -> bool {
+    let mut backoff = shared.config.retry_backoff;
+    for attempt in 1..=ATTEMPTS {
+        let mut headers = (callback.headers)(&callback.body);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let sent = shared
+            .http
+            .post(&callback.url)
+            .headers(headers)
+            .body(callback.body.clone())
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(response) if response.status().is_success() => {
+                shared
+                    .counters
+                    .callbacks_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(provider = callback.provider, provider_job_id = %callback.job_id, attempt, "mock callback delivered");
+                return true;
+            }
+            Ok(response) => format!("receiver answered {}", response.status()),
+            Err(error) => error.to_string(),
+        };
+        shared
+            .counters
+            .failed_attempts
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            provider = callback.provider,
+            provider_job_id = %callback.job_id,
+            attempt,
+            error = %failure,
+            "mock callback delivery failed"
+        );
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+    shared
+        .counters
+        .callbacks_dropped
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(provider = callback.provider, provider_job_id = %callback.job_id, "mock callback dropped after retries");
+    false
+}
