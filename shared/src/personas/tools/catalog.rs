@@ -1,0 +1,316 @@
+//! Every tool MyloWare knows: its name, what it is for, its argument schema,
+//! and who may be given it. Specs are checked against this list at load, the
+//! scripted brain builds its calls from the typed arguments here, and tool
+//! implementations parse into the same types, so the three cannot drift.
+//!
+//! Results are JSON objects chosen by each implementation; the fields listed
+//! under each tool are the ones the scripted brain and the run summary read.
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::ToolSpec;
+
+/// Who a tool is for: the graph's personas, or Brendan in chat. A persona
+/// holding a chat tool could start runs from inside a run, so specs may not
+/// mix them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Graph,
+    Chat,
+}
+
+/// One catalog entry.
+#[derive(Debug)]
+pub struct Entry {
+    pub name: &'static str,
+    pub audience: Audience,
+    pub description: &'static str,
+    parameters: fn() -> Value,
+}
+
+impl Entry {
+    pub fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: self.name.to_owned(),
+            description: self.description.to_owned(),
+            parameters: (self.parameters)(),
+        }
+    }
+}
+
+pub const RECORD_IDEAS: &str = "record_ideas";
+pub const WRITE_SCRIPT: &str = "write_script";
+pub const SUBMIT_CLIP_JOBS: &str = "submit_clip_jobs";
+pub const RENDER_VIDEO: &str = "render_video";
+pub const WRITE_CAPTION: &str = "write_caption";
+pub const PUBLISH_VIDEO: &str = "publish_video";
+pub const LIST_MY_RUNS: &str = "list_my_runs";
+pub const GET_RUN_STATUS: &str = "get_run_status";
+pub const START_RUN: &str = "start_run";
+pub const REQUEST_HITL_LINK: &str = "request_hitl_link";
+pub const APPROVE_HITL_GATE: &str = "approve_hitl_gate";
+
+/// The aspect ratios both the clip and the render providers accept.
+pub const ASPECT_RATIOS: &[&str] = &["9:16", "16:9", "1:1"];
+
+/// Longest clip a generation job may ask for, in seconds.
+pub const MAX_CLIP_SECONDS: u32 = 60;
+
+static ENTRIES: &[Entry] = &[
+    Entry {
+        name: RECORD_IDEAS,
+        audience: Audience::Graph,
+        description: "Record the video concept: a working title, a few distinct ideas and the opening hook. Result: {recorded: true}.",
+        parameters: || object(json!({
+            "title": {"type": "string", "minLength": 1, "description": "Working title of the video"},
+            "ideas": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}, "description": "Distinct ideas, best first"},
+            "hook": {"type": "string", "minLength": 1, "description": "What the viewer sees and hears in the first second"}
+        }), &["title", "ideas", "hook"]),
+    },
+    Entry {
+        name: WRITE_SCRIPT,
+        audience: Audience::Graph,
+        description: "Record the shot list: one scene per clip, each with a visual generation prompt and its length. Result: {scenes: n}.",
+        parameters: || object(json!({"scenes": {"type": "array", "minItems": 1, "items": object(json!({
+            "prompt": {"type": "string", "minLength": 1},
+            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_CLIP_SECONDS}
+        }), &["prompt", "duration_seconds"])}}), &["scenes"]),
+    },
+    Entry {
+        name: SUBMIT_CLIP_JOBS,
+        audience: Audience::Graph,
+        description: "Submit one video generation job per clip (kie.ai). Clips arrive later by webhook. Result: {jobs: [{job_id, index}]}.",
+        parameters: || object(json!({"clips": {"type": "array", "minItems": 1, "items": object(json!({
+            "prompt": {"type": "string", "minLength": 1},
+            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_CLIP_SECONDS},
+            "aspect_ratio": {"type": "string", "enum": ASPECT_RATIOS}
+        }), &["prompt", "duration_seconds", "aspect_ratio"])}}), &["clips"]),
+    },
+    Entry {
+        name: RENDER_VIDEO,
+        audience: Audience::Graph,
+        description: "Render the final video from the clips, in order (Shotstack). The render URL arrives later by webhook. Result: {render_id}.",
+        parameters: || object(json!({
+            "title": {"type": "string", "minLength": 1},
+            "clip_urls": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "uri"}},
+            "aspect_ratio": {"type": "string", "enum": ASPECT_RATIOS}
+        }), &["title", "clip_urls", "aspect_ratio"]),
+    },
+    Entry {
+        name: WRITE_CAPTION,
+        audience: Audience::Graph,
+        description: "Record the post caption and its hashtags. Result: {recorded: true}.",
+        parameters: || object(json!({
+            "caption": {"type": "string", "minLength": 1, "maxLength": 2200},
+            "hashtags": {"type": "array", "items": {"type": "string", "pattern": "^#\\w+$"}}
+        }), &["caption", "hashtags"]),
+    },
+    Entry {
+        name: PUBLISH_VIDEO,
+        audience: Audience::Graph,
+        description: "Publish the rendered video with its caption to social platforms (upload-post). Result: {publish_id, platforms}.",
+        parameters: || object(json!({
+            "video_url": {"type": "string", "format": "uri"},
+            "caption": {"type": "string", "minLength": 1},
+            "platforms": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["tiktok", "instagram", "youtube"]}}
+        }), &["video_url", "caption", "platforms"]),
+    },
+    Entry {
+        name: LIST_MY_RUNS,
+        audience: Audience::Chat,
+        description: "List the user's most recent runs, newest first. Result: {runs: [{run_id, job_code, project, status, created_at}]}.",
+        parameters: || object(json!({"limit": {"type": "integer", "minimum": 1, "maximum": 50}}), &[]),
+    },
+    Entry {
+        name: GET_RUN_STATUS,
+        audience: Audience::Chat,
+        description: "Get one run's status. Result: {run_id, job_code, project, status, current_step?, error?}.",
+        parameters: || object(json!({"run": {"type": "string", "description": "Run id (UUID) or job code such as TVG-QXZ123"}}), &["run"]),
+    },
+    Entry {
+        name: START_RUN,
+        audience: Audience::Chat,
+        description: "Start a video production run for a project. Result: {run_id, job_code, project, status}.",
+        parameters: || object(json!({
+            "project": {"type": "string", "description": "Project name, e.g. test-video-gen or aismr"},
+            "message": {"type": "string", "description": "What the video is about; the project's default when absent"}
+        }), &["project"]),
+    },
+    Entry {
+        name: REQUEST_HITL_LINK,
+        audience: Audience::Chat,
+        description: "Get a signed approval link for a run's gate. Result: {url, run_id, job_code?, gate}.",
+        parameters: || object(json!({
+            "run": {"type": "string", "description": "Run id or job code"},
+            "gate": {"type": "string", "description": "Gate name, e.g. ideate or prepublish"}
+        }), &["run", "gate"]),
+    },
+    Entry {
+        name: APPROVE_HITL_GATE,
+        audience: Audience::Chat,
+        description: "Approve a run's waiting gate so the run continues. Result: {run_id, job_code?, gate, status}.",
+        parameters: || object(json!({
+            "run": {"type": "string", "description": "Run id or job code"},
+            "gate": {"type": "string", "description": "Gate name, e.g. ideate or prepublish"}
+        }), &["run", "gate"]),
+    },
+];
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false
+    })
+}
+
+/// Every entry, graph tools first.
+pub fn entries() -> &'static [Entry] {
+    ENTRIES
+}
+
+pub fn entry(name: &str) -> Option<&'static Entry> {
+    ENTRIES.iter().find(|entry| entry.name == name)
+}
+
+/// The spec of a catalog tool; panics on an unknown name, which is a typo in
+/// code (implementations pass the constants above).
+pub fn spec(name: &str) -> ToolSpec {
+    entry(name)
+        .unwrap_or_else(|| panic!("{name:?} is not in the tool catalog"))
+        .spec()
+}
+
+/// `record_ideas` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordIdeasArgs {
+    pub title: String,
+    pub ideas: Vec<String>,
+    pub hook: String,
+}
+
+/// `write_script` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteScriptArgs {
+    pub scenes: Vec<Scene>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scene {
+    pub prompt: String,
+    pub duration_seconds: u32,
+}
+
+/// `submit_clip_jobs` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitClipJobsArgs {
+    pub clips: Vec<ClipRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipRequest {
+    pub prompt: String,
+    pub duration_seconds: u32,
+    pub aspect_ratio: String,
+}
+
+/// `render_video` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderVideoArgs {
+    pub title: String,
+    pub clip_urls: Vec<String>,
+    pub aspect_ratio: String,
+}
+
+/// `write_caption` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteCaptionArgs {
+    pub caption: String,
+    pub hashtags: Vec<String>,
+}
+
+/// `publish_video` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishVideoArgs {
+    pub video_url: String,
+    pub caption: String,
+    pub platforms: Vec<String>,
+}
+
+/// `list_my_runs` arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListMyRunsArgs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `get_run_status` arguments: `run` is a run id or a job code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetRunStatusArgs {
+    pub run: String,
+}
+
+/// `start_run` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRunArgs {
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `request_hitl_link` and `approve_hitl_gate` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateArgs {
+    pub run: String,
+    pub gate: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_has_an_object_schema_naming_real_properties() {
+        let mut names = std::collections::HashSet::new();
+        for entry in entries() {
+            assert!(names.insert(entry.name), "{} listed twice", entry.name);
+            let spec = entry.spec();
+            assert_eq!(spec.parameters["type"], "object", "{}", entry.name);
+            let properties = spec.parameters["properties"].as_object().unwrap();
+            for required in spec.parameters["required"].as_array().unwrap() {
+                assert!(
+                    properties.contains_key(required.as_str().unwrap()),
+                    "{}: {required} is required but not a property",
+                    entry.name
+                );
+            }
+        }
+        assert_eq!(names.len(), 11);
+        assert_eq!(spec(PUBLISH_VIDEO).name, "publish_video");
+        assert!(entry("make_coffee").is_none());
+    }
+
+    #[test]
+    fn typed_arguments_match_their_schemas() {
+        let args = serde_json::to_value(SubmitClipJobsArgs {
+            clips: vec![ClipRequest {
+                prompt: "p".into(),
+                duration_seconds: 8,
+                aspect_ratio: "9:16".into(),
+            }],
+        })
+        .unwrap();
+        let schema = spec(SUBMIT_CLIP_JOBS).parameters;
+        let item = &schema["properties"]["clips"]["items"]["properties"];
+        for key in args["clips"][0].as_object().unwrap().keys() {
+            assert!(item.get(key).is_some(), "{key} not in schema");
+        }
+        let start = serde_json::to_value(StartRunArgs {
+            project: "aismr".into(),
+            message: None,
+        })
+        .unwrap();
+        assert_eq!(start, json!({"project": "aismr"}));
+    }
+}
