@@ -11,6 +11,7 @@ use rand::RngCore;
 use secrecy::SecretString;
 
 use crate::domain::ProvidersMode;
+use crate::providers::ProviderUrls;
 
 /// Where the state lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,6 +97,21 @@ pub struct Config {
     /// Where persona and gate tasks are sent (`TASK_QUEUE_URL`; the local
     /// queue by default).
     pub task_queue_url: String,
+    /// Where verified provider callbacks are buffered (`CALLBACK_QUEUE_URL`).
+    pub callback_queue_url: String,
+    /// The engine: only the local one is built (`ENGINE=local`).
+    pub engine: EngineKind,
+    /// Where people reach the API, for approval links (`PUBLIC_BASE_URL`);
+    /// `None`: the address `mw serve` listens on.
+    pub public_base_url: Option<String>,
+    /// Where providers call back (`WEBHOOK_BASE_URL`); `None`: the public base.
+    pub webhook_base_url: Option<String>,
+    /// The providers' API roots (`KIEAI_BASE_URL`, `SHOTSTACK_BASE_URL`,
+    /// `UPLOAD_POST_BASE_URL`); in mock mode the mock servers replace them.
+    pub provider_urls: ProviderUrls,
+    pub llm: LlmConfig,
+    /// How long the mock providers take per job (`MOCK_LATENCY_MS`).
+    pub mock_latency: std::time::Duration,
     pub api_key: SecretString,
     pub hitl_secret: SecretString,
     pub kieai_webhook_secret: SecretString,
@@ -103,6 +119,48 @@ pub struct Config {
     pub kieai_api_key: Option<SecretString>,
     pub shotstack_api_key: Option<SecretString>,
     pub upload_post_api_key: Option<SecretString>,
+}
+
+/// Mock providers answer after this long unless `MOCK_LATENCY_MS` says.
+pub const DEFAULT_MOCK_LATENCY_MS: u64 = 250;
+
+/// The local callback queue's URL.
+pub const LOCAL_CALLBACK_QUEUE_URL: &str = "local://myloware/callbacks";
+
+/// Which engine runs the graphs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Local,
+}
+
+/// Which LLM plays the personas and Brendan.
+#[derive(Debug, Clone)]
+pub enum LlmConfig {
+    /// Offline and deterministic: the default.
+    Scripted,
+    /// Any OpenAI-compatible chat-completions server (`LLM_BASE_URL`).
+    OpenAi {
+        base_url: String,
+        api_key: Option<SecretString>,
+        model: String,
+    },
+}
+
+/// An optional `http(s)://` URL variable, without a trailing slash.
+fn url_var(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match lookup(name) {
+        None => Ok(None),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(Some(url.trim_end_matches('/').to_owned()))
+        }
+        Some(_) => Err(ConfigError::new(
+            name,
+            "expected an http:// or https:// URL",
+        )),
+    }
 }
 
 /// Secrets with a generated local default.
@@ -169,6 +227,50 @@ impl Config {
             home,
             database,
             providers_mode,
+            callback_queue_url: lookup("CALLBACK_QUEUE_URL")
+                .unwrap_or_else(|| LOCAL_CALLBACK_QUEUE_URL.to_owned()),
+            engine: match lookup("ENGINE").as_deref() {
+                None | Some("local") => EngineKind::Local,
+                Some("stepfunctions") => {
+                    return Err(ConfigError::new(
+                        "ENGINE",
+                        "stepfunctions is not built yet; only ENGINE=local runs today",
+                    ))
+                }
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "ENGINE",
+                        format!("{other:?} is not local or stepfunctions"),
+                    ))
+                }
+            },
+            public_base_url: url_var(&lookup, "PUBLIC_BASE_URL")?,
+            webhook_base_url: url_var(&lookup, "WEBHOOK_BASE_URL")?,
+            provider_urls: {
+                let live = ProviderUrls::live();
+                ProviderUrls {
+                    kieai: url_var(&lookup, "KIEAI_BASE_URL")?.unwrap_or(live.kieai),
+                    shotstack: url_var(&lookup, "SHOTSTACK_BASE_URL")?.unwrap_or(live.shotstack),
+                    upload_post: url_var(&lookup, "UPLOAD_POST_BASE_URL")?
+                        .unwrap_or(live.upload_post),
+                }
+            },
+            llm: match url_var(&lookup, "LLM_BASE_URL")? {
+                None => LlmConfig::Scripted,
+                Some(base_url) => LlmConfig::OpenAi {
+                    base_url,
+                    api_key: lookup("LLM_API_KEY").map(SecretString::from),
+                    model: lookup("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+                },
+            },
+            mock_latency: match lookup("MOCK_LATENCY_MS") {
+                None => std::time::Duration::from_millis(DEFAULT_MOCK_LATENCY_MS),
+                Some(ms) => {
+                    std::time::Duration::from_millis(ms.parse().map_err(|_| {
+                        ConfigError::new("MOCK_LATENCY_MS", "expected milliseconds")
+                    })?)
+                }
+            },
             task_queue_url: lookup("TASK_QUEUE_URL")
                 .unwrap_or_else(|| crate::engine::definitions::LOCAL_TASK_QUEUE_URL.to_owned()),
             api_key: secret("API_KEY")?,
@@ -294,6 +396,10 @@ mod tests {
         assert!(err.to_string().contains("PROVIDERS_MODE=live"), "{err}");
         let err = Config::from_lookup(lookup(&[("API_KEY", "short")])).unwrap_err();
         assert_eq!(err.variable, "API_KEY");
+        let err = Config::from_lookup(lookup(&[("WEBHOOK_BASE_URL", "ftp://x")])).unwrap_err();
+        assert_eq!(err.variable, "WEBHOOK_BASE_URL");
+        let err = Config::from_lookup(lookup(&[("ENGINE", "stepfunctions")])).unwrap_err();
+        assert!(err.to_string().contains("not built yet"), "{err}");
     }
 
     #[test]

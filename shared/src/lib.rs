@@ -1,9 +1,17 @@
 //! MyloWare core: everything the Lambda functions and the `mw` CLI share.
 //! See DESIGN.md for the map; each module's docs say why it exists.
+pub mod api;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod hitl;
+pub mod personas;
+pub mod pipeline;
+pub mod providers;
+pub mod queue;
+pub mod stack;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Config;

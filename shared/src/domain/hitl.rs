@@ -17,6 +17,9 @@ named_enum! {
 pub struct HitlRequest {
     pub run_id: RunId,
     pub gate: Gate,
+    /// The engine task to complete. A credential: never serialized, so no
+    /// API answer, evidence bundle or log shows it.
+    #[serde(skip_serializing, default)]
     pub task_token: Option<String>,
     pub requested_at: DateTime<Utc>,
     pub decision: Option<HitlDecision>,

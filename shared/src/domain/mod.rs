@@ -2,6 +2,7 @@
 //! from then on: a `RunId`, `JobCode` or `Gate` that exists in the program is a
 //! well-formed one ("parse, don't validate").
 mod artifact;
+mod conversation;
 mod hitl;
 mod ids;
 mod project;
@@ -11,6 +12,7 @@ mod status;
 mod webhook;
 
 pub use artifact::{Artifact, ArtifactType, NewArtifact};
+pub use conversation::{ChatMessage, ChatRole};
 pub use hitl::{HitlDecision, HitlRequest, NewHitlRequest};
 pub use ids::{JobCode, RunId};
 pub use project::{Gate, Persona, Project};

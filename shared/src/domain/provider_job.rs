@@ -30,8 +30,9 @@ pub struct ProviderJob {
     pub job_id: String,
     pub run_id: RunId,
     pub persona: Persona,
-    /// The engine task token to complete when the persona's last job settles.
-    /// Not a secret shown to users, but never put in a link.
+    /// The engine task token to complete when the persona's last job
+    /// settles. A credential: never serialized (API answers, evidence).
+    #[serde(skip_serializing, default)]
     pub task_token: Option<String>,
     pub status: JobStatus,
     pub result: Option<Value>,

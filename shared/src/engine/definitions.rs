@@ -7,6 +7,37 @@ use std::path::{Path, PathBuf};
 use super::asl::model::StateMachine;
 use super::asl::substitute::substitute;
 
+/// The persona graphs, built into the binary so that `mw` runs anywhere:
+/// `(state machine name, definition text with placeholders)`.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "test-video-gen",
+        include_str!("../../../statemachine/test-video-gen.asl.json"),
+    ),
+    (
+        "aismr",
+        include_str!("../../../statemachine/aismr.asl.json"),
+    ),
+];
+
+/// The embedded graphs with `values` substituted, checked.
+pub fn embedded(
+    values: &HashMap<String, String>,
+) -> Result<Vec<(String, String)>, DefinitionError> {
+    EMBEDDED
+        .iter()
+        .map(|(name, raw)| {
+            let invalid = |message: String| DefinitionError::Invalid {
+                path: format!("statemachine/{name}.asl.json"),
+                message,
+            };
+            let text = substitute(raw, values).map_err(|e| invalid(e.to_string()))?;
+            StateMachine::from_json_str(&text).map_err(|e| invalid(e.to_string()))?;
+            Ok(((*name).to_owned(), text))
+        })
+        .collect()
+}
+
 /// The local task queue's URL: where persona and gate tasks are sent.
 pub const LOCAL_TASK_QUEUE_URL: &str = "local://myloware/tasks";
 

@@ -100,6 +100,8 @@ pub struct ExecutionRecord {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     pub commits: Vec<Commit>,
+    /// Messages sent on their own (not by a transition), e.g. callbacks.
+    pub messages: Vec<QueueMessage>,
     /// Ids of queue messages to delete.
     pub acks: Vec<String>,
 }

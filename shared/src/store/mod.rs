@@ -23,9 +23,9 @@ use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 use crate::domain::{
-    Artifact, Gate, HitlDecision, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
-    NewProviderJob, NewRun, NewWebhookEvent, Project, Provider, ProviderJob, Run, RunId, RunStatus,
-    WebhookEvent, WebhookEventStatus,
+    Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, NewArtifact,
+    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Project, Provider, ProviderJob, Run,
+    RunId, RunStatus, WebhookEvent, WebhookEventStatus,
 };
 
 pub use engine::EngineStore;
@@ -89,7 +89,7 @@ impl RunFilter {
 }
 
 /// One page of runs; `next` is the cursor for the following page, if any.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunPage {
     pub runs: Vec<Run>,
     pub next: Option<RunId>,
@@ -229,13 +229,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Idempotent on `(provider, idempotency_key)`.
     async fn record_webhook_event(&self, event: NewWebhookEvent) -> Result<Recorded, StoreError>;
+    async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError>;
     /// Oldest first.
     async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError>;
+    /// Records how processing ended; `run_id` fills in the event's run when
+    /// it was not known on arrival (a callback faster than its job's
+    /// registration).
     async fn finish_webhook_event(
         &self,
         id: Uuid,
         status: WebhookEventStatus,
         error: Option<&str>,
+        run_id: Option<RunId>,
     ) -> Result<WebhookEvent, StoreError>;
 
     /// Fails with `Duplicate` if the provider already has a job with that id.
@@ -266,6 +271,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         decision: Decision,
     ) -> Result<Decided, StoreError>;
     async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError>;
+
+    /// Appends messages to `user_id`'s conversation, in order.
+    async fn append_conversation(
+        &self,
+        user_id: &str,
+        messages: Vec<(ChatRole, String, Vec<RunId>)>,
+    ) -> Result<(), StoreError>;
+    /// The last `limit` messages of `user_id`'s conversation, oldest first.
+    async fn conversation(&self, user_id: &str, limit: u32)
+        -> Result<Vec<ChatMessage>, StoreError>;
 
     /// Deletes finished runs last updated before `cutoff` (with everything
     /// recorded for them) and orphan webhook events received before it.

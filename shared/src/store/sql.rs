@@ -28,7 +28,7 @@ macro_rules! sql_store {
         use uuid::Uuid;
 
         use crate::domain::{
-            Artifact, Gate, HitlRequest, JobCode, JobStatus, NewArtifact, NewHitlRequest,
+            Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact, NewHitlRequest,
             NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
             WebhookEvent, WebhookEventStatus,
         };
@@ -333,6 +333,15 @@ macro_rules! sql_store {
                 Ok(Recorded::Duplicate(existing.try_into()?))
             }
 
+            async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError> {
+                let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE id = $1");
+                let row: Option<WebhookEventRow> = sqlx::query_as(&sql)
+                    .bind(id.to_string())
+                    .fetch_optional(self.writer())
+                    .await?;
+                row.map(WebhookEvent::try_from).transpose()
+            }
+
             async fn list_webhook_events(
                 &self,
                 run_id: RunId,
@@ -353,9 +362,11 @@ macro_rules! sql_store {
                 id: Uuid,
                 status: WebhookEventStatus,
                 error: Option<&str>,
+                run_id: Option<RunId>,
             ) -> Result<WebhookEvent, StoreError> {
                 let sql = format!(
-                    "UPDATE webhook_events SET status = $1, error = $2, processed_at = $3 \
+                    "UPDATE webhook_events SET status = $1, error = $2, processed_at = $3, \
+                       run_id = COALESCE(run_id, $5) \
                      WHERE id = $4 RETURNING {WEBHOOK_COLUMNS}"
                 );
                 let row: Option<WebhookEventRow> = sqlx::query_as(&sql)
@@ -363,6 +374,7 @@ macro_rules! sql_store {
                     .bind(error)
                     .bind(now())
                     .bind(id.to_string())
+                    .bind(run_id.map(|r| r.to_string()))
                     .fetch_optional(self.writer())
                     .await?;
                 row.ok_or_else(|| StoreError::not_found(format!("webhook event {id}")))?
@@ -532,6 +544,56 @@ macro_rules! sql_store {
                 convert(rows)
             }
 
+            async fn append_conversation(
+                &self,
+                user_id: &str,
+                messages: Vec<(ChatRole, String, Vec<RunId>)>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.writer().begin().await?;
+                let last: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(seq) FROM conversation_messages WHERE user_id = $1")
+                        .bind(user_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let mut seq = last.unwrap_or(0);
+                for (role, content, run_ids) in messages {
+                    seq += 1;
+                    sqlx::query(
+                        "INSERT INTO conversation_messages (user_id, seq, role, content, run_ids, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(user_id)
+                    .bind(seq)
+                    .bind(role.as_str())
+                    .bind(content)
+                    .bind(Json(run_ids))
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn conversation(&self, user_id: &str, limit: u32) -> Result<Vec<ChatMessage>, StoreError> {
+                let rows: Vec<(String, String, Json<Vec<RunId>>, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT role, content, run_ids, created_at FROM conversation_messages \
+                     WHERE user_id = $1 ORDER BY seq DESC LIMIT $2",
+                )
+                .bind(user_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                let mut messages = rows
+                    .into_iter()
+                    .map(|(role, content, run_ids, created_at)| {
+                        Ok(ChatMessage { role: role.parse()?, content, run_ids: run_ids.0, created_at })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                messages.reverse();
+                Ok(messages)
+            }
+
             async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
                 let old_runs = format!(
                     "SELECT run_id FROM runs WHERE status IN {TERMINAL_STATUSES} AND updated_at < $1"
@@ -559,6 +621,10 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                sqlx::query("DELETE FROM conversation_messages WHERE created_at < $1")
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(PruneReport {
                     runs,

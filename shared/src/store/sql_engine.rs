@@ -116,8 +116,8 @@ macro_rules! sql_engine_store {
 
             /// Writes the batch with a handful of set-based statements: one
             /// insert for new executions, one compare-and-set update for the
-            /// advancing ones, then history, tokens and messages of the
-            /// commits that held, and the acknowledged messages' deletion.
+            /// advancing ones, then history and messages of the
+            /// commits that held, messages sent on their own, and the acknowledged messages' deletion.
             async fn apply(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 batch: Batch,
@@ -231,7 +231,11 @@ macro_rules! sql_engine_store {
                     });
                     q.build().execute(&mut **tx).await?;
                 }
-                let messages: Vec<&QueueMessage> = held.iter().flat_map(|c| c.messages.iter()).collect();
+                let messages: Vec<&QueueMessage> = held
+                    .iter()
+                    .flat_map(|c| c.messages.iter())
+                    .chain(batch.messages.iter())
+                    .collect();
                 for chunk in messages.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::<$db>::new(
                         "INSERT INTO queue_messages (id, queue_url, body, created_at, receive_count) ",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::engine::{Batch, Commit, CommitRefused, EngineStore};
+use crate::store::engine::{Batch, Commit, CommitRefused, EngineStore, QueueMessage};
 use crate::store::StoreError;
 
 /// What a commit came to: applied, refused, or the whole batch failed.
@@ -17,6 +17,7 @@ pub(super) type CommitOutcome = Result<Result<(), CommitRefused>, Arc<StoreError
 enum Request {
     Commit(Box<Commit>, oneshot::Sender<CommitOutcome>),
     Ack(String, oneshot::Sender<Result<(), Arc<StoreError>>>),
+    Send(QueueMessage, oneshot::Sender<Result<(), Arc<StoreError>>>),
 }
 
 /// The most requests written in one transaction.
@@ -35,7 +36,7 @@ impl Committer {
             while incoming.recv_many(&mut pending, MAX_BATCH).await > 0 {
                 let mut batch = Batch::default();
                 let mut commit_replies = Vec::new();
-                let mut ack_replies = Vec::new();
+                let mut other_replies = Vec::new();
                 for request in pending.drain(..) {
                     match request {
                         Request::Commit(commit, reply) => {
@@ -44,7 +45,11 @@ impl Committer {
                         }
                         Request::Ack(id, reply) => {
                             batch.acks.push(id);
-                            ack_replies.push(reply);
+                            other_replies.push(reply);
+                        }
+                        Request::Send(message, reply) => {
+                            batch.messages.push(message);
+                            other_replies.push(reply);
                         }
                     }
                 }
@@ -53,7 +58,7 @@ impl Committer {
                         for (reply, outcome) in commit_replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(outcome));
                         }
-                        for reply in ack_replies {
+                        for reply in other_replies {
                             let _ = reply.send(Ok(()));
                         }
                     }
@@ -63,7 +68,7 @@ impl Committer {
                         for reply in commit_replies {
                             let _ = reply.send(Err(Arc::clone(&err)));
                         }
-                        for reply in ack_replies {
+                        for reply in other_replies {
                             let _ = reply.send(Err(Arc::clone(&err)));
                         }
                     }
@@ -87,6 +92,13 @@ impl Committer {
     pub(super) async fn ack(&self, message_id: String) -> Option<Result<(), Arc<StoreError>>> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(Request::Ack(message_id, reply)).ok()?;
+        answer.await.ok()
+    }
+
+    /// Writes a message on its own with the next batch.
+    pub(super) async fn send(&self, message: QueueMessage) -> Option<Result<(), Arc<StoreError>>> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::Send(message, reply)).ok()?;
         answer.await.ok()
     }
 }

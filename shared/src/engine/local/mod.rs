@@ -159,6 +159,26 @@ impl LocalEngine {
         Ok(rx)
     }
 
+    /// Sends a message on the local queue `queue_url`: durable once this
+    /// returns, then handed to the queue's consumer.
+    pub async fn send_message(&self, queue_url: &str, body: String) -> Result<(), EngineError> {
+        let message = QueueMessage {
+            id: uuid::Uuid::new_v4().to_string(),
+            queue_url: queue_url.to_owned(),
+            body,
+            created_at: Utc::now(),
+            receive_count: 0,
+        };
+        match self.inner.committer.send(message.clone()).await {
+            Some(Ok(())) => {
+                self.inner.queues.deliver(message);
+                Ok(())
+            }
+            Some(Err(store)) => Err(EngineError::Store(store)),
+            None => Err(EngineError::ShutDown),
+        }
+    }
+
     /// Acknowledges a handled queue message, so it is not delivered again.
     pub async fn ack(&self, message_id: &str) -> Result<(), EngineError> {
         match self.inner.committer.ack(message_id.to_owned()).await {

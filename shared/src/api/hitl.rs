@@ -1,0 +1,223 @@
+//! Gates over HTTP: a signed link to approve (with the API key), the page or
+//! JSON behind the link, and approve/reject — with the link's token, or with
+//! the API key (the CLI).
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{has_api_key, require_api_key};
+use super::{ApiError, AppState, JsonBody};
+use crate::domain::{Gate, HitlDecision};
+use crate::pipeline::ApprovalLink;
+
+/// The link route needs the API key; the others check the token or the key
+/// themselves.
+pub fn router(state: AppState) -> Router<AppState> {
+    let keyed = Router::new()
+        .route("/v1/hitl/link/{id}/{gate}", get(link))
+        .route_layer(middleware::from_fn_with_state(state, require_api_key));
+    Router::new()
+        .route("/v1/hitl/approve/{id}/{gate}", get(page).post(approve))
+        .route("/v1/hitl/reject/{id}/{gate}", post(reject))
+        .merge(keyed)
+}
+
+fn parse_gate(gate: &str) -> Result<Gate, ApiError> {
+    gate.parse()
+        .map_err(|e: crate::domain::ParseError| ApiError::bad_request(e.to_string()))
+}
+
+async fn link(
+    State(state): State<AppState>,
+    Path((id, gate)): Path<(String, String)>,
+) -> Result<Json<ApprovalLink>, ApiError> {
+    Ok(Json(
+        state
+            .pipeline
+            .approval_link(&id, &parse_gate(&gate)?)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DecisionBody {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The token, or the API key, must allow acting on this gate.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    gate: &Gate,
+    token: Option<&str>,
+) -> Result<&'static str, ApiError> {
+    match token {
+        Some(token) => {
+            state.pipeline.check_link(id, gate, token).await?;
+            Ok("link")
+        }
+        None if has_api_key(state, headers) => Ok("api"),
+        None => Err(ApiError::unauthorized(
+            "an approval token (?token=) or x-api-key is required",
+        )),
+    }
+}
+
+async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, gate)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let gate = parse_gate(&gate)?;
+    authorize(&state, &headers, &id, &gate, q.token.as_deref()).await?;
+    let run = state.pipeline.find_run(&id).await?;
+    let request = state
+        .pipeline
+        .store
+        .list_hitl_requests(run.run_id)
+        .await?
+        .into_iter()
+        .find(|r| r.gate == gate)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "gate {gate} on run {} has not been reached",
+                run.job_code
+            ))
+        })?;
+    let decision = request.decision.map(|d| d.to_string());
+    if !wants_html(&headers) {
+        return Ok(Json(json!({
+            "run_id": run.run_id, "job_code": run.job_code, "project": run.project, "status": run.status,
+            "gate": gate, "decision": decision, "requested_at": request.requested_at,
+        }))
+        .into_response());
+    }
+    let token = q.token.unwrap_or_default();
+    let action = |verb: &str| {
+        format!(
+            "/v1/hitl/{verb}/{}/{gate}?token={}",
+            run.run_id,
+            html_escape(&token)
+        )
+    };
+    let body = match decision {
+        Some(decision) => format!("<p>This gate was already <strong>{decision}</strong>.</p>"),
+        None => format!(
+            "<form method=\"post\" action=\"{}\"><button id=\"approve\" type=\"submit\">Approve</button></form>\
+             <form method=\"post\" action=\"{}\"><button id=\"reject\" type=\"submit\">Reject</button></form>",
+            action("approve"),
+            action("reject")
+        ),
+    };
+    Ok(Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>MyloWare · {gate} · {job}</title>\
+         <style>body{{font-family:system-ui;margin:3rem;max-width:40rem}}form{{display:inline-block;margin-right:1rem}}\
+         button{{font-size:1.1rem;padding:.5rem 1.5rem}}</style></head><body>\
+         <h1>Gate <code>{gate}</code></h1><p>Run <strong>{job}</strong> ({project}) is <strong>{status}</strong>.</p>{body}</body></html>",
+        job = run.job_code,
+        project = run.project,
+        status = run.status,
+    ))
+    .into_response())
+}
+
+async fn decide(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    gate: String,
+    token: Option<String>,
+    body: Option<JsonBody<DecisionBody>>,
+    decision: HitlDecision,
+) -> Result<Response, ApiError> {
+    let gate = parse_gate(&gate)?;
+    let via = authorize(&state, &headers, &id, &gate, token.as_deref()).await?;
+    let body = body.map(|JsonBody(b)| b).unwrap_or_default();
+    let by = body.by.unwrap_or_else(|| via.to_owned());
+    let decided = state
+        .pipeline
+        .decide_gate(&id, &gate, decision, &by, body.comment)
+        .await?;
+    if wants_html(&headers) {
+        let outcome = match (decided.decided_now, decided.request.decision) {
+            (true, Some(d)) => format!(
+                "Gate <code>{gate}</code> is now <strong>{d}</strong>. You can close this page."
+            ),
+            (false, Some(d)) => {
+                format!("This gate was already <strong>{d}</strong>; nothing changed.")
+            }
+            _ => "Nothing changed.".to_owned(),
+        };
+        return Ok(Html(format!("<!doctype html><html><body style=\"font-family:system-ui;margin:3rem\"><p id=\"outcome\">{outcome}</p></body></html>")).into_response());
+    }
+    Ok(
+        Json(json!({ "decided_now": decided.decided_now, "request": decided.request }))
+            .into_response(),
+    )
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, gate)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
+    body: Option<JsonBody<DecisionBody>>,
+) -> Result<Response, ApiError> {
+    decide(
+        state,
+        headers,
+        id,
+        gate,
+        q.token,
+        body,
+        HitlDecision::Approved,
+    )
+    .await
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, gate)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
+    body: Option<JsonBody<DecisionBody>>,
+) -> Result<Response, ApiError> {
+    decide(
+        state,
+        headers,
+        id,
+        gate,
+        q.token,
+        body,
+        HitlDecision::Rejected,
+    )
+    .await
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,108 @@
+//! `/v1/runs`: start, list, show, evidence, cancel.
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{ApiError, AppState, JsonBody};
+use crate::domain::{Project, Run, RunStatus};
+use crate::pipeline::{Evidence, NewRunRequest};
+use crate::store::{RunFilter, RunPage};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/runs", post(start).get(list))
+        .route("/v1/runs/{id}", get(show))
+        .route("/v1/runs/{id}/evidence", get(evidence))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+}
+
+#[derive(Debug, Deserialize)]
+struct StartBody {
+    project: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+async fn start(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<StartBody>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let project: Project = body
+        .project
+        .parse()
+        .map_err(|e: crate::domain::ParseError| ApiError::bad_request(e.to_string()))?;
+    let run = state
+        .pipeline
+        .start_run(NewRunRequest {
+            project,
+            message: body.message,
+            user_id: body.user_id,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    project: Option<String>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<RunPage>, ApiError> {
+    let bad = |e: crate::domain::ParseError| ApiError::bad_request(e.to_string());
+    let filter = RunFilter {
+        status: q
+            .status
+            .map(|s| s.parse::<RunStatus>())
+            .transpose()
+            .map_err(bad)?,
+        project: q
+            .project
+            .map(|p| p.parse::<Project>())
+            .transpose()
+            .map_err(bad)?,
+        limit: q.limit,
+        after: q.after.map(|a| a.parse()).transpose().map_err(bad)?,
+    };
+    Ok(Json(state.pipeline.store.list_runs(&filter).await?))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
+    Ok(Json(state.pipeline.find_run(&id).await?))
+}
+
+async fn evidence(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Evidence>, ApiError> {
+    Ok(Json(state.pipeline.evidence(&id).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CancelBody {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<JsonBody<CancelBody>>,
+) -> Result<Json<Run>, ApiError> {
+    let by = body
+        .and_then(|JsonBody(b)| b.by)
+        .unwrap_or_else(|| "api".into());
+    Ok(Json(state.pipeline.cancel_run(&id, &by).await?))
+}

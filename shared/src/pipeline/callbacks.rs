@@ -1,0 +1,467 @@
+//! The callbacks consumer: acts on verified provider callbacks. It confirms
+//! the result with the provider's API where the signature does not cover the
+//! body (kie.ai signs only `taskId.timestamp`; Shotstack does not sign),
+//! settles the job once, writes the result artifact (`kieai.clip`,
+//! `render.url`, `publish.url`), and completes the persona's task when its
+//! last job settles. Callbacks for unknown jobs are kept as orphans.
+//! Duplicated, late and out-of-order callbacks change nothing twice: the job
+//! settles once, and a settled job's later callbacks are only recorded.
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{Pipeline, PipelineError};
+use crate::domain::{
+    Artifact, ArtifactType, JobStatus, NewArtifact, Persona, Provider, ProviderJob, RunId,
+    WebhookEventStatus,
+};
+use crate::providers::kieai::VeoState;
+use crate::providers::shotstack::wire::RenderState;
+use crate::queue::{HandlerError, MessageHandler};
+use crate::store::{JobOutcome, Settled};
+use crate::webhooks::{CallbackKind, OutcomeHint, ProviderCallback};
+
+/// What the webhook route hands to the callback queue: the stored event and
+/// the callback as verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackMessage {
+    pub event_id: Uuid,
+    pub provider: Provider,
+    pub job_id: String,
+    /// `kieai.result`, `shotstack.render`, `shotstack.cdn_copy`, `upload-post.result`.
+    pub kind: String,
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// `succeeded`, `failed` or `progress`, as the callback claims.
+    pub claimed: String,
+    #[serde(default)]
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    pub signature_covers_body: bool,
+}
+
+impl CallbackMessage {
+    pub fn new(event_id: Uuid, callback: ProviderCallback) -> Self {
+        let (kind, platform) = match &callback.kind {
+            CallbackKind::KieAiResult => ("kieai.result", None),
+            CallbackKind::ShotstackRender => ("shotstack.render", None),
+            CallbackKind::ShotstackCdnCopy => ("shotstack.cdn_copy", None),
+            CallbackKind::UploadPostResult { platform } => {
+                ("upload-post.result", Some(platform.clone()))
+            }
+        };
+        let (claimed, urls, message) = match callback.outcome_hint {
+            OutcomeHint::Succeeded { urls } => ("succeeded", urls, None),
+            OutcomeHint::Failed { message } => ("failed", Vec::new(), Some(message)),
+            OutcomeHint::Progress => ("progress", Vec::new(), None),
+        };
+        Self {
+            event_id,
+            provider: callback.provider,
+            job_id: callback.job_id,
+            kind: kind.to_owned(),
+            platform,
+            claimed: claimed.to_owned(),
+            urls,
+            message,
+            signature_covers_body: callback.signature_covers_body,
+        }
+    }
+}
+
+/// The callbacks consumer: a `MessageHandler` for the callback queue.
+#[derive(Debug, Clone)]
+pub struct Callbacks {
+    pub pipeline: Pipeline,
+}
+
+#[async_trait]
+impl MessageHandler for Callbacks {
+    async fn handle(&self, body: &str) -> Result<(), HandlerError> {
+        let message: CallbackMessage = serde_json::from_str(body)
+            .map_err(|e| HandlerError::permanent(format!("not a callback message: {e}")))?;
+        self.pipeline.process_callback(&message).await
+    }
+}
+
+/// What confirming a callback found.
+enum Confirmed {
+    Settle(JobOutcome),
+    /// Not finished yet (or nothing to settle from this callback).
+    Progress(String),
+}
+
+/// How old a callback for an unknown job must be to be kept as an orphan.
+const ORPHAN_AFTER_S: i64 = 2;
+
+/// The error a failed provider job fails its persona's task with.
+pub const JOB_FAILED_ERROR: &str = "Provider.JobFailed";
+
+impl Pipeline {
+    pub async fn process_callback(&self, message: &CallbackMessage) -> Result<(), HandlerError> {
+        let event = self
+            .store
+            .get_webhook_event(message.event_id)
+            .await
+            .map_err(PipelineError::from)?
+            .ok_or_else(|| {
+                HandlerError::permanent(format!("webhook event {} is gone", message.event_id))
+            })?;
+        if event.status != WebhookEventStatus::Received {
+            return Ok(()); // handled before: a repeated queue message
+        }
+        let finish = |status, note: Option<String>, run_id: Option<RunId>| async move {
+            self.store
+                .finish_webhook_event(message.event_id, status, note.as_deref(), run_id)
+                .await
+                .map(|_| ())
+                .map_err(|e| HandlerError::from(PipelineError::from(e)))
+        };
+        let Some(job) = self
+            .store
+            .find_provider_job(message.provider, &message.job_id)
+            .await
+            .map_err(PipelineError::from)?
+        else {
+            // A fast provider can call back before the tool that submitted
+            // the job has registered it: give a young event time.
+            if chrono::Utc::now() - event.created_at < chrono::Duration::seconds(ORPHAN_AFTER_S) {
+                return Err(HandlerError::retryable(format!(
+                    "no {} job {} yet",
+                    message.provider, message.job_id
+                )));
+            }
+            tracing::warn!(provider = %message.provider, provider_job_id = %message.job_id, "callback for an unknown job kept as an orphan");
+            return finish(
+                WebhookEventStatus::Orphaned,
+                Some(format!("no {} job {}", message.provider, message.job_id)),
+                None,
+            )
+            .await;
+        };
+        let confirmed = match self.confirm(message, &job).await {
+            Ok(confirmed) => confirmed,
+            Err(err) => {
+                tracing::warn!(run_id = %job.run_id, persona = %job.persona, provider = %job.provider,
+                    provider_job_id = %job.job_id, error = %err, "could not confirm the callback");
+                return Err(HandlerError::retryable(err));
+            }
+        };
+        let outcome = match confirmed {
+            Confirmed::Progress(note) => {
+                return finish(WebhookEventStatus::Processed, Some(note), Some(job.run_id)).await
+            }
+            Confirmed::Settle(outcome) => outcome,
+        };
+        match self
+            .store
+            .settle_provider_job(job.provider, &job.job_id, outcome)
+            .await
+            .map_err(PipelineError::from)?
+        {
+            Settled::Already(_) => {
+                finish(
+                    WebhookEventStatus::Processed,
+                    Some("job already settled".into()),
+                    Some(job.run_id),
+                )
+                .await
+            }
+            Settled::Now(job) => {
+                tracing::info!(run_id = %job.run_id, persona = %job.persona, provider = %job.provider,
+                    provider_job_id = %job.job_id, status = %job.status, "provider job settled");
+                self.record_result(&job).await?;
+                if let Some(token) = &job.task_token {
+                    self.complete_persona_if_done(job.run_id, job.persona, token)
+                        .await?;
+                }
+                finish(WebhookEventStatus::Processed, None, Some(job.run_id)).await
+            }
+        }
+    }
+
+    /// The outcome of the job, from the provider's API when the signature
+    /// does not cover the body, else from the callback itself.
+    async fn confirm(
+        &self,
+        message: &CallbackMessage,
+        job: &ProviderJob,
+    ) -> Result<Confirmed, String> {
+        match message.provider {
+            crate::domain::Provider::KieAi => {
+                let task = self
+                    .providers
+                    .kieai
+                    .record_info(&job.job_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(match task.state {
+                    VeoState::Succeeded { result_urls } => {
+                        Confirmed::Settle(JobOutcome::Succeeded(json!({ "urls": result_urls })))
+                    }
+                    VeoState::Failed { code, message } => {
+                        Confirmed::Settle(JobOutcome::Failed(match code {
+                            Some(code) => format!("kie.ai error {code}: {message}"),
+                            None => message,
+                        }))
+                    }
+                    VeoState::Pending => {
+                        return Err(
+                            "kie.ai called back, but record-info still says generating".into()
+                        )
+                    }
+                })
+            }
+            crate::domain::Provider::Shotstack => {
+                let render = self
+                    .providers
+                    .shotstack
+                    .get_render(&job.job_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(match render.status {
+                    RenderState::Done => match render.url {
+                        Some(url) => {
+                            Confirmed::Settle(JobOutcome::Succeeded(json!({ "url": url })))
+                        }
+                        None => return Err("Shotstack says done but gives no URL".into()),
+                    },
+                    RenderState::Failed => Confirmed::Settle(JobOutcome::Failed(
+                        render
+                            .error
+                            .unwrap_or_else(|| "Shotstack render failed".into()),
+                    )),
+                    other => Confirmed::Progress(format!("render is {other:?}")),
+                })
+            }
+            crate::domain::Provider::UploadPost => self
+                .confirm_upload(message, job)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// upload-post signs the body: each callback is one platform's result.
+    /// The job settles when every requested platform has reported.
+    async fn confirm_upload(
+        &self,
+        message: &CallbackMessage,
+        job: &ProviderJob,
+    ) -> Result<Confirmed, PipelineError> {
+        let platform = message.platform.clone().unwrap_or_else(|| "unknown".into());
+        let artifacts = self.store.list_artifacts(job.run_id).await?;
+        let already = artifacts.iter().any(|a| {
+            is_publish_result(a)
+                && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
+                && a.metadata.get("platform").and_then(Value::as_str) == Some(&platform)
+        });
+        if !already {
+            let base = NewArtifact::new(job.run_id, ArtifactType::PUBLISH_URL, json!({}))
+                .provider(job.provider)
+                .persona(job.persona);
+            let artifact = match message.claimed.as_str() {
+                "succeeded" => {
+                    let mut a = base;
+                    a.metadata = json!({ "job_id": job.job_id, "platform": platform });
+                    if let Some(url) = message.urls.first() {
+                        a = a.url(url.clone());
+                    }
+                    a
+                }
+                "failed" => {
+                    let mut a = base;
+                    a.artifact_type = "publish.error".parse().expect("a valid artifact type");
+                    a.metadata = json!({ "job_id": job.job_id, "platform": platform, "error": message.message });
+                    a
+                }
+                _ => return Ok(Confirmed::Progress(format!("{platform} still publishing"))),
+            };
+            self.store.append_artifact(artifact).await?;
+        }
+        let requested: Vec<String> = artifacts
+            .iter()
+            .find(|a| {
+                a.artifact_type.as_str() == "publish.request"
+                    && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
+            })
+            .and_then(|a| {
+                a.metadata
+                    .get("platforms")
+                    .and_then(Value::as_array)
+                    .cloned()
+            })
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect();
+        let results: Vec<Artifact> = self
+            .store
+            .list_artifacts(job.run_id)
+            .await?
+            .into_iter()
+            .filter(|a| {
+                is_publish_result(a)
+                    && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
+            })
+            .collect();
+        let reported = |p: &str| {
+            results
+                .iter()
+                .any(|a| a.metadata.get("platform").and_then(Value::as_str) == Some(p))
+        };
+        if !requested.iter().all(|p| reported(p)) {
+            return Ok(Confirmed::Progress(format!(
+                "{} of {} platforms reported",
+                results.len(),
+                requested.len()
+            )));
+        }
+        let failures: Vec<String> = results
+            .iter()
+            .filter(|a| a.artifact_type.as_str() == "publish.error")
+            .map(|a| {
+                format!(
+                    "{}: {}",
+                    a.metadata["platform"].as_str().unwrap_or("?"),
+                    a.metadata["error"].as_str().unwrap_or("failed")
+                )
+            })
+            .collect();
+        let urls: Vec<&str> = results.iter().filter_map(|a| a.url.as_deref()).collect();
+        Ok(Confirmed::Settle(if failures.is_empty() {
+            JobOutcome::Succeeded(json!({ "urls": urls }))
+        } else {
+            JobOutcome::Failed(format!("upload-post: {}", failures.join("; ")))
+        }))
+    }
+
+    /// The artifact a settled job leaves: a clip, a render, or the error.
+    async fn record_result(&self, job: &ProviderJob) -> Result<(), PipelineError> {
+        let new = |t: ArtifactType, metadata: Value| {
+            NewArtifact::new(job.run_id, t, metadata)
+                .provider(job.provider)
+                .persona(job.persona)
+        };
+        let first_url = |key: &str| {
+            let value = job.result.as_ref().and_then(|r| r.get(key));
+            match value {
+                Some(Value::Array(urls)) => urls.first().and_then(Value::as_str).map(str::to_owned),
+                Some(Value::String(url)) => Some(url.clone()),
+                _ => None,
+            }
+        };
+        let artifact = match (job.provider, job.status) {
+            (Provider::KieAi, JobStatus::Succeeded) => {
+                let a = new(
+                    ArtifactType::KIEAI_CLIP,
+                    json!({ "task_id": job.job_id, "urls": job.result }),
+                );
+                match first_url("urls") {
+                    Some(url) => a.url(url),
+                    None => a,
+                }
+            }
+            (Provider::KieAi, JobStatus::Failed) => new(
+                ArtifactType::KIEAI_ERROR,
+                json!({ "task_id": job.job_id, "error": job.error }),
+            ),
+            (Provider::Shotstack, JobStatus::Succeeded) => {
+                let a = new(ArtifactType::RENDER_URL, json!({ "render_id": job.job_id }));
+                match first_url("url") {
+                    Some(url) => a.url(url),
+                    None => a,
+                }
+            }
+            (Provider::Shotstack, JobStatus::Failed) => new(
+                "render.error".parse().expect("a valid artifact type"),
+                json!({ "render_id": job.job_id, "error": job.error }),
+            ),
+            // upload-post results are recorded per platform as they arrive.
+            (Provider::UploadPost, _) | (_, JobStatus::Pending) => return Ok(()),
+        };
+        self.store.append_artifact(artifact).await?;
+        Ok(())
+    }
+
+    /// Completes the persona's task once its agent has finished and every
+    /// job it submitted has settled: with the jobs' results, or failed with
+    /// the first job's error. Safe to call more than once.
+    pub(crate) async fn complete_persona_if_done(
+        &self,
+        run_id: RunId,
+        persona: Persona,
+        token: &str,
+    ) -> Result<(), PipelineError> {
+        let artifacts = self.store.list_artifacts(run_id).await?;
+        let agent_done = artifacts
+            .iter()
+            .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));
+        if !agent_done {
+            return Ok(()); // the worker completes it when the agent ends
+        }
+        let jobs: Vec<ProviderJob> = self
+            .store
+            .list_provider_jobs(run_id)
+            .await?
+            .into_iter()
+            .filter(|j| j.persona == persona && j.task_token.as_deref() == Some(token))
+            .collect();
+        if jobs.iter().any(|j| j.status == JobStatus::Pending) {
+            return Ok(());
+        }
+        if let Some(failed) = jobs.iter().find(|j| j.status == JobStatus::Failed) {
+            let cause = format!(
+                "persona {persona}: {} job {} failed: {}",
+                failed.provider,
+                failed.job_id,
+                failed.error.as_deref().unwrap_or("no error given")
+            );
+            return self.fail_task(token, JOB_FAILED_ERROR, &cause).await;
+        }
+        let output = persona_output(persona, &jobs, &artifacts);
+        self.succeed_task(token, &output).await
+    }
+}
+
+/// The marker artifact the worker writes when a persona's agent has ended.
+pub(crate) const PERSONA_COMPLETED: &str = "persona.completed";
+
+fn is_publish_result(a: &Artifact) -> bool {
+    a.artifact_type == ArtifactType::PUBLISH_URL || a.artifact_type.as_str() == "publish.error"
+}
+
+/// What a persona hands to the next one, from its settled jobs.
+fn persona_output(persona: Persona, jobs: &[ProviderJob], artifacts: &[Artifact]) -> Value {
+    let urls = |j: &ProviderJob, key: &str| -> Vec<Value> {
+        match j.result.as_ref().and_then(|r| r.get(key)) {
+            Some(Value::Array(urls)) => urls.clone(),
+            Some(url @ Value::String(_)) => vec![url.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let summary = artifacts
+        .iter()
+        .rev()
+        .find(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona))
+        .and_then(|a| a.metadata.get("summary").cloned())
+        .unwrap_or(Value::Null);
+    match persona {
+        Persona::Riley => json!({
+            "summary": summary,
+            "clips": jobs.iter().map(|j| json!({ "job_id": j.job_id, "url": urls(j, "urls").first() })).collect::<Vec<_>>(),
+        }),
+        Persona::Alex => json!({
+            "summary": summary,
+            "render_url": jobs.iter().find_map(|j| urls(j, "url").into_iter().next()),
+        }),
+        Persona::Quinn => json!({
+            "summary": summary,
+            "publish_urls": jobs.iter().flat_map(|j| urls(j, "urls")).collect::<Vec<_>>(),
+            "caption": artifacts.iter().rev().find(|a| a.artifact_type.as_str() == "caption.text")
+                .and_then(|a| a.metadata.get("caption").cloned()),
+        }),
+        Persona::Iggy => json!({ "summary": summary }),
+    }
+}

@@ -1,0 +1,177 @@
+//! Human-in-the-loop gates: a gate task records a `hitl.request` and the run
+//! waits `awaiting_approval`; a human approves (the task succeeds and the run
+//! goes on) or rejects (the task fails with `Hitl.Rejected` and the state
+//! machine ends the run `rejected`). Approval links are signed; the engine's
+//! task token never leaves the server.
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Pipeline, PipelineError};
+use crate::domain::{ArtifactType, Gate, HitlDecision, HitlRequest, NewArtifact, RunStatus};
+use crate::hitl::DEFAULT_LINK_TTL;
+use crate::store::{Decided, Decision, StoreError, Transition};
+
+/// The error name a rejected gate fails its task with (caught by the ASL).
+pub const REJECTED_ERROR: &str = "Hitl.Rejected";
+
+/// An approval link and until when it works.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalLink {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+    pub run_id: String,
+    pub gate: Gate,
+}
+
+/// How a decision went.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateDecision {
+    pub request: HitlRequest,
+    /// False when the gate had been decided before (nothing changed now).
+    pub decided_now: bool,
+}
+
+impl Pipeline {
+    /// The waiting request of `gate` on run `key`, or why there is none.
+    async fn waiting_gate(
+        &self,
+        key: &str,
+        gate: &Gate,
+    ) -> Result<(crate::domain::Run, HitlRequest), PipelineError> {
+        let run = self.find_run(key).await?;
+        let request = self
+            .store
+            .list_hitl_requests(run.run_id)
+            .await?
+            .into_iter()
+            .find(|r| &r.gate == gate)
+            .ok_or_else(|| {
+                PipelineError::not_found(format!(
+                    "gate {gate} on run {} (it has not been reached)",
+                    run.job_code
+                ))
+            })?;
+        Ok((run, request))
+    }
+
+    /// A signed approval link for a gate that waits.
+    pub async fn approval_link(
+        &self,
+        key: &str,
+        gate: &Gate,
+    ) -> Result<ApprovalLink, PipelineError> {
+        let (run, request) = self.waiting_gate(key, gate).await?;
+        if let Some(decision) = request.decision {
+            return Err(PipelineError::Conflict(format!(
+                "gate {gate} of run {} is already {decision}",
+                run.job_code
+            )));
+        }
+        let expires_at = Utc::now() + DEFAULT_LINK_TTL;
+        Ok(ApprovalLink {
+            url: self
+                .hitl
+                .link(&self.settings.public_base_url, run.run_id, gate, expires_at),
+            expires_at,
+            run_id: run.run_id.to_string(),
+            gate: gate.clone(),
+        })
+    }
+
+    /// Checks a signed approval token for `gate` of run `key`.
+    pub async fn check_link(
+        &self,
+        key: &str,
+        gate: &Gate,
+        token: &str,
+    ) -> Result<(), PipelineError> {
+        let run = self.find_run(key).await?;
+        self.hitl
+            .verify(token, run.run_id, gate, Utc::now())
+            .map_err(|e| PipelineError::Forbidden(e.to_string()))
+    }
+
+    /// Approves or rejects `gate` of run `key` once; later calls report the
+    /// first decision and change nothing.
+    pub async fn decide_gate(
+        &self,
+        key: &str,
+        gate: &Gate,
+        decision: HitlDecision,
+        by: &str,
+        comment: Option<String>,
+    ) -> Result<GateDecision, PipelineError> {
+        let (run, _) = self.waiting_gate(key, gate).await?;
+        let decided = self
+            .store
+            .decide_hitl(
+                run.run_id,
+                gate,
+                Decision {
+                    decision,
+                    decided_by: by.to_owned(),
+                    comment: comment.clone(),
+                },
+            )
+            .await?;
+        let request = match decided {
+            Decided::Already(request) => {
+                return Ok(GateDecision {
+                    request,
+                    decided_now: false,
+                })
+            }
+            Decided::Now(request) => request,
+        };
+        let waited_s = request
+            .decided_at
+            .map(|d| (d - request.requested_at).num_milliseconds() as f64 / 1000.0);
+        self.store
+            .append_artifact(NewArtifact::new(
+                run.run_id,
+                ArtifactType::HITL_APPROVAL,
+                json!({ "gate": gate, "decision": decision, "by": by, "comment": comment, "waited_s": waited_s }),
+            ))
+            .await?;
+        let token = request.task_token.clone().ok_or_else(|| {
+            PipelineError::Conflict(format!(
+                "gate {gate} of run {} has no waiting task",
+                run.job_code
+            ))
+        })?;
+        tracing::info!(run_id = %run.run_id, gate = %gate, decision = %decision, by, "gate decided");
+        match decision {
+            HitlDecision::Approved => {
+                match self
+                    .store
+                    .transition_run(Transition::new(
+                        run.run_id,
+                        RunStatus::AwaitingApproval,
+                        RunStatus::Running,
+                    ))
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.engine
+                    .send_task_success(
+                        &token,
+                        &json!({ "gate": gate, "decision": "approved", "by": by }),
+                    )
+                    .await?;
+            }
+            HitlDecision::Rejected => {
+                let cause = json!({ "gate": gate, "by": by, "comment": comment }).to_string();
+                self.engine
+                    .send_task_failure(&token, Some(REJECTED_ERROR), Some(&cause))
+                    .await?;
+            }
+        }
+        Ok(GateDecision {
+            request,
+            decided_now: true,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! The pipeline core: starting, cancelling and deciding runs, and the
+//! handlers behind the task and callback queues. The HTTP API, the Lambda
+//! functions and the CLI all call into this; none of them holds logic of its
+//! own.
+pub mod callbacks;
+mod error;
+mod gates;
+mod runs;
+mod tools;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::domain::{Project, ProvidersMode};
+use crate::engine::Engine;
+use crate::hitl::HitlSigner;
+use crate::providers::llm::Llm;
+use crate::providers::ProviderClients;
+use crate::queue::Queue;
+use crate::store::Store;
+use crate::webhooks::WebhookSecrets;
+
+pub use error::PipelineError;
+pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
+pub use runs::{Evidence, NewRunRequest};
+
+/// Where things are reachable and which modes are on; fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where people reach the API (approval links).
+    pub public_base_url: String,
+    /// Where providers call back.
+    pub webhook_base_url: String,
+    pub providers_mode: ProvidersMode,
+    pub task_queue_url: String,
+    pub callback_queue_url: String,
+}
+
+/// The pipeline core and the ports it runs on, built once at start-up.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn Engine>,
+    pub queue: Arc<dyn Queue>,
+    pub hitl: HitlSigner,
+    pub settings: Settings,
+    /// The state machine of each project (its ARN).
+    pub state_machines: HashMap<Project, String>,
+    pub providers: Arc<ProviderClients>,
+    pub llm: Arc<dyn Llm>,
+    pub webhook_secrets: WebhookSecrets,
+}
+
+impl Pipeline {
+    /// The state machine that runs `project`, or `NotFound`.
+    pub fn state_machine(&self, project: &Project) -> Result<&str, PipelineError> {
+        self.state_machines
+            .get(project)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                let mut known: Vec<&str> =
+                    self.state_machines.keys().map(Project::as_str).collect();
+                known.sort_unstable();
+                PipelineError::NotFound(format!("project {project} (known: {})", known.join(", ")))
+            })
+    }
+}

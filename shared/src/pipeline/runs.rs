@@ -1,0 +1,182 @@
+//! Runs: start one, find one by id or job code, cancel one, gather its
+//! evidence.
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Pipeline, PipelineError};
+use crate::domain::{
+    Artifact, ArtifactType, HitlRequest, JobCode, NewArtifact, NewRun, Project, ProviderJob, Run,
+    RunId, RunStatus, WebhookEvent,
+};
+use crate::engine::asl::machine::HistoryEvent;
+use crate::store::{StoreError, Transition};
+
+/// What it takes to start a run.
+#[derive(Debug, Clone)]
+pub struct NewRunRequest {
+    pub project: Project,
+    /// The creative prompt; the project's default when absent.
+    pub message: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// Everything recorded about a run: what a bug report needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    pub run: Run,
+    pub artifacts: Vec<Artifact>,
+    pub webhook_events: Vec<WebhookEvent>,
+    pub provider_jobs: Vec<ProviderJob>,
+    pub hitl_requests: Vec<HitlRequest>,
+    /// The execution's history, when the engine still has it.
+    #[serde(default)]
+    pub history: Vec<HistoryEvent>,
+}
+
+impl Pipeline {
+    /// Creates the run (`pending`, with a `run.start` artifact) and starts
+    /// its execution, named after the run id. If the engine refuses, the run
+    /// is marked failed with the reason, and the error returned.
+    pub async fn start_run(&self, request: NewRunRequest) -> Result<Run, PipelineError> {
+        let state_machine = self.state_machine(&request.project)?.to_owned();
+        let message = request
+            .message
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_default();
+        let mut new = NewRun::new(
+            request.project.clone(),
+            json!({ "message": message }),
+            self.settings.providers_mode,
+        );
+        if let Some(user) = request.user_id {
+            new = new.for_user(user);
+        }
+        let run = self.store.create_run(new).await?;
+        self.store
+            .append_artifact(NewArtifact::new(
+                run.run_id,
+                ArtifactType::RUN_START,
+                json!({
+                    "project": run.project,
+                    "job_code": run.job_code,
+                    "message": message,
+                    "providers_mode": run.providers_mode,
+                    "state_machine": state_machine,
+                }),
+            ))
+            .await?;
+        let input = json!({
+            "run_id": run.run_id,
+            "project": run.project,
+            "job_code": run.job_code,
+            "message": message,
+        });
+        let name = run.run_id.to_string();
+        match self
+            .engine
+            .start_execution(&state_machine, Some(&name), &input)
+            .await
+        {
+            Ok(started) => {
+                let run = self
+                    .store
+                    .set_execution_id(run.run_id, &started.execution_arn)
+                    .await?;
+                tracing::info!(run_id = %run.run_id, project = %run.project, job_code = %run.job_code,
+                    providers_mode = %run.providers_mode, execution = %started.execution_arn, "run started");
+                Ok(run)
+            }
+            Err(err) => {
+                let reason = format!("the engine did not start the run: {err}");
+                self.store
+                    .transition_run(
+                        Transition::new(run.run_id, RunStatus::Pending, RunStatus::Failed)
+                            .error(&reason)
+                            .artifact(NewArtifact::new(
+                                run.run_id,
+                                ArtifactType::RUN_FAILED,
+                                json!({ "error": reason }),
+                            )),
+                    )
+                    .await?;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// A run by id or job code.
+    pub async fn find_run(&self, key: &str) -> Result<Run, PipelineError> {
+        let found = if let Ok(id) = key.parse::<RunId>() {
+            self.store.get_run(id).await?
+        } else if let Ok(code) = key.parse::<JobCode>() {
+            self.store.find_run_by_job_code(&code).await?
+        } else {
+            return Err(PipelineError::Invalid(format!(
+                "{key:?} is neither a run id (UUID) nor a job code (like TVG-QXZ123)"
+            )));
+        };
+        found.ok_or_else(|| PipelineError::not_found(format!("run {key}")))
+    }
+
+    /// Stops the run's execution and marks it `cancelled` with a
+    /// `run.cancelled` artifact. A finished run cannot be cancelled.
+    pub async fn cancel_run(&self, key: &str, by: &str) -> Result<Run, PipelineError> {
+        let run = self.find_run(key).await?;
+        if run.status.is_terminal() {
+            return Err(PipelineError::Conflict(format!(
+                "run {} is already {}; only a live run can be cancelled",
+                run.job_code, run.status
+            )));
+        }
+        if let Some(execution) = &run.execution_id {
+            self.engine
+                .stop_execution(
+                    execution,
+                    Some("Run.Cancelled"),
+                    Some(&format!("cancelled by {by}")),
+                )
+                .await?;
+        }
+        let artifact = NewArtifact::new(
+            run.run_id,
+            ArtifactType::RUN_CANCELLED,
+            json!({ "by": by, "was": run.status }),
+        );
+        let change = Transition::new(run.run_id, run.status, RunStatus::Cancelled)
+            .error(format!("cancelled by {by}"))
+            .artifact(artifact);
+        match self.store.transition_run(change).await {
+            Ok(run) => {
+                tracing::info!(run_id = %run.run_id, by, "run cancelled");
+                Ok(run)
+            }
+            Err(StoreError::Conflict { actual, .. }) => Err(PipelineError::Conflict(format!(
+                "run {} changed to {actual} while cancelling; try again",
+                run.job_code
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The run and everything recorded about it.
+    pub async fn evidence(&self, key: &str) -> Result<Evidence, PipelineError> {
+        let run = self.find_run(key).await?;
+        let id = run.run_id;
+        let history = match &run.execution_id {
+            Some(execution) => self
+                .engine
+                .get_execution_history(execution)
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(Evidence {
+            artifacts: self.store.list_artifacts(id).await?,
+            webhook_events: self.store.list_webhook_events(id).await?,
+            provider_jobs: self.store.list_provider_jobs(id).await?,
+            hitl_requests: self.store.list_hitl_requests(id).await?,
+            history,
+            run,
+        })
+    }
+}

@@ -1,0 +1,474 @@
+//! The tools behind the personas and Brendan: what a model's tool call does
+//! to the world. Persona tools write artifacts and submit provider jobs (each
+//! job registered with the persona's task token, so its callback can complete
+//! the task); they are idempotent, so a task delivered twice, or re-run after
+//! a crash, does not submit the same work twice. Brendan's tools call the
+//! pipeline core like the API does.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::Pipeline;
+use crate::domain::{Artifact, ArtifactType, HitlDecision, NewArtifact, NewProviderJob, Provider};
+use crate::personas::tools::catalog::{self, *};
+use crate::personas::tools::{
+    parse_args, RunScope, Tool, ToolContext, ToolError, ToolRegistry, ToolSpec,
+};
+use crate::personas::ProjectSpec;
+use crate::pipeline::NewRunRequest;
+use crate::providers::kieai::VeoGenerate;
+use crate::providers::shotstack::wire::{ClipSource, Output, RenderRequest, Timeline};
+use crate::providers::upload_post::Upload;
+use crate::store::{RunFilter, StoreError};
+
+/// The upload-post profile runs publish under.
+pub const UPLOAD_POST_USER: &str = "myloware";
+
+impl Pipeline {
+    /// The six persona tools, bound to this pipeline.
+    pub fn persona_tools(&self) -> ToolRegistry {
+        let p = self.clone();
+        ToolRegistry::new()
+            .with(Arc::new(ArtifactTool {
+                pipeline: p.clone(),
+                name: RECORD_IDEAS,
+                artifact: "ideas.list",
+            }))
+            .with(Arc::new(ArtifactTool {
+                pipeline: p.clone(),
+                name: WRITE_SCRIPT,
+                artifact: "script.text",
+            }))
+            .with(Arc::new(ArtifactTool {
+                pipeline: p.clone(),
+                name: WRITE_CAPTION,
+                artifact: "caption.text",
+            }))
+            .with(Arc::new(SubmitClipJobs(p.clone())))
+            .with(Arc::new(RenderVideo(p.clone())))
+            .with(Arc::new(PublishVideo(p)))
+    }
+
+    /// Brendan's five tools, bound to this pipeline.
+    pub fn brendan_tools(&self) -> ToolRegistry {
+        let p = self.clone();
+        ToolRegistry::new()
+            .with(Arc::new(ListMyRuns(p.clone())))
+            .with(Arc::new(GetRunStatus(p.clone())))
+            .with(Arc::new(StartRun(p.clone())))
+            .with(Arc::new(RequestHitlLink(p.clone())))
+            .with(Arc::new(ApproveHitlGate(p)))
+    }
+
+    fn webhook_url(&self, provider: Provider) -> String {
+        format!(
+            "{}/v1/webhooks/{provider}",
+            self.settings.webhook_base_url.trim_end_matches('/')
+        )
+    }
+
+    /// This run's artifacts of `artifact_type` written by the scope's persona.
+    async fn mine(
+        &self,
+        scope: &RunScope,
+        artifact_type: &str,
+    ) -> Result<Vec<Artifact>, ToolError> {
+        Ok(self
+            .store
+            .list_artifacts(scope.run_id)
+            .await
+            .map_err(|e| ToolError::caused_by("reading the run's artifacts", e))?
+            .into_iter()
+            .filter(|a| {
+                a.artifact_type.as_str() == artifact_type && a.persona == Some(scope.persona)
+            })
+            .collect())
+    }
+
+    async fn append(&self, artifact: NewArtifact) -> Result<Artifact, ToolError> {
+        self.store
+            .append_artifact(artifact)
+            .await
+            .map_err(|e| ToolError::caused_by("recording an artifact", e))
+    }
+
+    /// Registers a job the provider accepted, with the task to complete.
+    async fn register(
+        &self,
+        scope: &RunScope,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<(), ToolError> {
+        let job = NewProviderJob {
+            provider,
+            job_id: job_id.to_owned(),
+            run_id: scope.run_id,
+            persona: scope.persona,
+            task_token: scope.task_token.clone(),
+        };
+        match self.store.register_provider_job(job).await {
+            Ok(_) | Err(StoreError::Duplicate { .. }) => Ok(()),
+            Err(e) => Err(ToolError::caused_by(
+                format!("registering {provider} job {job_id}"),
+                e,
+            )),
+        }
+    }
+}
+
+fn failed(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> ToolError {
+    ToolError::caused_by(what, e)
+}
+
+/// A tool whose whole effect is one artifact holding its arguments.
+struct ArtifactTool {
+    pipeline: Pipeline,
+    name: &'static str,
+    artifact: &'static str,
+}
+
+#[async_trait]
+impl Tool for ArtifactTool {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(self.name)
+    }
+
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let scope = ctx.run_scope()?;
+        // Check the arguments against the catalog's shape before recording.
+        match self.name {
+            RECORD_IDEAS => drop(parse_args::<RecordIdeasArgs>(args.clone())?),
+            WRITE_SCRIPT => drop(parse_args::<WriteScriptArgs>(args.clone())?),
+            WRITE_CAPTION => drop(parse_args::<WriteCaptionArgs>(args.clone())?),
+            _ => {}
+        }
+        if let Some(existing) = self.pipeline.mine(scope, self.artifact).await?.pop() {
+            return Ok(json!({ "recorded": true, "artifact_id": existing.id, "again": true }));
+        }
+        let artifact_type: ArtifactType = self.artifact.parse().expect("a valid artifact type");
+        let artifact = NewArtifact::new(scope.run_id, artifact_type, args).persona(scope.persona);
+        let stored = self.pipeline.append(artifact).await?;
+        Ok(json!({ "recorded": true, "artifact_id": stored.id }))
+    }
+}
+
+/// Riley: one kie.ai Veo job per clip.
+struct SubmitClipJobs(Pipeline);
+
+#[async_trait]
+impl Tool for SubmitClipJobs {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(SUBMIT_CLIP_JOBS)
+    }
+
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let scope = ctx.run_scope()?;
+        let args: SubmitClipJobsArgs = parse_args(args)?;
+        if args.clips.is_empty() {
+            return Err(ToolError::InvalidArguments("no clips to generate".into()));
+        }
+        let p = &self.0;
+        let submitted = p.mine(scope, ArtifactType::KIEAI_JOB.as_str()).await?;
+        let callback = p.webhook_url(Provider::KieAi);
+        let mut task_ids = Vec::new();
+        for (index, clip) in args.clips.iter().enumerate() {
+            if let Some(done) = submitted
+                .iter()
+                .find(|a| a.metadata.get("index") == Some(&json!(index)))
+            {
+                task_ids.push(done.metadata["task_id"].clone());
+                continue;
+            }
+            let mut request = VeoGenerate::new(&clip.prompt, &callback);
+            request.aspect_ratio = &clip.aspect_ratio;
+            let task_id = p
+                .providers
+                .kieai
+                .generate(&request)
+                .await
+                .map_err(|e| failed(&format!("kie.ai refused clip {}", index + 1), e))?;
+            p.register(scope, Provider::KieAi, &task_id).await?;
+            p.append(
+                NewArtifact::new(
+                    scope.run_id,
+                    ArtifactType::KIEAI_JOB,
+                    json!({ "task_id": task_id, "index": index, "prompt": clip.prompt,
+                            "aspect_ratio": clip.aspect_ratio, "duration_seconds": clip.duration_seconds }),
+                )
+                .provider(Provider::KieAi)
+                .persona(scope.persona),
+            )
+            .await?;
+            tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "kieai",
+                provider_job_id = %task_id, "clip job submitted");
+            task_ids.push(Value::from(task_id));
+        }
+        Ok(
+            json!({ "submitted": task_ids.len(), "task_ids": task_ids, "status": "generating; results arrive by callback" }),
+        )
+    }
+}
+
+/// Alex: one Shotstack render of the clips back to back.
+struct RenderVideo(Pipeline);
+
+#[async_trait]
+impl Tool for RenderVideo {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(RENDER_VIDEO)
+    }
+
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let scope = ctx.run_scope()?;
+        let args: RenderVideoArgs = parse_args(args)?;
+        if args.clip_urls.is_empty() {
+            return Err(ToolError::InvalidArguments("no clip URLs to render".into()));
+        }
+        let p = &self.0;
+        if let Some(done) = p
+            .mine(scope, ArtifactType::SHOTSTACK_TIMELINE.as_str())
+            .await?
+            .pop()
+        {
+            return Ok(json!({ "render_id": done.metadata["render_id"], "again": true }));
+        }
+        let length = ProjectSpec::load(scope.project.as_str())
+            .map(|spec| f64::from(spec.clips.duration_seconds))
+            .unwrap_or(8.0);
+        let sources: Vec<ClipSource<'_>> = args
+            .clip_urls
+            .iter()
+            .map(|url| ClipSource { url, length })
+            .collect();
+        let callback = p.webhook_url(Provider::Shotstack);
+        let request = RenderRequest {
+            timeline: Timeline::sequence(&sources),
+            output: Output::mp4("hd", &args.aspect_ratio),
+            callback: Some(&callback),
+        };
+        let timeline = serde_json::to_value(&request.timeline).unwrap_or(Value::Null);
+        let render_id = p
+            .providers
+            .shotstack
+            .render(&request)
+            .await
+            .map_err(|e| failed("Shotstack refused the render", e))?;
+        p.register(scope, Provider::Shotstack, &render_id).await?;
+        p.append(
+            NewArtifact::new(
+                scope.run_id,
+                ArtifactType::SHOTSTACK_TIMELINE,
+                json!({ "render_id": render_id, "title": args.title, "clips": args.clip_urls.len(), "timeline": timeline }),
+            )
+            .provider(Provider::Shotstack)
+            .persona(scope.persona),
+        )
+        .await?;
+        tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "shotstack",
+            provider_job_id = %render_id, "render submitted");
+        Ok(json!({ "render_id": render_id, "status": "rendering; the result arrives by callback" }))
+    }
+}
+
+/// Quinn: one upload-post upload to the platforms.
+struct PublishVideo(Pipeline);
+
+#[async_trait]
+impl Tool for PublishVideo {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(PUBLISH_VIDEO)
+    }
+
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let scope = ctx.run_scope()?;
+        let args: PublishVideoArgs = parse_args(args)?;
+        if args.platforms.is_empty() {
+            return Err(ToolError::InvalidArguments(
+                "no platforms to publish to".into(),
+            ));
+        }
+        let p = &self.0;
+        if let Some(done) = p.mine(scope, "publish.request").await?.pop() {
+            return Ok(json!({ "job_id": done.metadata["job_id"], "again": true }));
+        }
+        let platforms: Vec<&str> = args.platforms.iter().map(String::as_str).collect();
+        let upload = Upload::new(&args.video_url, &args.caption, UPLOAD_POST_USER, &platforms);
+        let result = p
+            .providers
+            .upload_post
+            .upload(&upload)
+            .await
+            .map_err(|e| failed("upload-post refused the upload", e))?;
+        let job_id = result
+            .job_id
+            .clone()
+            .or_else(|| result.request_id.clone())
+            .ok_or_else(|| ToolError::failed("upload-post answered without a job id"))?;
+        p.register(scope, Provider::UploadPost, &job_id).await?;
+        p.append(
+            NewArtifact::new(
+                scope.run_id,
+                "publish.request".parse().expect("a valid artifact type"),
+                json!({ "job_id": job_id, "request_id": result.request_id, "platforms": args.platforms,
+                        "video_url": args.video_url, "caption": args.caption }),
+            )
+            .provider(Provider::UploadPost)
+            .persona(scope.persona),
+        )
+        .await?;
+        tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "upload-post",
+            provider_job_id = %job_id, "publish submitted");
+        Ok(
+            json!({ "job_id": job_id, "platforms": args.platforms, "status": "publishing; results arrive by callback" }),
+        )
+    }
+}
+
+struct ListMyRuns(Pipeline);
+
+#[async_trait]
+impl Tool for ListMyRuns {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(LIST_MY_RUNS)
+    }
+
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let user = &ctx.chat_scope()?.user_id;
+        let args: ListMyRunsArgs = parse_args(args)?;
+        let limit = args.limit.unwrap_or(5).clamp(1, 50) as usize;
+        let page = self
+            .0
+            .store
+            .list_runs(&RunFilter {
+                limit: Some(200),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed("listing runs", e))?;
+        let runs: Vec<Value> = page
+            .runs
+            .iter()
+            .filter(|r| r.user_id.as_deref() == Some(user))
+            .take(limit)
+            .map(|r| json!({ "run_id": r.run_id, "job_code": r.job_code, "project": r.project, "status": r.status, "updated_at": r.updated_at }))
+            .collect();
+        Ok(json!({ "runs": runs }))
+    }
+}
+
+struct GetRunStatus(Pipeline);
+
+#[async_trait]
+impl Tool for GetRunStatus {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(GET_RUN_STATUS)
+    }
+
+    async fn call(&self, _ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let args: GetRunStatusArgs = parse_args(args)?;
+        let evidence = self
+            .0
+            .evidence(&args.run)
+            .await
+            .map_err(|e| ToolError::failed(e.to_string()))?;
+        let waiting: Vec<&str> = evidence
+            .hitl_requests
+            .iter()
+            .filter(|g| g.decision.is_none())
+            .map(|g| g.gate.as_str())
+            .collect();
+        Ok(json!({
+            "run_id": evidence.run.run_id, "job_code": evidence.run.job_code, "project": evidence.run.project,
+            "status": evidence.run.status, "error": evidence.run.error, "waiting_gates": waiting,
+            "result": evidence.run.result, "artifacts": evidence.artifacts.len(),
+        }))
+    }
+}
+
+struct StartRun(Pipeline);
+
+#[async_trait]
+impl Tool for StartRun {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(START_RUN)
+    }
+
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let user = ctx.chat_scope()?.user_id.clone();
+        let args: StartRunArgs = parse_args(args)?;
+        let project = args
+            .project
+            .parse()
+            .map_err(|e: crate::domain::ParseError| ToolError::InvalidArguments(e.to_string()))?;
+        let run = self
+            .0
+            .start_run(NewRunRequest {
+                project,
+                message: args.message,
+                user_id: Some(user),
+            })
+            .await
+            .map_err(|e| ToolError::failed(e.to_string()))?;
+        Ok(
+            json!({ "run_id": run.run_id, "job_code": run.job_code, "project": run.project, "status": run.status }),
+        )
+    }
+}
+
+struct RequestHitlLink(Pipeline);
+
+#[async_trait]
+impl Tool for RequestHitlLink {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(REQUEST_HITL_LINK)
+    }
+
+    async fn call(&self, _ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let args: GateArgs = parse_args(args)?;
+        let gate = args
+            .gate
+            .parse()
+            .map_err(|e: crate::domain::ParseError| ToolError::InvalidArguments(e.to_string()))?;
+        let link = self
+            .0
+            .approval_link(&args.run, &gate)
+            .await
+            .map_err(|e| ToolError::failed(e.to_string()))?;
+        Ok(
+            json!({ "url": link.url, "expires_at": link.expires_at, "run_id": link.run_id, "gate": link.gate }),
+        )
+    }
+}
+
+struct ApproveHitlGate(Pipeline);
+
+#[async_trait]
+impl Tool for ApproveHitlGate {
+    fn spec(&self) -> ToolSpec {
+        catalog::spec(APPROVE_HITL_GATE)
+    }
+
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let user = ctx.chat_scope()?.user_id.clone();
+        let args: GateArgs = parse_args(args)?;
+        let gate = args
+            .gate
+            .parse()
+            .map_err(|e: crate::domain::ParseError| ToolError::InvalidArguments(e.to_string()))?;
+        let decided = self
+            .0
+            .decide_gate(
+                &args.run,
+                &gate,
+                HitlDecision::Approved,
+                &format!("brendan:{user}"),
+                None,
+            )
+            .await
+            .map_err(|e| ToolError::failed(e.to_string()))?;
+        Ok(
+            json!({ "gate": gate, "decision": decided.request.decision, "decided_now": decided.decided_now, "run_id": decided.request.run_id }),
+        )
+    }
+}

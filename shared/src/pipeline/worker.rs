@@ -1,0 +1,391 @@
+//! The task-queue worker: what each task of the persona graph does. Messages
+//! are `{task, run_id, persona|gate, input, task_token}` (see the
+//! statemachine files); every task ends by completing its token — now, or
+//! for persona tasks with provider jobs, when the last job's callback arrives.
+//! Messages may come more than once (queues deliver at least once): every
+//! handler is safe to repeat.
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::callbacks::PERSONA_COMPLETED;
+use super::{Pipeline, PipelineError};
+use crate::domain::{
+    ArtifactType, Gate, NewArtifact, NewHitlRequest, Persona, Run, RunId, RunStatus,
+};
+use crate::engine::EngineError;
+use crate::personas::agent::{run_agent, NoopObserver};
+use crate::personas::{PersonaContext, ProjectSpec, ToolContext};
+use crate::providers::llm::Message;
+use crate::queue::{HandlerError, MessageHandler};
+use crate::store::{StoreError, Transition};
+
+/// A task message as the state machine sends it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskMessage {
+    pub task: String,
+    pub run_id: RunId,
+    #[serde(default)]
+    pub persona: Option<Persona>,
+    #[serde(default)]
+    pub gate: Option<Gate>,
+    #[serde(default)]
+    pub input: Value,
+    pub task_token: String,
+}
+
+/// The worker: a `MessageHandler` for the task queue.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub pipeline: Pipeline,
+}
+
+#[async_trait]
+impl MessageHandler for Worker {
+    async fn handle(&self, body: &str) -> Result<(), HandlerError> {
+        let message: TaskMessage = serde_json::from_str(body)
+            .map_err(|e| HandlerError::permanent(format!("not a task message: {e}")))?;
+        self.pipeline.run_task(message).await
+    }
+}
+
+impl From<PipelineError> for HandlerError {
+    fn from(err: PipelineError) -> Self {
+        match err {
+            PipelineError::Store(_) | PipelineError::Queue(_) => {
+                HandlerError::retryable(err.to_string())
+            }
+            PipelineError::Engine(EngineError::Store(_)) => {
+                HandlerError::retryable(err.to_string())
+            }
+            other => HandlerError::permanent(other.to_string()),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Runs one task; an answer that finds the token already completed (a
+    /// repeated message) is not an error.
+    pub async fn run_task(&self, message: TaskMessage) -> Result<(), HandlerError> {
+        let Some(run) = self
+            .store
+            .get_run(message.run_id)
+            .await
+            .map_err(PipelineError::from)?
+        else {
+            let cause = format!("run {} does not exist", message.run_id);
+            self.fail_task(&message.task_token, "Run.NotFound", &cause)
+                .await?;
+            return Ok(());
+        };
+        let outcome = match message.task.as_str() {
+            "persona" => self.persona_task(&run, &message).await,
+            "gate" => self.gate_task(&run, &message).await,
+            "record_failure" => self.record_end(&run, &message, RunStatus::Failed).await,
+            "record_rejection" => self.record_end(&run, &message, RunStatus::Rejected).await,
+            "record_success" => self.record_end(&run, &message, RunStatus::Published).await,
+            other => {
+                let cause = format!("unknown task {other:?}");
+                self.fail_task(&message.task_token, "Worker.UnknownTask", &cause)
+                    .await?;
+                return Ok(());
+            }
+        };
+        outcome.map_err(HandlerError::from)
+    }
+
+    /// Completes a token, treating an already-completed one as done.
+    pub(crate) async fn succeed_task(
+        &self,
+        token: &str,
+        output: &Value,
+    ) -> Result<(), PipelineError> {
+        match self.engine.send_task_success(token, output).await {
+            Ok(()) | Err(EngineError::TaskDoesNotExist | EngineError::TaskTimedOut) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Fails a token, treating an already-completed one as done.
+    pub(crate) async fn fail_task(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), PipelineError> {
+        match self
+            .engine
+            .send_task_failure(token, Some(error), Some(cause))
+            .await
+        {
+            Ok(()) | Err(EngineError::TaskDoesNotExist | EngineError::TaskTimedOut) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves a `pending` run to `running` (the first task does this).
+    pub(crate) async fn ensure_running(&self, run: &Run) -> Result<(), PipelineError> {
+        if run.status != RunStatus::Pending {
+            return Ok(());
+        }
+        match self
+            .store
+            .transition_run(Transition::new(
+                run.run_id,
+                RunStatus::Pending,
+                RunStatus::Running,
+            ))
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A gate: record the request with its token, and wait for a human.
+    async fn gate_task(&self, run: &Run, message: &TaskMessage) -> Result<(), PipelineError> {
+        let gate = message
+            .gate
+            .clone()
+            .ok_or_else(|| PipelineError::Invalid("a gate task without a gate".into()))?;
+        if run.status.is_terminal() {
+            return self
+                .fail_task(
+                    &message.task_token,
+                    "Run.Ended",
+                    &format!("run is {}", run.status),
+                )
+                .await;
+        }
+        self.ensure_running(run).await?;
+        let request = NewHitlRequest {
+            run_id: run.run_id,
+            gate: gate.clone(),
+            task_token: Some(message.task_token.clone()),
+        };
+        match self.store.record_hitl_request(request).await {
+            Ok(_) => {}
+            Err(StoreError::Refused(reason)) => return Err(PipelineError::Conflict(reason)),
+            Err(e) => return Err(e.into()),
+        }
+        let link = self.approval_link(&run.run_id.to_string(), &gate).await?;
+        self.store
+            .append_artifact(
+                NewArtifact::new(
+                    run.run_id,
+                    ArtifactType::HITL_REQUEST,
+                    json!({ "gate": gate, "expires_at": link.expires_at, "approve": format!("mw hitl approve {} {gate}", run.job_code) }),
+                )
+                .url(link.url),
+            )
+            .await?;
+        match self
+            .store
+            .transition_run(Transition::new(
+                run.run_id,
+                RunStatus::Running,
+                RunStatus::AwaitingApproval,
+            ))
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(run_id = %run.run_id, project = %run.project, gate = %gate,
+            providers_mode = %run.providers_mode, "run awaits approval");
+        Ok(())
+    }
+
+    /// The end of a run: published (with its result), failed (with the
+    /// error and cause the state machine caught) or rejected.
+    async fn record_end(
+        &self,
+        run: &Run,
+        message: &TaskMessage,
+        to: RunStatus,
+    ) -> Result<(), PipelineError> {
+        let current = self
+            .store
+            .get_run(run.run_id)
+            .await?
+            .unwrap_or_else(|| run.clone());
+        if current.status.is_terminal() {
+            // Already recorded (a repeated message), or cancelled meanwhile.
+            return self
+                .succeed_task(&message.task_token, &json!({ "status": current.status }))
+                .await;
+        }
+        let change = Transition::new(run.run_id, current.status, to);
+        let change = match to {
+            RunStatus::Published => change.result(published_result(&message.input)),
+            RunStatus::Failed | RunStatus::Rejected => {
+                let error = message
+                    .input
+                    .get("Error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("States.TaskFailed");
+                let cause = message
+                    .input
+                    .get("Cause")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let failed_state = failed_persona(cause);
+                let result = json!({ "error": error, "cause": cause, "persona": failed_state });
+                let artifact =
+                    NewArtifact::new(run.run_id, ArtifactType::RUN_FAILED, result.clone());
+                let artifact = match failed_state.and_then(|p| p.parse::<Persona>().ok()) {
+                    Some(persona) => artifact.persona(persona),
+                    None => artifact,
+                };
+                let change = change.error(format!("{error}: {cause}")).result(result);
+                if to == RunStatus::Failed {
+                    change.artifact(artifact)
+                } else {
+                    change
+                }
+            }
+            _ => change,
+        };
+        let change = if current.status == RunStatus::AwaitingApproval && to == RunStatus::Published
+        {
+            // Cannot happen through the graph (the last gate is before Quinn).
+            return Err(PipelineError::Conflict(
+                "a run awaiting approval cannot be published".into(),
+            ));
+        } else {
+            change
+        };
+        match self.store.transition_run(change).await {
+            Ok(run) => {
+                tracing::info!(run_id = %run.run_id, project = %run.project, status = %run.status,
+                    providers_mode = %run.providers_mode, "run ended");
+            }
+            Err(StoreError::Conflict { .. } | StoreError::IllegalTransition { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.succeed_task(&message.task_token, &json!({ "status": to }))
+            .await
+    }
+}
+
+impl Pipeline {
+    /// A persona: run its agent (LLM + allowlisted tools), mark it done, and
+    /// complete the task — now when it submitted no provider job, else when
+    /// the last job settles (`complete_persona_if_done`, also called by the
+    /// callbacks consumer). The tools are idempotent, so a repeated message
+    /// re-runs the agent without submitting the same work twice.
+    async fn persona_task(&self, run: &Run, message: &TaskMessage) -> Result<(), PipelineError> {
+        let persona = message
+            .persona
+            .ok_or_else(|| PipelineError::Invalid("a persona task without a persona".into()))?;
+        let token = &message.task_token;
+        if run.status.is_terminal() {
+            return Ok(()); // cancelled meanwhile: the execution was stopped
+        }
+        self.ensure_running(run).await?;
+        let artifacts = self.store.list_artifacts(run.run_id).await?;
+        let done_before = artifacts
+            .iter()
+            .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));
+        if done_before {
+            return self
+                .complete_persona_if_done(run.run_id, persona, token)
+                .await;
+        }
+        let project = ProjectSpec::load(run.project.as_str())
+            .map_err(|e| PipelineError::Invalid(format!("project {}: {e}", run.project)))?;
+        let Some(spec) = project.persona(persona) else {
+            let cause = format!(
+                "persona {persona}: project {} has no spec for it",
+                run.project
+            );
+            return self.fail_task(token, "Agent.NoSpec", &cause).await;
+        };
+        let mut context = PersonaContext::new(
+            run.run_id,
+            &project,
+            message.input.get("message").and_then(Value::as_str),
+        );
+        for earlier in Persona::ALL {
+            if let Some(output) = message.input.get(earlier.as_str()) {
+                context = context.with_output(*earlier, output.clone());
+            }
+        }
+        let tool_context = ToolContext::run(
+            run.run_id,
+            run.project.clone(),
+            persona,
+            Some(token.clone()),
+        );
+        let input = [Message::user(context.to_user_message())];
+        tracing::info!(run_id = %run.run_id, project = %run.project, persona = %persona,
+            providers_mode = %run.providers_mode, "persona started");
+        let outcome = run_agent(
+            spec,
+            &self.persona_tools(),
+            self.llm.as_ref(),
+            &tool_context,
+            &input,
+            &NoopObserver,
+        )
+        .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!(run_id = %run.run_id, persona = %persona, error = %err, "persona failed");
+                return self.fail_task(token, err.code(), &err.to_string()).await;
+            }
+        };
+        let tools: Map<String, Value> = outcome
+            .tool_results
+            .iter()
+            .filter(|r| r.error.is_none())
+            .map(|r| (r.name.clone(), r.args.clone()))
+            .collect();
+        self.store
+            .append_artifact(
+                NewArtifact::new(
+                    run.run_id,
+                    PERSONA_COMPLETED.parse().expect("a valid artifact type"),
+                    json!({ "summary": outcome.summary, "tools": tools.keys().collect::<Vec<_>>(),
+                            "turns": outcome.turns, "usage": outcome.usage }),
+                )
+                .persona(persona),
+            )
+            .await?;
+        tracing::info!(run_id = %run.run_id, persona = %persona, turns = outcome.turns, "persona finished");
+        let has_jobs = self
+            .store
+            .list_provider_jobs(run.run_id)
+            .await?
+            .iter()
+            .any(|j| j.persona == persona && j.task_token.as_deref() == Some(token.as_str()));
+        if has_jobs {
+            self.complete_persona_if_done(run.run_id, persona, token)
+                .await
+        } else {
+            let mut output = tools;
+            output.insert("summary".into(), Value::from(outcome.summary));
+            self.succeed_task(token, &Value::Object(output)).await
+        }
+    }
+}
+
+/// `runs.result` of a published run: the clips, the render and the publish
+/// URLs, from the state the graph accumulated.
+fn published_result(state: &Value) -> Value {
+    json!({
+        "clips": state.pointer("/riley/clips").cloned().unwrap_or(Value::Null),
+        "render_url": state.pointer("/alex/render_url").cloned().unwrap_or(Value::Null),
+        "publish_urls": state.pointer("/quinn/publish_urls").cloned().unwrap_or(Value::Null),
+        "caption": state.pointer("/quinn/caption").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// The persona a failure cause names (`persona <name>: …`), if any.
+fn failed_persona(cause: &str) -> Option<&str> {
+    let rest = cause.strip_prefix("persona ")?;
+    rest.split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .filter(|p| !p.is_empty())
+}

@@ -1,0 +1,82 @@
+//! The local queues: store-backed messages, delivered in-process right away
+//! and again after a restart until acknowledged (see `engine::local`).
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Queue, QueueError, SharedHandler};
+use crate::engine::LocalEngine;
+
+/// Retries of a message whose handler failed with a retryable error, before
+/// it is left in the store (it is delivered again when the process restarts).
+const ATTEMPTS: u32 = 4;
+
+/// The `Queue` port on the local engine's store-backed queues.
+#[derive(Debug, Clone)]
+pub struct LocalQueue {
+    engine: LocalEngine,
+}
+
+impl LocalQueue {
+    pub fn new(engine: LocalEngine) -> Self {
+        Self { engine }
+    }
+}
+
+#[async_trait]
+impl Queue for LocalQueue {
+    async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
+        self.engine
+            .send_message(queue_url, body)
+            .await
+            .map_err(|e| QueueError {
+                queue_url: queue_url.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Consumes `queue_url` with `handler` until the engine goes away: each
+/// message on its own task; acknowledged when handled, or when it can never
+/// be (a permanent error, logged).
+pub async fn consume(
+    engine: &LocalEngine,
+    queue_url: &str,
+    handler: SharedHandler,
+) -> Result<(), crate::engine::EngineError> {
+    let mut messages = engine.subscribe(queue_url).await?;
+    let engine = engine.clone();
+    let queue_url = queue_url.to_owned();
+    tokio::spawn(async move {
+        while let Some(message) = messages.recv().await {
+            let engine = engine.clone();
+            let handler = Arc::clone(&handler);
+            let queue_url = queue_url.clone();
+            tokio::spawn(async move {
+                for attempt in 1..=ATTEMPTS {
+                    match handler.handle(&message.body).await {
+                        Ok(()) => break,
+                        Err(err) if err.retryable && attempt < ATTEMPTS => {
+                            tracing::warn!(queue = %queue_url, message_id = %message.id, attempt, error = %err, "message failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt)))
+                                .await;
+                        }
+                        Err(err) if err.retryable => {
+                            tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message failed; left queued until the next start");
+                            return;
+                        }
+                        Err(err) => {
+                            tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message cannot be handled; dropped");
+                            break;
+                        }
+                    }
+                }
+                if let Err(err) = engine.ack(&message.id).await {
+                    tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "ack failed");
+                }
+            });
+        }
+    });
+    Ok(())
+}

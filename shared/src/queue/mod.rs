@@ -1,0 +1,60 @@
+//! The `Queue` port: the task queue (persona and gate tasks from the state
+//! machine) and the callback queue (verified provider callbacks). Locally the
+//! queues live in the store and are consumed in-process (`local`); on AWS
+//! they are SQS queues consumed by the `worker` and `callbacks` functions.
+mod local;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use local::{consume, LocalQueue};
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("could not send to {queue_url}: {reason}")]
+pub struct QueueError {
+    pub queue_url: String,
+    pub reason: String,
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync + std::fmt::Debug {
+    /// Sends `body`; durable once this returns.
+    async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError>;
+}
+
+/// What handles the messages of one queue (the worker, the callbacks
+/// consumer). An error leaves the message to be delivered again.
+#[async_trait]
+pub trait MessageHandler: Send + Sync {
+    async fn handle(&self, body: &str) -> Result<(), HandlerError>;
+}
+
+/// A message that could not be handled; `retryable` says whether trying
+/// again may help (a store or network hiccup) or not (a malformed message).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl HandlerError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// A handler shared between consumers.
+pub type SharedHandler = Arc<dyn MessageHandler>;

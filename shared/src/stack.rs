@@ -1,0 +1,291 @@
+//! The whole stack in one process: the store, the durable local engine with
+//! the persona graphs, the queues and their consumers (worker, callbacks),
+//! the HTTP API and — with `PROVIDERS_MODE=mock` — the mock providers. This is
+//! what `mw serve` serves, what `mw live-run` boots when no stack runs, and
+//! what the integration tests start on ephemeral ports.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::config::{Config, LlmConfig};
+use crate::domain::ProvidersMode;
+use crate::engine::definitions::{self, substitutions};
+use crate::engine::{EngineError, LocalEngine};
+use crate::hitl::HitlSigner;
+use crate::pipeline::callbacks::Callbacks;
+use crate::pipeline::worker::Worker;
+use crate::pipeline::{Pipeline, Settings};
+use crate::providers::llm::LlmSettings;
+use crate::providers::mock::{MockConfig, MockProviders};
+use crate::providers::{ProviderClients, ProviderKeys};
+use crate::queue::{self, LocalQueue};
+use crate::store::StoreError;
+use crate::webhooks::WebhookSecrets;
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub bind: SocketAddr,
+    /// Leave `<home>/serve.json` so CLI commands find this stack.
+    pub write_serve_file: bool,
+}
+
+impl StackOptions {
+    pub fn at(bind: SocketAddr) -> Self {
+        Self {
+            bind,
+            write_serve_file: false,
+        }
+    }
+
+    /// On a free loopback port.
+    pub fn ephemeral() -> Self {
+        Self::at(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+/// Why the stack did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("state machine definitions: {0}")]
+    Definitions(#[from] definitions::DefinitionError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("mock providers: {0}")]
+    Mocks(std::io::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A running stack.
+#[derive(Debug)]
+pub struct Stack {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    pub pipeline: Pipeline,
+    pub engine: LocalEngine,
+    pub mocks: Option<MockProviders>,
+    serve_file: Option<PathBuf>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl Stack {
+    pub async fn start(config: &Config, options: StackOptions) -> Result<Stack, StackError> {
+        let backend = crate::store::open(&config.database).await?;
+        let engine = LocalEngine::start(Arc::clone(&backend.engine)).await?;
+        let mut state_machines = HashMap::new();
+        for (name, text) in definitions::embedded(&substitutions(&config.task_queue_url))? {
+            let arn = engine.register_state_machine(&name, &text)?;
+            let project = name
+                .parse()
+                .map_err(|e| StackError::Setup(format!("state machine {name}: {e}")))?;
+            state_machines.insert(project, arn);
+        }
+
+        let listener = tokio::net::TcpListener::bind(options.bind)
+            .await
+            .map_err(|source| StackError::Bind {
+                addr: options.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StackError::Bind {
+            addr: options.bind,
+            source,
+        })?;
+        let base_url = format!("http://{addr}");
+        let public_base_url = config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| base_url.clone());
+        let webhook_base_url = config
+            .webhook_base_url
+            .clone()
+            .unwrap_or_else(|| public_base_url.clone());
+
+        let (mocks, provider_urls) = match config.providers_mode {
+            ProvidersMode::Mock => {
+                let mocks = MockProviders::start(MockConfig::new(
+                    config.mock_latency,
+                    config.kieai_webhook_secret.clone(),
+                    config.upload_post_webhook_secret.clone(),
+                ))
+                .await
+                .map_err(StackError::Mocks)?;
+                let urls = mocks.urls();
+                (Some(mocks), urls)
+            }
+            ProvidersMode::Live => (None, config.provider_urls.clone()),
+        };
+        let providers =
+            ProviderClients::new(&provider_urls, provider_keys(config), PROVIDER_TIMEOUT);
+        let llm = crate::providers::llm::from_settings(&llm_settings(&config.llm))
+            .map_err(|e| StackError::Setup(e.to_string()))?;
+        // upload-post calls back the one webhook URL registered for the
+        // account; the mock, and a live account when WEBHOOK_BASE_URL is set.
+        if mocks.is_some() || config.webhook_base_url.is_some() {
+            let url = format!("{webhook_base_url}/v1/webhooks/upload-post");
+            if let Err(e) = providers.upload_post.set_webhook(&url).await {
+                tracing::warn!(error = %e, "could not register the upload-post webhook URL");
+            }
+        }
+
+        let pipeline = Pipeline {
+            store: Arc::clone(&backend.store),
+            engine: Arc::new(engine.clone()),
+            queue: Arc::new(LocalQueue::new(engine.clone())),
+            hitl: HitlSigner::new(config.hitl_secret.clone()),
+            settings: Settings {
+                public_base_url,
+                webhook_base_url,
+                providers_mode: config.providers_mode,
+                task_queue_url: config.task_queue_url.clone(),
+                callback_queue_url: config.callback_queue_url.clone(),
+            },
+            state_machines,
+            providers: Arc::new(providers),
+            llm,
+            webhook_secrets: WebhookSecrets::from_config(config),
+        };
+        queue::consume(
+            &engine,
+            &config.task_queue_url,
+            Arc::new(Worker {
+                pipeline: pipeline.clone(),
+            }),
+        )
+        .await?;
+        queue::consume(
+            &engine,
+            &config.callback_queue_url,
+            Arc::new(Callbacks {
+                pipeline: pipeline.clone(),
+            }),
+        )
+        .await?;
+
+        let state = AppState {
+            pipeline: pipeline.clone(),
+            api_key: config.api_key.clone(),
+        };
+        let router = api::router(state);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the API server stopped");
+            }
+        });
+        let serve_file = if options.write_serve_file {
+            let file = ServeFile {
+                url: base_url.clone(),
+                pid: std::process::id(),
+            };
+            Some(
+                file.write(&config.home)
+                    .map_err(|e| StackError::Setup(format!("writing serve.json: {e}")))?,
+            )
+        } else {
+            None
+        };
+        tracing::info!(%base_url, providers_mode = %config.providers_mode, store = backend.store.backend(), "stack started");
+        Ok(Stack {
+            base_url,
+            addr,
+            pipeline,
+            engine,
+            mocks,
+            serve_file,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops serving, lets in-flight requests finish, stops the mocks.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        if let Some(mocks) = self.mocks {
+            mocks.shutdown().await;
+        }
+        if let Some(file) = self.serve_file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// How long a provider call may take.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The provider keys: the configured ones (required in live mode), or a
+/// stand-in the mocks accept.
+fn provider_keys(config: &Config) -> ProviderKeys {
+    let key = |k: &Option<secrecy::SecretString>| {
+        k.clone()
+            .unwrap_or_else(|| secrecy::SecretString::from("mock-provider-key".to_owned()))
+    };
+    ProviderKeys {
+        kieai: key(&config.kieai_api_key),
+        shotstack: key(&config.shotstack_api_key),
+        upload_post: key(&config.upload_post_api_key),
+    }
+}
+
+fn llm_settings(llm: &LlmConfig) -> LlmSettings {
+    match llm {
+        LlmConfig::Scripted => LlmSettings::default(),
+        LlmConfig::OpenAi {
+            base_url,
+            api_key,
+            model,
+        } => LlmSettings {
+            base_url: Some(base_url.clone()),
+            api_key: api_key.clone(),
+            model: model.clone(),
+            ..LlmSettings::default()
+        },
+    }
+}
+
+/// Where a local `mw serve` can be reached: `<home>/serve.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServeFile {
+    pub url: String,
+    pub pid: u32,
+}
+
+impl ServeFile {
+    pub fn path(home: &Path) -> PathBuf {
+        home.join("serve.json")
+    }
+
+    pub fn read(home: &Path) -> Option<ServeFile> {
+        let text = std::fs::read_to_string(Self::path(home)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn write(&self, home: &Path) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(home)?;
+        let path = Self::path(home);
+        std::fs::write(&path, serde_json::to_string(self)?)?;
+        Ok(path)
+    }
+}
