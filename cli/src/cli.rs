@@ -1,6 +1,8 @@
 //! The command-line grammar.
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
-use myloware::domain::{Project, RunStatus};
+use myloware::domain::{Project, RunId, RunStatus};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -9,23 +11,74 @@ use myloware::domain::{Project, RunStatus};
     about = "MyloWare: run, watch and debug AI video-production runs"
 )]
 pub struct Cli {
+    /// A running stack to talk to (otherwise: a local `mw serve` if one runs,
+    /// else the store DATABASE_URL names, booting the stack in-process when a
+    /// command needs it).
+    #[arg(long, global = true, env = "MW_API_BASE")]
+    pub api_base: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole stack in one process: API, engine, queues, mock providers.
+    Serve(ServeArgs),
+    /// Start a run and follow it to the end, approving gates unless --manual-hitl.
+    LiveRun(LiveRunArgs),
+    /// Talk to Brendan.
+    Chat(ChatArgs),
+    /// Runs: list, show, watch, cancel.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Everything recorded about a run: artifacts, webhook events, jobs, gates.
+    Evidence(EvidenceArgs),
+    /// Human-in-the-loop gates: a signed link, approve, reject.
+    #[command(subcommand)]
+    Hitl(HitlCommand),
     /// The database: migrations.
     #[command(subcommand)]
     Db(DbCommand),
-    /// Runs: list and inspect.
-    #[command(subcommand)]
-    Runs(RunsCommand),
     /// State machines: validate definitions, run one on the local engine.
     #[command(subcommand)]
     Statemachine(StatemachineCommand),
-    /// Start a run and follow it to the end (not built yet).
-    LiveRun(LiveRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveRunArgs {
+    /// The project: test-video-gen or aismr.
+    pub project: Project,
+    /// Seconds to wait for the end.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Wait for a human at each gate (prints the link and the command).
+    #[arg(long)]
+    pub manual_hitl: bool,
+    /// The creative prompt (default: the project's).
+    #[arg(long)]
+    pub message: Option<String>,
+    /// The summary as JSON on stdout, and no progress lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// What to say.
+    pub message: String,
+    /// Who is talking (Brendan remembers the conversation per user).
+    #[arg(long, default_value = "dev", env = "MW_USER")]
+    pub user: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +92,11 @@ pub enum RunsCommand {
     /// The newest runs first.
     List(ListArgs),
     /// One run with its artifacts, webhook events, provider jobs and gates.
-    Show(ShowArgs),
+    Show(RunArgs),
+    /// Follow a run until it ends: exit 0 published, 1 failed or timed out, 2 no such run.
+    Watch(WatchArgs),
+    /// Cancel a live run.
+    Cancel(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,14 +112,14 @@ pub struct ListArgs {
     pub limit: u32,
     /// The page after this run id (the `next` of a previous page).
     #[arg(long)]
-    pub after: Option<myloware::domain::RunId>,
+    pub after: Option<RunId>,
     /// JSON for scripts.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub struct RunArgs {
     /// A run id or a job code such as TVG-QXZ123.
     pub run: String,
     /// JSON for scripts.
@@ -71,8 +128,45 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LiveRunArgs {
-    pub project: String,
+pub struct WatchArgs {
+    /// A run id or a job code.
+    pub run: String,
+    /// Seconds to wait for the end.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    /// A run id or a job code.
+    #[arg(required_unless_present = "run_id", conflicts_with = "run_id")]
+    pub run: Option<String>,
+    /// The same, as the runbook spells it.
+    #[arg(long = "run-id")]
+    pub run_id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HitlCommand {
+    /// A signed approval link for a waiting gate.
+    Link(GateArgs),
+    /// Approve a waiting gate.
+    Approve(GateArgs),
+    /// Reject a waiting gate: the run ends rejected.
+    Reject(GateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// A run id or a job code.
+    pub run: String,
+    /// The gate, e.g. ideate or prepublish.
+    pub gate: String,
+    /// A note kept with the decision.
+    #[arg(long)]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +174,7 @@ pub enum StatemachineCommand {
     /// Check definition files; prints every problem and exits 1 if any.
     Validate {
         /// `*.asl.json` files (default: every file in statemachine/).
-        files: Vec<std::path::PathBuf>,
+        files: Vec<PathBuf>,
     },
     /// Execute a definition on the durable local engine, answering its queue
     /// tasks with the built-in echo worker; prints the output JSON.
@@ -90,7 +184,7 @@ pub enum StatemachineCommand {
 #[derive(Debug, Args)]
 pub struct RunDefinitionArgs {
     /// The definition file.
-    pub file: std::path::PathBuf,
+    pub file: PathBuf,
     /// The execution input (JSON).
     #[arg(long, default_value = "{}")]
     pub input: String,

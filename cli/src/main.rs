@@ -1,11 +1,14 @@
 //! `mw`, the operator's tool. `main` only wires: parse arguments, load the
-//! config, set up telemetry, open the store, dispatch.
+//! config, set up telemetry, dispatch.
 use std::process::ExitCode;
 
 use clap::Parser;
 
 mod cli;
+mod client;
 mod commands;
+mod connect;
+mod follow;
 mod output;
 
 use cli::{Cli, Command};
@@ -13,7 +16,8 @@ use cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    myloware::telemetry::init("warn");
+    let serving = matches!(cli.command, Command::Serve(_));
+    myloware::telemetry::init(if serving { "info" } else { "warn" });
     match run(cli).await {
         Ok(code) => code,
         Err(err) => {
@@ -25,13 +29,15 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = myloware::Config::load()?;
+    let api = cli.api_base.as_deref();
     match cli.command {
+        Command::Serve(args) => commands::serve::run(args, &config).await,
+        Command::LiveRun(args) => commands::live_run::run(args, api, &config).await,
+        Command::Chat(args) => commands::chat::run(args, api, &config).await,
+        Command::Runs(cmd) => commands::runs::run(cmd, api, &config).await,
+        Command::Evidence(args) => commands::evidence::run(args, api, &config).await,
+        Command::Hitl(cmd) => commands::hitl::run(cmd, api, &config).await,
         Command::Db(cmd) => commands::db::run(cmd, &config).await,
-        Command::Runs(cmd) => commands::runs::run(cmd, &config).await,
         Command::Statemachine(cmd) => commands::statemachine::run(cmd, &config).await,
-        Command::LiveRun(args) => commands::not_built(
-            "live-run",
-            &format!("the end-to-end pipeline for project {:?}", args.project),
-        ),
     }
 }

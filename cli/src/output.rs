@@ -1,6 +1,20 @@
-//! Terminal output: tables for people, JSON for scripts.
+//! Terminal output: tables for people, JSON for scripts. `outln!` is
+//! `println!` that ends the process quietly when stdout is closed (`mw … |
+//! head`) instead of panicking.
+
+/// `println!` to stdout; a closed stdout ends the process (exit 141, as a
+/// SIGPIPE would).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
 use chrono::{DateTime, Utc};
 use comfy_table::{presets, Cell, ContentArrangement, Table};
+pub(crate) use outln;
 use serde::Serialize;
 
 pub fn table(header: &[&str]) -> Table {
@@ -13,7 +27,7 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

@@ -49,6 +49,7 @@ conformance!(
     racing_hitl_decisions_have_one_winner,
     prune_deletes_only_old_finished_runs,
     data_survives_reopening,
+    conversations_keep_their_order_per_user,
 );
 
 fn project(name: &str) -> Project {
@@ -471,12 +472,21 @@ async fn orphan_webhook_events_are_kept_and_finished(t: StoreUnderTest) {
             event.id,
             WebhookEventStatus::Orphaned,
             Some("no job render-9"),
+            None,
         )
         .await
         .unwrap();
     assert_eq!(finished.status, WebhookEventStatus::Orphaned);
     assert_eq!(finished.error.as_deref(), Some("no job render-9"));
     assert!(finished.processed_at.is_some());
+    assert_eq!(
+        store.get_webhook_event(event.id).await.unwrap(),
+        Some(finished.clone())
+    );
+    assert_eq!(
+        store.get_webhook_event(uuid::Uuid::new_v4()).await.unwrap(),
+        None
+    );
 
     let err = store
         .record_webhook_event(webhook(Some(RunId::new()), "for-a-missing-run"))
@@ -484,7 +494,12 @@ async fn orphan_webhook_events_are_kept_and_finished(t: StoreUnderTest) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     let err = store
-        .finish_webhook_event(uuid::Uuid::new_v4(), WebhookEventStatus::Processed, None)
+        .finish_webhook_event(
+            uuid::Uuid::new_v4(),
+            WebhookEventStatus::Processed,
+            None,
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
@@ -837,4 +852,42 @@ async fn data_survives_reopening(t: StoreUnderTest) {
     let run = reopened.get_run(id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Running);
     assert_eq!(reopened.list_artifacts(id).await.unwrap().len(), 1);
+}
+
+async fn conversations_keep_their_order_per_user(t: StoreUnderTest) {
+    use myloware::domain::ChatRole;
+    let store = t.store;
+    let run = RunId::new();
+    store
+        .append_conversation(
+            "dev",
+            vec![
+                (ChatRole::User, "start a run".into(), vec![]),
+                (ChatRole::Brendan, "started".into(), vec![run]),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .append_conversation("other", vec![(ChatRole::User, "hi".into(), vec![])])
+        .await
+        .unwrap();
+    store
+        .append_conversation("dev", vec![(ChatRole::User, "status?".into(), vec![])])
+        .await
+        .unwrap();
+    let all = store.conversation("dev", 10).await.unwrap();
+    let texts: Vec<&str> = all.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, ["start a run", "started", "status?"]);
+    assert_eq!(all[1].run_ids, vec![run]);
+    assert_eq!(all[1].role, ChatRole::Brendan);
+    let last_two = store.conversation("dev", 2).await.unwrap();
+    assert_eq!(
+        last_two
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>(),
+        ["started", "status?"]
+    );
+    assert!(store.conversation("nobody", 5).await.unwrap().is_empty());
 }

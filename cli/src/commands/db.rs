@@ -1,4 +1,5 @@
 //! `mw db …`
+use crate::output::outln;
 use std::process::ExitCode;
 
 use crate::cli::DbCommand;
@@ -7,7 +8,7 @@ pub async fn run(cmd: DbCommand, config: &myloware::Config) -> anyhow::Result<Ex
     match cmd {
         DbCommand::Migrate => {
             let store = super::open_store(config).await?;
-            println!(
+            outln!(
                 "migrated: {} store at {} is up to date",
                 store.backend(),
                 config.database

@@ -1,7 +1,12 @@
 //! One module per command group. Errors carry an exit code: 2 for what the
 //! user asked that does not exist or cannot be, 1 for everything else.
+pub mod chat;
 pub mod db;
+pub mod evidence;
+pub mod hitl;
+pub mod live_run;
 pub mod runs;
+pub mod serve;
 pub mod statemachine;
 
 use std::process::ExitCode;
@@ -22,15 +27,6 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// A command that is part of the interface but not built yet says so clearly.
-pub fn not_built(command: &str, what: &str) -> anyhow::Result<ExitCode> {
-    Err(UserError(format!(
-        "`mw {command}` is not built yet: {what} needs the local engine and the persona pipeline, \
-         which are still open work. `mw runs list` and `mw runs show` work today."
-    ))
-    .into())
 }
 
 /// Opens the store the config names, applying pending migrations.

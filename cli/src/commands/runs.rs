@@ -1,37 +1,68 @@
-//! `mw runs list|show`: the runbook's "recent runs" and "artifacts for a run"
-//! queries, without psql.
+//! `mw runs list|show|watch|cancel`: the runbook's "recent runs" and
+//! "artifacts for a run" queries, without psql.
+use crate::output::outln;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use myloware::domain::{JobCode, Run, RunId};
+use myloware::domain::{JobCode, Run, RunId, RunStatus};
+use myloware::pipeline::Evidence;
 use myloware::store::{RunFilter, Store};
-use serde_json::json;
+use serde_json::Value;
 
 use super::UserError;
-use crate::cli::{ListArgs, RunsCommand, ShowArgs};
+use crate::cli::{ListArgs, RunArgs, RunsCommand, WatchArgs};
+use crate::connect::{connect, Reader};
+use crate::follow::Follower;
 use crate::output::{compact, opt, print_json, table, time};
 
-pub async fn run(cmd: RunsCommand, config: &myloware::Config) -> anyhow::Result<ExitCode> {
-    let store = super::open_store(config).await?;
+pub async fn run(
+    cmd: RunsCommand,
+    api_base: Option<&str>,
+    config: &myloware::Config,
+) -> anyhow::Result<ExitCode> {
     match cmd {
-        RunsCommand::List(args) => list(store.as_ref(), args).await,
-        RunsCommand::Show(args) => show(store.as_ref(), args).await,
+        RunsCommand::List(args) => list(&Reader::open(config, api_base).await?, args).await,
+        RunsCommand::Show(args) => show(&Reader::open(config, api_base).await?, args).await,
+        RunsCommand::Watch(args) => watch(&Reader::open(config, api_base).await?, args).await,
+        RunsCommand::Cancel(args) => {
+            let connection = connect(config, api_base).await?;
+            let outcome = connection
+                .client
+                .post::<Value>(
+                    &format!("/v1/runs/{}/cancel", args.run),
+                    &serde_json::json!({ "by": "cli" }),
+                )
+                .await;
+            connection.close().await;
+            let run = outcome?;
+            if args.json {
+                print_json(&run)?;
+            } else {
+                outln!(
+                    "cancelled {} ({})",
+                    run["job_code"].as_str().unwrap_or("-"),
+                    run["run_id"].as_str().unwrap_or("-")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-async fn list(store: &dyn Store, args: ListArgs) -> anyhow::Result<ExitCode> {
+async fn list(reader: &Reader, args: ListArgs) -> anyhow::Result<ExitCode> {
     let filter = RunFilter {
         status: args.status,
         project: args.project,
         limit: Some(args.limit),
         after: args.after,
     };
-    let page = store.list_runs(&filter).await?;
+    let page = reader.list(&filter).await?;
     if args.json {
         print_json(&page)?;
         return Ok(ExitCode::SUCCESS);
     }
     if page.runs.is_empty() {
-        println!("no runs yet");
+        outln!("no runs yet");
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = table(&["run_id", "job_code", "project", "status", "updated_at"]);
@@ -44,9 +75,9 @@ async fn list(store: &dyn Store, args: ListArgs) -> anyhow::Result<ExitCode> {
             time(&run.updated_at),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     if let Some(next) = page.next {
-        println!("more: mw runs list --after {next}");
+        outln!("more: mw runs list --after {next}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -66,43 +97,38 @@ pub async fn find_run(store: &dyn Store, key: &str) -> anyhow::Result<Run> {
     found.ok_or_else(|| UserError(format!("run {key} not found in {}", store.backend())).into())
 }
 
-async fn show(store: &dyn Store, args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let run = find_run(store, &args.run).await?;
-    let id = run.run_id;
-    let artifacts = store.list_artifacts(id).await?;
-    let webhook_events = store.list_webhook_events(id).await?;
-    let provider_jobs = store.list_provider_jobs(id).await?;
-    let gates = store.list_hitl_requests(id).await?;
+async fn show(reader: &Reader, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let evidence = reader.evidence(&args.run).await?;
     if args.json {
-        print_json(&json!({
-            "run": run,
-            "artifacts": artifacts,
-            "webhook_events": webhook_events,
-            "provider_jobs": provider_jobs,
-            "hitl_requests": gates,
-        }))?;
+        print_json(&evidence)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print_run(&evidence);
+    Ok(ExitCode::SUCCESS)
+}
 
-    println!("run        {}", run.run_id);
-    println!("job code   {}", run.job_code);
-    println!("project    {}", run.project);
-    println!("status     {}", run.status);
-    println!("providers  {}", run.providers_mode);
-    println!("user       {}", opt(run.user_id.as_deref()));
-    println!("execution  {}", opt(run.execution_id.as_deref()));
-    println!("created    {}", time(&run.created_at));
-    println!("updated    {}", time(&run.updated_at));
+/// The readable form of a run and its records.
+pub fn print_run(evidence: &Evidence) {
+    let run = &evidence.run;
+    outln!("run        {}", run.run_id);
+    outln!("job code   {}", run.job_code);
+    outln!("project    {}", run.project);
+    outln!("status     {}", run.status);
+    outln!("providers  {}", run.providers_mode);
+    outln!("user       {}", opt(run.user_id.as_deref()));
+    outln!("execution  {}", opt(run.execution_id.as_deref()));
+    outln!("created    {}", time(&run.created_at));
+    outln!("updated    {}", time(&run.updated_at));
     if let Some(error) = &run.error {
-        println!("error      {error}");
+        outln!("error      {error}");
     }
-    println!("input      {}", compact(&run.input, 100));
+    outln!("input      {}", compact(&run.input, 100));
     if let Some(result) = &run.result {
-        println!("result     {}", compact(result, 100));
+        outln!("result     {}", compact(result, 100));
     }
 
-    println!("\nartifacts ({})", artifacts.len());
-    if !artifacts.is_empty() {
+    outln!("\nartifacts ({})", evidence.artifacts.len());
+    if !evidence.artifacts.is_empty() {
         let mut t = table(&[
             "created_at",
             "type",
@@ -110,7 +136,7 @@ async fn show(store: &dyn Store, args: ShowArgs) -> anyhow::Result<ExitCode> {
             "persona",
             "url / metadata",
         ]);
-        for a in &artifacts {
+        for a in &evidence.artifacts {
             t.add_row(vec![
                 time(&a.created_at),
                 a.artifact_type.to_string(),
@@ -119,11 +145,11 @@ async fn show(store: &dyn Store, args: ShowArgs) -> anyhow::Result<ExitCode> {
                 a.url.clone().unwrap_or_else(|| compact(&a.metadata, 60)),
             ]);
         }
-        println!("{t}");
+        outln!("{t}");
     }
 
-    println!("\nwebhook events ({})", webhook_events.len());
-    if !webhook_events.is_empty() {
+    outln!("\nwebhook events ({})", evidence.webhook_events.len());
+    if !evidence.webhook_events.is_empty() {
         let mut t = table(&[
             "created_at",
             "provider",
@@ -131,7 +157,7 @@ async fn show(store: &dyn Store, args: ShowArgs) -> anyhow::Result<ExitCode> {
             "signature",
             "status",
         ]);
-        for e in &webhook_events {
+        for e in &evidence.webhook_events {
             t.add_row(vec![
                 time(&e.created_at),
                 e.provider.to_string(),
@@ -140,11 +166,11 @@ async fn show(store: &dyn Store, args: ShowArgs) -> anyhow::Result<ExitCode> {
                 e.status.to_string(),
             ]);
         }
-        println!("{t}");
+        outln!("{t}");
     }
 
-    println!("\nprovider jobs ({})", provider_jobs.len());
-    if !provider_jobs.is_empty() {
+    outln!("\nprovider jobs ({})", evidence.provider_jobs.len());
+    if !evidence.provider_jobs.is_empty() {
         let mut t = table(&[
             "created_at",
             "provider",
@@ -153,7 +179,7 @@ async fn show(store: &dyn Store, args: ShowArgs) -> anyhow::Result<ExitCode> {
             "status",
             "error",
         ]);
-        for j in &provider_jobs {
+        for j in &evidence.provider_jobs {
             t.add_row(vec![
                 time(&j.created_at),
                 j.provider.to_string(),
@@ -163,19 +189,42 @@ async fn show(store: &dyn Store, args: ShowArgs) -> anyhow::Result<ExitCode> {
                 opt(j.error.as_deref()).to_owned(),
             ]);
         }
-        println!("{t}");
+        outln!("{t}");
     }
 
-    println!("\ngates ({})", gates.len());
-    for g in &gates {
+    outln!("\ngates ({})", evidence.hitl_requests.len());
+    for g in &evidence.hitl_requests {
         let decision = g.decision.map_or("waiting".to_owned(), |d| {
             format!("{d} by {}", opt(g.decided_by.as_deref()))
         });
-        println!(
+        outln!(
             "  {:<12} requested {}  {decision}",
             g.gate.to_string(),
             time(&g.requested_at)
         );
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+async fn watch(reader: &Reader, args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let mut follower = Follower::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+    loop {
+        let evidence = reader.evidence(&args.run).await?;
+        for line in follower.changes(&evidence) {
+            outln!("{line}");
+        }
+        match evidence.run.status {
+            RunStatus::Published => return Ok(ExitCode::SUCCESS),
+            s if s.is_terminal() => return Ok(ExitCode::FAILURE),
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!(
+                "timed out after {}s; the run is {}",
+                args.timeout, evidence.run.status
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -1,5 +1,6 @@
 //! `mw statemachine validate|run`: the persona graphs and any other ASL
 //! definition, checked and executed on the durable local engine.
+use crate::output::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,9 +34,9 @@ fn validate(files: Vec<PathBuf>, config: &myloware::Config) -> anyhow::Result<Ex
         match definitions::load(file, &values) {
             Ok(def) => {
                 let unsupported = def.machine.unsupported_resources();
-                println!("{}: ok", file.display());
+                outln!("{}: ok", file.display());
                 for u in unsupported {
-                    println!(
+                    outln!(
                         "{}: note: {}: the local engine cannot run Resource {}",
                         file.display(),
                         u.state,
@@ -104,7 +105,7 @@ async fn run_definition(
         .await?;
     match done.status.as_str() {
         "SUCCEEDED" => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&done.output.unwrap_or(Value::Null))?
             );

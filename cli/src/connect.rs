@@ -1,0 +1,138 @@
+//! Which stack a command talks to: `--api-base`/`MW_API_BASE`; else a local
+//! `mw serve` (it leaves its address in `<home>/serve.json`); else the
+//! embedded stack, booted in this process for as long as the command runs.
+use anyhow::Context;
+use myloware::stack::{ServeFile, Stack, StackOptions};
+use myloware::Config;
+
+use crate::client::ApiClient;
+
+/// A client to a stack, and the embedded stack if this process runs it.
+#[derive(Debug)]
+pub struct Connection {
+    pub client: ApiClient,
+    pub embedded: Option<Stack>,
+}
+
+impl Connection {
+    /// Stops the embedded stack, if any, cleanly.
+    pub async fn close(self) {
+        if let Some(stack) = self.embedded {
+            stack.shutdown().await;
+        }
+    }
+}
+
+/// A running stack the CLI can reach without booting one: `--api-base`,
+/// or a local `mw serve` that answers `/health`.
+pub async fn running_stack(
+    config: &Config,
+    api_base: Option<&str>,
+) -> anyhow::Result<Option<ApiClient>> {
+    if let Some(base) = api_base {
+        return Ok(Some(ApiClient::new(base, config.api_key.clone())?));
+    }
+    let Some(serve) = ServeFile::read(&config.home) else {
+        return Ok(None);
+    };
+    let client = ApiClient::new(&serve.url, config.api_key.clone())?;
+    match client.get::<serde_json::Value>("/health").await {
+        Ok(_) => Ok(Some(client)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A connection to a running stack, or to an embedded one booted now.
+pub async fn connect(config: &Config, api_base: Option<&str>) -> anyhow::Result<Connection> {
+    if let Some(client) = running_stack(config, api_base).await? {
+        return Ok(Connection {
+            client,
+            embedded: None,
+        });
+    }
+    let stack = Stack::start(config, StackOptions::ephemeral())
+        .await
+        .context("starting the embedded stack")?;
+    let client = ApiClient::new(&stack.base_url, config.api_key.clone())?;
+    Ok(Connection {
+        client,
+        embedded: Some(stack),
+    })
+}
+
+/// Reading runs: through a running stack's API, or straight from the store.
+#[derive(Debug)]
+pub enum Reader {
+    Api(ApiClient),
+    Store(myloware::store::Backend),
+}
+
+impl Reader {
+    pub async fn open(config: &Config, api_base: Option<&str>) -> anyhow::Result<Self> {
+        if let Some(client) = running_stack(config, api_base).await? {
+            return Ok(Self::Api(client));
+        }
+        let backend = myloware::store::open(&config.database)
+            .await
+            .with_context(|| format!("opening the store at {}", config.database))?;
+        Ok(Self::Store(backend))
+    }
+
+    pub async fn list(
+        &self,
+        filter: &myloware::store::RunFilter,
+    ) -> anyhow::Result<myloware::store::RunPage> {
+        match self {
+            Self::Api(client) => {
+                let mut query = vec![format!("limit={}", filter.limit.unwrap_or(20))];
+                if let Some(s) = filter.status {
+                    query.push(format!("status={s}"));
+                }
+                if let Some(p) = &filter.project {
+                    query.push(format!("project={p}"));
+                }
+                if let Some(a) = filter.after {
+                    query.push(format!("after={a}"));
+                }
+                client.get(&format!("/v1/runs?{}", query.join("&"))).await
+            }
+            Self::Store(backend) => Ok(backend.store.list_runs(filter).await?),
+        }
+    }
+
+    /// The run `key` (id or job code) with everything recorded about it.
+    pub async fn evidence(&self, key: &str) -> anyhow::Result<myloware::pipeline::Evidence> {
+        match self {
+            Self::Api(client) => client.get(&format!("/v1/runs/{key}/evidence")).await,
+            Self::Store(backend) => {
+                let store = backend.store.as_ref();
+                let run = crate::commands::runs::find_run(store, key).await?;
+                let id = run.run_id;
+                let history = match &run.execution_id {
+                    Some(arn) => backend
+                        .engine
+                        .history(arn)
+                        .await?
+                        .into_iter()
+                        .map(|r| myloware::engine::asl::machine::HistoryEvent {
+                            id: r.event_id,
+                            previous_event_id: r.previous_event_id,
+                            timestamp: r.timestamp,
+                            event_type: r.event_type,
+                            details: serde_json::from_str(&r.details).unwrap_or_default(),
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                Ok(myloware::pipeline::Evidence {
+                    artifacts: store.list_artifacts(id).await?,
+                    webhook_events: store.list_webhook_events(id).await?,
+                    provider_jobs: store.list_provider_jobs(id).await?,
+                    hitl_requests: store.list_hitl_requests(id).await?,
+                    history,
+                    run,
+                })
+            }
+        }
+    }
+}
