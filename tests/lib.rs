@@ -133,3 +133,187 @@ where
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A whole stack for one test: its own SQLite store and home in a temporary
+/// folder, the API and the mock providers on ephemeral ports.
+#[derive(Debug)]
+pub struct TestStack {
+    pub stack: myloware::stack::Stack,
+    pub client: ApiClient,
+    pub dir: tempfile::TempDir,
+    pub vars: std::collections::HashMap<String, String>,
+}
+
+/// Secrets and paths for a test stack under `dir`, plus `extra` variables.
+pub fn stack_vars(
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> std::collections::HashMap<String, String> {
+    let mut vars: std::collections::HashMap<String, String> = [
+        ("MYLOWARE_HOME", dir.join("home").display().to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.join("mw.db").display()),
+        ),
+        ("API_KEY", "test-api-key-0123456789".into()),
+        ("HITL_SECRET", "test-hitl-secret-0123456789".into()),
+        (
+            "KIEAI_WEBHOOK_SECRET",
+            "test-kieai-secret-0123456789".into(),
+        ),
+        (
+            "UPLOAD_POST_WEBHOOK_SECRET",
+            "test-upload-secret-0123456789".into(),
+        ),
+        ("MOCK_LATENCY_MS", "0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    vars
+}
+
+pub fn config_from(vars: &std::collections::HashMap<String, String>) -> myloware::Config {
+    myloware::Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")
+}
+
+impl TestStack {
+    pub async fn start(extra: &[(&str, &str)]) -> TestStack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let vars = stack_vars(dir.path(), extra);
+        Self::start_with(dir, vars, myloware::stack::StackOptions::ephemeral()).await
+    }
+
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        vars: std::collections::HashMap<String, String>,
+        options: myloware::stack::StackOptions,
+    ) -> TestStack {
+        let config = config_from(&vars);
+        let stack = myloware::stack::Stack::start(&config, options)
+            .await
+            .expect("stack starts");
+        let client = ApiClient::new(&stack.base_url, "test-api-key-0123456789");
+        TestStack {
+            stack,
+            client,
+            dir,
+            vars,
+        }
+    }
+
+    pub fn config(&self) -> myloware::Config {
+        config_from(&self.vars)
+    }
+
+    /// Starts a run of `project` through the API.
+    pub async fn start_run(&self, project: &str) -> serde_json::Value {
+        let (status, run) = self
+            .client
+            .post("/v1/runs", serde_json::json!({ "project": project }))
+            .await;
+        assert_eq!(status, 201, "{run}");
+        run
+    }
+
+    pub async fn evidence(&self, run: &str) -> myloware::pipeline::Evidence {
+        let (status, body) = self.client.get(&format!("/v1/runs/{run}/evidence")).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).expect("evidence")
+    }
+
+    /// Polls the run's evidence until `done` holds, or fails after `secs`.
+    pub async fn wait_for(
+        &self,
+        run: &str,
+        secs: u64,
+        what: &str,
+        done: impl Fn(&myloware::pipeline::Evidence) -> bool,
+    ) -> myloware::pipeline::Evidence {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let evidence = self.evidence(run).await;
+            if done(&evidence) {
+                return evidence;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {run} never reached: {what}; it is {} with error {:?}",
+                evidence.run.status,
+                evidence.run.error
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_status(
+        &self,
+        run: &str,
+        status: myloware::domain::RunStatus,
+    ) -> myloware::pipeline::Evidence {
+        self.wait_for(run, 30, status.as_str(), |e| e.run.status == status)
+            .await
+    }
+
+    /// Waits until `gate` waits for a decision.
+    pub async fn wait_for_gate(&self, run: &str, gate: &str) -> myloware::pipeline::Evidence {
+        self.wait_for(run, 30, &format!("gate {gate} waiting"), |e| {
+            e.hitl_requests
+                .iter()
+                .any(|g| g.gate.as_str() == gate && g.decision.is_none())
+        })
+        .await
+    }
+}
+
+/// A small JSON client over real HTTP, with the API key.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    pub base: String,
+    key: String,
+    pub http: reqwest::Client,
+}
+
+impl ApiClient {
+    pub fn new(base: &str, key: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+}

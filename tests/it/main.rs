@@ -1,7 +1,11 @@
 //! Workspace integration tests: one binary, shared helpers in `myloware_tests`.
 mod asl_corpus;
+mod callbacks;
 mod cli;
 mod engine_durability;
 mod engine_port;
+mod personas;
+mod pipeline;
+mod restart;
 mod runbook_queries;
 mod store_conformance;

@@ -82,6 +82,14 @@ async fn receive(
         Recorded::Duplicate(existing) => {
             tracing::info!(provider = %provider, provider_job_id = ?existing.provider_job_id,
                 idempotency_key = %existing.idempotency_key, "duplicate webhook");
+            // Stored but never processed: the first delivery may have died
+            // between storing the event and queueing it (the provider saw no
+            // answer and retried). Queue it again; processing is idempotent.
+            if existing.status == WebhookEventStatus::Received {
+                if let Some(callback) = received.callback {
+                    enqueue(pipeline, existing.id, callback.into_inner()).await?;
+                }
+            }
             return Ok((
                 StatusCode::OK,
                 Json(json!({ "status": "duplicate", "event_id": existing.id })),
@@ -108,7 +116,20 @@ async fn receive(
             Json(json!({ "status": "ignored", "event_id": event.id, "reason": received.error })),
         ));
     };
-    let message = CallbackMessage::new(event.id, callback.into_inner());
+    enqueue(pipeline, event.id, callback.into_inner()).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "status": "accepted", "event_id": event.id })),
+    ))
+}
+
+/// Hands a verified callback to the callbacks consumer.
+async fn enqueue(
+    pipeline: &crate::pipeline::Pipeline,
+    event_id: uuid::Uuid,
+    callback: crate::webhooks::ProviderCallback,
+) -> Result<(), ApiError> {
+    let message = CallbackMessage::new(event_id, callback);
     pipeline
         .queue
         .send(
@@ -117,8 +138,5 @@ async fn receive(
         )
         .await
         .map_err(crate::pipeline::PipelineError::from)?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "status": "accepted", "event_id": event.id })),
-    ))
+    Ok(())
 }

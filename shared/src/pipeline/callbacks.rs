@@ -161,7 +161,15 @@ impl Pipeline {
             .await
             .map_err(PipelineError::from)?
         {
-            Settled::Already(_) => {
+            Settled::Already(job) => {
+                // Settled before, perhaps by a process that died right after:
+                // make sure what settling leads to has happened (both steps
+                // are idempotent).
+                self.record_result(&job).await?;
+                if let Some(token) = &job.task_token {
+                    self.complete_persona_if_done(job.run_id, job.persona, token)
+                        .await?;
+                }
                 finish(
                     WebhookEventStatus::Processed,
                     Some("job already settled".into()),
@@ -339,6 +347,25 @@ impl Pipeline {
 
     /// The artifact a settled job leaves: a clip, a render, or the error.
     async fn record_result(&self, job: &ProviderJob) -> Result<(), PipelineError> {
+        let recorded = self
+            .store
+            .list_artifacts(job.run_id)
+            .await?
+            .iter()
+            .any(|a| {
+                a.provider == Some(job.provider)
+                    && matches!(
+                        a.artifact_type.as_str(),
+                        "kieai.clip" | "kieai.error" | "render.url" | "render.error"
+                    )
+                    && [a.metadata.get("task_id"), a.metadata.get("render_id")]
+                        .into_iter()
+                        .flatten()
+                        .any(|id| id.as_str() == Some(job.job_id.as_str()))
+            });
+        if recorded {
+            return Ok(());
+        }
         let new = |t: ArtifactType, metadata: Value| {
             NewArtifact::new(job.run_id, t, metadata)
                 .provider(job.provider)

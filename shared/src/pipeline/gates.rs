@@ -102,7 +102,13 @@ impl Pipeline {
         by: &str,
         comment: Option<String>,
     ) -> Result<GateDecision, PipelineError> {
-        let (run, _) = self.waiting_gate(key, gate).await?;
+        let (run, request) = self.waiting_gate(key, gate).await?;
+        if run.status.is_terminal() && request.decision.is_none() {
+            return Err(PipelineError::Conflict(format!(
+                "run {} is {}; its gate {gate} can no longer be decided",
+                run.job_code, run.status
+            )));
+        }
         let decided = self
             .store
             .decide_hitl(

@@ -1,0 +1,212 @@
+//! Callbacks as the internet delivers them: forged, unsigned where a
+//! signature is due, duplicated, late, out of order, for jobs nobody
+//! submitted. Each must leave exactly the right artifacts.
+use std::time::Duration;
+
+use chrono::Utc;
+use myloware::domain::{RunStatus, SignatureStatus, WebhookEventStatus};
+use myloware_tests::TestStack;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::pipeline::count;
+
+/// POSTs a kie.ai callback for `task_id`, signed with `secret` (or not).
+async fn kieai_callback(
+    t: &TestStack,
+    task_id: &str,
+    code: i64,
+    secret: Option<&str>,
+) -> (u16, Value) {
+    let body = json!({ "code": code, "msg": if code == 200 { "success" } else { "failed" },
+        "data": { "taskId": task_id, "info": { "resultUrls": ["https://evil.example/x.mp4"] } } });
+    let mut request = t
+        .client
+        .http
+        .post(format!("{}/v1/webhooks/kieai", t.client.base))
+        .json(&body);
+    if let Some(secret) = secret {
+        let ts = Utc::now().timestamp();
+        let signature =
+            myloware::webhooks::kieai::sign(&SecretString::from(secret.to_owned()), task_id, ts);
+        request = request
+            .header("X-Webhook-Timestamp", ts.to_string())
+            .header("X-Webhook-Signature", signature);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn shotstack_callback(t: &TestStack, body: Value) -> (u16, Value) {
+    let response = t
+        .client
+        .http
+        .post(format!("{}/v1/webhooks/shotstack", t.client.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_duplicated_late_and_out_of_order_callbacks_leave_exactly_the_right_artifacts() {
+    let t = TestStack::start(&[]).await;
+    let run = t.start_run("test-video-gen").await;
+    let id = run["run_id"].as_str().unwrap().to_owned();
+    let done = t.wait_for_status(&id, RunStatus::Published).await;
+    let clips_before = count(&done, "kieai.clip");
+    let events_before = done.webhook_events.len();
+    let task = done
+        .provider_jobs
+        .iter()
+        .find(|j| j.provider.as_str() == "kieai")
+        .unwrap()
+        .job_id
+        .clone();
+    let render = done
+        .provider_jobs
+        .iter()
+        .find(|j| j.provider.as_str() == "shotstack")
+        .unwrap()
+        .job_id
+        .clone();
+    let secret = "test-kieai-secret-0123456789";
+
+    // Forged: a signature made with another key.
+    let (status, body) = kieai_callback(&t, &task, 200, Some("someone-else-0123456789")).await;
+    assert_eq!(status, 401, "{body}");
+    // Missing: no signature headers at all.
+    let (status, _) = kieai_callback(&t, &task, 200, None).await;
+    assert_eq!(status, 401);
+
+    // Duplicated 10×, concurrently: the genuine callback again.
+    let answers =
+        futures::future::join_all((0..10).map(|_| kieai_callback(&t, &task, 200, Some(secret))))
+            .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["status"], "duplicate", "{body}");
+    }
+
+    // Late and contradictory: a signed "failed" callback for a settled job.
+    let (status, body) = kieai_callback(&t, &task, 501, Some(secret)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "accepted");
+
+    // Out of order and late for the render: the CDN copy, then the render again.
+    let (status, body) = shotstack_callback(
+        &t,
+        json!({ "type": "serve", "action": "copy", "id": "asset-1", "render": render, "owner": "x",
+                "status": "ready", "url": "https://cdn.example/copy.mp4", "error": null, "completed": "2026-11-28T00:00:00Z" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = shotstack_callback(
+        &t,
+        json!({ "type": "edit", "action": "render", "id": render, "owner": "x", "status": "done",
+                "url": "https://cdn.example/r.mp4", "error": null, "completed": "2026-11-28T00:00:00Z" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["status"], "duplicate",
+        "the mock delivered this render callback already"
+    );
+
+    // Unknown job: kept as an orphan.
+    let (status, body) = kieai_callback(&t, "no-such-task", 200, Some(secret)).await;
+    assert_eq!(status, 200, "{body}");
+    let orphan_id = body["event_id"].as_str().unwrap().to_owned();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = t
+        .wait_for(&id, 20, "every callback processed", |e| {
+            e.webhook_events
+                .iter()
+                .all(|ev| ev.status != WebhookEventStatus::Received)
+        })
+        .await;
+    assert_eq!(count(&after, "kieai.clip"), clips_before, "no clip twice");
+    assert_eq!(
+        count(&after, "kieai.error"),
+        0,
+        "a late failure does not undo a success"
+    );
+    assert_eq!(count(&after, "render.url"), 1);
+    assert_eq!(count(&after, "publish.url"), 2);
+    assert_eq!(after.run.status, RunStatus::Published);
+    let job = after
+        .provider_jobs
+        .iter()
+        .find(|j| j.job_id == task)
+        .unwrap();
+    assert_eq!(job.status.as_str(), "succeeded");
+
+    let rejected = after
+        .webhook_events
+        .iter()
+        .filter(|e| e.signature_status == SignatureStatus::Rejected)
+        .count();
+    let missing = after
+        .webhook_events
+        .iter()
+        .filter(|e| e.signature_status == SignatureStatus::Missing)
+        .count();
+    assert_eq!(
+        (rejected, missing),
+        (1, 1),
+        "refused callbacks are kept, as evidence"
+    );
+    for e in after.webhook_events.iter().filter(|e| {
+        matches!(
+            e.signature_status,
+            SignatureStatus::Rejected | SignatureStatus::Missing
+        )
+    }) {
+        assert_eq!(
+            e.status,
+            WebhookEventStatus::Ignored,
+            "a refused callback is never acted on"
+        );
+    }
+    // 1 forged + 1 missing + 1 late failure + 1 CDN copy = 4 new events for
+    // the run; the 11 duplicates added none.
+    assert_eq!(after.webhook_events.len(), events_before + 4);
+
+    let store = myloware::store::connect(&t.config().database)
+        .await
+        .unwrap();
+    let orphan = t
+        .wait_orphan(store.as_ref(), orphan_id.parse().unwrap())
+        .await;
+    assert_eq!(orphan.status, WebhookEventStatus::Orphaned);
+    assert_eq!(orphan.run_id, None);
+}
+
+trait OrphanWait {
+    async fn wait_orphan(
+        &self,
+        store: &dyn myloware::store::Store,
+        id: uuid::Uuid,
+    ) -> myloware::domain::WebhookEvent;
+}
+
+impl OrphanWait for TestStack {
+    async fn wait_orphan(
+        &self,
+        store: &dyn myloware::store::Store,
+        id: uuid::Uuid,
+    ) -> myloware::domain::WebhookEvent {
+        for _ in 0..100 {
+            let event = store.get_webhook_event(id).await.unwrap().unwrap();
+            if event.status != WebhookEventStatus::Received {
+                return event;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the orphan callback was never processed");
+    }
+}

@@ -1,0 +1,248 @@
+//! Whole runs over real HTTP: the stack on ephemeral ports, the mock
+//! providers calling back through the webhook route, gates decided through
+//! the API and signed links.
+use myloware::domain::RunStatus;
+use myloware::pipeline::Evidence;
+use myloware_tests::TestStack;
+use serde_json::{json, Value};
+
+pub fn count(evidence: &Evidence, artifact_type: &str) -> usize {
+    evidence
+        .artifacts
+        .iter()
+        .filter(|a| a.artifact_type.as_str() == artifact_type)
+        .count()
+}
+
+fn run_id(run: &Value) -> String {
+    run["run_id"].as_str().expect("run_id").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_video_gen_publishes_with_every_step_on_the_record() {
+    let t = TestStack::start(&[]).await;
+    let run = t.start_run("test-video-gen").await;
+    assert!(
+        run["status"] == "pending" || run["status"] == "running",
+        "{run}"
+    );
+    assert!(run["job_code"].as_str().unwrap().starts_with("TVG-"));
+    let id = run_id(&run);
+    let e = t.wait_for_status(&id, RunStatus::Published).await;
+
+    assert_eq!(count(&e, "run.start"), 1);
+    assert_eq!(count(&e, "kieai.job"), 2, "2 clips of 8 s");
+    assert_eq!(count(&e, "kieai.clip"), 2);
+    assert_eq!(count(&e, "shotstack.timeline"), 1);
+    assert_eq!(count(&e, "render.url"), 1);
+    assert_eq!(count(&e, "publish.url"), 2, "tiktok and youtube");
+    assert_eq!(count(&e, "hitl.request"), 0, "no gates");
+    assert!(e
+        .provider_jobs
+        .iter()
+        .all(|j| j.status == myloware::domain::JobStatus::Succeeded));
+    assert_eq!(e.provider_jobs.len(), 4);
+    // Every callback was verified or (Shotstack) unsigned, and processed.
+    assert!(
+        e.webhook_events.len() >= 5,
+        "{} events",
+        e.webhook_events.len()
+    );
+    for ev in &e.webhook_events {
+        assert_ne!(ev.signature_status.as_str(), "rejected");
+        assert_eq!(ev.status.as_str(), "processed", "{ev:?}");
+    }
+    let result = e.run.result.as_ref().expect("result");
+    assert_eq!(result["publish_urls"].as_array().unwrap().len(), 2);
+    assert!(result["render_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+    assert_eq!(result["clips"].as_array().unwrap().len(), 2);
+    let types: Vec<&str> = e.history.iter().map(|h| h.event_type.as_str()).collect();
+    assert_eq!(types.last(), Some(&"ExecutionSucceeded"));
+    // Task tokens are credentials: the evidence never shows one.
+    let text = serde_json::to_string(&e).unwrap();
+    assert!(
+        !text.contains("task_token\":\""),
+        "a task token leaked into the evidence"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aismr_with_manual_approvals_publishes() {
+    let t = TestStack::start(&[]).await;
+    let id = run_id(&t.start_run("aismr").await);
+    let e = t.wait_for_gate(&id, "ideate").await;
+    assert_eq!(e.run.status, RunStatus::AwaitingApproval);
+    assert_eq!(count(&e, "kieai.job"), 0, "Riley waits behind the gate");
+    let request = e
+        .artifacts
+        .iter()
+        .find(|a| a.artifact_type.as_str() == "hitl.request")
+        .unwrap();
+    assert!(request
+        .url
+        .as_deref()
+        .unwrap()
+        .contains("/v1/hitl/approve/"));
+
+    // ideate: through the signed link, as a person would.
+    let (status, link) = t.client.get(&format!("/v1/hitl/link/{id}/ideate")).await;
+    assert_eq!(status, 200, "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(
+        !url.contains(&e.run.execution_id.clone().unwrap()),
+        "the link is not the task token"
+    );
+    let page = t
+        .client
+        .http
+        .get(&url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("id=\"approve\""));
+    let approved = t.client.http.post(&url).send().await.unwrap();
+    assert_eq!(approved.status(), 200);
+    let again: Value = t
+        .client
+        .http
+        .post(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["decided_now"], false, "a link decides once");
+    let tampered = url.replace("ideate", "prepublish");
+    assert_eq!(
+        t.client.http.post(&tampered).send().await.unwrap().status(),
+        403
+    );
+
+    // prepublish: with the API key, as the CLI does.
+    let e = t.wait_for_gate(&id, "prepublish").await;
+    assert_eq!(count(&e, "kieai.clip"), 12, "aismr makes 12 clips");
+    assert_eq!(count(&e, "render.url"), 1);
+    assert_eq!(count(&e, "publish.url"), 0, "Quinn waits behind the gate");
+    let (status, body) = t
+        .client
+        .post(
+            &format!("/v1/hitl/approve/{id}/prepublish"),
+            json!({ "by": "tester" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let e = t.wait_for_status(&id, RunStatus::Published).await;
+    assert_eq!(count(&e, "hitl.approval"), 2);
+    assert_eq!(count(&e, "publish.url"), 2);
+    let by: Vec<_> = e
+        .hitl_requests
+        .iter()
+        .map(|g| g.decided_by.clone().unwrap())
+        .collect();
+    assert_eq!(by, ["link", "tester"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejected_gate_ends_the_run_rejected() {
+    let t = TestStack::start(&[]).await;
+    let id = run_id(&t.start_run("aismr").await);
+    t.wait_for_gate(&id, "ideate").await;
+    let (status, body) = t
+        .client
+        .post(
+            &format!("/v1/hitl/reject/{id}/ideate"),
+            json!({ "comment": "not on brand" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let e = t.wait_for_status(&id, RunStatus::Rejected).await;
+    assert_eq!(e.run.result.as_ref().unwrap()["error"], "Hitl.Rejected");
+    assert_eq!(
+        count(&e, "kieai.job"),
+        0,
+        "nothing after a rejected gate ran"
+    );
+    let (status, _) = t
+        .client
+        .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
+        .await;
+    assert_eq!(status, 200, "a later approval finds the gate decided");
+    assert_eq!(t.evidence(&id).await.run.status, RunStatus::Rejected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_can_be_cancelled_mid_run() {
+    let t = TestStack::start(&[]).await;
+    let id = run_id(&t.start_run("aismr").await);
+    t.wait_for_gate(&id, "ideate").await;
+    let (status, run) = t
+        .client
+        .post(&format!("/v1/runs/{id}/cancel"), json!({ "by": "tester" }))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "cancelled");
+    let e = t.evidence(&id).await;
+    assert_eq!(count(&e, "run.cancelled"), 1);
+    assert_eq!(e.history.last().unwrap().event_type, "ExecutionAborted");
+    let (status, _) = t
+        .client
+        .post(&format!("/v1/runs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 409, "a finished run cannot be cancelled again");
+    let (status, body) = t
+        .client
+        .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        t.evidence(&id).await.run.status,
+        RunStatus::Cancelled,
+        "nothing revives a cancelled run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_requests_get_clear_errors() {
+    let t = TestStack::start(&[]).await;
+    let (status, body) = t
+        .client
+        .post("/v1/runs", json!({ "project": "nope" }))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("project nope"));
+    let (status, body) = t
+        .client
+        .post("/v1/runs", json!({ "project": "Not A Slug" }))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = t.client.get("/v1/runs/TVG-AAA000").await;
+    assert_eq!(status, 404);
+    let (status, _) = t.client.get("/v1/runs/garbage").await;
+    assert_eq!(status, 422);
+    let no_key = reqwest::Client::new()
+        .get(format!("{}/v1/runs", t.client.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
+    let health = reqwest::get(format!("{}/health", t.client.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "health needs no key");
+    let (status, body) = t.client.post("/v1/webhooks/acme", json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = t
+        .client
+        .post("/v1/webhooks/kieai", json!({ "not": "a callback" }))
+        .await;
+    assert_eq!(status, 400);
+}

@@ -1,0 +1,175 @@
+//! The stack killed with SIGKILL in the middle of a run — after the first
+//! clip's callback, with eleven clips and their callbacks still in flight —
+//! and started again: the run finishes, with every clip exactly once. The
+//! providers (mocks in this process) keep running meanwhile and retry their
+//! callbacks, as real providers do.
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use myloware::domain::RunStatus;
+use myloware::providers::mock::{MockConfig, MockProviders};
+use myloware_tests::{stack_vars, ApiClient};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::pipeline::count;
+
+fn serve(
+    vars: &std::collections::HashMap<String, String>,
+    port: u16,
+    dir: &std::path::Path,
+    log: &str,
+) -> Child {
+    let log = std::fs::File::create(dir.join(log)).expect("log file");
+    Command::new(crate::cli::mw_binary())
+        .args(["serve", "--port", &port.to_string()])
+        .current_dir(dir)
+        .envs(vars)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start mw serve")
+}
+
+async fn wait_healthy(base: &str) {
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/health"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("mw serve did not come up at {base}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stack_killed_mid_run_finishes_the_run_after_a_restart() {
+    let mut mock_config = MockConfig::new(
+        Duration::from_millis(400),
+        SecretString::from("test-kieai-secret-0123456789".to_owned()),
+        SecretString::from("test-upload-secret-0123456789".to_owned()),
+    );
+    mock_config.retry_backoff = Duration::from_millis(500);
+    let mocks = MockProviders::start(mock_config).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let urls = mocks.urls();
+    let vars = stack_vars(
+        dir.path(),
+        &[
+            ("PROVIDERS_MODE", "live"),
+            ("KIEAI_BASE_URL", &urls.kieai),
+            ("SHOTSTACK_BASE_URL", &urls.shotstack),
+            ("UPLOAD_POST_BASE_URL", &urls.upload_post),
+            ("KIEAI_API_KEY", "k-kieai"),
+            ("SHOTSTACK_API_KEY", "k-shotstack"),
+            ("UPLOAD_POST_API_KEY", "k-upload"),
+            ("WEBHOOK_BASE_URL", &base),
+            ("PUBLIC_BASE_URL", &base),
+        ],
+    );
+    let client = ApiClient::new(&base, "test-api-key-0123456789");
+
+    let mut first = serve(&vars, port, dir.path(), "first.log");
+    wait_healthy(&base).await;
+    let (status, run) = client.post("/v1/runs", json!({ "project": "aismr" })).await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["run_id"].as_str().unwrap().to_owned();
+    let evidence = |client: ApiClient, id: String| async move {
+        let (_, e) = client.get(&format!("/v1/runs/{id}/evidence")).await;
+        serde_json::from_value::<myloware::pipeline::Evidence>(e).unwrap()
+    };
+    let mut approved = false;
+    loop {
+        let e = evidence(client.clone(), id.clone()).await;
+        if !approved && e.hitl_requests.iter().any(|g| g.gate.as_str() == "ideate") {
+            let (status, body) = client
+                .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            approved = true;
+        }
+        if count(&e, "kieai.clip") >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    let mut second = serve(&vars, port, dir.path(), "second.log");
+    wait_healthy(&base).await;
+    let mut e;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        e = evidence(client.clone(), id.clone()).await;
+        if e.hitl_requests
+            .iter()
+            .any(|g| g.gate.as_str() == "prepublish" && g.decision.is_none())
+        {
+            let (status, body) = client
+                .post(&format!("/v1/hitl/approve/{id}/prepublish"), json!({}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        if e.run.status.is_terminal() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never finished after the restart: {:?}\njobs: {:?}\nevents: {:?}\nartifacts: {:?}\nhistory: {:?}\nlog:\n{}",
+            e.run.status,
+            e.provider_jobs.iter().map(|j| format!("{} {} {}", j.provider, j.job_id, j.status)).collect::<Vec<_>>(),
+            e.webhook_events.iter().map(|w| format!("{} {} {} {:?}", w.idempotency_key, w.signature_status, w.status, w.error)).collect::<Vec<_>>(),
+            e.artifacts.iter().map(|a| a.artifact_type.to_string()).collect::<Vec<_>>(),
+            e.history.iter().rev().take(6).map(|h| h.event_type.clone()).collect::<Vec<_>>(),
+            std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default(),
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    mocks.shutdown().await;
+
+    assert_eq!(
+        e.run.status,
+        RunStatus::Published,
+        "error: {:?}",
+        e.run.error
+    );
+    assert_eq!(count(&e, "kieai.job"), 12, "no clip was submitted twice");
+    assert_eq!(
+        count(&e, "kieai.clip"),
+        12,
+        "every clip recorded exactly once"
+    );
+    assert_eq!(count(&e, "render.url"), 1);
+    assert_eq!(count(&e, "publish.url"), 2);
+    assert_eq!(e.provider_jobs.len(), 14);
+    let entered: Vec<&str> = e
+        .history
+        .iter()
+        .filter(|h| h.event_type == "TaskStateEntered")
+        .filter_map(|h| h.details.get("name").and_then(|n| n.as_str()))
+        .collect();
+    assert_eq!(
+        entered,
+        [
+            "Iggy",
+            "GateIdeate",
+            "Riley",
+            "Alex",
+            "GatePrepublish",
+            "Quinn",
+            "RecordPublished"
+        ]
+    );
+}
