@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod hitl;
+pub mod lambda;
 pub mod personas;
 pub mod pipeline;
 pub mod providers;

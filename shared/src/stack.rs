@@ -24,7 +24,7 @@ use crate::pipeline::worker::Worker;
 use crate::pipeline::{Pipeline, Settings};
 use crate::providers::llm::LlmSettings;
 use crate::providers::mock::{MockConfig, MockProviders};
-use crate::providers::{ProviderClients, ProviderKeys};
+use crate::providers::{ProviderClients, ProviderKeys, ProviderUrls};
 use crate::queue::{self, LocalQueue};
 use crate::store::StoreError;
 use crate::webhooks::WebhookSecrets;
@@ -86,17 +86,6 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(config: &Config, options: StackOptions) -> Result<Stack, StackError> {
-        let backend = crate::store::open(&config.database).await?;
-        let engine = LocalEngine::start(Arc::clone(&backend.engine)).await?;
-        let mut state_machines = HashMap::new();
-        for (name, text) in definitions::embedded(&substitutions(&config.task_queue_url))? {
-            let arn = engine.register_state_machine(&name, &text)?;
-            let project = name
-                .parse()
-                .map_err(|e| StackError::Setup(format!("state machine {name}: {e}")))?;
-            state_machines.insert(project, arn);
-        }
-
         let listener = tokio::net::TcpListener::bind(options.bind)
             .await
             .map_err(|source| StackError::Bind {
@@ -112,10 +101,6 @@ impl Stack {
             .public_base_url
             .clone()
             .unwrap_or_else(|| base_url.clone());
-        let webhook_base_url = config
-            .webhook_base_url
-            .clone()
-            .unwrap_or_else(|| public_base_url.clone());
 
         let (mocks, provider_urls) = match config.providers_mode {
             ProvidersMode::Mock => {
@@ -131,36 +116,18 @@ impl Stack {
             }
             ProvidersMode::Live => (None, config.provider_urls.clone()),
         };
-        let providers =
-            ProviderClients::new(&provider_urls, provider_keys(config), PROVIDER_TIMEOUT);
-        let llm = crate::providers::llm::from_settings(&llm_settings(&config.llm))
-            .map_err(|e| StackError::Setup(e.to_string()))?;
+        let (pipeline, engine) = core(config, public_base_url, provider_urls).await?;
         // upload-post calls back the one webhook URL registered for the
         // account; the mock, and a live account when WEBHOOK_BASE_URL is set.
         if mocks.is_some() || config.webhook_base_url.is_some() {
-            let url = format!("{webhook_base_url}/v1/webhooks/upload-post");
-            if let Err(e) = providers.upload_post.set_webhook(&url).await {
+            let url = format!(
+                "{}/v1/webhooks/upload-post",
+                pipeline.settings.webhook_base_url
+            );
+            if let Err(e) = pipeline.providers.upload_post.set_webhook(&url).await {
                 tracing::warn!(error = %e, "could not register the upload-post webhook URL");
             }
         }
-
-        let pipeline = Pipeline {
-            store: Arc::clone(&backend.store),
-            engine: Arc::new(engine.clone()),
-            queue: Arc::new(LocalQueue::new(engine.clone())),
-            hitl: HitlSigner::new(config.hitl_secret.clone()),
-            settings: Settings {
-                public_base_url,
-                webhook_base_url,
-                providers_mode: config.providers_mode,
-                task_queue_url: config.task_queue_url.clone(),
-                callback_queue_url: config.callback_queue_url.clone(),
-            },
-            state_machines,
-            providers: Arc::new(providers),
-            llm,
-            webhook_secrets: WebhookSecrets::from_config(config),
-        };
         queue::consume(
             &engine,
             &config.task_queue_url,
@@ -206,7 +173,7 @@ impl Stack {
         } else {
             None
         };
-        tracing::info!(%base_url, providers_mode = %config.providers_mode, store = backend.store.backend(), "stack started");
+        tracing::info!(%base_url, providers_mode = %config.providers_mode, store = pipeline.store.backend(), "stack started");
         Ok(Stack {
             base_url,
             addr,
@@ -230,6 +197,51 @@ impl Stack {
             let _ = std::fs::remove_file(file);
         }
     }
+}
+
+/// The pipeline core on the store and engine `config` names, the persona
+/// graphs registered, providers at `provider_urls`: what the stack serves and
+/// what each Lambda function builds once per cold start.
+pub async fn core(
+    config: &Config,
+    public_base_url: String,
+    provider_urls: ProviderUrls,
+) -> Result<(Pipeline, LocalEngine), StackError> {
+    let backend = crate::store::open(&config.database).await?;
+    let engine = LocalEngine::start(Arc::clone(&backend.engine)).await?;
+    let mut state_machines = HashMap::new();
+    for (name, text) in definitions::embedded(&substitutions(&config.task_queue_url))? {
+        let arn = engine.register_state_machine(&name, &text)?;
+        let project = name
+            .parse()
+            .map_err(|e| StackError::Setup(format!("state machine {name}: {e}")))?;
+        state_machines.insert(project, arn);
+    }
+    let webhook_base_url = config
+        .webhook_base_url
+        .clone()
+        .unwrap_or_else(|| public_base_url.clone());
+    let providers = ProviderClients::new(&provider_urls, provider_keys(config), PROVIDER_TIMEOUT);
+    let llm = crate::providers::llm::from_settings(&llm_settings(&config.llm))
+        .map_err(|e| StackError::Setup(e.to_string()))?;
+    let pipeline = Pipeline {
+        store: Arc::clone(&backend.store),
+        engine: Arc::new(engine.clone()),
+        queue: Arc::new(LocalQueue::new(engine.clone())),
+        hitl: HitlSigner::new(config.hitl_secret.clone()),
+        settings: Settings {
+            public_base_url,
+            webhook_base_url,
+            providers_mode: config.providers_mode,
+            task_queue_url: config.task_queue_url.clone(),
+            callback_queue_url: config.callback_queue_url.clone(),
+        },
+        state_machines,
+        providers: Arc::new(providers),
+        llm,
+        webhook_secrets: WebhookSecrets::from_config(config),
+    };
+    Ok((pipeline, engine))
 }
 
 /// How long a provider call may take.

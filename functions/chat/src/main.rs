@@ -1,0 +1,11 @@
+//! The `chat` function: `POST /v1/chat/brendan` behind API Gateway. Only wiring: config,
+//! telemetry, the pipeline once per cold start, then the router.
+use lambda_http::{run, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let config = myloware::Config::load()?;
+    myloware::telemetry::init("info");
+    let state = myloware::lambda::app_state(&config).await?;
+    run(myloware::api::chat_router(state)).await
+}

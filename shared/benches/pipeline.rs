@@ -1,0 +1,191 @@
+//! Whole aismr runs through real HTTP on the embedded stack (SQLite): every
+//! provider submission, callback and confirmation a real request to the mock
+//! providers (zero latency), gates approved by the client as soon as they
+//! wait. Prints aggregate runs per second with 64 runs in flight, and the
+//! latency from a webhook's arrival to the next state entered (median, p99),
+//! idle (one run at a time) and loaded (64 in flight).
+//!
+//! Run: `cargo bench -p myloware --bench pipeline`. `MW_BENCH_RUNS` (default
+//! 256) runs in the loaded phase, `MW_BENCH_IN_FLIGHT` (default 64).
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use myloware::pipeline::Evidence;
+use myloware::stack::{Stack, StackOptions};
+use serde_json::{json, Value};
+
+const KEY: &str = "bench-api-key-0123456789";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let runs = env_usize("MW_BENCH_RUNS", 256);
+    let in_flight = env_usize("MW_BENCH_IN_FLIGHT", 64);
+    let dir = tempfile::tempdir().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        (
+            "MYLOWARE_HOME",
+            dir.path().join("home").display().to_string(),
+        ),
+        (
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("mw.db").display()),
+        ),
+        ("API_KEY", KEY.to_owned()),
+        ("HITL_SECRET", "bench-hitl-secret-0123456789".to_owned()),
+        (
+            "KIEAI_WEBHOOK_SECRET",
+            "bench-kieai-secret-0123456789".to_owned(),
+        ),
+        (
+            "UPLOAD_POST_WEBHOOK_SECRET",
+            "bench-upload-secret-0123456789".to_owned(),
+        ),
+        ("MOCK_LATENCY_MS", "0".to_owned()),
+    ]);
+    let config = myloware::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let stack = Stack::start(&config, StackOptions::ephemeral())
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let base = stack.base_url.clone();
+
+    let idle = 16;
+    let ids = drive(&http, &base, idle, 1).await;
+    let idle_latencies = resume_latencies(&http, &base, &ids).await;
+
+    let start = Instant::now();
+    let ids = drive(&http, &base, runs, in_flight).await;
+    let elapsed = start.elapsed();
+    let loaded_latencies = resume_latencies(&http, &base, &ids).await;
+
+    println!(
+        "aismr runs through HTTP: {:.0} runs/s ({runs} runs, {in_flight} in flight, {:.2} s; 12 clips each, zero provider latency)",
+        runs as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    report("webhook → next state, idle       ", idle_latencies);
+    report("webhook → next state, 64 in flight", loaded_latencies);
+    stack.shutdown().await;
+}
+
+fn report(label: &str, mut ms: Vec<f64>) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{label}: median {:.2} ms, p99 {:.2} ms ({} resumes)",
+        at(0.5),
+        at(0.99),
+        ms.len()
+    );
+}
+
+/// Runs `runs` aismr runs to the end, `in_flight` at a time; their ids.
+async fn drive(http: &reqwest::Client, base: &str, runs: usize, in_flight: usize) -> Vec<String> {
+    futures::stream::iter(0..runs)
+        .map(|_| one_run(http, base))
+        .buffer_unordered(in_flight)
+        .collect()
+        .await
+}
+
+async fn one_run(http: &reqwest::Client, base: &str) -> String {
+    let run: Value = http
+        .post(format!("{base}/v1/runs"))
+        .header("x-api-key", KEY)
+        .json(&json!({ "project": "aismr" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run["run_id"].as_str().unwrap().to_owned();
+    let mut gates = ["ideate", "prepublish"].into_iter().peekable();
+    loop {
+        let run: Value = http
+            .get(format!("{base}/v1/runs/{id}"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match run["status"].as_str().unwrap() {
+            "published" => return id,
+            "awaiting_approval" => {
+                if let Some(gate) = gates.peek() {
+                    let answer = http
+                        .post(format!("{base}/v1/hitl/approve/{id}/{gate}"))
+                        .header("x-api-key", KEY)
+                        .send()
+                        .await
+                        .unwrap();
+                    if answer.status().is_success() {
+                        gates.next();
+                    }
+                }
+            }
+            "running" | "pending" => {}
+            other => panic!("run {id} ended {other}: {}", run["error"]),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// For each run: from the arrival of the webhook that settles a persona's
+/// last job to the next state entered.
+async fn resume_latencies(http: &reqwest::Client, base: &str, ids: &[String]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for id in ids {
+        let e: Evidence = http
+            .get(format!("{base}/v1/runs/{id}/evidence"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for (provider, next_state) in [
+            ("kieai", "Alex"),
+            ("shotstack", "GatePrepublish"),
+            ("upload-post", "RecordPublished"),
+        ] {
+            let arrived = e
+                .webhook_events
+                .iter()
+                .filter(|w| {
+                    w.provider.as_str() == provider
+                        && w.status.as_str() == "processed"
+                        && w.error.is_none()
+                })
+                .map(|w| w.created_at)
+                .max();
+            let entered = e.history.iter().find(|h| {
+                h.event_type == "TaskStateEntered"
+                    && h.details.get("name").and_then(Value::as_str) == Some(next_state)
+            });
+            if let (Some(arrived), Some(entered)) = (arrived, entered) {
+                out.push(
+                    (entered.timestamp - arrived)
+                        .num_microseconds()
+                        .unwrap_or(0) as f64
+                        / 1000.0,
+                );
+            }
+        }
+    }
+    out
+}

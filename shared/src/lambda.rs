@@ -1,0 +1,90 @@
+//! What the Lambda functions share, so each `main.rs` only wires: the
+//! pipeline built once per cold start, and SQS batches handled with partial
+//! batch failures (a failed record is reported by id and comes back, up to
+//! the queue's redrive limit, then lands in its dead-letter queue).
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+
+use crate::api::AppState;
+use crate::pipeline::Pipeline;
+use crate::queue::MessageHandler;
+use crate::stack::{self, StackError};
+use crate::Config;
+
+/// The pipeline on the configured store and engine. Functions are reached
+/// through API Gateway, so `PUBLIC_BASE_URL` (its URL) is required.
+pub async fn pipeline(config: &Config) -> Result<Pipeline, StackError> {
+    let public = config.public_base_url.clone().ok_or_else(|| {
+        StackError::Setup("PUBLIC_BASE_URL is required for the functions: the API's URL".into())
+    })?;
+    let (pipeline, _engine) = stack::core(config, public, config.provider_urls.clone()).await?;
+    Ok(pipeline)
+}
+
+/// The state the HTTP functions' routers need.
+pub async fn app_state(config: &Config) -> Result<AppState, StackError> {
+    Ok(AppState {
+        pipeline: pipeline(config).await?,
+        api_key: config.api_key.clone(),
+    })
+}
+
+/// Handles every record of an SQS batch; the ones that failed are reported
+/// as batch item failures.
+pub async fn sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let outcome = match record.body.as_deref() {
+            Some(body) => handler.handle(body).await,
+            None => Err(crate::queue::HandlerError::permanent(
+                "an SQS record without a body",
+            )),
+        };
+        if let Err(err) = outcome {
+            tracing::error!(message_id = %id, retryable = err.retryable, error = %err, "SQS record failed");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::queue::HandlerError;
+
+    struct FailsOnBad(AtomicUsize);
+
+    #[async_trait]
+    impl MessageHandler for FailsOnBad {
+        async fn handle(&self, body: &str) -> Result<(), HandlerError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if body.contains("bad") {
+                Err(HandlerError::retryable("bad record"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_records_are_reported_by_message_id() {
+        let event: SqsEvent =
+            serde_json::from_str(include_str!("../../tests/fixtures/sqs-event.json")).unwrap();
+        let handler = FailsOnBad(AtomicUsize::new(0));
+        let response = sqs_batch(&handler, event).await;
+        assert_eq!(handler.0.load(Ordering::SeqCst), 3);
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
+    }
+}
