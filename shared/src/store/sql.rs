@@ -122,7 +122,7 @@ macro_rules! sql_store {
                 let row: Option<ProviderJobRow> = sqlx::query_as(&sql)
                     .bind(provider.as_str())
                     .bind(job_id)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                 row.map(ProviderJob::try_from).transpose()
             }
@@ -138,7 +138,7 @@ macro_rules! sql_store {
                 let row: Option<HitlRequestRow> = sqlx::query_as(&sql)
                     .bind(run_id.to_string())
                     .bind(gate.as_str())
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                 row.map(HitlRequest::try_from).transpose()
             }
@@ -328,7 +328,7 @@ macro_rules! sql_store {
                 let existing: WebhookEventRow = sqlx::query_as(&sql)
                     .bind(event.provider.as_str())
                     .bind(&event.idempotency_key)
-                    .fetch_one(self.writer())
+                    .fetch_one(self.reader())
                     .await?;
                 Ok(Recorded::Duplicate(existing.try_into()?))
             }
@@ -337,7 +337,7 @@ macro_rules! sql_store {
                 let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE id = $1");
                 let row: Option<WebhookEventRow> = sqlx::query_as(&sql)
                     .bind(id.to_string())
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                 row.map(WebhookEvent::try_from).transpose()
             }
