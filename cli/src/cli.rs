@@ -33,6 +33,8 @@ pub enum Command {
     Runs(RunsCommand),
     /// Everything recorded about a run: artifacts, webhook events, jobs, gates.
     Evidence(EvidenceArgs),
+    /// What is wrong with a run, and what to run next (exit 1 when something is).
+    Doctor(RunArgs),
     /// Human-in-the-loop gates: a signed link, approve, reject.
     #[command(subcommand)]
     Hitl(HitlCommand),

@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => commands::chat::run(args, api, &config).await,
         Command::Runs(cmd) => commands::runs::run(cmd, api, &config).await,
         Command::Evidence(args) => commands::evidence::run(args, api, &config).await,
+        Command::Doctor(args) => commands::doctor::run(args, api, &config).await,
         Command::Hitl(cmd) => commands::hitl::run(cmd, api, &config).await,
         Command::Db(cmd) => commands::db::run(cmd, &config).await,
         Command::Statemachine(cmd) => commands::statemachine::run(cmd, &config).await,

@@ -2,6 +2,7 @@
 //! See DESIGN.md for the map; each module's docs say why it exists.
 pub mod api;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod engine;
 pub mod hitl;

@@ -2,6 +2,7 @@
 mod asl_corpus;
 mod callbacks;
 mod cli;
+mod doctor;
 mod engine_durability;
 mod engine_port;
 mod personas;

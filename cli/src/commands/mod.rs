@@ -2,6 +2,7 @@
 //! user asked that does not exist or cannot be, 1 for everything else.
 pub mod chat;
 pub mod db;
+pub mod doctor;
 pub mod evidence;
 pub mod hitl;
 pub mod live_run;

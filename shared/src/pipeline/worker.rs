@@ -364,7 +364,14 @@ impl Pipeline {
             self.complete_persona_if_done(run.run_id, persona, token)
                 .await
         } else {
-            let mut output = tools;
+            // What the persona wrote, flattened: Iggy's `record_ideas`
+            // arguments become `state.iggy.{title, ideas, hook}`.
+            let mut output = Map::new();
+            for args in tools.into_values() {
+                if let Value::Object(fields) = args {
+                    output.extend(fields);
+                }
+            }
             output.insert("summary".into(), Value::from(outcome.summary));
             self.succeed_task(token, &Value::Object(output)).await
         }

@@ -1,0 +1,263 @@
+//! `mw doctor`: the runbook's debug table, automated. For each symptom — a
+//! persona that never gets to its provider, a webhook that never came, a
+//! provider error, a gate nobody decided — it reads the run's evidence, says
+//! what it found, and names the next command to run.
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::{JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatus};
+use crate::personas::spec::contract;
+use crate::personas::ProjectSpec;
+use crate::pipeline::Evidence;
+
+/// Which row of the runbook's debug table a finding answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Symptom {
+    PersonaStuck,
+    WaitingOnWebhook,
+    ProviderError,
+    GateStuck,
+    RunFailed,
+    Healthy,
+}
+
+/// What the doctor found about one symptom.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub symptom: Symptom,
+    /// True when this is something to fix or act on.
+    pub problem: bool,
+    pub summary: String,
+    pub details: Vec<String>,
+    /// Commands to run next.
+    pub next: Vec<String>,
+}
+
+/// What the doctor knows besides the evidence.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub now: DateTime<Utc>,
+    pub providers_mode: ProvidersMode,
+    /// Where providers call back, as configured.
+    pub webhook_base_url: Option<String>,
+    /// A fresh approval link for each waiting gate.
+    pub links: Vec<(String, String)>,
+}
+
+/// A persona is stuck when its task has run this long without its agent
+/// finishing; a job waits too long for its callback after this.
+const STUCK_AFTER_S: i64 = 120;
+
+pub fn diagnose(e: &Evidence, ctx: &Context) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    persona(e, ctx, &mut findings);
+    webhooks(e, ctx, &mut findings);
+    provider_errors(e, &mut findings);
+    gates(e, ctx, &mut findings);
+    failed(e, &findings.clone(), &mut findings);
+    if !findings.iter().any(|f| f.problem) {
+        findings.push(Finding {
+            symptom: Symptom::Healthy,
+            problem: false,
+            summary: format!("no problem found: run {} is {}", e.run.job_code, e.run.status),
+            details: Vec::new(),
+            next: vec![format!("mw runs watch {}", e.run.job_code)],
+        });
+    }
+    findings
+}
+
+fn age_s(from: DateTime<Utc>, ctx: &Context) -> i64 {
+    (ctx.now - from).num_seconds().max(0)
+}
+
+/// The state the execution is in: the last task entered and not exited.
+fn current_task(e: &Evidence) -> Option<(String, DateTime<Utc>)> {
+    let mut open: Option<(String, DateTime<Utc>)> = None;
+    for h in &e.history {
+        let name = h.details.get("name").and_then(Value::as_str);
+        match (h.event_type.as_str(), name) {
+            ("TaskStateEntered", Some(name)) => open = Some((name.to_owned(), h.timestamp)),
+            ("TaskStateExited", Some(name)) if open.as_ref().is_some_and(|(n, _)| n == name) => open = None,
+            _ => {}
+        }
+    }
+    open
+}
+
+fn persona(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
+    if e.run.status.is_terminal() {
+        return;
+    }
+    let Some((state, since)) = current_task(e) else { return };
+    let Ok(persona) = state.to_lowercase().parse::<Persona>() else { return };
+    let finished = e
+        .artifacts
+        .iter()
+        .any(|a| a.artifact_type.as_str() == "persona.completed" && a.persona == Some(persona));
+    if finished {
+        return; // its jobs are what it waits for: see the webhook findings
+    }
+    let mut details = vec![format!("state {state} entered {}s ago; its agent has not finished", age_s(since, ctx))];
+    let calls = e.artifacts.iter().filter(|a| a.persona == Some(persona)).count();
+    details.push(format!("{calls} artifact(s) written by {persona} so far"));
+    let mut problem = age_s(since, ctx) > STUCK_AFTER_S;
+    if let (Ok(spec), Some(required)) = (ProjectSpec::load(e.run.project.as_str()), contract(persona)) {
+        match spec.persona(persona) {
+            Some(p) if p.allows(required) => details.push(format!("its allowlist has {required}, the tool it must call")),
+            Some(_) => {
+                problem = true;
+                details.push(format!("its allowlist LACKS {required}, the tool it must call"));
+            }
+            None => {
+                problem = true;
+                details.push(format!("project {} has no spec for {persona}", e.run.project));
+            }
+        }
+    }
+    out.push(Finding {
+        symptom: Symptom::PersonaStuck,
+        problem,
+        summary: format!("persona {persona} is working and has not called its provider yet"),
+        details,
+        next: vec![format!("mw evidence {}", e.run.job_code), format!("mw runs watch {}", e.run.job_code)],
+    });
+}
+
+/// Whether providers on the internet could reach `url` at all.
+fn unreachable_from_outside(url: &str) -> bool {
+    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or_default();
+    host == "localhost"
+        || host.starts_with("127.")
+        || host.starts_with("10.")
+        || host.starts_with("192.168.")
+        || host.starts_with("169.254.")
+        || host == "0.0.0.0"
+        || host.starts_with('[')
+        || host.strip_prefix("172.").and_then(|r| r.split('.').next()?.parse::<u8>().ok()).is_some_and(|b| (16..=31).contains(&b))
+}
+
+fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
+    let pending: Vec<_> = e.provider_jobs.iter().filter(|j| j.status == JobStatus::Pending).collect();
+    if pending.is_empty() {
+        return;
+    }
+    let mut details = Vec::new();
+    let mut problem = false;
+    for job in &pending {
+        let submitted = e.artifacts.iter().find(|a| {
+            a.provider == Some(job.provider)
+                && ["task_id", "render_id", "job_id"].iter().any(|k| a.metadata.get(*k).and_then(Value::as_str) == Some(&job.job_id))
+        });
+        let callbacks: Vec<_> = e.webhook_events.iter().filter(|w| w.provider_job_id.as_deref() == Some(&job.job_id)).collect();
+        let refused = callbacks
+            .iter()
+            .filter(|w| matches!(w.signature_status, SignatureStatus::Rejected | SignatureStatus::Missing))
+            .count();
+        let waited = age_s(job.created_at, ctx);
+        problem |= waited > STUCK_AFTER_S || refused > 0;
+        details.push(format!(
+            "{} job {} ({}, {}): submitted {waited}s ago{}; {} callback(s) arrived, {refused} refused for their signature",
+            job.provider,
+            job.job_id,
+            job.persona,
+            submitted.map_or("no submission artifact".to_owned(), |a| format!("artifact {}", a.artifact_type)),
+            if waited > STUCK_AFTER_S { " — overdue" } else { "" },
+            callbacks.len(),
+        ));
+    }
+    if ctx.providers_mode == ProvidersMode::Live {
+        match &ctx.webhook_base_url {
+            Some(url) if unreachable_from_outside(url) => {
+                problem = true;
+                details.push(format!("WEBHOOK_BASE_URL {url} is loopback or private: providers cannot call it"));
+            }
+            None => {
+                problem = true;
+                details.push("WEBHOOK_BASE_URL is not set: providers call back the local address".into());
+            }
+            Some(url) => details.push(format!("callbacks go to {url}/v1/webhooks/<provider>")),
+        }
+    }
+    out.push(Finding {
+        symptom: Symptom::WaitingOnWebhook,
+        problem,
+        summary: format!("waiting on {} provider callback(s)", pending.len()),
+        details,
+        next: vec![format!("mw evidence {} --json", e.run.job_code), "mw runs watch ".to_owned() + e.run.job_code.as_str()],
+    });
+}
+
+fn provider_errors(e: &Evidence, out: &mut Vec<Finding>) {
+    for job in e.provider_jobs.iter().filter(|j| j.status == JobStatus::Failed) {
+        let artifact = e.artifacts.iter().find(|a| {
+            a.provider == Some(job.provider) && a.artifact_type.as_str().ends_with(".error")
+                && ["task_id", "render_id", "job_id"].iter().any(|k| a.metadata.get(*k).and_then(Value::as_str) == Some(&job.job_id))
+        });
+        out.push(Finding {
+            symptom: Symptom::ProviderError,
+            problem: true,
+            summary: format!("{} job {} of persona {} failed", job.provider, job.job_id, job.persona),
+            details: vec![
+                format!("run {} ({})", e.run.run_id, e.run.job_code),
+                format!("provider said: {}", job.error.as_deref().unwrap_or("no error given")),
+                format!("artifact metadata: {}", artifact.map_or("none".to_owned(), |a| a.metadata.to_string())),
+            ],
+            next: vec![format!("mw evidence {} --json", e.run.job_code)],
+        });
+    }
+}
+
+fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
+    if e.run.status.is_terminal() {
+        return;
+    }
+    for gate in e.hitl_requests.iter().filter(|g| g.decision.is_none()) {
+        let link = ctx.links.iter().find(|(g, _)| g == gate.gate.as_str()).map(|(_, l)| l.clone());
+        out.push(Finding {
+            symptom: Symptom::GateStuck,
+            problem: true,
+            summary: format!("gate {} has waited {}s for a human", gate.gate, age_s(gate.requested_at, ctx)),
+            details: link.map(|l| vec![format!("approval link: {l}")]).unwrap_or_default(),
+            next: vec![
+                format!("mw hitl approve {} {}", e.run.job_code, gate.gate),
+                format!("mw hitl reject {} {}", e.run.job_code, gate.gate),
+            ],
+        });
+    }
+}
+
+fn failed(e: &Evidence, so_far: &[Finding], out: &mut Vec<Finding>) {
+    if !matches!(e.run.status, RunStatus::Failed | RunStatus::TimedOut) || so_far.iter().any(|f| f.symptom == Symptom::ProviderError) {
+        return;
+    }
+    let result = e.run.result.clone().unwrap_or(Value::Null);
+    let persona = result.get("persona").and_then(Value::as_str).unwrap_or("-");
+    out.push(Finding {
+        symptom: Symptom::RunFailed,
+        problem: true,
+        summary: format!("run {} failed in persona {persona}", e.run.job_code),
+        details: vec![
+            format!("error: {}", result.get("error").and_then(Value::as_str).unwrap_or("-")),
+            format!("cause: {}", result.get("cause").and_then(Value::as_str).or(e.run.error.as_deref()).unwrap_or("-")),
+        ],
+        next: vec![format!("mw evidence {}", e.run.job_code)],
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable_from_outside;
+
+    #[test]
+    fn loopback_and_private_hosts_are_unreachable_from_outside() {
+        for url in ["http://127.0.0.1:8080", "http://localhost", "https://10.1.2.3", "http://192.168.1.5:80", "http://172.20.0.1", "http://[::1]:8080"] {
+            assert!(unreachable_from_outside(url), "{url}");
+        }
+        for url in ["https://api.example.com", "https://172.32.0.1", "https://abc.execute-api.us-east-1.amazonaws.com"] {
+            assert!(!unreachable_from_outside(url), "{url}");
+        }
+    }
+}
