@@ -148,6 +148,10 @@ pub struct EvidenceArgs {
     pub run_id: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// Write a bug-report bundle here: evidence.json and summary.md, with
+    /// secrets redacted.
+    #[arg(long)]
+    pub bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -61,7 +61,10 @@ pub fn diagnose(e: &Evidence, ctx: &Context) -> Vec<Finding> {
         findings.push(Finding {
             symptom: Symptom::Healthy,
             problem: false,
-            summary: format!("no problem found: run {} is {}", e.run.job_code, e.run.status),
+            summary: format!(
+                "no problem found: run {} is {}",
+                e.run.job_code, e.run.status
+            ),
             details: Vec::new(),
             next: vec![format!("mw runs watch {}", e.run.job_code)],
         });
@@ -80,7 +83,9 @@ fn current_task(e: &Evidence) -> Option<(String, DateTime<Utc>)> {
         let name = h.details.get("name").and_then(Value::as_str);
         match (h.event_type.as_str(), name) {
             ("TaskStateEntered", Some(name)) => open = Some((name.to_owned(), h.timestamp)),
-            ("TaskStateExited", Some(name)) if open.as_ref().is_some_and(|(n, _)| n == name) => open = None,
+            ("TaskStateExited", Some(name)) if open.as_ref().is_some_and(|(n, _)| n == name) => {
+                open = None
+            }
             _ => {}
         }
     }
@@ -91,8 +96,12 @@ fn persona(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     if e.run.status.is_terminal() {
         return;
     }
-    let Some((state, since)) = current_task(e) else { return };
-    let Ok(persona) = state.to_lowercase().parse::<Persona>() else { return };
+    let Some((state, since)) = current_task(e) else {
+        return;
+    };
+    let Ok(persona) = state.to_lowercase().parse::<Persona>() else {
+        return;
+    };
     let finished = e
         .artifacts
         .iter()
@@ -100,20 +109,36 @@ fn persona(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     if finished {
         return; // its jobs are what it waits for: see the webhook findings
     }
-    let mut details = vec![format!("state {state} entered {}s ago; its agent has not finished", age_s(since, ctx))];
-    let calls = e.artifacts.iter().filter(|a| a.persona == Some(persona)).count();
+    let mut details = vec![format!(
+        "state {state} entered {}s ago; its agent has not finished",
+        age_s(since, ctx)
+    )];
+    let calls = e
+        .artifacts
+        .iter()
+        .filter(|a| a.persona == Some(persona))
+        .count();
     details.push(format!("{calls} artifact(s) written by {persona} so far"));
     let mut problem = age_s(since, ctx) > STUCK_AFTER_S;
-    if let (Ok(spec), Some(required)) = (ProjectSpec::load(e.run.project.as_str()), contract(persona)) {
+    if let (Ok(spec), Some(required)) =
+        (ProjectSpec::load(e.run.project.as_str()), contract(persona))
+    {
         match spec.persona(persona) {
-            Some(p) if p.allows(required) => details.push(format!("its allowlist has {required}, the tool it must call")),
+            Some(p) if p.allows(required) => details.push(format!(
+                "its allowlist has {required}, the tool it must call"
+            )),
             Some(_) => {
                 problem = true;
-                details.push(format!("its allowlist LACKS {required}, the tool it must call"));
+                details.push(format!(
+                    "its allowlist LACKS {required}, the tool it must call"
+                ));
             }
             None => {
                 problem = true;
-                details.push(format!("project {} has no spec for {persona}", e.run.project));
+                details.push(format!(
+                    "project {} has no spec for {persona}",
+                    e.run.project
+                ));
             }
         }
     }
@@ -122,13 +147,22 @@ fn persona(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
         problem,
         summary: format!("persona {persona} is working and has not called its provider yet"),
         details,
-        next: vec![format!("mw evidence {}", e.run.job_code), format!("mw runs watch {}", e.run.job_code)],
+        next: vec![
+            format!("mw evidence {}", e.run.job_code),
+            format!("mw runs watch {}", e.run.job_code),
+        ],
     });
 }
 
 /// Whether providers on the internet could reach `url` at all.
 fn unreachable_from_outside(url: &str) -> bool {
-    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or_default();
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
     host == "localhost"
         || host.starts_with("127.")
         || host.starts_with("10.")
@@ -136,11 +170,18 @@ fn unreachable_from_outside(url: &str) -> bool {
         || host.starts_with("169.254.")
         || host == "0.0.0.0"
         || host.starts_with('[')
-        || host.strip_prefix("172.").and_then(|r| r.split('.').next()?.parse::<u8>().ok()).is_some_and(|b| (16..=31).contains(&b))
+        || host
+            .strip_prefix("172.")
+            .and_then(|r| r.split('.').next()?.parse::<u8>().ok())
+            .is_some_and(|b| (16..=31).contains(&b))
 }
 
 fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
-    let pending: Vec<_> = e.provider_jobs.iter().filter(|j| j.status == JobStatus::Pending).collect();
+    let pending: Vec<_> = e
+        .provider_jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Pending)
+        .collect();
     if pending.is_empty() {
         return;
     }
@@ -149,12 +190,23 @@ fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     for job in &pending {
         let submitted = e.artifacts.iter().find(|a| {
             a.provider == Some(job.provider)
-                && ["task_id", "render_id", "job_id"].iter().any(|k| a.metadata.get(*k).and_then(Value::as_str) == Some(&job.job_id))
+                && ["task_id", "render_id", "job_id"]
+                    .iter()
+                    .any(|k| a.metadata.get(*k).and_then(Value::as_str) == Some(&job.job_id))
         });
-        let callbacks: Vec<_> = e.webhook_events.iter().filter(|w| w.provider_job_id.as_deref() == Some(&job.job_id)).collect();
+        let callbacks: Vec<_> = e
+            .webhook_events
+            .iter()
+            .filter(|w| w.provider_job_id.as_deref() == Some(&job.job_id))
+            .collect();
         let refused = callbacks
             .iter()
-            .filter(|w| matches!(w.signature_status, SignatureStatus::Rejected | SignatureStatus::Missing))
+            .filter(|w| {
+                matches!(
+                    w.signature_status,
+                    SignatureStatus::Rejected | SignatureStatus::Missing
+                )
+            })
             .count();
         let waited = age_s(job.created_at, ctx);
         problem |= waited > STUCK_AFTER_S || refused > 0;
@@ -172,11 +224,15 @@ fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
         match &ctx.webhook_base_url {
             Some(url) if unreachable_from_outside(url) => {
                 problem = true;
-                details.push(format!("WEBHOOK_BASE_URL {url} is loopback or private: providers cannot call it"));
+                details.push(format!(
+                    "WEBHOOK_BASE_URL {url} is loopback or private: providers cannot call it"
+                ));
             }
             None => {
                 problem = true;
-                details.push("WEBHOOK_BASE_URL is not set: providers call back the local address".into());
+                details.push(
+                    "WEBHOOK_BASE_URL is not set: providers call back the local address".into(),
+                );
             }
             Some(url) => details.push(format!("callbacks go to {url}/v1/webhooks/<provider>")),
         }
@@ -186,24 +242,43 @@ fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
         problem,
         summary: format!("waiting on {} provider callback(s)", pending.len()),
         details,
-        next: vec![format!("mw evidence {} --json", e.run.job_code), "mw runs watch ".to_owned() + e.run.job_code.as_str()],
+        next: vec![
+            format!("mw evidence {} --json", e.run.job_code),
+            "mw runs watch ".to_owned() + e.run.job_code.as_str(),
+        ],
     });
 }
 
 fn provider_errors(e: &Evidence, out: &mut Vec<Finding>) {
-    for job in e.provider_jobs.iter().filter(|j| j.status == JobStatus::Failed) {
+    for job in e
+        .provider_jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Failed)
+    {
         let artifact = e.artifacts.iter().find(|a| {
-            a.provider == Some(job.provider) && a.artifact_type.as_str().ends_with(".error")
-                && ["task_id", "render_id", "job_id"].iter().any(|k| a.metadata.get(*k).and_then(Value::as_str) == Some(&job.job_id))
+            a.provider == Some(job.provider)
+                && a.artifact_type.as_str().ends_with(".error")
+                && ["task_id", "render_id", "job_id"]
+                    .iter()
+                    .any(|k| a.metadata.get(*k).and_then(Value::as_str) == Some(&job.job_id))
         });
         out.push(Finding {
             symptom: Symptom::ProviderError,
             problem: true,
-            summary: format!("{} job {} of persona {} failed", job.provider, job.job_id, job.persona),
+            summary: format!(
+                "{} job {} of persona {} failed",
+                job.provider, job.job_id, job.persona
+            ),
             details: vec![
                 format!("run {} ({})", e.run.run_id, e.run.job_code),
-                format!("provider said: {}", job.error.as_deref().unwrap_or("no error given")),
-                format!("artifact metadata: {}", artifact.map_or("none".to_owned(), |a| a.metadata.to_string())),
+                format!(
+                    "provider said: {}",
+                    job.error.as_deref().unwrap_or("no error given")
+                ),
+                format!(
+                    "artifact metadata: {}",
+                    artifact.map_or("none".to_owned(), |a| a.metadata.to_string())
+                ),
             ],
             next: vec![format!("mw evidence {} --json", e.run.job_code)],
         });
@@ -215,12 +290,22 @@ fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
         return;
     }
     for gate in e.hitl_requests.iter().filter(|g| g.decision.is_none()) {
-        let link = ctx.links.iter().find(|(g, _)| g == gate.gate.as_str()).map(|(_, l)| l.clone());
+        let link = ctx
+            .links
+            .iter()
+            .find(|(g, _)| g == gate.gate.as_str())
+            .map(|(_, l)| l.clone());
         out.push(Finding {
             symptom: Symptom::GateStuck,
             problem: true,
-            summary: format!("gate {} has waited {}s for a human", gate.gate, age_s(gate.requested_at, ctx)),
-            details: link.map(|l| vec![format!("approval link: {l}")]).unwrap_or_default(),
+            summary: format!(
+                "gate {} has waited {}s for a human",
+                gate.gate,
+                age_s(gate.requested_at, ctx)
+            ),
+            details: link
+                .map(|l| vec![format!("approval link: {l}")])
+                .unwrap_or_default(),
             next: vec![
                 format!("mw hitl approve {} {}", e.run.job_code, gate.gate),
                 format!("mw hitl reject {} {}", e.run.job_code, gate.gate),
@@ -230,7 +315,9 @@ fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
 }
 
 fn failed(e: &Evidence, so_far: &[Finding], out: &mut Vec<Finding>) {
-    if !matches!(e.run.status, RunStatus::Failed | RunStatus::TimedOut) || so_far.iter().any(|f| f.symptom == Symptom::ProviderError) {
+    if !matches!(e.run.status, RunStatus::Failed | RunStatus::TimedOut)
+        || so_far.iter().any(|f| f.symptom == Symptom::ProviderError)
+    {
         return;
     }
     let result = e.run.result.clone().unwrap_or(Value::Null);
@@ -240,8 +327,18 @@ fn failed(e: &Evidence, so_far: &[Finding], out: &mut Vec<Finding>) {
         problem: true,
         summary: format!("run {} failed in persona {persona}", e.run.job_code),
         details: vec![
-            format!("error: {}", result.get("error").and_then(Value::as_str).unwrap_or("-")),
-            format!("cause: {}", result.get("cause").and_then(Value::as_str).or(e.run.error.as_deref()).unwrap_or("-")),
+            format!(
+                "error: {}",
+                result.get("error").and_then(Value::as_str).unwrap_or("-")
+            ),
+            format!(
+                "cause: {}",
+                result
+                    .get("cause")
+                    .and_then(Value::as_str)
+                    .or(e.run.error.as_deref())
+                    .unwrap_or("-")
+            ),
         ],
         next: vec![format!("mw evidence {}", e.run.job_code)],
     });
@@ -253,10 +350,21 @@ mod tests {
 
     #[test]
     fn loopback_and_private_hosts_are_unreachable_from_outside() {
-        for url in ["http://127.0.0.1:8080", "http://localhost", "https://10.1.2.3", "http://192.168.1.5:80", "http://172.20.0.1", "http://[::1]:8080"] {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "https://10.1.2.3",
+            "http://192.168.1.5:80",
+            "http://172.20.0.1",
+            "http://[::1]:8080",
+        ] {
             assert!(unreachable_from_outside(url), "{url}");
         }
-        for url in ["https://api.example.com", "https://172.32.0.1", "https://abc.execute-api.us-east-1.amazonaws.com"] {
+        for url in [
+            "https://api.example.com",
+            "https://172.32.0.1",
+            "https://abc.execute-api.us-east-1.amazonaws.com",
+        ] {
             assert!(!unreachable_from_outside(url), "{url}");
         }
     }

@@ -192,3 +192,61 @@ async fn db_migrate_works_on_postgres() {
     assert!(stdout(&out).contains("no runs yet"), "{out:?}");
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn evidence_bundles_redact_secrets_and_approval_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("mw.db");
+    let url = format!("sqlite:{}", db_path.display());
+    let store = store::connect(&DatabaseConfig::Sqlite { path: db_path })
+        .await
+        .unwrap();
+    let run = store
+        .create_run(NewRun::new(
+            "aismr".parse().unwrap(),
+            json!({}),
+            ProvidersMode::Mock,
+        ))
+        .await
+        .unwrap();
+    let api_key = "bundle-test-api-key-42424242";
+    store
+        .append_artifact(
+            NewArtifact::new(
+                run.run_id,
+                ArtifactType::HITL_REQUEST,
+                json!({ "gate": "ideate", "oops": api_key }),
+            )
+            .url("http://127.0.0.1:8080/v1/hitl/approve/x/ideate?token=c2VjcmV0LXRva2Vu.c2ln"),
+        )
+        .await
+        .unwrap();
+    let bundle = dir.path().join("bundle");
+    let out = Command::new(mw_binary())
+        .args(["evidence", "--run-id", run.job_code.as_str(), "--bundle"])
+        .arg(&bundle)
+        .current_dir(dir.path())
+        .env("MYLOWARE_HOME", dir.path().join(".myloware"))
+        .env("DATABASE_URL", &url)
+        .env("API_KEY", api_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json = std::fs::read_to_string(bundle.join("evidence.json")).unwrap();
+    let md = std::fs::read_to_string(bundle.join("summary.md")).unwrap();
+    for text in [&json, &md] {
+        assert!(!text.contains(api_key), "the API key leaked");
+        assert!(
+            !text.contains("c2VjcmV0LXRva2Vu"),
+            "the approval token leaked"
+        );
+    }
+    assert!(
+        json.contains("token=[REDACTED]") && json.contains("\"doctor\""),
+        "{json}"
+    );
+    assert!(
+        md.contains(run.job_code.as_str()) && md.contains("## Doctor"),
+        "{md}"
+    );
+}

@@ -12,36 +12,64 @@ use serde_json::json;
 
 fn context(links: Vec<(String, String)>) -> Context {
     // Look from the future, so that everything pending counts as overdue.
-    Context { now: Utc::now() + chrono::Duration::seconds(600), providers_mode: ProvidersMode::Mock, webhook_base_url: None, links }
+    Context {
+        now: Utc::now() + chrono::Duration::seconds(600),
+        providers_mode: ProvidersMode::Mock,
+        webhook_base_url: None,
+        links,
+    }
 }
 
 fn find(findings: &[Finding], symptom: Symptom) -> &Finding {
-    findings.iter().find(|f| f.symptom == symptom).unwrap_or_else(|| panic!("no {symptom:?} finding in {findings:#?}"))
+    findings
+        .iter()
+        .find(|f| f.symptom == symptom)
+        .unwrap_or_else(|| panic!("no {symptom:?} finding in {findings:#?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_persona_that_never_gets_to_its_provider() {
     // A model that never answers: Iggy's agent never ends.
-    let app = Router::new().route("/v1/chat/completions", post(|| async { std::future::pending::<String>().await }));
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|| async { std::future::pending::<String>().await }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let llm = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let t = TestStack::start(&[("LLM_BASE_URL", &llm)]).await;
-    let id = t.start_run("test-video-gen").await["run_id"].as_str().unwrap().to_owned();
-    let e = t.wait_for(&id, 10, "Iggy entered", |e| e.history.iter().any(|h| h.event_type == "TaskStateEntered")).await;
+    let id = t.start_run("test-video-gen").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e = t
+        .wait_for(&id, 10, "Iggy entered", |e| {
+            e.history.iter().any(|h| h.event_type == "TaskStateEntered")
+        })
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let findings = diagnose(&e, &context(vec![]));
     let f = find(&findings, Symptom::PersonaStuck);
     assert!(f.problem, "{f:?}");
     assert!(f.summary.contains("iggy"), "{f:?}");
-    assert!(f.details.iter().any(|d| d.contains("state Iggy") && d.contains("has not finished")), "{f:?}");
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.contains("state Iggy") && d.contains("has not finished")),
+        "{f:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_webhook_that_never_came_and_one_refused_for_its_signature() {
     let t = TestStack::start(&[("MOCK_LATENCY_MS", "600000")]).await;
-    let id = t.start_run("test-video-gen").await["run_id"].as_str().unwrap().to_owned();
-    let e = t.wait_for(&id, 10, "clips submitted", |e| e.provider_jobs.len() == 2).await;
+    let id = t.start_run("test-video-gen").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e = t
+        .wait_for(&id, 10, "clips submitted", |e| e.provider_jobs.len() == 2)
+        .await;
     let forged_for = e.provider_jobs[0].job_id.clone();
     let forged = t
         .client
@@ -58,36 +86,85 @@ async fn a_webhook_that_never_came_and_one_refused_for_its_signature() {
     let findings = diagnose(&e, &context(vec![]));
     let f = find(&findings, Symptom::WaitingOnWebhook);
     assert!(f.problem, "{f:?}");
-    assert_eq!(f.details.iter().filter(|d| d.contains("kieai job")).count(), 2, "{f:?}");
-    assert!(f.details.iter().any(|d| d.contains(&forged_for) && d.contains("1 refused for their signature")), "{f:?}");
-    assert!(f.details.iter().all(|d| !d.contains("kieai job") || d.contains("artifact kieai.job")), "{f:?}");
+    assert_eq!(
+        f.details.iter().filter(|d| d.contains("kieai job")).count(),
+        2,
+        "{f:?}"
+    );
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.contains(&forged_for) && d.contains("1 refused for their signature")),
+        "{f:?}"
+    );
+    assert!(
+        f.details
+            .iter()
+            .all(|d| !d.contains("kieai job") || d.contains("artifact kieai.job")),
+        "{f:?}"
+    );
 
     // In live mode, a loopback callback address is a finding of its own.
-    let live = Context { providers_mode: ProvidersMode::Live, webhook_base_url: Some(t.client.base.clone()), ..context(vec![]) };
-    let f = diagnose(&e, &live).into_iter().find(|f| f.symptom == Symptom::WaitingOnWebhook).unwrap();
-    assert!(f.details.iter().any(|d| d.contains("loopback or private")), "{f:?}");
+    let live = Context {
+        providers_mode: ProvidersMode::Live,
+        webhook_base_url: Some(t.client.base.clone()),
+        ..context(vec![])
+    };
+    let f = diagnose(&e, &live)
+        .into_iter()
+        .find(|f| f.symptom == Symptom::WaitingOnWebhook)
+        .unwrap();
+    assert!(
+        f.details.iter().any(|d| d.contains("loopback or private")),
+        "{f:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_provider_error() {
     let t = TestStack::start(&[]).await;
-    let (status, run) = t.client.post("/v1/runs", json!({ "project": "test-video-gen", "message": "[fail] a glass apple" })).await;
+    let (status, run) = t
+        .client
+        .post(
+            "/v1/runs",
+            json!({ "project": "test-video-gen", "message": "[fail] a glass apple" }),
+        )
+        .await;
     assert_eq!(status, 201, "{run}");
     let id = run["run_id"].as_str().unwrap().to_owned();
     let e = t.wait_for_status(&id, RunStatus::Failed).await;
     let findings = diagnose(&e, &context(vec![]));
     let f = find(&findings, Symptom::ProviderError);
     assert!(f.problem);
-    assert!(f.summary.contains("kieai job") && f.summary.contains("riley"), "{f:?}");
-    assert!(f.details.iter().any(|d| d.starts_with("provider said:") && d.contains("kie.ai error")), "{f:?}");
-    assert!(f.details.iter().any(|d| d.contains(&id)), "the run id, for the bug report: {f:?}");
-    assert!(f.details.iter().any(|d| d.starts_with("artifact metadata:") && d.contains("task_id")), "{f:?}");
+    assert!(
+        f.summary.contains("kieai job") && f.summary.contains("riley"),
+        "{f:?}"
+    );
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.starts_with("provider said:") && d.contains("kie.ai error")),
+        "{f:?}"
+    );
+    assert!(
+        f.details.iter().any(|d| d.contains(&id)),
+        "the run id, for the bug report: {f:?}"
+    );
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.starts_with("artifact metadata:") && d.contains("task_id")),
+        "{f:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gate_nobody_decided() {
     let t = TestStack::start(&[]).await;
-    let id = t.start_run("aismr").await["run_id"].as_str().unwrap().to_owned();
+    let id = t.start_run("aismr").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let e = t.wait_for_gate(&id, "ideate").await;
     let (_, link) = t.client.get(&format!("/v1/hitl/link/{id}/ideate")).await;
     let url = link["url"].as_str().unwrap().to_owned();
@@ -96,13 +173,23 @@ async fn a_gate_nobody_decided() {
     assert!(f.problem);
     assert!(f.summary.starts_with("gate ideate has waited"), "{f:?}");
     assert!(f.details.iter().any(|d| d.contains(&url)), "{f:?}");
-    assert_eq!(f.next[0], format!("mw hitl approve {} ideate", e.run.job_code));
+    assert_eq!(
+        f.next[0],
+        format!("mw hitl approve {} ideate", e.run.job_code)
+    );
 
     // Decided, the run goes on and the doctor finds nothing wrong there.
-    t.client.post(&format!("/v1/hitl/approve/{id}/ideate"), json!({})).await;
+    t.client
+        .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
+        .await;
     let e = t.wait_for_gate(&id, "prepublish").await;
-    let now = Context { now: Utc::now(), ..context(vec![]) };
-    assert!(diagnose(&e, &now).iter().all(|f| f.symptom != Symptom::GateStuck || f.summary.contains("prepublish")));
+    let now = Context {
+        now: Utc::now(),
+        ..context(vec![])
+    };
+    assert!(diagnose(&e, &now)
+        .iter()
+        .all(|f| f.symptom != Symptom::GateStuck || f.summary.contains("prepublish")));
 }
 
 #[test]

@@ -11,21 +11,40 @@ use crate::cli::RunArgs;
 use crate::connect::Reader;
 use crate::output::{outln, print_json};
 
-pub async fn run(args: RunArgs, api_base: Option<&str>, config: &myloware::Config) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: RunArgs,
+    api_base: Option<&str>,
+    config: &myloware::Config,
+) -> anyhow::Result<ExitCode> {
     let reader = Reader::open(config, api_base).await?;
     let evidence = reader.evidence(&args.run).await?;
     let mut links = Vec::new();
-    for gate in evidence.hitl_requests.iter().filter(|g| g.decision.is_none()) {
+    for gate in evidence
+        .hitl_requests
+        .iter()
+        .filter(|g| g.decision.is_none())
+    {
         let link = match &reader {
             Reader::Api(client) => client
-                .get::<serde_json::Value>(&format!("/v1/hitl/link/{}/{}", evidence.run.run_id, gate.gate))
+                .get::<serde_json::Value>(&format!(
+                    "/v1/hitl/link/{}/{}",
+                    evidence.run.run_id, gate.gate
+                ))
                 .await
                 .ok()
                 .and_then(|l| l["url"].as_str().map(str::to_owned)),
             Reader::Store(_) => {
-                let base = config.public_base_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
+                let base = config
+                    .public_base_url
+                    .clone()
+                    .unwrap_or_else(|| "http://127.0.0.1:8080".into());
                 let signer = HitlSigner::new(config.hitl_secret.clone());
-                Some(signer.link(&base, evidence.run.run_id, &gate.gate, Utc::now() + DEFAULT_LINK_TTL))
+                Some(signer.link(
+                    &base,
+                    evidence.run.run_id,
+                    &gate.gate,
+                    Utc::now() + DEFAULT_LINK_TTL,
+                ))
             }
         };
         if let Some(link) = link {
@@ -35,7 +54,10 @@ pub async fn run(args: RunArgs, api_base: Option<&str>, config: &myloware::Confi
     let context = Context {
         now: Utc::now(),
         providers_mode: config.providers_mode,
-        webhook_base_url: config.webhook_base_url.clone().or_else(|| config.public_base_url.clone()),
+        webhook_base_url: config
+            .webhook_base_url
+            .clone()
+            .or_else(|| config.public_base_url.clone()),
         links,
     };
     let findings = doctor::diagnose(&evidence, &context);
@@ -43,7 +65,12 @@ pub async fn run(args: RunArgs, api_base: Option<&str>, config: &myloware::Confi
     if args.json {
         print_json(&findings)?;
     } else {
-        outln!("run {} ({}) is {}", evidence.run.job_code, evidence.run.run_id, evidence.run.status);
+        outln!(
+            "run {} ({}) is {}",
+            evidence.run.job_code,
+            evidence.run.run_id,
+            evidence.run.status
+        );
         for f in &findings {
             outln!("\n{} {}", if f.problem { "✗" } else { "✓" }, f.summary);
             for d in &f.details {
@@ -54,5 +81,9 @@ pub async fn run(args: RunArgs, api_base: Option<&str>, config: &myloware::Confi
             }
         }
     }
-    Ok(if problem { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if problem {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -4,6 +4,8 @@
 use crate::output::outln;
 use std::process::ExitCode;
 
+mod bundle;
+
 use crate::cli::EvidenceArgs;
 use crate::connect::Reader;
 use crate::output::print_json;
@@ -15,6 +17,13 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let key = args.run.or(args.run_id).expect("clap requires one of them");
     let evidence = Reader::open(config, api_base).await?.evidence(&key).await?;
+    if let Some(dir) = &args.bundle {
+        let written = bundle::write(dir, &evidence, config)?;
+        for file in written {
+            outln!("wrote {}", file.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         print_json(&evidence)?;
         return Ok(ExitCode::SUCCESS);
