@@ -67,6 +67,30 @@ async fn test_video_gen_publishes_with_every_step_on_the_record() {
         !text.contains("task_token\":\""),
         "a task token leaked into the evidence"
     );
+
+    let metrics = t
+        .client
+        .http
+        .get(format!("{}/metrics", t.client.base))
+        .header("x-api-key", "test-api-key-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "mw_runs_started_total{project=\"test-video-gen\"}",
+        "mw_runs_ended_total{project=\"test-video-gen\",status=\"published\"}",
+        "mw_webhooks_received_total{provider=\"kieai\",signature_status=\"verified\"}",
+        "mw_provider_job_seconds_count{provider=\"shotstack\",status=\"succeeded\"}",
+        "mw_persona_step_seconds_count{persona=\"riley\"}",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "{line} missing from /metrics:\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -16,6 +16,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/runs/{id}", get(show))
         .route("/v1/runs/{id}/evidence", get(evidence))
         .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/metrics", get(metrics))
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,4 +106,15 @@ async fn cancel(
         .and_then(|JsonBody(b)| b.by)
         .unwrap_or_else(|| "api".into());
     Ok(Json(state.pipeline.cancel_run(&id, &by).await?))
+}
+
+/// Prometheus text (API key: scrapers send it as a header).
+async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::telemetry::metrics::render(),
+    )
 }

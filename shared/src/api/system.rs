@@ -51,6 +51,7 @@ pub fn openapi_document() -> Value {
             "/v1/hitl/approve/{id}/{gate}": { "get": op("The gate's page (HTML) or status (JSON); ?token= or x-api-key", false), "post": op("Approve; ?token= or x-api-key", false) },
             "/v1/hitl/reject/{id}/{gate}": { "post": op("Reject; ?token= or x-api-key", false) },
             "/v1/webhooks/{provider}": { "post": op("Provider callbacks (kieai, shotstack, upload-post); signed per provider", false) },
+            "/metrics": { "get": op("Prometheus metrics: runs, webhooks, provider jobs, gates, persona steps", true) },
             "/openapi.json": { "get": op("This document", false) }
         }
     })

@@ -80,6 +80,11 @@ async fn receive(
     };
     let event = match pipeline.store.record_webhook_event(event).await? {
         Recorded::Duplicate(existing) => {
+            crate::telemetry::metrics::count(
+                "mw_webhook_duplicates_total",
+                "Callbacks received again under a known idempotency key.",
+                &[("provider", provider.as_str())],
+            );
             tracing::info!(provider = %provider, provider_job_id = ?existing.provider_job_id,
                 idempotency_key = %existing.idempotency_key, "duplicate webhook");
             // Stored but never processed: the first delivery may have died
@@ -97,6 +102,14 @@ async fn receive(
         }
         Recorded::Inserted(event) => event,
     };
+    crate::telemetry::metrics::count(
+        "mw_webhooks_received_total",
+        "Callbacks received, by provider and signature status.",
+        &[
+            ("provider", provider.as_str()),
+            ("signature_status", event.signature_status.as_str()),
+        ],
+    );
     tracing::info!(provider = %provider, provider_job_id = ?event.provider_job_id, run_id = ?event.run_id,
         signature_status = %event.signature_status, "webhook received");
     if matches!(

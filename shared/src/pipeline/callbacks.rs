@@ -180,6 +180,18 @@ impl Pipeline {
             Settled::Now(job) => {
                 tracing::info!(run_id = %job.run_id, persona = %job.persona, provider = %job.provider,
                     provider_job_id = %job.job_id, status = %job.status, "provider job settled");
+                let took = job
+                    .settled_at
+                    .map(|s| (s - job.created_at).num_milliseconds() as f64 / 1000.0);
+                crate::telemetry::metrics::observe_seconds(
+                    "mw_provider_job_seconds",
+                    "From submission to settlement, by provider and outcome.",
+                    &[
+                        ("provider", job.provider.as_str()),
+                        ("status", job.status.as_str()),
+                    ],
+                    took.unwrap_or_default(),
+                );
                 self.record_result(&job).await?;
                 if let Some(token) = &job.task_token {
                     self.complete_persona_if_done(job.run_id, job.persona, token)

@@ -133,6 +133,12 @@ impl Pipeline {
         let waited_s = request
             .decided_at
             .map(|d| (d - request.requested_at).num_milliseconds() as f64 / 1000.0);
+        crate::telemetry::metrics::observe_seconds(
+            "mw_gate_wait_seconds",
+            "How long gates waited for a human.",
+            &[("gate", gate.as_str())],
+            waited_s.unwrap_or_default(),
+        );
         self.store
             .append_artifact(NewArtifact::new(
                 run.run_id,

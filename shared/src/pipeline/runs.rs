@@ -82,6 +82,11 @@ impl Pipeline {
                     .store
                     .set_execution_id(run.run_id, &started.execution_arn)
                     .await?;
+                crate::telemetry::metrics::count(
+                    "mw_runs_started_total",
+                    "Runs started, by project.",
+                    &[("project", run.project.as_str())],
+                );
                 tracing::info!(run_id = %run.run_id, project = %run.project, job_code = %run.job_code,
                     providers_mode = %run.providers_mode, execution = %started.execution_arn, "run started");
                 Ok(run)
@@ -148,6 +153,11 @@ impl Pipeline {
         match self.store.transition_run(change).await {
             Ok(run) => {
                 tracing::info!(run_id = %run.run_id, by, "run cancelled");
+                crate::telemetry::metrics::count(
+                    "mw_runs_ended_total",
+                    "Runs ended, by project and status.",
+                    &[("project", run.project.as_str()), ("status", "cancelled")],
+                );
                 Ok(run)
             }
             Err(StoreError::Conflict { actual, .. }) => Err(PipelineError::Conflict(format!(

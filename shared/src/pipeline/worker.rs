@@ -259,6 +259,14 @@ impl Pipeline {
             Ok(run) => {
                 tracing::info!(run_id = %run.run_id, project = %run.project, status = %run.status,
                     providers_mode = %run.providers_mode, "run ended");
+                crate::telemetry::metrics::count(
+                    "mw_runs_ended_total",
+                    "Runs ended, by project and status.",
+                    &[
+                        ("project", run.project.as_str()),
+                        ("status", run.status.as_str()),
+                    ],
+                );
             }
             Err(StoreError::Conflict { .. } | StoreError::IllegalTransition { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -320,6 +328,7 @@ impl Pipeline {
         let input = [Message::user(context.to_user_message())];
         tracing::info!(run_id = %run.run_id, project = %run.project, persona = %persona,
             providers_mode = %run.providers_mode, "persona started");
+        let started = std::time::Instant::now();
         let outcome = run_agent(
             spec,
             &self.persona_tools(),
@@ -354,6 +363,12 @@ impl Pipeline {
             )
             .await?;
         tracing::info!(run_id = %run.run_id, persona = %persona, turns = outcome.turns, "persona finished");
+        crate::telemetry::metrics::observe_seconds(
+            "mw_persona_step_seconds",
+            "How long a persona's agent took, by persona.",
+            &[("persona", persona.as_str())],
+            started.elapsed().as_secs_f64(),
+        );
         let has_jobs = self
             .store
             .list_provider_jobs(run.run_id)

@@ -1,6 +1,8 @@
 //! Telemetry set-up, in one function. Logs are JSON lines on stderr by
 //! default (`MW_LOG_FORMAT=text` for people); the level comes from `RUST_LOG`,
 //! or in Lambda from `AWS_LAMBDA_LOG_LEVEL`, else the caller's default.
+pub mod metrics;
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// Installs the global subscriber. Safe to call more than once (tests): later
