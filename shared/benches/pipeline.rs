@@ -16,6 +16,9 @@ use myloware::stack::{Stack, StackOptions};
 use serde_json::{json, Value};
 
 const KEY: &str = "bench-api-key-0123456789";
+/// How often a client looks at its run: often enough to approve gates
+/// promptly, seldom enough not to become the load itself.
+const POLL: Duration = Duration::from_millis(50);
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -140,7 +143,7 @@ async fn one_run(http: &reqwest::Client, base: &str) -> String {
             "running" | "pending" => {}
             other => panic!("run {id} ended {other}: {}", run["error"]),
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
