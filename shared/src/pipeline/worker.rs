@@ -246,15 +246,9 @@ impl Pipeline {
             }
             _ => change,
         };
-        let change = if current.status == RunStatus::AwaitingApproval && to == RunStatus::Published
-        {
-            // Cannot happen through the graph (the last gate is before Quinn).
-            return Err(PipelineError::Conflict(
-                "a run awaiting approval cannot be published".into(),
-            ));
-        } else {
-            change
-        };
+        // A refused change is not papered over: a conflict (the run changed
+        // meanwhile) is retried with a fresh read; an illegal one fails this
+        // task, so the graph records the failure.
         match self.store.transition_run(change).await {
             Ok(run) => {
                 tracing::info!(run_id = %run.run_id, project = %run.project, status = %run.status,
@@ -268,7 +262,12 @@ impl Pipeline {
                     ],
                 );
             }
-            Err(StoreError::Conflict { .. } | StoreError::IllegalTransition { .. }) => {}
+            Err(StoreError::IllegalTransition { from, to }) => {
+                let cause = format!("run {} cannot go from {from} to {to}", run.job_code);
+                return self
+                    .fail_task(&message.task_token, "Run.IllegalTransition", &cause)
+                    .await;
+            }
             Err(e) => return Err(e.into()),
         }
         self.succeed_task(&message.task_token, &json!({ "status": to }))
