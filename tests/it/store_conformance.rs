@@ -559,6 +559,11 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
             Provider::KieAi,
             "task-1",
             JobOutcome::Succeeded(clip.clone()),
+            Some(NewArtifact::new(
+                id,
+                ArtifactType::KIEAI_CLIP,
+                json!({"task_id": "task-1"}),
+            )),
         )
         .await
         .unwrap()
@@ -571,9 +576,27 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
     );
     assert!(settled.settled_at.is_some());
     let again = store
-        .settle_provider_job(Provider::KieAi, "task-1", JobOutcome::Failed("late".into()))
+        .settle_provider_job(
+            Provider::KieAi,
+            "task-1",
+            JobOutcome::Failed("late".into()),
+            Some(NewArtifact::new(
+                id,
+                ArtifactType::KIEAI_ERROR,
+                json!({"task_id": "task-1"}),
+            )),
+        )
         .await
         .unwrap();
+    let artifacts = store.list_artifacts(id).await.unwrap();
+    assert_eq!(
+        artifacts
+            .iter()
+            .map(|a| a.artifact_type.as_str())
+            .collect::<Vec<_>>(),
+        ["kieai.clip"],
+        "the result artifact came with the settlement, and only once"
+    );
     assert_eq!(
         again,
         Settled::Already(settled),
@@ -585,6 +608,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
             Provider::KieAi,
             "task-2",
             JobOutcome::Failed("content policy".into()),
+            None,
         )
         .await
         .unwrap()
@@ -593,7 +617,12 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
     };
     assert_eq!(failed.error.as_deref(), Some("content policy"));
     let err = store
-        .settle_provider_job(Provider::KieAi, "nope", JobOutcome::Failed("x".into()))
+        .settle_provider_job(
+            Provider::KieAi,
+            "nope",
+            JobOutcome::Failed("x".into()),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
@@ -616,6 +645,11 @@ async fn racing_settlements_have_one_winner(t: StoreUnderTest) {
                     Provider::KieAi,
                     "race",
                     JobOutcome::Succeeded(json!({"n": i})),
+                    Some(NewArtifact::new(
+                        id,
+                        ArtifactType::KIEAI_CLIP,
+                        json!({"n": i}),
+                    )),
                 )
                 .await
         })
@@ -633,6 +667,11 @@ async fn racing_settlements_have_one_winner(t: StoreUnderTest) {
         })
         .collect();
     assert_eq!(winners.len(), 1, "exactly one settlement wins");
+    assert_eq!(
+        store.list_artifacts(id).await.unwrap().len(),
+        1,
+        "and writes its artifact once"
+    );
     let stored = store
         .find_provider_job(Provider::KieAi, "race")
         .await

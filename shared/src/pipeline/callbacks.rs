@@ -155,17 +155,16 @@ impl Pipeline {
             }
             Confirmed::Settle(outcome) => outcome,
         };
+        let artifact = result_artifact(&job, &outcome);
         match self
             .store
-            .settle_provider_job(job.provider, &job.job_id, outcome)
+            .settle_provider_job(job.provider, &job.job_id, outcome, artifact)
             .await
             .map_err(PipelineError::from)?
         {
             Settled::Already(job) => {
                 // Settled before, perhaps by a process that died right after:
-                // make sure what settling leads to has happened (both steps
-                // are idempotent).
-                self.record_result(&job).await?;
+                // make sure the persona's task was completed (idempotent).
                 if let Some(token) = &job.task_token {
                     self.complete_persona_if_done(job.run_id, job.persona, token)
                         .await?;
@@ -192,7 +191,6 @@ impl Pipeline {
                     ],
                     took.unwrap_or_default(),
                 );
-                self.record_result(&job).await?;
                 if let Some(token) = &job.task_token {
                     self.complete_persona_if_done(job.run_id, job.persona, token)
                         .await?;
@@ -357,73 +355,6 @@ impl Pipeline {
         }))
     }
 
-    /// The artifact a settled job leaves: a clip, a render, or the error.
-    async fn record_result(&self, job: &ProviderJob) -> Result<(), PipelineError> {
-        let recorded = self
-            .store
-            .list_artifacts(job.run_id)
-            .await?
-            .iter()
-            .any(|a| {
-                a.provider == Some(job.provider)
-                    && matches!(
-                        a.artifact_type.as_str(),
-                        "kieai.clip" | "kieai.error" | "render.url" | "render.error"
-                    )
-                    && [a.metadata.get("task_id"), a.metadata.get("render_id")]
-                        .into_iter()
-                        .flatten()
-                        .any(|id| id.as_str() == Some(job.job_id.as_str()))
-            });
-        if recorded {
-            return Ok(());
-        }
-        let new = |t: ArtifactType, metadata: Value| {
-            NewArtifact::new(job.run_id, t, metadata)
-                .provider(job.provider)
-                .persona(job.persona)
-        };
-        let first_url = |key: &str| {
-            let value = job.result.as_ref().and_then(|r| r.get(key));
-            match value {
-                Some(Value::Array(urls)) => urls.first().and_then(Value::as_str).map(str::to_owned),
-                Some(Value::String(url)) => Some(url.clone()),
-                _ => None,
-            }
-        };
-        let artifact = match (job.provider, job.status) {
-            (Provider::KieAi, JobStatus::Succeeded) => {
-                let a = new(
-                    ArtifactType::KIEAI_CLIP,
-                    json!({ "task_id": job.job_id, "urls": job.result }),
-                );
-                match first_url("urls") {
-                    Some(url) => a.url(url),
-                    None => a,
-                }
-            }
-            (Provider::KieAi, JobStatus::Failed) => new(
-                ArtifactType::KIEAI_ERROR,
-                json!({ "task_id": job.job_id, "error": job.error }),
-            ),
-            (Provider::Shotstack, JobStatus::Succeeded) => {
-                let a = new(ArtifactType::RENDER_URL, json!({ "render_id": job.job_id }));
-                match first_url("url") {
-                    Some(url) => a.url(url),
-                    None => a,
-                }
-            }
-            (Provider::Shotstack, JobStatus::Failed) => new(
-                "render.error".parse().expect("a valid artifact type"),
-                json!({ "render_id": job.job_id, "error": job.error }),
-            ),
-            // upload-post results are recorded per platform as they arrive.
-            (Provider::UploadPost, _) | (_, JobStatus::Pending) => return Ok(()),
-        };
-        self.store.append_artifact(artifact).await?;
-        Ok(())
-    }
-
     /// Completes the persona's task once its agent has finished and every
     /// job it submitted has settled: with the jobs' results, or failed with
     /// the first job's error. Safe to call more than once.
@@ -462,6 +393,47 @@ impl Pipeline {
         let output = persona_output(persona, &jobs, &artifacts);
         self.succeed_task(token, &output).await
     }
+}
+
+/// The artifact a job's settlement writes with it: a clip, a render, or the
+/// error. upload-post results are recorded per platform as they arrive.
+fn result_artifact(job: &ProviderJob, outcome: &JobOutcome) -> Option<NewArtifact> {
+    let new = |t: ArtifactType, metadata: Value| {
+        NewArtifact::new(job.run_id, t, metadata)
+            .provider(job.provider)
+            .persona(job.persona)
+    };
+    let first_url = |result: &Value, key: &str| match result.get(key) {
+        Some(Value::Array(urls)) => urls.first().and_then(Value::as_str).map(str::to_owned),
+        Some(Value::String(url)) => Some(url.clone()),
+        _ => None,
+    };
+    let with_url = |a: NewArtifact, url: Option<String>| match url {
+        Some(url) => a.url(url),
+        None => a,
+    };
+    Some(match (job.provider, outcome) {
+        (Provider::KieAi, JobOutcome::Succeeded(result)) => with_url(
+            new(
+                ArtifactType::KIEAI_CLIP,
+                json!({ "task_id": job.job_id, "urls": result }),
+            ),
+            first_url(result, "urls"),
+        ),
+        (Provider::KieAi, JobOutcome::Failed(error)) => new(
+            ArtifactType::KIEAI_ERROR,
+            json!({ "task_id": job.job_id, "error": error }),
+        ),
+        (Provider::Shotstack, JobOutcome::Succeeded(result)) => with_url(
+            new(ArtifactType::RENDER_URL, json!({ "render_id": job.job_id })),
+            first_url(result, "url"),
+        ),
+        (Provider::Shotstack, JobOutcome::Failed(error)) => new(
+            "render.error".parse().expect("a valid artifact type"),
+            json!({ "render_id": job.job_id, "error": error }),
+        ),
+        (Provider::UploadPost, _) => return None,
+    })
 }
 
 /// The marker artifact the worker writes when a persona's agent has ended.

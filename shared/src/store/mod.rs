@@ -250,12 +250,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         provider: Provider,
         job_id: &str,
     ) -> Result<Option<ProviderJob>, StoreError>;
-    /// Settles a pending job once; later calls answer `Already`.
+    /// Settles a pending job once, writing `artifact` (its result) in the
+    /// same transaction; later calls answer `Already` and write nothing.
     async fn settle_provider_job(
         &self,
         provider: Provider,
         job_id: &str,
         outcome: JobOutcome,
+        artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError>;
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError>;
 

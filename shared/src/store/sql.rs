@@ -424,6 +424,7 @@ macro_rules! sql_store {
                 provider: Provider,
                 job_id: &str,
                 outcome: JobOutcome,
+                artifact: Option<NewArtifact>,
             ) -> Result<Settled, StoreError> {
                 let (status, result, error) = match outcome {
                     JobOutcome::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
@@ -434,6 +435,7 @@ macro_rules! sql_store {
                      WHERE provider = $5 AND job_id = $6 AND status = 'pending' \
                      RETURNING {JOB_COLUMNS}"
                 );
+                let mut tx = self.writer().begin().await?;
                 let row: Option<ProviderJobRow> = sqlx::query_as(&sql)
                     .bind(status.as_str())
                     .bind(result.map(Json))
@@ -441,15 +443,23 @@ macro_rules! sql_store {
                     .bind(now())
                     .bind(provider.as_str())
                     .bind(job_id)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(&mut *tx)
                     .await?;
                 match row {
-                    Some(row) => Ok(Settled::Now(row.try_into()?)),
-                    None => self
-                        .fetch_job(provider, job_id)
-                        .await?
-                        .map(Settled::Already)
-                        .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}"))),
+                    Some(row) => {
+                        if let Some(artifact) = artifact {
+                            insert_artifact(&mut *tx, artifact).await?;
+                        }
+                        tx.commit().await?;
+                        Ok(Settled::Now(row.try_into()?))
+                    }
+                    None => {
+                        drop(tx);
+                        self.fetch_job(provider, job_id)
+                            .await?
+                            .map(Settled::Already)
+                            .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))
+                    }
                 }
             }
 
