@@ -364,13 +364,8 @@ impl Pipeline {
         persona: Persona,
         token: &str,
     ) -> Result<(), PipelineError> {
-        let artifacts = self.store.list_artifacts(run_id).await?;
-        let agent_done = artifacts
-            .iter()
-            .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));
-        if !agent_done {
-            return Ok(()); // the worker completes it when the agent ends
-        }
+        // Jobs first: while any is pending (the common case, one callback
+        // of many) there is nothing more to read.
         let jobs: Vec<ProviderJob> = self
             .store
             .list_provider_jobs(run_id)
@@ -380,6 +375,13 @@ impl Pipeline {
             .collect();
         if jobs.iter().any(|j| j.status == JobStatus::Pending) {
             return Ok(());
+        }
+        let artifacts = self.store.list_artifacts(run_id).await?;
+        let agent_done = artifacts
+            .iter()
+            .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));
+        if !agent_done {
+            return Ok(()); // the worker completes it when the agent ends
         }
         if let Some(failed) = jobs.iter().find(|j| j.status == JobStatus::Failed) {
             let cause = format!(
