@@ -115,6 +115,11 @@ pub trait EngineStore: Send + Sync + std::fmt::Debug {
         &self,
         execution_arn: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// The same without the definition text: for describing an execution.
+    async fn describe_execution(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError>;
     /// Executions with status `RUNNING`: what to resume after a restart.
     async fn running_executions(&self) -> Result<Vec<ExecutionRecord>, StoreError>;
     async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryRecord>, StoreError>;

@@ -10,6 +10,11 @@ pub(crate) const EXECUTION_READ: &str = "SELECT e.execution_arn, e.state_machine
      e.start_date, e.stop_date \
      FROM executions e JOIN execution_definitions d ON d.hash = e.definition_hash";
 
+/// The columns of an execution as described: no definition text.
+pub(crate) const EXECUTION_DESCRIBE: &str = "SELECT execution_arn, state_machine_arn, name, \
+     '' AS definition, input, status, output, error, cause, snapshot, version, start_date, \
+     stop_date FROM executions";
+
 /// The key a definition is stored under: its SHA-256, hex.
 pub(crate) fn definition_hash(definition: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -84,7 +89,8 @@ macro_rules! sql_engine_store {
                 ExecutionState, HistoryRecord, QueueMessage,
             };
             use crate::store::sql_engine::{
-                definition_hash, history_page, read_history_page, EXECUTION_COLUMNS, EXECUTION_READ,
+                definition_hash, history_page, read_history_page, EXECUTION_COLUMNS, EXECUTION_DESCRIBE,
+                EXECUTION_READ,
             };
             use crate::store::StoreError;
 
@@ -291,6 +297,18 @@ macro_rules! sql_engine_store {
                     execution_arn: &str,
                 ) -> Result<Option<ExecutionRecord>, StoreError> {
                     let sql = format!("{EXECUTION_READ} WHERE e.execution_arn = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(execution_arn)
+                        .fetch_optional(self.reader())
+                        .await?;
+                    row.as_ref().map(execution).transpose()
+                }
+
+                async fn describe_execution(
+                    &self,
+                    execution_arn: &str,
+                ) -> Result<Option<ExecutionRecord>, StoreError> {
+                    let sql = format!("{EXECUTION_DESCRIBE} WHERE execution_arn = $1");
                     let row = sqlx::query(&sql)
                         .bind(execution_arn)
                         .fetch_optional(self.reader())

@@ -44,13 +44,17 @@ impl SqliteStore {
             // by many transitions in between is copied to the file once.
             .pragma("wal_autocheckpoint", "16384")
             .busy_timeout(Duration::from_secs(10));
+        // A local file cannot drop a connection the way a server can, so the
+        // round trip that tests each connection before use is skipped.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;

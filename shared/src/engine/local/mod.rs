@@ -203,9 +203,24 @@ impl LocalEngine {
                 these.retain(|w| !w.is_closed());
                 these.push(tx);
             }
-            let description = self.describe_execution(execution_arn).await?;
-            if !description.is_running() || tokio::time::Instant::now() >= deadline {
-                return Ok(description);
+            // A live execution this process holds is running: no need to
+            // read it back before waiting.
+            let held = self
+                .inner
+                .live
+                .lock()
+                .expect("lock")
+                .get(execution_arn)
+                .cloned();
+            let held_running = match held {
+                Some(live) => live.try_lock().map(|l| l.current).unwrap_or(true),
+                None => false,
+            };
+            if !held_running || tokio::time::Instant::now() >= deadline {
+                let description = self.describe_execution(execution_arn).await?;
+                if !description.is_running() || tokio::time::Instant::now() >= deadline {
+                    return Ok(description);
+                }
             }
             // Another process may end it too: look again at least every second.
             let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
@@ -643,7 +658,7 @@ impl Engine for LocalEngine {
         let record = self
             .inner
             .store
-            .load_execution(execution_arn)
+            .describe_execution(execution_arn)
             .await?
             .ok_or_else(|| EngineError::ExecutionDoesNotExist(execution_arn.to_owned()))?;
         Ok(description(record))
