@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use super::{
-    accepted, check_timestamp, header, not_accepted, parse_json, CallbackKind, MalformedCallback,
-    OutcomeHint, ProviderCallback, Received,
+    accepted, not_accepted, parse_json, signed, CallbackKind, MalformedCallback, OutcomeHint,
+    ProviderCallback, Received,
 };
 use crate::domain::{Provider, SignatureStatus};
 use crate::providers::kieai::wire::{self, Callback};
@@ -50,30 +50,13 @@ pub(super) fn receive(
     let key = format!("kieai:{task_id}:{}", callback.code);
     let job = Some(task_id.clone());
 
-    let (Some(timestamp), Some(signature)) = (
-        header(headers, wire::TIMESTAMP_HEADER),
-        header(headers, wire::SIGNATURE_HEADER),
-    ) else {
-        let error = "X-Webhook-Timestamp or X-Webhook-Signature is missing".to_owned();
-        return Ok(not_accepted(
-            SignatureStatus::Missing,
-            key,
-            job,
-            payload,
-            body,
-            error,
-        ));
-    };
-    if let Err(error) = check_timestamp(timestamp, now) {
-        return Ok(not_accepted(
-            SignatureStatus::Rejected,
-            key,
-            job,
-            payload,
-            body,
-            error,
-        ));
-    }
+    let (timestamp, signature) =
+        match signed(headers, wire::TIMESTAMP_HEADER, wire::SIGNATURE_HEADER, now) {
+            Ok(found) => found,
+            Err((status, error)) => {
+                return Ok(not_accepted(status, key, job, payload, body, error))
+            }
+        };
     let provided = match base64::engine::general_purpose::STANDARD.decode(signature) {
         Ok(bytes) => bytes,
         Err(_) => {

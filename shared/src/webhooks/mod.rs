@@ -177,6 +177,27 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// The timestamp and signature of a signed scheme, present and fresh; or the
+/// status and reason to refuse the callback with.
+fn signed<'a>(
+    headers: &'a HeaderMap,
+    timestamp_header: &str,
+    signature_header: &str,
+    now: DateTime<Utc>,
+) -> Result<(&'a str, &'a str), (SignatureStatus, String)> {
+    let (Some(timestamp), Some(signature)) = (
+        header(headers, timestamp_header),
+        header(headers, signature_header),
+    ) else {
+        return Err((
+            SignatureStatus::Missing,
+            format!("{timestamp_header} or {signature_header} is missing"),
+        ));
+    };
+    check_timestamp(timestamp, now).map_err(|e| (SignatureStatus::Rejected, e))?;
+    Ok((timestamp, signature))
+}
+
 /// Why a signed callback's timestamp is not acceptable, if it is not.
 fn check_timestamp(timestamp: &str, now: DateTime<Utc>) -> Result<(), String> {
     let seconds: i64 = timestamp

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::{
-    accepted, check_timestamp, header, not_accepted, parse_json, CallbackKind, MalformedCallback,
+    accepted, header, not_accepted, parse_json, signed, CallbackKind, MalformedCallback,
     OutcomeHint, ProviderCallback, Received,
 };
 use crate::domain::{Provider, SignatureStatus};
@@ -67,30 +67,13 @@ pub(super) fn receive(
         }
     };
 
-    let (Some(timestamp), Some(signature)) = (
-        header(headers, wire::TIMESTAMP_HEADER),
-        header(headers, wire::SIGNATURE_HEADER),
-    ) else {
-        let error = "X-Upload-Post-Timestamp or X-Upload-Post-Signature is missing".to_owned();
-        return Ok(not_accepted(
-            SignatureStatus::Missing,
-            key,
-            job_id,
-            payload,
-            body,
-            error,
-        ));
-    };
-    if let Err(error) = check_timestamp(timestamp, now) {
-        return Ok(not_accepted(
-            SignatureStatus::Rejected,
-            key,
-            job_id,
-            payload,
-            body,
-            error,
-        ));
-    }
+    let (timestamp, signature) =
+        match signed(headers, wire::TIMESTAMP_HEADER, wire::SIGNATURE_HEADER, now) {
+            Ok(found) => found,
+            Err((status, error)) => {
+                return Ok(not_accepted(status, key, job_id, payload, body, error))
+            }
+        };
     let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
     let Ok(provided) = hex::decode(hex_part) else {
         let error = "signature is not sha256=<hex>".to_owned();
