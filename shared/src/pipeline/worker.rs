@@ -91,7 +91,17 @@ impl Pipeline {
                 return Ok(());
             }
         };
-        outcome.map_err(HandlerError::from)
+        match outcome.map_err(HandlerError::from) {
+            // Trying again will not help: fail the task now, so the graph
+            // records the failure instead of waiting for the task's timeout.
+            Err(err) if !err.retryable => {
+                tracing::error!(run_id = %run.run_id, task = %message.task, error = %err, "task failed");
+                self.fail_task(&message.task_token, "Worker.Failed", &err.message)
+                    .await?;
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Completes a token, treating an already-completed one as done.
