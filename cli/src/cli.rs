@@ -35,6 +35,8 @@ pub enum Command {
     Evidence(EvidenceArgs),
     /// What is wrong with a run, and what to run next (exit 1 when something is).
     Doctor(RunArgs),
+    /// The local log file, filtered: by run, persona, level; --follow to tail it.
+    Logs(LogsArgs),
     /// Human-in-the-loop gates: a signed link, approve, reject.
     #[command(subcommand)]
     Hitl(HitlCommand),
@@ -201,4 +203,23 @@ pub struct RunDefinitionArgs {
     /// Seconds to wait for the end.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only lines about this run (its id).
+    #[arg(long = "run-id")]
+    pub run_id: Option<String>,
+    /// Only lines about this persona.
+    #[arg(long)]
+    pub persona: Option<String>,
+    /// Only lines at this level or above (error, warn, info, debug).
+    #[arg(long, default_value = "info")]
+    pub level: String,
+    /// Keep reading as lines are added.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// The JSON lines as they are.
+    #[arg(long)]
+    pub json: bool,
 }

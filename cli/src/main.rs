@@ -16,8 +16,6 @@ use cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve(_));
-    myloware::telemetry::init(if serving { "info" } else { "warn" });
     match run(cli).await {
         Ok(code) => code,
         Err(err) => {
@@ -29,6 +27,11 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = myloware::Config::load()?;
+    let serving = matches!(cli.command, Command::Serve(_));
+    // Every command but `mw logs` itself also logs to the file `mw logs` reads.
+    let file = myloware::telemetry::log_file(&config.home);
+    let file = (!matches!(cli.command, Command::Logs(_))).then_some(file.as_path());
+    myloware::telemetry::init(if serving { "info" } else { "warn" }, file);
     let api = cli.api_base.as_deref();
     match cli.command {
         Command::Serve(args) => commands::serve::run(args, &config).await,
@@ -37,6 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(cmd) => commands::runs::run(cmd, api, &config).await,
         Command::Evidence(args) => commands::evidence::run(args, api, &config).await,
         Command::Doctor(args) => commands::doctor::run(args, api, &config).await,
+        Command::Logs(args) => commands::logs::run(args, &config).await,
         Command::Hitl(cmd) => commands::hitl::run(cmd, api, &config).await,
         Command::Db(cmd) => commands::db::run(cmd, &config).await,
         Command::Statemachine(cmd) => commands::statemachine::run(cmd, &config).await,

@@ -250,3 +250,58 @@ async fn evidence_bundles_redact_secrets_and_approval_tokens() {
         "{md}"
     );
 }
+
+#[test]
+fn mw_logs_filters_a_runs_lines_by_run_and_persona() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(mw_binary())
+            .args(args)
+            .current_dir(dir.path())
+            .env("MYLOWARE_HOME", dir.path().join(".myloware"))
+            .env("MOCK_LATENCY_MS", "0")
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["live-run", "test-video-gen", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = summary["run_id"].as_str().unwrap().to_owned();
+
+    let out = run(&["logs", "--run-id", &id, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    for expected in [
+        "run started",
+        "persona started",
+        "clip job submitted",
+        "webhook received",
+        "run ended",
+    ] {
+        assert!(
+            messages.contains(&expected),
+            "{expected} missing from {messages:?}"
+        );
+    }
+    assert!(
+        lines.iter().all(|l| l.to_string().contains(&id)),
+        "only this run's lines"
+    );
+
+    let out = run(&["logs", "--run-id", &id, "--persona", "quinn", "--json"]);
+    let quinn: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!quinn.is_empty());
+    assert!(quinn.iter().all(|l| l["persona"] == "quinn"), "{quinn:?}");
+
+    let out = run(&["logs", "--level", "loud"]);
+    assert_eq!(out.status.code(), Some(2));
+}

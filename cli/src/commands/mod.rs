@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod evidence;
 pub mod hitl;
 pub mod live_run;
+pub mod logs;
 pub mod runs;
 pub mod serve;
 pub mod statemachine;

@@ -5,7 +5,7 @@ use lambda_http::{run, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let config = myloware::Config::load()?;
-    myloware::telemetry::init("info");
+    myloware::telemetry::init("info", None);
     let state = myloware::lambda::app_state(&config).await?;
     run(myloware::api::runs_router(state.clone()).merge(myloware::api::system_router(state))).await
 }

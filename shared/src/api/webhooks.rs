@@ -85,7 +85,7 @@ async fn receive(
                 "Callbacks received again under a known idempotency key.",
                 &[("provider", provider.as_str())],
             );
-            tracing::info!(provider = %provider, provider_job_id = ?existing.provider_job_id,
+            tracing::info!(provider = %provider, provider_job_id = existing.provider_job_id.as_deref().unwrap_or("-"),
                 idempotency_key = %existing.idempotency_key, "duplicate webhook");
             // Stored but never processed: the first delivery may have died
             // between storing the event and queueing it (the provider saw no
@@ -110,7 +110,8 @@ async fn receive(
             ("signature_status", event.signature_status.as_str()),
         ],
     );
-    tracing::info!(provider = %provider, provider_job_id = ?event.provider_job_id, run_id = ?event.run_id,
+    tracing::info!(provider = %provider, provider_job_id = event.provider_job_id.as_deref().unwrap_or("-"),
+        run_id = %event.run_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
         signature_status = %event.signature_status, "webhook received");
     if matches!(
         received.signature_status,

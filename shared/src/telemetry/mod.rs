@@ -1,13 +1,27 @@
 //! Telemetry set-up, in one function. Logs are JSON lines on stderr by
 //! default (`MW_LOG_FORMAT=text` for people); the level comes from `RUST_LOG`,
 //! or in Lambda from `AWS_LAMBDA_LOG_LEVEL`, else the caller's default.
+//! Locally the same lines also go, at `info` and above, to a file under the
+//! home folder, which `mw logs` filters.
 pub mod metrics;
 
-use tracing_subscriber::{fmt, EnvFilter};
+use std::path::Path;
+use std::sync::Mutex;
 
-/// Installs the global subscriber. Safe to call more than once (tests): later
-/// calls leave the first subscriber in place.
-pub fn init(default_level: &str) {
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// The log file under the home folder.
+pub fn log_file(home: &Path) -> std::path::PathBuf {
+    home.join("logs").join("mw.log")
+}
+
+/// Installs the global subscriber: stderr at the configured level and, when
+/// `file` is given (and can be opened), that file at `info` and above. Safe to
+/// call more than once (tests): later calls leave the first in place.
+pub fn init(default_level: &str, file: Option<&Path>) {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()))
         .unwrap_or_else(|_| default_level.to_owned());
@@ -17,14 +31,34 @@ pub fn init(default_level: &str) {
             std::env::var("AWS_LAMBDA_LOG_FORMAT").as_deref(),
             Ok("Text")
         );
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if text {
-        builder.try_init()
+    let stderr = if text {
+        fmt::layer().with_writer(std::io::stderr).boxed()
     } else {
-        builder
+        fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init()
+            .boxed()
     };
+    let file = file.and_then(|path| {
+        std::fs::create_dir_all(path.parent()?).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+    });
+    let file_layer = file.map(|file| {
+        fmt::layer()
+            .with_writer(Mutex::new(file))
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_filter(LevelFilter::INFO)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(file_layer)
+        .try_init();
 }
