@@ -56,7 +56,10 @@ pub fn diagnose(e: &Evidence, ctx: &Context) -> Vec<Finding> {
     webhooks(e, ctx, &mut findings);
     provider_errors(e, &mut findings);
     gates(e, ctx, &mut findings);
-    failed(e, &findings.clone(), &mut findings);
+    let provider_error = findings.iter().any(|f| f.symptom == Symptom::ProviderError);
+    if !provider_error {
+        failed(e, &mut findings);
+    }
     if !findings.iter().any(|f| f.problem) {
         findings.push(Finding {
             symptom: Symptom::Healthy,
@@ -314,10 +317,9 @@ fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     }
 }
 
-fn failed(e: &Evidence, so_far: &[Finding], out: &mut Vec<Finding>) {
-    if !matches!(e.run.status, RunStatus::Failed | RunStatus::TimedOut)
-        || so_far.iter().any(|f| f.symptom == Symptom::ProviderError)
-    {
+/// A failed run not explained by a provider error.
+fn failed(e: &Evidence, out: &mut Vec<Finding>) {
+    if !matches!(e.run.status, RunStatus::Failed | RunStatus::TimedOut) {
         return;
     }
     let result = e.run.result.clone().unwrap_or(Value::Null);

@@ -4,7 +4,7 @@ use crate::output::outln;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use myloware::domain::{JobCode, Run, RunId, RunStatus};
+use myloware::domain::{Run, RunRef, RunStatus};
 use myloware::pipeline::Evidence;
 use myloware::store::{RunFilter, Store};
 use serde_json::Value;
@@ -84,17 +84,12 @@ async fn list(reader: &Reader, args: ListArgs) -> anyhow::Result<ExitCode> {
 
 /// Finds a run by id or job code; absent is a `UserError` (exit 2).
 pub async fn find_run(store: &dyn Store, key: &str) -> anyhow::Result<Run> {
-    let found = if let Ok(id) = key.parse::<RunId>() {
-        store.get_run(id).await?
-    } else if let Ok(code) = key.parse::<JobCode>() {
-        store.find_run_by_job_code(&code).await?
-    } else {
-        return Err(UserError(format!(
-            "{key:?} is neither a run id (UUID) nor a job code (TVG-QXZ123)"
-        ))
-        .into());
-    };
-    found.ok_or_else(|| UserError(format!("run {key} not found in {}", store.backend())).into())
+    let run_ref: RunRef = key
+        .parse()
+        .map_err(|e: myloware::domain::ParseError| UserError(e.to_string()))?;
+    myloware::store::find_run(store, &run_ref)
+        .await?
+        .ok_or_else(|| UserError(format!("run {key} not found in {}", store.backend())).into())
 }
 
 async fn show(reader: &Reader, args: RunArgs) -> anyhow::Result<ExitCode> {

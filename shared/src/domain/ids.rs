@@ -107,6 +107,30 @@ impl FromStr for JobCode {
 
 serde_via_str!(JobCode);
 
+/// How people name a run: by its id or by its job code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunRef {
+    Id(RunId),
+    Code(JobCode),
+}
+
+impl FromStr for RunRef {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(id) = s.parse() {
+            Ok(Self::Id(id))
+        } else if let Ok(code) = s.parse() {
+            Ok(Self::Code(code))
+        } else {
+            Err(ParseError::new(
+                "run",
+                s,
+                "expected a run id (UUID) or a job code (like TVG-QXZ123)",
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +162,17 @@ mod tests {
         ] {
             assert!(bad.parse::<JobCode>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn runs_are_named_by_id_or_job_code() {
+        let id = RunId::new();
+        assert_eq!(id.to_string().parse::<RunRef>().unwrap(), RunRef::Id(id));
+        assert!(matches!(
+            "tvg-abc123".parse::<RunRef>().unwrap(),
+            RunRef::Code(_)
+        ));
+        assert!("nonsense".parse::<RunRef>().is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod webhook;
 pub use artifact::{Artifact, ArtifactType, NewArtifact};
 pub use conversation::{ChatMessage, ChatRole};
 pub use hitl::{HitlDecision, HitlRequest, NewHitlRequest};
-pub use ids::{JobCode, RunId};
+pub use ids::{JobCode, RunId, RunRef};
 pub use project::{Gate, Persona, Project};
 pub use provider_job::{JobStatus, NewProviderJob, Provider, ProviderJob};
 pub use run::{NewRun, ProvidersMode, Run};

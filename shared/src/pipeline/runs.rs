@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::{Pipeline, PipelineError};
 use crate::domain::{
-    Artifact, ArtifactType, HitlRequest, JobCode, NewArtifact, NewRun, Project, ProviderJob, Run,
-    RunId, RunStatus, WebhookEvent,
+    Artifact, ArtifactType, HitlRequest, NewArtifact, NewRun, Project, ProviderJob, Run, RunRef,
+    RunStatus, WebhookEvent,
 };
 use crate::engine::asl::machine::HistoryEvent;
 use crate::store::{StoreError, Transition};
@@ -111,16 +111,12 @@ impl Pipeline {
 
     /// A run by id or job code.
     pub async fn find_run(&self, key: &str) -> Result<Run, PipelineError> {
-        let found = if let Ok(id) = key.parse::<RunId>() {
-            self.store.get_run(id).await?
-        } else if let Ok(code) = key.parse::<JobCode>() {
-            self.store.find_run_by_job_code(&code).await?
-        } else {
-            return Err(PipelineError::Invalid(format!(
-                "{key:?} is neither a run id (UUID) nor a job code (like TVG-QXZ123)"
-            )));
-        };
-        found.ok_or_else(|| PipelineError::not_found(format!("run {key}")))
+        let run_ref: RunRef = key
+            .parse()
+            .map_err(|e: crate::domain::ParseError| PipelineError::Invalid(e.to_string()))?;
+        crate::store::find_run(self.store.as_ref(), &run_ref)
+            .await?
+            .ok_or_else(|| PipelineError::not_found(format!("run {key}")))
     }
 
     /// Stops the run's execution and marks it `cancelled` with a

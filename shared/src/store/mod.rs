@@ -25,7 +25,7 @@ use crate::config::DatabaseConfig;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, NewArtifact,
     NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Project, Provider, ProviderJob, Run,
-    RunId, RunStatus, WebhookEvent, WebhookEventStatus,
+    RunId, RunRef, RunStatus, WebhookEvent, WebhookEventStatus,
 };
 
 pub use engine::EngineStore;
@@ -65,6 +65,14 @@ pub async fn open(config: &DatabaseConfig) -> Result<Backend, StoreError> {
 /// Opens the store `config` names and applies pending migrations.
 pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(open(config).await?.store)
+}
+
+/// The run `key` names, by id or job code.
+pub async fn find_run(store: &dyn Store, key: &RunRef) -> Result<Option<Run>, StoreError> {
+    match key {
+        RunRef::Id(id) => store.get_run(*id).await,
+        RunRef::Code(code) => store.find_run_by_job_code(code).await,
+    }
 }
 
 /// Which runs `list_runs` returns: newest first, `limit` per page, the page

@@ -129,16 +129,20 @@ macro_rules! sql_engine_store {
                 batch: Batch,
             ) -> Result<Vec<Result<(), CommitRefused>>, sqlx::Error> {
                 let mut applied: HashSet<String> = HashSet::with_capacity(batch.commits.len());
-                let starts: Vec<&Commit> = batch
+                // Each new execution with its definition's hash, hashed once.
+                let starts: Vec<(&Commit, String)> = batch
                     .commits
                     .iter()
-                    .filter(|c| matches!(c.kind, CommitKind::Start(_)))
+                    .filter_map(|c| match &c.kind {
+                        CommitKind::Start(new) => Some((c, definition_hash(&new.definition))),
+                        CommitKind::Advance { .. } => None,
+                    })
                     .collect();
-                let mut definitions: Vec<(String, &str)> = starts
+                let mut definitions: Vec<(&str, &str)> = starts
                     .iter()
-                    .map(|c| {
+                    .map(|(c, hash)| {
                         let CommitKind::Start(new) = &c.kind else { unreachable!() };
-                        (definition_hash(&new.definition), new.definition.as_str())
+                        (hash.as_str(), new.definition.as_str())
                     })
                     .collect();
                 definitions.sort_unstable();
@@ -148,7 +152,7 @@ macro_rules! sql_engine_store {
                         "INSERT INTO execution_definitions (hash, definition) ",
                     );
                     q.push_values(chunk, |mut b, (hash, text)| {
-                        b.push_bind(hash).push_bind(*text);
+                        b.push_bind(*hash).push_bind(*text);
                     });
                     q.push(" ON CONFLICT DO NOTHING");
                     q.build().execute(&mut **tx).await?;
@@ -157,13 +161,13 @@ macro_rules! sql_engine_store {
                     let mut q = QueryBuilder::<$db>::new(format!(
                         "INSERT INTO executions ({EXECUTION_COLUMNS}) "
                     ));
-                    q.push_values(chunk, |mut b, c| {
+                    q.push_values(chunk, |mut b, (c, hash)| {
                         let CommitKind::Start(new) = &c.kind else { unreachable!() };
                         let s = &c.state;
                         b.push_bind(&c.execution_arn)
                             .push_bind(&new.state_machine_arn)
                             .push_bind(&new.name)
-                            .push_bind(definition_hash(&new.definition))
+                            .push_bind(hash.as_str())
                             .push_bind(&new.input)
                             .push_bind(&s.status)
                             .push_bind(&s.output)

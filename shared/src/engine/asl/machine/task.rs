@@ -244,10 +244,16 @@ pub(super) fn succeeded(run: &mut Run<'_, '_>, frame: u64, output: Value) {
 
 pub(super) fn failed(run: &mut Run<'_, '_>, frame: u64, error: StatesError) {
     close(run, frame);
+    task_error(run, frame, "TaskFailed", error);
+}
+
+/// Records a task's failure (`TaskFailed`, `TaskTimedOut`) and hands the
+/// error to Retry/Catch.
+fn task_error(run: &mut Run<'_, '_>, frame: u64, event_type: &str, error: StatesError) {
     let (resource_type, resource) = event_names(run, frame);
     run.emit(
         Some(frame),
-        "TaskFailed",
+        event_type,
         details([
             ("resourceType", json!(resource_type)),
             ("resource", json!(resource)),
@@ -303,16 +309,5 @@ pub(super) fn timed_out(run: &mut Run<'_, '_>, frame: u64, kind: TimerKind, time
             format!("The task did not complete within {seconds} s (TimeoutSeconds)."),
         ),
     };
-    let (resource_type, resource) = event_names(run, frame);
-    run.emit(
-        Some(frame),
-        "TaskTimedOut",
-        details([
-            ("resourceType", json!(resource_type)),
-            ("resource", json!(resource)),
-            ("error", json!(error.error)),
-            ("cause", json!(error.cause)),
-        ]),
-    );
-    run.push(Work::Error { frame, error });
+    task_error(run, frame, "TaskTimedOut", error);
 }
