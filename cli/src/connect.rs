@@ -108,9 +108,8 @@ impl Reader {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let id = run.run_id;
-                let history = match &run.execution_id {
-                    Some(arn) => backend
-                        .engine
+                let history = match (&run.execution_id, &backend.engine) {
+                    (Some(arn), Some(engine)) => engine
                         .history(arn)
                         .await?
                         .into_iter()
@@ -122,7 +121,7 @@ impl Reader {
                             details: serde_json::from_str(&r.details).unwrap_or_default(),
                         })
                         .collect(),
-                    None => Vec::new(),
+                    _ => Vec::new(),
                 };
                 Ok(myloware::pipeline::Evidence {
                     artifacts: store.list_artifacts(id).await?,

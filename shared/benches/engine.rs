@@ -60,7 +60,9 @@ async fn main() {
 
 async fn bench(backend_name: &str, config: &DatabaseConfig, runs: usize, in_flight: usize) {
     let backend = myloware::store::open(config).await.expect("open store");
-    let engine = LocalEngine::start(backend.engine).await.expect("engine");
+    let engine = LocalEngine::start(backend.engine_store().expect("engine store"))
+        .await
+        .expect("engine");
     spawn_instant_worker(&engine).await;
 
     let root =

@@ -20,6 +20,10 @@ pub enum DatabaseConfig {
     Sqlite { path: PathBuf },
     /// A Postgres server; the URL may carry a password, so `Debug` hides it.
     Postgres { url: String },
+    /// One DynamoDB table (`STORE=dynamodb`, `DYNAMODB_TABLE`), reached
+    /// through the AWS SDK's configuration (`AWS_ENDPOINT_URL`, region,
+    /// credentials).
+    DynamoDb { table: String },
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -27,6 +31,7 @@ impl fmt::Debug for DatabaseConfig {
         match self {
             Self::Sqlite { path } => write!(f, "Sqlite({})", path.display()),
             Self::Postgres { url } => write!(f, "Postgres({})", redact_url(url)),
+            Self::DynamoDb { table } => write!(f, "DynamoDb({table})"),
         }
     }
 }
@@ -36,13 +41,14 @@ impl fmt::Display for DatabaseConfig {
         match self {
             Self::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
             Self::Postgres { url } => f.write_str(&redact_url(url)),
+            Self::DynamoDb { table } => write!(f, "dynamodb:{table}"),
         }
     }
 }
 
 impl DatabaseConfig {
-    /// Parses a `DATABASE_URL`: `sqlite:PATH`, `sqlite://PATH` or
-    /// `postgres://…` / `postgresql://…`.
+    /// Parses a `DATABASE_URL`: `sqlite:PATH`, `sqlite://PATH`,
+    /// `postgres://…` / `postgresql://…` or `dynamodb:TABLE`.
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let url = url.trim();
         if let Some(rest) = url.strip_prefix("sqlite:") {
@@ -57,6 +63,12 @@ impl DatabaseConfig {
             Ok(Self::Sqlite {
                 path: PathBuf::from(path),
             })
+        } else if let Some(table) = url.strip_prefix("dynamodb:") {
+            let table = table.strip_prefix("//").unwrap_or(table);
+            valid_table_name(table)?;
+            Ok(Self::DynamoDb {
+                table: table.to_owned(),
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres {
                 url: url.to_owned(),
@@ -64,9 +76,34 @@ impl DatabaseConfig {
         } else {
             Err(ConfigError::new(
                 "DATABASE_URL",
-                "expected sqlite:PATH or postgres://USER@HOST:PORT/DB",
+                "expected sqlite:PATH, postgres://USER@HOST:PORT/DB or dynamodb:TABLE",
             ))
         }
+    }
+
+    /// `sqlite`, `postgres` or `dynamodb`, as `STORE` names them.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => "sqlite",
+            Self::Postgres { .. } => "postgres",
+            Self::DynamoDb { .. } => "dynamodb",
+        }
+    }
+}
+
+/// DynamoDB's rule for table names: 3-255 of `[A-Za-z0-9_.-]`.
+fn valid_table_name(table: &str) -> Result<(), ConfigError> {
+    let ok = (3..=255).contains(&table.len())
+        && table
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "DYNAMODB_TABLE",
+            format!("{table:?} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
+        ))
     }
 }
 
@@ -99,7 +136,7 @@ pub struct Config {
     pub task_queue_url: String,
     /// Where verified provider callbacks are buffered (`CALLBACK_QUEUE_URL`).
     pub callback_queue_url: String,
-    /// The engine: only the local one is built (`ENGINE=local`).
+    /// The engine that runs the graphs (`ENGINE`).
     pub engine: EngineKind,
     /// Where people reach the API, for approval links (`PUBLIC_BASE_URL`);
     /// `None`: the address `mw serve` listens on.
@@ -128,10 +165,25 @@ pub const DEFAULT_MOCK_LATENCY_MS: u64 = 250;
 pub const LOCAL_CALLBACK_QUEUE_URL: &str = "local://myloware/callbacks";
 
 /// Which engine runs the graphs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineKind {
+    /// The built-in durable engine, executions kept in SQLite or Postgres
+    /// (`ENGINE=local`, the default).
     Local,
+    /// AWS Step Functions, or an emulator at `AWS_ENDPOINT_URL`
+    /// (`ENGINE=stepfunctions`). The state machines are the ones
+    /// `STATE_MACHINE_ARNS` names (`project=arn,…`, as `template.yaml` sets
+    /// it), else the ones named `<STATE_MACHINE_PREFIX><project>`
+    /// (`mw statemachine deploy` creates those).
+    StepFunctions {
+        state_machine_arns: BTreeMap<String, String>,
+        name_prefix: String,
+    },
 }
+
+/// The names `mw statemachine deploy` gives the state machines, before the
+/// project's name.
+pub const DEFAULT_STATE_MACHINE_PREFIX: &str = "myloware-";
 
 /// Which LLM plays the personas and Brendan.
 #[derive(Debug, Clone)]
@@ -199,6 +251,27 @@ impl Config {
                 path: home.join("mw.db"),
             },
         };
+        let database = match lookup("STORE").as_deref() {
+            None => database,
+            Some("dynamodb") => {
+                let table = lookup("DYNAMODB_TABLE").unwrap_or_else(|| "myloware".into());
+                valid_table_name(&table)?;
+                DatabaseConfig::DynamoDb { table }
+            }
+            Some(kind @ ("sqlite" | "postgres")) if kind == database.kind() => database,
+            Some(kind @ ("sqlite" | "postgres")) => {
+                return Err(ConfigError::new(
+                    "STORE",
+                    format!("STORE={kind} but DATABASE_URL names {}", database.kind()),
+                ))
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "STORE",
+                    format!("{other:?} is not sqlite, postgres or dynamodb"),
+                ))
+            }
+        };
         let providers_mode = match lookup("PROVIDERS_MODE") {
             Some(mode) => mode.parse().map_err(|_| {
                 ConfigError::new("PROVIDERS_MODE", format!("{mode:?} is not mock or live"))
@@ -223,27 +296,30 @@ impl Config {
             }
         };
         debug_assert_eq!(LIVE_KEYS.len(), 3);
+        let task_queue_url = lookup("TASK_QUEUE_URL")
+            .unwrap_or_else(|| crate::engine::definitions::LOCAL_TASK_QUEUE_URL.to_owned());
+        let callback_queue_url =
+            lookup("CALLBACK_QUEUE_URL").unwrap_or_else(|| LOCAL_CALLBACK_QUEUE_URL.to_owned());
+        let engine = engine_kind(&lookup, &database)?;
+        if engine != EngineKind::Local {
+            for (name, url) in [
+                ("TASK_QUEUE_URL", &task_queue_url),
+                ("CALLBACK_QUEUE_URL", &callback_queue_url),
+            ] {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::new(
+                        name,
+                        "ENGINE=stepfunctions needs an SQS queue URL (https://sqs.…)",
+                    ));
+                }
+            }
+        }
         Ok(Self {
             home,
             database,
             providers_mode,
-            callback_queue_url: lookup("CALLBACK_QUEUE_URL")
-                .unwrap_or_else(|| LOCAL_CALLBACK_QUEUE_URL.to_owned()),
-            engine: match lookup("ENGINE").as_deref() {
-                None | Some("local") => EngineKind::Local,
-                Some("stepfunctions") => {
-                    return Err(ConfigError::new(
-                        "ENGINE",
-                        "stepfunctions is not built yet; only ENGINE=local runs today",
-                    ))
-                }
-                Some(other) => {
-                    return Err(ConfigError::new(
-                        "ENGINE",
-                        format!("{other:?} is not local or stepfunctions"),
-                    ))
-                }
-            },
+            callback_queue_url,
+            engine,
             public_base_url: url_var(&lookup, "PUBLIC_BASE_URL")?,
             webhook_base_url: url_var(&lookup, "WEBHOOK_BASE_URL")?,
             provider_urls: {
@@ -271,8 +347,7 @@ impl Config {
                     })?)
                 }
             },
-            task_queue_url: lookup("TASK_QUEUE_URL")
-                .unwrap_or_else(|| crate::engine::definitions::LOCAL_TASK_QUEUE_URL.to_owned()),
+            task_queue_url,
             api_key: secret("API_KEY")?,
             hitl_secret: secret("HITL_SECRET")?,
             kieai_webhook_secret: secret("KIEAI_WEBHOOK_SECRET")?,
@@ -281,6 +356,54 @@ impl Config {
             shotstack_api_key: live_key(LIVE_KEYS[1])?,
             upload_post_api_key: live_key(LIVE_KEYS[2])?,
         })
+    }
+}
+
+/// `ENGINE`, checked against the store: the local engine keeps its
+/// executions beside the runs, so it needs SQLite or Postgres.
+fn engine_kind(
+    lookup: &impl Fn(&str) -> Option<String>,
+    database: &DatabaseConfig,
+) -> Result<EngineKind, ConfigError> {
+    match lookup("ENGINE").as_deref() {
+        None | Some("local") => match database {
+            DatabaseConfig::DynamoDb { .. } => Err(ConfigError::new(
+                "ENGINE",
+                "the local engine keeps executions in SQLite or Postgres; \
+                 STORE=dynamodb runs with ENGINE=stepfunctions",
+            )),
+            _ => Ok(EngineKind::Local),
+        },
+        Some("stepfunctions") => {
+            let mut state_machine_arns = BTreeMap::new();
+            for pair in lookup("STATE_MACHINE_ARNS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
+                match pair.split_once('=') {
+                    Some((project, arn)) if arn.starts_with("arn:") => {
+                        state_machine_arns.insert(project.trim().to_owned(), arn.trim().to_owned());
+                    }
+                    _ => {
+                        return Err(ConfigError::new(
+                            "STATE_MACHINE_ARNS",
+                            format!("{pair:?}: expected project=arn:aws:states:…"),
+                        ))
+                    }
+                }
+            }
+            Ok(EngineKind::StepFunctions {
+                state_machine_arns,
+                name_prefix: lookup("STATE_MACHINE_PREFIX")
+                    .unwrap_or_else(|| DEFAULT_STATE_MACHINE_PREFIX.to_owned()),
+            })
+        }
+        Some(other) => Err(ConfigError::new(
+            "ENGINE",
+            format!("{other:?} is not local or stepfunctions"),
+        )),
     }
 }
 
@@ -399,7 +522,50 @@ mod tests {
         let err = Config::from_lookup(lookup(&[("WEBHOOK_BASE_URL", "ftp://x")])).unwrap_err();
         assert_eq!(err.variable, "WEBHOOK_BASE_URL");
         let err = Config::from_lookup(lookup(&[("ENGINE", "stepfunctions")])).unwrap_err();
-        assert!(err.to_string().contains("not built yet"), "{err}");
+        assert_eq!(err.variable, "TASK_QUEUE_URL", "{err}");
+        let err = Config::from_lookup(lookup(&[("STORE", "dynamodb")])).unwrap_err();
+        assert_eq!(err.variable, "ENGINE", "{err}");
+        let err = Config::from_lookup(lookup(&[("STORE", "postgres")])).unwrap_err();
+        assert_eq!(err.variable, "STORE", "{err}");
+        let err = Config::from_lookup(lookup(&[("DYNAMODB_TABLE", "x"), ("STORE", "dynamodb")]))
+            .unwrap_err();
+        assert_eq!(err.variable, "DYNAMODB_TABLE", "{err}");
+    }
+
+    #[test]
+    fn the_aws_path_is_configured_by_store_engine_and_queue_urls() {
+        let config = Config::from_lookup(lookup(&[
+            ("STORE", "dynamodb"),
+            ("ENGINE", "stepfunctions"),
+            ("TASK_QUEUE_URL", "http://127.0.0.1:5123/123456789012/tasks"),
+            (
+                "CALLBACK_QUEUE_URL",
+                "http://127.0.0.1:5123/123456789012/callbacks",
+            ),
+            (
+                "STATE_MACHINE_ARNS",
+                "aismr=arn:aws:states:us-east-1:123456789012:stateMachine:a",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.database,
+            DatabaseConfig::DynamoDb {
+                table: "myloware".into()
+            }
+        );
+        let EngineKind::StepFunctions {
+            state_machine_arns,
+            name_prefix,
+        } = config.engine
+        else {
+            panic!("{:?}", config.engine)
+        };
+        assert_eq!(
+            state_machine_arns["aismr"],
+            "arn:aws:states:us-east-1:123456789012:stateMachine:a"
+        );
+        assert_eq!(name_prefix, DEFAULT_STATE_MACHINE_PREFIX);
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub async fn core(
     provider_urls: ProviderUrls,
 ) -> Result<(Pipeline, LocalEngine), StackError> {
     let backend = crate::store::open(&config.database).await?;
-    let engine = LocalEngine::start(Arc::clone(&backend.engine)).await?;
+    let engine = LocalEngine::start(backend.engine_store()?).await?;
     let mut state_machines = HashMap::new();
     for (name, text) in definitions::embedded(&substitutions(&config.task_queue_url))? {
         let arn = engine.register_state_machine(&name, &text)?;

@@ -89,7 +89,9 @@ async fn run_case(engine: &LocalEngine, case: &Case) -> Result<(), String> {
 
 async fn whole_corpus(t: StoreUnderTest) {
     let backend = myloware::store::open(&t.database).await.unwrap();
-    let engine = LocalEngine::start(backend.engine).await.unwrap();
+    let engine = LocalEngine::start(backend.engine_store().unwrap())
+        .await
+        .unwrap();
     spawn_echo_worker(&engine, QUEUE).await.unwrap();
     let cases = corpus();
     assert!(cases.len() >= 60, "the corpus has {} cases", cases.len());

@@ -88,7 +88,9 @@ async fn an_execution_killed_three_times_finishes_exactly_once() {
         path: dir.path().join(".myloware/mw.db"),
     };
     let backend = myloware::store::open(&db).await.unwrap();
-    let engine = LocalEngine::start(backend.engine).await.unwrap();
+    let engine = LocalEngine::start(backend.engine_store().unwrap())
+        .await
+        .unwrap();
     let history = engine
         .get_execution_history(&arn::execution("kill", "survivor"))
         .await

@@ -64,7 +64,9 @@ fn waiting_task_definition(extra: Value) -> String {
 
 async fn engine_on(t: &StoreUnderTest) -> LocalEngine {
     let backend = myloware::store::open(&t.database).await.unwrap();
-    LocalEngine::start(backend.engine).await.unwrap()
+    LocalEngine::start(backend.engine_store().unwrap())
+        .await
+        .unwrap()
 }
 
 /// The next message on the queue, and its task token.

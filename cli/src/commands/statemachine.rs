@@ -68,7 +68,7 @@ async fn run_definition(
     let backend = myloware::store::open(&config.database)
         .await
         .with_context(|| format!("opening the store at {}", config.database))?;
-    let engine = LocalEngine::start(backend.engine).await?;
+    let engine = LocalEngine::start(backend.engine_store()?).await?;
     let machine = engine.register_state_machine(&def.name, &def.text)?;
     spawn_echo_worker(&engine, LOCAL_TASK_QUEUE_URL).await?;
 

@@ -26,6 +26,8 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StoreError {

@@ -37,7 +37,21 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub store: Arc<dyn Store>,
-    pub engine: Arc<dyn EngineStore>,
+    /// The local engine's storage; DynamoDB has none (it runs with Step
+    /// Functions).
+    pub engine: Option<Arc<dyn EngineStore>>,
+}
+
+impl Backend {
+    /// The local engine's storage, or why this store has none.
+    pub fn engine_store(&self) -> Result<Arc<dyn EngineStore>, StoreError> {
+        self.engine.clone().ok_or_else(|| {
+            StoreError::Unsupported(format!(
+                "the local engine cannot keep executions in {}; use ENGINE=stepfunctions",
+                self.store.backend()
+            ))
+        })
+    }
 }
 
 /// Opens the store `config` names and applies pending migrations.
@@ -47,15 +61,20 @@ pub async fn open(config: &DatabaseConfig) -> Result<Backend, StoreError> {
             let adapter = Arc::new(SqliteStore::open(path).await?);
             Backend {
                 store: adapter.clone(),
-                engine: adapter,
+                engine: Some(adapter),
             }
         }
         DatabaseConfig::Postgres { url } => {
             let adapter = Arc::new(PostgresStore::connect(url).await?);
             Backend {
                 store: adapter.clone(),
-                engine: adapter,
+                engine: Some(adapter),
             }
+        }
+        DatabaseConfig::DynamoDb { .. } => {
+            return Err(StoreError::Unsupported(
+                "the DynamoDB store is not built yet".into(),
+            ))
         }
     };
     backend.store.migrate().await?;
