@@ -43,9 +43,55 @@ pub enum Command {
     /// The database: migrations.
     #[command(subcommand)]
     Db(DbCommand),
-    /// State machines: validate definitions, run one on the local engine.
+    /// State machines: validate definitions, run one on the local engine,
+    /// deploy them to Step Functions.
     #[command(subcommand)]
     Statemachine(StatemachineCommand),
+    /// Consume the SQS task and callback queues with the handlers the worker
+    /// and callbacks functions run (ENGINE=stepfunctions), until Ctrl-C.
+    Worker(WorkerArgs),
+    /// Dead-letter queues of the SQS queues: list what landed, replay it.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// Which SQS queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueChoice {
+    /// Persona and gate tasks (TASK_QUEUE_URL).
+    Tasks,
+    /// Provider callbacks (CALLBACK_QUEUE_URL).
+    Callbacks,
+    /// Both.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Which queues to consume.
+    #[arg(long, value_enum, default_value = "all")]
+    pub queue: QueueChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The messages in the dead-letter queues, left in place.
+    List(DlqArgs),
+    /// Send the dead-letter queues' messages back to their queues.
+    Replay(DlqArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// Which queues' dead-letter queues.
+    #[arg(long, value_enum, default_value = "all")]
+    pub queue: QueueChoice,
+    /// At most this many messages per queue.
+    #[arg(long, default_value_t = 100)]
+    pub max: usize,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +233,18 @@ pub enum StatemachineCommand {
     /// Execute a definition on the durable local engine, answering its queue
     /// tasks with the built-in echo worker; prints the output JSON.
     Run(RunDefinitionArgs),
+    /// Create or update the persona graphs on Step Functions (the endpoint
+    /// AWS_ENDPOINT_URL names, e.g. an emulator), named
+    /// `<STATE_MACHINE_PREFIX><project>`; prints their ARNs. On AWS,
+    /// `sam deploy` does this.
+    Deploy(DeployArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The role Step Functions assumes to send the task messages.
+    #[arg(long, env = "STATE_MACHINE_ROLE_ARN")]
+    pub role_arn: String,
 }
 
 #[derive(Debug, Args)]

@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = myloware::Config::load()?;
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     // Every command but `mw logs` itself also logs to the file `mw logs` reads.
     let file = myloware::telemetry::log_file(&config.home);
     let file = (!matches!(cli.command, Command::Logs(_))).then_some(file.as_path());
@@ -44,5 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hitl(cmd) => commands::hitl::run(cmd, api, &config).await,
         Command::Db(cmd) => commands::db::run(cmd, &config).await,
         Command::Statemachine(cmd) => commands::statemachine::run(cmd, &config).await,
+        Command::Worker(args) => commands::worker::run(args, &config).await,
+        Command::Dlq(cmd) => commands::dlq::run(cmd, &config).await,
     }
 }

@@ -1,6 +1,7 @@
 //! MyloWare core: everything the Lambda functions and the `mw` CLI share.
 //! See DESIGN.md for the map; each module's docs say why it exists.
 pub mod api;
+pub mod aws;
 pub mod config;
 pub mod doctor;
 pub mod domain;

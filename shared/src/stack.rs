@@ -2,7 +2,9 @@
 //! the persona graphs, the queues and their consumers (worker, callbacks),
 //! the HTTP API and — with `PROVIDERS_MODE=mock` — the mock providers. This is
 //! what `mw serve` serves, what `mw live-run` boots when no stack runs, and
-//! what the integration tests start on ephemeral ports.
+//! what the integration tests start on ephemeral ports. With
+//! `ENGINE=stepfunctions` the graphs run on Step Functions and the queues are
+//! SQS queues that `mw worker` (or the Lambda functions) consume.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,10 +16,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
-use crate::config::{Config, LlmConfig};
-use crate::domain::ProvidersMode;
+use crate::aws::sfn::StepFunctionsEngine;
+use crate::aws::sqs::SqsQueue;
+use crate::config::{Config, EngineKind, LlmConfig};
+use crate::domain::{Project, ProvidersMode};
 use crate::engine::definitions::{self, substitutions};
-use crate::engine::{EngineError, LocalEngine};
+use crate::engine::{Engine, EngineError, LocalEngine};
 use crate::hitl::HitlSigner;
 use crate::pipeline::callbacks::Callbacks;
 use crate::pipeline::worker::Worker;
@@ -25,7 +29,7 @@ use crate::pipeline::{Pipeline, Settings};
 use crate::providers::llm::LlmSettings;
 use crate::providers::mock::{MockConfig, MockProviders};
 use crate::providers::{ProviderClients, ProviderKeys, ProviderUrls};
-use crate::queue::{self, LocalQueue};
+use crate::queue::{self, LocalQueue, Queue};
 use crate::store::StoreError;
 use crate::webhooks::WebhookSecrets;
 
@@ -77,7 +81,8 @@ pub struct Stack {
     pub base_url: String,
     pub addr: SocketAddr,
     pub pipeline: Pipeline,
-    pub engine: LocalEngine,
+    /// The local engine, unless `ENGINE=stepfunctions`.
+    pub engine: Option<LocalEngine>,
     pub mocks: Option<MockProviders>,
     serve_file: Option<PathBuf>,
     stop: oneshot::Sender<()>,
@@ -102,48 +107,36 @@ impl Stack {
             .clone()
             .unwrap_or_else(|| base_url.clone());
 
-        let (mocks, provider_urls) = match config.providers_mode {
-            ProvidersMode::Mock => {
-                let mocks = MockProviders::start(MockConfig::new(
-                    config.mock_latency,
-                    config.kieai_webhook_secret.clone(),
-                    config.upload_post_webhook_secret.clone(),
-                ))
-                .await
-                .map_err(StackError::Mocks)?;
-                let urls = mocks.urls();
-                (Some(mocks), urls)
-            }
-            ProvidersMode::Live => (None, config.provider_urls.clone()),
-        };
+        let (mocks, provider_urls) = start_mocks(config).await?;
         let (pipeline, engine) = core(config, public_base_url, provider_urls).await?;
-        // upload-post calls back the one webhook URL registered for the
-        // account; the mock, and a live account when WEBHOOK_BASE_URL is set.
         if mocks.is_some() || config.webhook_base_url.is_some() {
-            let url = format!(
-                "{}/v1/webhooks/upload-post",
-                pipeline.settings.webhook_base_url
-            );
-            if let Err(e) = pipeline.providers.upload_post.set_webhook(&url).await {
-                tracing::warn!(error = %e, "could not register the upload-post webhook URL");
-            }
+            register_upload_post_webhook(&pipeline).await;
         }
-        queue::consume(
-            &engine,
-            &config.task_queue_url,
-            Arc::new(Worker {
-                pipeline: pipeline.clone(),
-            }),
-        )
-        .await?;
-        queue::consume(
-            &engine,
-            &config.callback_queue_url,
-            Arc::new(Callbacks {
-                pipeline: pipeline.clone(),
-            }),
-        )
-        .await?;
+        match &engine {
+            Some(engine) => {
+                queue::consume(
+                    engine,
+                    &config.task_queue_url,
+                    Arc::new(Worker {
+                        pipeline: pipeline.clone(),
+                    }),
+                )
+                .await?;
+                queue::consume(
+                    engine,
+                    &config.callback_queue_url,
+                    Arc::new(Callbacks {
+                        pipeline: pipeline.clone(),
+                    }),
+                )
+                .await?;
+            }
+            None => tracing::info!(
+                task_queue = %config.task_queue_url,
+                callback_queue = %config.callback_queue_url,
+                "the queues are SQS queues: `mw worker` (or the Lambda functions) consume them"
+            ),
+        }
 
         let state = AppState {
             pipeline: pipeline.clone(),
@@ -199,24 +192,85 @@ impl Stack {
     }
 }
 
+/// Starts the mock providers when `PROVIDERS_MODE=mock`; answers them and
+/// the provider URLs to use (theirs, or the configured ones).
+pub async fn start_mocks(
+    config: &Config,
+) -> Result<(Option<MockProviders>, ProviderUrls), StackError> {
+    match config.providers_mode {
+        ProvidersMode::Mock => {
+            let mocks = MockProviders::start(MockConfig::new(
+                config.mock_latency,
+                config.kieai_webhook_secret.clone(),
+                config.upload_post_webhook_secret.clone(),
+            ))
+            .await
+            .map_err(StackError::Mocks)?;
+            let urls = mocks.urls();
+            Ok((Some(mocks), urls))
+        }
+        ProvidersMode::Live => Ok((None, config.provider_urls.clone())),
+    }
+}
+
+/// upload-post calls back the one webhook URL registered for the account:
+/// registers ours (with the mocks, and with a live account when
+/// `WEBHOOK_BASE_URL` is set).
+pub async fn register_upload_post_webhook(pipeline: &Pipeline) {
+    let url = format!(
+        "{}/v1/webhooks/upload-post",
+        pipeline.settings.webhook_base_url
+    );
+    if let Err(e) = pipeline.providers.upload_post.set_webhook(&url).await {
+        tracing::warn!(error = %e, "could not register the upload-post webhook URL");
+    }
+}
+
 /// The pipeline core on the store and engine `config` names, the persona
-/// graphs registered, providers at `provider_urls`: what the stack serves and
-/// what each Lambda function builds once per cold start.
+/// graphs registered (local engine) or found (Step Functions), providers at
+/// `provider_urls`: what the stack serves, what `mw worker` runs and what
+/// each Lambda function builds once per cold start. The local engine is
+/// returned too, when it is the one.
 pub async fn core(
     config: &Config,
     public_base_url: String,
     provider_urls: ProviderUrls,
-) -> Result<(Pipeline, LocalEngine), StackError> {
+) -> Result<(Pipeline, Option<LocalEngine>), StackError> {
     let backend = crate::store::open(&config.database).await?;
-    let engine = LocalEngine::start(backend.engine_store()?).await?;
+    let project = |name: &str| -> Result<Project, StackError> {
+        name.parse()
+            .map_err(|e| StackError::Setup(format!("state machine {name}: {e}")))
+    };
     let mut state_machines = HashMap::new();
-    for (name, text) in definitions::embedded(&substitutions(&config.task_queue_url))? {
-        let arn = engine.register_state_machine(&name, &text)?;
-        let project = name
-            .parse()
-            .map_err(|e| StackError::Setup(format!("state machine {name}: {e}")))?;
-        state_machines.insert(project, arn);
-    }
+    let (engine, queue, local): (Arc<dyn Engine>, Arc<dyn Queue>, _) = match &config.engine {
+        EngineKind::Local => {
+            let engine = LocalEngine::start(backend.engine_store()?).await?;
+            for (name, text) in definitions::embedded(&substitutions(&config.task_queue_url))? {
+                let arn = engine.register_state_machine(&name, &text)?;
+                state_machines.insert(project(&name)?, arn);
+            }
+            (
+                Arc::new(engine.clone()),
+                Arc::new(LocalQueue::new(engine.clone())),
+                Some(engine),
+            )
+        }
+        EngineKind::StepFunctions {
+            state_machine_arns,
+            name_prefix,
+        } => {
+            let sdk = crate::aws::sdk_config().await;
+            let engine = StepFunctionsEngine::new(&sdk);
+            let names: Vec<&str> = definitions::EMBEDDED.iter().map(|(n, _)| *n).collect();
+            for (name, arn) in engine
+                .resolve(&names, state_machine_arns, name_prefix)
+                .await?
+            {
+                state_machines.insert(project(&name)?, arn);
+            }
+            (Arc::new(engine), Arc::new(SqsQueue::new(&sdk)), None)
+        }
+    };
     let webhook_base_url = config
         .webhook_base_url
         .clone()
@@ -226,8 +280,8 @@ pub async fn core(
         .map_err(|e| StackError::Setup(e.to_string()))?;
     let pipeline = Pipeline {
         store: Arc::clone(&backend.store),
-        engine: Arc::new(engine.clone()),
-        queue: Arc::new(LocalQueue::new(engine.clone())),
+        engine,
+        queue,
         hitl: HitlSigner::new(config.hitl_secret.clone()),
         settings: Settings {
             public_base_url,
@@ -241,7 +295,7 @@ pub async fn core(
         llm,
         webhook_secrets: WebhookSecrets::from_config(config),
     };
-    Ok((pipeline, engine))
+    Ok((pipeline, local))
 }
 
 /// How long a provider call may take.

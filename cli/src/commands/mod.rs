@@ -2,6 +2,7 @@
 //! user asked that does not exist or cannot be, 1 for everything else.
 pub mod chat;
 pub mod db;
+pub mod dlq;
 pub mod doctor;
 pub mod evidence;
 pub mod hitl;
@@ -10,6 +11,7 @@ pub mod logs;
 pub mod runs;
 pub mod serve;
 pub mod statemachine;
+pub mod worker;
 
 use std::process::ExitCode;
 
@@ -39,4 +41,28 @@ pub async fn open_store(
     myloware::store::connect(&config.database)
         .await
         .with_context(|| format!("opening the store at {}", config.database))
+}
+
+/// The SQS queue URLs `choice` names, with their names; a `UserError` when
+/// the queues are the local ones (ENGINE=local).
+pub fn sqs_queues(
+    config: &myloware::Config,
+    choice: crate::cli::QueueChoice,
+    command: &str,
+) -> Result<Vec<(&'static str, String)>, UserError> {
+    use crate::cli::QueueChoice;
+    if config.engine == myloware::config::EngineKind::Local {
+        return Err(UserError(format!(
+            "`mw {command}` works on SQS queues (ENGINE=stepfunctions with TASK_QUEUE_URL and \
+             CALLBACK_QUEUE_URL); with ENGINE=local, `mw serve` consumes its own queues and \
+             retries failed messages itself"
+        )));
+    }
+    let tasks = ("tasks", config.task_queue_url.clone());
+    let callbacks = ("callbacks", config.callback_queue_url.clone());
+    Ok(match choice {
+        QueueChoice::Tasks => vec![tasks],
+        QueueChoice::Callbacks => vec![callbacks],
+        QueueChoice::All => vec![tasks, callbacks],
+    })
 }

@@ -12,13 +12,44 @@ use myloware::engine::{arn, Engine, EngineError, LocalEngine};
 use serde_json::Value;
 
 use super::UserError;
-use crate::cli::{RunDefinitionArgs, StatemachineCommand};
+use crate::cli::{DeployArgs, RunDefinitionArgs, StatemachineCommand};
+use myloware::aws::sfn::StepFunctionsEngine;
+use myloware::config::EngineKind;
 
 pub async fn run(cmd: StatemachineCommand, config: &myloware::Config) -> anyhow::Result<ExitCode> {
     match cmd {
         StatemachineCommand::Validate { files } => validate(files, config),
         StatemachineCommand::Run(args) => run_definition(args, config).await,
+        StatemachineCommand::Deploy(args) => deploy(args, config).await,
     }
+}
+
+/// Creates or updates each embedded persona graph on Step Functions, with
+/// the task queue substituted, and prints the `STATE_MACHINE_ARNS` line.
+async fn deploy(args: DeployArgs, config: &myloware::Config) -> anyhow::Result<ExitCode> {
+    let EngineKind::StepFunctions { name_prefix, .. } = &config.engine else {
+        return Err(UserError(
+            "`mw statemachine deploy` deploys to Step Functions: set ENGINE=stepfunctions, \
+             TASK_QUEUE_URL and CALLBACK_QUEUE_URL (and AWS_ENDPOINT_URL for an emulator)"
+                .into(),
+        )
+        .into());
+    };
+    let engine = StepFunctionsEngine::new(&myloware::aws::sdk_config().await);
+    let mut arns = Vec::new();
+    for (project, text) in
+        definitions::embedded(&definitions::substitutions(&config.task_queue_url))?
+    {
+        let name = format!("{name_prefix}{project}");
+        let arn = engine
+            .deploy(&name, &text, &args.role_arn)
+            .await
+            .with_context(|| format!("deploying {name}"))?;
+        outln!("{name}: {arn}");
+        arns.push(format!("{project}={arn}"));
+    }
+    outln!("STATE_MACHINE_ARNS={}", arns.join(","));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(files: Vec<PathBuf>, config: &myloware::Config) -> anyhow::Result<ExitCode> {

@@ -60,11 +60,15 @@ pub enum EngineError {
     Store(#[source] std::sync::Arc<StoreError>),
     #[error("the engine has shut down")]
     ShutDown,
+    /// Any other answer of a remote engine (Step Functions): its error code
+    /// and message, or `Unreachable` when it did not answer.
+    #[error("{code}: {message}")]
+    Service { code: String, message: String },
 }
 
 impl EngineError {
     /// The Step Functions API error name.
-    pub fn aws_name(&self) -> &'static str {
+    pub fn aws_name(&self) -> &str {
         match self {
             Self::ExecutionAlreadyExists(_) => "ExecutionAlreadyExists",
             Self::ExecutionDoesNotExist(_) => "ExecutionDoesNotExist",
@@ -75,6 +79,7 @@ impl EngineError {
             Self::TaskDoesNotExist => "TaskDoesNotExist",
             Self::TaskTimedOut => "TaskTimedOut",
             Self::Store(_) | Self::ShutDown => "InternalError",
+            Self::Service { code, .. } => code,
         }
     }
 }

@@ -55,7 +55,7 @@ impl From<PipelineError> for HandlerError {
             PipelineError::Store(_) | PipelineError::Queue(_) => {
                 HandlerError::retryable(err.to_string())
             }
-            PipelineError::Engine(EngineError::Store(_)) => {
+            PipelineError::Engine(EngineError::Store(_) | EngineError::Service { .. }) => {
                 HandlerError::retryable(err.to_string())
             }
             other => HandlerError::permanent(other.to_string()),

@@ -1,0 +1,40 @@
+//! The AWS adapters of the ports: Step Functions for the `Engine`
+//! (`sfn`), SQS for the `Queue` and its consumers (`sqs`). Every client is
+//! built from one SDK configuration, so `AWS_ENDPOINT_URL` (an emulator such
+//! as moto's server), the region and the credentials apply to all of them.
+pub mod sfn;
+pub mod sqs;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
+
+/// The SDK configuration from the environment: `AWS_ENDPOINT_URL`,
+/// `AWS_REGION`, credentials, profiles — as every AWS tool reads them.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// An AWS API error as `(code, message)`: the service's error code when it
+/// answered (`ExecutionAlreadyExists`, `QueueDoesNotExist`, …), else
+/// `Unreachable` with what the SDK knows (no answer, timeout). Never carries
+/// credentials: the SDK's messages do not include them.
+pub(crate) fn error_parts<E>(err: &E) -> (String, String)
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    match err.code() {
+        Some(code) => (
+            code.to_owned(),
+            err.message().unwrap_or("no message").to_owned(),
+        ),
+        None => (
+            "Unreachable".to_owned(),
+            DisplayErrorContext(err).to_string(),
+        ),
+    }
+}
+
+/// An SDK time as a `chrono` time.
+pub(crate) fn to_chrono(t: &aws_sdk_sfn::primitives::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
+}

@@ -1,0 +1,153 @@
+//! The local AWS emulator (moto's server, started by `scripts/test` through
+//! `scripts/moto.sh`) for the AWS-path tests: SDK clients configured for it
+//! explicitly (never through the process environment, which the tests
+//! share), and queues made for one test.
+//!
+//! The endpoint: `MW_TEST_AWS_ENDPOINT`, else `http://127.0.0.1:$MOTO_PORT`
+//! (5123). When nothing answers there the tests return early and say so,
+//! except in CI (`CI=true`) or with `MW_SKIP_MOTO` unset and
+//! `MW_REQUIRE_MOTO=1`, where they fail.
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+
+/// The emulator, with an SDK configuration that talks to it.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    pub endpoint: String,
+    pub sdk: SdkConfig,
+}
+
+/// The account moto answers for.
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn endpoint() -> String {
+    std::env::var("MW_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        let port = std::env::var("MOTO_PORT").unwrap_or_else(|_| "5123".into());
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// The emulator, or `None` (with a message) when the AWS-path tests are
+/// skipped; panics when it must be there and is not.
+pub async fn emulator() -> Option<Emulator> {
+    let endpoint = endpoint();
+    let skip = std::env::var("MW_SKIP_MOTO").as_deref() == Ok("1");
+    let required = std::env::var("CI").as_deref() == Ok("true")
+        || std::env::var("MW_REQUIRE_MOTO").as_deref() == Ok("1");
+    if skip && !required {
+        eprintln!("SKIPPED: MW_SKIP_MOTO=1: no AWS emulator for the AWS-path tests");
+        return None;
+    }
+    let up = reqwest::get(format!("{endpoint}/moto-api/"))
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    if !up {
+        assert!(
+            !required,
+            "no AWS emulator answers at {endpoint}: start it with `scripts/moto.sh start` \
+             (MOTO_PORT sets its port)"
+        );
+        eprintln!("SKIPPED: no AWS emulator at {endpoint} (scripts/moto.sh start)");
+        return None;
+    }
+    Some(Emulator {
+        sdk: sdk_config(&endpoint).await,
+        endpoint,
+    })
+}
+
+/// An SDK configuration for `endpoint` with the emulator's test credentials.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// The variables that point a child process (`mw serve`, `mw worker`) at
+/// the emulator.
+pub fn env_for(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+    ]
+}
+
+impl Emulator {
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    /// A queue named `<name>-<unique>` with a dead-letter queue that gets a
+    /// message after `max_receives` failed deliveries; answers
+    /// `(queue URL, dead-letter queue URL)`.
+    pub async fn queue_with_dlq(&self, name: &str, max_receives: u32) -> (String, String) {
+        let unique = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let sqs = self.sqs();
+        let dlq = sqs
+            .create_queue()
+            .queue_name(format!("{name}-{unique}-dlq"))
+            .send()
+            .await
+            .expect("create the dead-letter queue")
+            .queue_url()
+            .expect("queue url")
+            .to_owned();
+        let dlq_arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}-{unique}-dlq");
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_receives.to_string(),
+        });
+        let queue = sqs
+            .create_queue()
+            .queue_name(format!("{name}-{unique}"))
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                policy.to_string(),
+            )
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "30",
+            )
+            .send()
+            .await
+            .expect("create the queue")
+            .queue_url()
+            .expect("queue url")
+            .to_owned();
+        (queue, dlq)
+    }
+
+    /// The bodies of up to `max` messages received from `queue_url` within
+    /// `secs` seconds, deleted as they are received.
+    pub async fn drain(&self, queue_url: &str, max: usize, secs: u64) -> Vec<String> {
+        let sqs = self.sqs();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut bodies = Vec::new();
+        while bodies.len() < max && std::time::Instant::now() < deadline {
+            let out = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive");
+            for m in out.messages() {
+                bodies.push(m.body().unwrap_or_default().to_owned());
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        bodies
+    }
+}
