@@ -4,8 +4,8 @@
 //! share), and queues made for one test.
 //!
 //! The endpoint: `MW_TEST_AWS_ENDPOINT`, else `http://127.0.0.1:$MOTO_PORT`
-//! (5123). When nothing answers there the tests return early and say so,
-//! except in CI (`CI=true`) or with `MW_SKIP_MOTO` unset and
+//! (5123). When nothing answers there (or with `MW_SKIP_MOTO=1`) the tests
+//! return early and say so, except in CI (`CI=true`) or with
 //! `MW_REQUIRE_MOTO=1`, where they fail.
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;

@@ -64,7 +64,12 @@ pub async fn connect(config: &Config, api_base: Option<&str>) -> anyhow::Result<
 #[derive(Debug)]
 pub enum Reader {
     Api(ApiClient),
-    Store(myloware::store::Backend),
+    /// The store, and Step Functions when it runs the graphs (the
+    /// executions' histories live there).
+    Store(
+        myloware::store::Backend,
+        Option<myloware::aws::sfn::StepFunctionsEngine>,
+    ),
 }
 
 impl Reader {
@@ -75,7 +80,13 @@ impl Reader {
         let backend = myloware::store::open(&config.database)
             .await
             .with_context(|| format!("opening the store at {}", config.database))?;
-        Ok(Self::Store(backend))
+        let remote = match config.engine {
+            myloware::config::EngineKind::StepFunctions { .. } => Some(
+                myloware::aws::sfn::StepFunctionsEngine::new(&myloware::aws::sdk_config().await),
+            ),
+            myloware::config::EngineKind::Local => None,
+        };
+        Ok(Self::Store(backend, remote))
     }
 
     pub async fn list(
@@ -96,7 +107,7 @@ impl Reader {
                 }
                 client.get(&format!("/v1/runs?{}", query.join("&"))).await
             }
-            Self::Store(backend) => Ok(backend.store.list_runs(filter).await?),
+            Self::Store(backend, _) => Ok(backend.store.list_runs(filter).await?),
         }
     }
 
@@ -104,12 +115,16 @@ impl Reader {
     pub async fn evidence(&self, key: &str) -> anyhow::Result<myloware::pipeline::Evidence> {
         match self {
             Self::Api(client) => client.get(&format!("/v1/runs/{key}/evidence")).await,
-            Self::Store(backend) => {
+            Self::Store(backend, remote) => {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let id = run.run_id;
-                let history = match (&run.execution_id, &backend.engine) {
-                    (Some(arn), Some(engine)) => engine
+                let history = match (&run.execution_id, remote, &backend.engine) {
+                    (Some(arn), Some(remote), _) => {
+                        use myloware::engine::Engine;
+                        remote.get_execution_history(arn).await?
+                    }
+                    (Some(arn), None, Some(engine)) => engine
                         .history(arn)
                         .await?
                         .into_iter()

@@ -33,7 +33,7 @@ pub async fn run(
                 .await
                 .ok()
                 .and_then(|l| l["url"].as_str().map(str::to_owned)),
-            Reader::Store(_) => {
+            Reader::Store(..) => {
                 let base = config
                     .public_base_url
                     .clone()

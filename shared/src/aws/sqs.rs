@@ -103,7 +103,8 @@ impl SqsQueue {
     }
 
     /// Polls `queue_url` and hands each message to `handler` until `stop`
-    /// turns true; handled messages are deleted, failed ones come back.
+    /// turns true; handled messages are deleted, failed ones come back. The
+    /// task ends after the receive in progress and its messages are done.
     pub fn consume(
         &self,
         queue_url: &str,
@@ -114,17 +115,20 @@ impl SqsQueue {
         let queue_url = queue_url.to_owned();
         tokio::spawn(async move {
             tracing::info!(queue = %queue_url, "polling");
-            while !*stop.borrow() {
-                let received = tokio::select! {
-                    received = this.client
-                        .receive_message()
-                        .queue_url(&queue_url)
-                        .max_number_of_messages(10)
-                        .wait_time_seconds(WAIT_SECONDS)
-                        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                        .send() => received,
-                    _ = stop.changed() => break,
-                };
+            // A receive is never abandoned midway: the messages it takes are
+            // handled, so stopping costs at most one long poll.
+            while !*stop.borrow_and_update() {
+                let received = this
+                    .client
+                    .receive_message()
+                    .queue_url(&queue_url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(WAIT_SECONDS)
+                    .message_system_attribute_names(
+                        MessageSystemAttributeName::ApproximateReceiveCount,
+                    )
+                    .send()
+                    .await;
                 match received {
                     Ok(out) => {
                         this.handle_batch(&queue_url, &handler, out.messages())
@@ -133,7 +137,10 @@ impl SqsQueue {
                     Err(err) => {
                         let err = queue_error(&queue_url, err);
                         tracing::error!(queue = %queue_url, error = %err.reason, "receive failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            _ = stop.changed() => {}
+                        }
                     }
                 }
             }
