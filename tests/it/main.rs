@@ -3,6 +3,7 @@ mod asl_corpus;
 mod callbacks;
 mod cli;
 mod doctor;
+mod dynamodb_table;
 mod engine_durability;
 mod engine_port;
 mod personas;
