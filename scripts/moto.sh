@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Start/stop a local moto server (SQS, DynamoDB, Step Functions with execution enabled).
+# It runs through scripts/moto_server.py, which applies DynamoDB requests one at a
+# time (moto's own server does not isolate concurrent transactions; DynamoDB does).
 #   scripts/moto.sh start|stop|status      port: ${MOTO_PORT:-5123}
 # moto's Step Functions engine calls SQS at localhost:$MOTO_PORT, so MOTO_PORT must equal the -p port.
 set -euo pipefail
@@ -38,7 +40,7 @@ start() {
   if [[ ! -x "$VENV/bin/moto_server" ]] || ! "$VENV/bin/python" -c 'import boto3, moto' 2>/dev/null; then
     "$VENV/bin/pip" install -q 'moto[server]>=5.2,<5.3'
   fi
-  nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$LOG" 2>&1 &
+  nohup "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$LOG" 2>&1 &
   echo $! >"$PIDFILE"
   for _ in $(seq 200); do
     ready && break

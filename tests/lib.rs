@@ -1,12 +1,18 @@
 //! Helpers shared by the workspace integration tests (`tests/it`): each test
-//! gets a store of its own — a fresh SQLite file, or a fresh database on the
-//! Postgres server — so tests never see each other's rows.
+//! gets a store of its own — a fresh SQLite file, a fresh database on the
+//! Postgres server, or a fresh table on moto's DynamoDB — so tests never see
+//! each other's rows.
 //!
 //! Postgres: `MW_TEST_POSTGRES_URL` names an admin connection (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). With `MW_SKIP_POSTGRES=1`
 //! the Postgres variants return early and say so; without it an unreachable
 //! server fails the test with a message saying how to skip. `scripts/test`
 //! sets the variable, and prints why, when no server answers.
+//!
+//! DynamoDB: moto at `MW_TEST_AWS_ENDPOINT` (default
+//! `http://127.0.0.1:${MOTO_PORT:-5123}`, which `scripts/test` starts). With
+//! `MW_SKIP_MOTO=1`, or when nothing answers there, the DynamoDB variants
+//! return early and say so loudly — except in CI (`CI=true`), where both fail.
 pub mod aws;
 
 use std::future::Future;
@@ -15,7 +21,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use myloware::config::DatabaseConfig;
-use myloware::store::{self, Store};
+use myloware::store::{self, DynamoDbStore, Store};
 use sqlx::Connection;
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -25,14 +31,25 @@ pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
 pub struct StoreUnderTest {
     pub store: Arc<dyn Store>,
     pub database: DatabaseConfig,
+    /// The emulator a DynamoDB store talks to; `None` for the SQL stores.
+    pub aws_endpoint: Option<String>,
 }
 
 impl StoreUnderTest {
-    /// A second, independent connection to the same database.
+    /// A second, independent connection to the same database: for DynamoDB a
+    /// new SDK configuration and client on the same table, opened as
+    /// `store::open` opens one (with `migrate`).
     pub async fn reopen(&self) -> Arc<dyn Store> {
-        store::connect(&self.database)
-            .await
-            .expect("reopen the store")
+        match (&self.database, &self.aws_endpoint) {
+            (DatabaseConfig::DynamoDb { table }, Some(endpoint)) => {
+                let store = DynamoDbStore::new(&aws::sdk_config(endpoint).await, table.as_str());
+                store.migrate().await.expect("reopen the DynamoDB table");
+                Arc::new(store)
+            }
+            _ => store::connect(&self.database)
+                .await
+                .expect("reopen the store"),
+        }
     }
 }
 
@@ -47,7 +64,12 @@ where
         path: dir.path().join("mw.db"),
     };
     let store = store::connect(&database).await.expect("open sqlite store");
-    test(StoreUnderTest { store, database }).await;
+    test(StoreUnderTest {
+        store,
+        database,
+        aws_endpoint: None,
+    })
+    .await;
 }
 
 /// Whether the Postgres variants should run; prints why not when they don't.
@@ -127,10 +149,50 @@ where
     let store = store::connect(&database)
         .await
         .expect("open postgres store");
-    let outcome = AssertUnwindSafe(test(StoreUnderTest { store, database }))
-        .catch_unwind()
-        .await;
+    let outcome = AssertUnwindSafe(test(StoreUnderTest {
+        store,
+        database,
+        aws_endpoint: None,
+    }))
+    .catch_unwind()
+    .await;
     db.drop_database().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Runs `test` against a fresh table on moto's DynamoDB, deleted afterwards.
+pub async fn on_dynamodb<F, Fut>(test: F)
+where
+    F: FnOnce(StoreUnderTest) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(aws::Emulator {
+        endpoint,
+        sdk: config,
+    }) = aws::emulator().await
+    else {
+        return;
+    };
+    let table = format!("mwt-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoDbStore::new(&config, table.as_str());
+    store.migrate().await.expect("create the DynamoDB table");
+    let database = DatabaseConfig::DynamoDb {
+        table: table.clone(),
+    };
+    let outcome = AssertUnwindSafe(test(StoreUnderTest {
+        store: Arc::new(store),
+        database,
+        aws_endpoint: Some(endpoint),
+    }))
+    .catch_unwind()
+    .await;
+    let _ = aws_sdk_dynamodb::Client::new(&config)
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }

@@ -1,5 +1,5 @@
 //! The distributed path on the AWS emulator: `mw serve` with
-//! `ENGINE=stepfunctions`, the persona graphs deployed to the emulator's
+//! `ENGINE=stepfunctions STORE=dynamodb`, the persona graphs deployed to the emulator's
 //! Step Functions (whose interpreter executes them), `mw worker` consuming
 //! its SQS queues, the mock providers calling back through the webhook
 //! route — a whole aismr run, compared with the same run on the embedded
@@ -85,6 +85,8 @@ async fn aws_vars(emulator: &Emulator, dir: &std::path::Path) -> BTreeMap<String
     );
     for (k, v) in [
         ("ENGINE", "stepfunctions".to_owned()),
+        ("STORE", "dynamodb".to_owned()),
+        ("DYNAMODB_TABLE", format!("mw-e2e-{unique}")),
         ("TASK_QUEUE_URL", tasks),
         ("CALLBACK_QUEUE_URL", callbacks),
         ("STATE_MACHINE_PREFIX", format!("e2e-{unique}-")),

@@ -194,6 +194,64 @@ async fn db_migrate_works_on_postgres() {
 }
 
 #[tokio::test]
+async fn db_migrate_creates_the_dynamodb_table_once() {
+    let Some(emulator) = myloware_tests::aws::emulator().await else {
+        return;
+    };
+    let endpoint = emulator.endpoint.clone();
+    let table = format!("mwt-cli-{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    // Credentials and endpoint go to the child process only.
+    let run = |args: &[&str]| {
+        Command::new(mw_binary())
+            .args(args)
+            .current_dir(dir.path())
+            .env("MYLOWARE_HOME", dir.path().join(".myloware"))
+            .env("DATABASE_URL", format!("dynamodb:{table}"))
+            .env("ENGINE", "stepfunctions")
+            .env("TASK_QUEUE_URL", format!("{endpoint}/123456789012/tasks"))
+            .env(
+                "CALLBACK_QUEUE_URL",
+                format!("{endpoint}/123456789012/callbacks"),
+            )
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run mw")
+    };
+    let first = run(&["db", "migrate"]);
+    let again = run(&["db", "migrate"]);
+    let listed = run(&["runs", "list"]);
+    let config = emulator.sdk.clone();
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let described = client.describe_table().table_name(&table).send().await;
+    let _ = client.delete_table().table_name(&table).send().await;
+
+    assert!(first.status.success(), "{first:?}");
+    assert!(
+        stdout(&first).contains(&format!("DynamoDB table {table} is ACTIVE")),
+        "{}",
+        stdout(&first)
+    );
+    assert!(
+        again.status.success(),
+        "an existing table is accepted: {again:?}"
+    );
+    assert!(stdout(&listed).contains("no runs yet"), "{listed:?}");
+    let description = described.expect("the table exists").table.unwrap();
+    let indexes: Vec<_> = description
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert!(indexes.contains(&"gsi1") && indexes.contains(&"gsi2"));
+}
+
+#[tokio::test]
 async fn evidence_bundles_redact_secrets_and_approval_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("mw.db");

@@ -4,6 +4,7 @@ mod aws_path;
 mod callbacks;
 mod cli;
 mod doctor;
+mod dynamodb_table;
 mod engine_durability;
 mod engine_port;
 mod personas;

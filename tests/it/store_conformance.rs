@@ -26,6 +26,10 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() { myloware_tests::on_postgres(super::$case).await })*
         }
+        mod dynamodb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() { myloware_tests::on_dynamodb(super::$case).await })*
+        }
     };
 }
 

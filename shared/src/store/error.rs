@@ -28,6 +28,13 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("{0}")]
     Unsupported(String),
+    /// A DynamoDB call failed: the operation and the service's message
+    /// (error code, request id), never a credential.
+    #[error("DynamoDB {operation} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl StoreError {

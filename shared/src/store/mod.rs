@@ -1,10 +1,13 @@
 //! The `Store` port: everything a run leaves on the record, behind one narrow
-//! trait. Adapters: `sqlite` (the embedded default), `postgres`. Every adapter
+//! trait. Adapters: `sqlite` (the embedded default), `postgres`, `dynamodb`
+//! (one table, the distributed default in AWS). Every adapter
 //! passes the same conformance suite (`tests/it/store_conformance.rs`).
 //!
 //! Writes that must not be half-done (a status change and its artifact, a
 //! webhook event and its idempotency key) are single statements or single
-//! transactions in every adapter; status changes are compare-and-set.
+//! transactions in every adapter (`TransactWriteItems` in DynamoDB); status
+//! changes are compare-and-set.
+mod dynamodb;
 pub mod engine;
 mod error;
 mod postgres;
@@ -28,6 +31,7 @@ use crate::domain::{
     RunId, RunRef, RunStatus, WebhookEvent, WebhookEventStatus,
 };
 
+pub use dynamodb::DynamoDbStore;
 pub use engine::EngineStore;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
@@ -71,11 +75,10 @@ pub async fn open(config: &DatabaseConfig) -> Result<Backend, StoreError> {
                 engine: Some(adapter),
             }
         }
-        DatabaseConfig::DynamoDb { .. } => {
-            return Err(StoreError::Unsupported(
-                "the DynamoDB store is not built yet".into(),
-            ))
-        }
+        DatabaseConfig::DynamoDb { table } => Backend {
+            store: Arc::new(DynamoDbStore::connect(table).await),
+            engine: None,
+        },
     };
     backend.store.migrate().await?;
     Ok(backend)
@@ -234,10 +237,11 @@ pub struct PruneReport {
 /// The store port. Times are assigned by the store; ids by the caller.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// `sqlite` or `postgres`: for messages and `mw doctor`.
+    /// `sqlite`, `postgres` or `dynamodb`: for messages and `mw doctor`.
     fn backend(&self) -> &'static str;
 
-    /// Applies the embedded migrations that are not applied yet.
+    /// Applies the embedded migrations that are not applied yet (DynamoDB:
+    /// creates the table if it is absent and waits until it is ACTIVE).
     async fn migrate(&self) -> Result<(), StoreError>;
 
     /// Creates a `pending` run with a fresh unique job code.

@@ -1,0 +1,1257 @@
+//! The DynamoDB adapter: the whole store in one table (`DYNAMODB_TABLE`),
+//! the distributed default in AWS. It passes the same conformance suite as
+//! the SQL adapters, against moto's DynamoDB server in the tests.
+//!
+//! # Table
+//! `pk` (S) / `sk` (S), global secondary indexes `gsi1` (`gsi1pk`/`gsi1sk`)
+//! and `gsi2` (`gsi2pk`/`gsi2sk`) projecting ALL, on-demand billing, TTL on
+//! `expires_at` — the table `template.yaml` declares, and the one `migrate`
+//! creates when it is absent.
+//!
+//! # Items
+//! | item | pk | sk | gsi1pk / gsi1sk | gsi2pk / gsi2sk |
+//! |---|---|---|---|---|
+//! | run | `RUN#<run_id>` | `RUN` | `RUNS` / `<created_at>#<run_id>` | `RUNS#<status>` / `<created_at>#<run_id>` |
+//! | job code | `JOBCODE#<code>` | `JOBCODE` | | |
+//! | artifact | `RUN#<run_id>` | `ART#<created_at>#<id>` | | |
+//! | provider job | `RUN#<run_id>` | `JOB#<provider>#<job_id>` | | |
+//! | provider job lookup | `JOB#<provider>#<job_id>` | `JOB` | | |
+//! | hitl request | `RUN#<run_id>` | `GATE#<gate>` | | |
+//! | webhook event | `EVENT#<id>` | `EVENT` | `EVENTS#<run_id>` or `EVENTS#ORPHAN` / `<created_at>#<id>` | |
+//! | idempotency key | `WHKEY#<provider>#<key>` | `WHKEY` | | |
+//! | conversation message | `CONV#<user_id>` | `MSG#<seq, 20 digits>` | | `MESSAGES` / `<created_at>#<user_id>#<seq>` |
+//! | conversation counter | `CONV#<user_id>` | `SEQ` | | |
+//!
+//! Each item also has `entity` (what it is) and its fields under their SQL
+//! column names; JSON is kept as text, times as RFC 3339 with microseconds.
+//! A run's partition holds its artifacts, jobs and gates, so reading them is
+//! one strongly consistent query and pruning a run empties one partition.
+//!
+//! # How the SQL guarantees are kept
+//! - Uniqueness (run id, job code, `(provider, job_id)`, `(provider,
+//!   idempotency_key)`) is an item whose key is the unique value, put with
+//!   `attribute_not_exists(pk)` in the same `TransactWriteItems` as the row it
+//!   guards. Foreign keys are `ConditionCheck`s on the run item.
+//! - Items that change in place (runs, jobs, gates) carry a `version`: a
+//!   change reads the item, computes the new one and puts it on condition
+//!   that the version is unchanged (compare-and-set); a lost race re-reads.
+//!   The value returned is exactly the one written.
+//! - Changes with a companion (status + artifact, settlement + artifact,
+//!   event + idempotency key) are one transaction; cancellation reasons map
+//!   to the SQL adapter's errors (`Conflict`, `Duplicate`, `NotFound`, …).
+//!   Transactions cancelled by a conflicting transaction are retried.
+//!
+//! # Where DynamoDB differs, and what is done instead
+//! - Global secondary indexes are eventually consistent: run listings and a
+//!   run's webhook events (both read through an index) may lag a write by a
+//!   moment in AWS. Everything read by key is strongly consistent.
+//! - Listing runs filtered by project reads the status index (with a status
+//!   filter) or the all-runs index and filters: cost grows with the runs
+//!   skipped. All runs share one index partition (`RUNS`), fine for the run
+//!   rates of this system (far below one partition's 1,000 writes/s).
+//! - `prune` is not one transaction: it deletes a run's dependents, then the
+//!   run on condition it did not change, then sweeps the partition once more
+//!   for anything written meanwhile; run again, it finishes what a crash left.
+//! - A conversation reserves its sequence numbers with an atomic counter,
+//!   then writes the messages in one transaction (up to 100 per transaction).
+//! - Nothing is written with `expires_at` today: `prune` deletes explicitly so
+//!   it can report what it deleted. The TTL is there for items that expire on
+//!   their own.
+//! - The local engine cannot keep executions here: DynamoDB runs with Step
+//!   Functions (`Backend.engine` is `None`).
+mod items;
+mod table;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
+    WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use self::items::*;
+use super::rows::now;
+use super::{
+    Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
+    StoreError, Transition, JOB_CODE_ATTEMPTS,
+};
+use crate::domain::{
+    Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
+    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
+    RunStatus, WebhookEvent, WebhookEventStatus,
+};
+
+/// How many times a compare-and-set re-reads after losing a race.
+const CAS_ATTEMPTS: usize = 16;
+/// How many times a transaction cancelled by a concurrent one is retried.
+const TRANSACTION_ATTEMPTS: u32 = 10;
+/// DynamoDB's limits per `TransactWriteItems` / `BatchWriteItem` call.
+const TRANSACTION_MAX: usize = 100;
+const BATCH_MAX: usize = 25;
+
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// An SDK error as a `StoreError`: the operation and DynamoDB's error code
+/// and message, or the chain of causes when no response came (a timeout, a
+/// refused connection). Requests are signed, so no credential is in either.
+pub(super) fn aws_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let message = match err.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("unknown error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(&err).to_string(),
+    };
+    StoreError::Aws { operation, message }
+}
+
+pub(super) fn build_error(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Aws {
+        operation: "building a request",
+        message: err.to_string(),
+    }
+}
+
+/// A condition on one item of a write.
+#[derive(Debug, Clone)]
+struct Cond {
+    expr: &'static str,
+    names: HashMap<String, String>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Cond {
+    fn named(expr: &'static str, names: &[(&str, &str)]) -> Self {
+        Self {
+            expr,
+            names: names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            values: None,
+        }
+    }
+
+    /// The item does not exist yet.
+    fn absent() -> Self {
+        Self::named("attribute_not_exists(#pk)", &[("#pk", PK)])
+    }
+
+    /// The item exists.
+    fn exists() -> Self {
+        Self::named("attribute_exists(#pk)", &[("#pk", PK)])
+    }
+
+    /// The item is still at the version it was read at.
+    fn version(version: i64) -> Self {
+        let mut cond = Self::named("#version = :version", &[("#version", VERSION)]);
+        cond.values = Some(HashMap::from([(":version".into(), n(version))]));
+        cond
+    }
+}
+
+/// One write of an all-or-nothing group.
+#[derive(Debug, Clone)]
+enum Write {
+    Put(Item, Cond),
+    Check(Item, Cond),
+    Delete(Item, Cond),
+}
+
+/// Whether the write at `index` of a cancelled group failed its condition.
+fn failed(codes: &[String], index: usize) -> bool {
+    codes.get(index).is_some_and(|c| c == CONDITION_FAILED)
+}
+
+/// The store, on one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    const BACKEND: &'static str = "dynamodb";
+
+    /// The store on `table`, with the SDK configured from the environment
+    /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, the usual credential chain).
+    pub async fn connect(table: &str) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::new(&config, table)
+    }
+
+    /// The store on `table`, with a given SDK configuration.
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, key: (String, String)) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
+        let item = match write {
+            Write::Put(item, c) => TransactWriteItem::builder().put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(c.expr)
+                    .set_expression_attribute_names(Some(c.names))
+                    .set_expression_attribute_values(c.values)
+                    .build()
+                    .map_err(build_error)?,
+            ),
+            Write::Check(key, c) => TransactWriteItem::builder().condition_check(
+                ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .condition_expression(c.expr)
+                    .set_expression_attribute_names(Some(c.names))
+                    .set_expression_attribute_values(c.values)
+                    .build()
+                    .map_err(build_error)?,
+            ),
+            Write::Delete(key, c) => TransactWriteItem::builder().delete(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .condition_expression(c.expr)
+                    .set_expression_attribute_names(Some(c.names))
+                    .set_expression_attribute_values(c.values)
+                    .build()
+                    .map_err(build_error)?,
+            ),
+        };
+        Ok(item.build())
+    }
+
+    /// Applies `writes` all together or not at all. `Ok(Err(codes))` when a
+    /// condition failed: DynamoDB's reason code for each write, in order.
+    /// One put is a plain conditional `PutItem`; more is a transaction.
+    async fn commit(&self, mut writes: Vec<Write>) -> Result<Result<(), Vec<String>>, StoreError> {
+        if let [Write::Put(..)] = writes.as_slice() {
+            let Some(Write::Put(item, c)) = writes.pop() else {
+                unreachable!("matched above")
+            };
+            return match self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(c.expr)
+                .set_expression_attribute_names(Some(c.names))
+                .set_expression_attribute_values(c.values)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Ok(())),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(Err(vec![CONDITION_FAILED.into()]))
+                }
+                Err(e) => Err(aws_error("PutItem", e)),
+            };
+        }
+        let items = writes
+            .into_iter()
+            .map(|w| self.transact_item(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(err) => err,
+            };
+            if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                err.as_service_error()
+            {
+                let codes: Vec<String> = cancel
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect();
+                if codes.iter().any(|c| c == CONDITION_FAILED) {
+                    return Ok(Err(codes));
+                }
+                let conflict = codes.iter().any(|c| c == "TransactionConflict");
+                if conflict && attempt < TRANSACTION_ATTEMPTS {
+                    let jitter = rand::random::<u64>() % 20;
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter))
+                        .await;
+                    continue;
+                }
+            }
+            return Err(aws_error("TransactWriteItems", err));
+        }
+    }
+
+    /// Every item of a query, in order, up to `max`.
+    async fn query(&self, q: Query, max: Option<usize>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(q.index.map(str::to_owned))
+                .key_condition_expression(&q.key_condition)
+                .set_expression_attribute_names(Some(q.names.clone()))
+                .set_expression_attribute_values(Some(q.values.clone()))
+                .set_filter_expression(q.filter.clone())
+                .scan_index_forward(q.forward)
+                .set_limit(q.page_limit)
+                .consistent_read(q.index.is_none())
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| aws_error("Query", e))?;
+            found.extend(page.items.unwrap_or_default());
+            if let Some(max) = max.filter(|m| found.len() >= *m) {
+                found.truncate(max);
+                return Ok(found);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Deletes `keys` in batches, retrying what DynamoDB leaves unprocessed.
+    async fn delete_all(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH_MAX) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(build_error)
+                })
+                .collect::<Result<_, _>>()?;
+            for attempt in 0u64.. {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50 * (attempt + 1).min(20))).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_run(&self, run_id: RunId) -> Result<Option<Versioned<Run>>, StoreError> {
+        self.get((run_pk(run_id), RUN_SK.into()))
+            .await?
+            .map(|item| run_from(&item))
+            .transpose()
+    }
+
+    async fn require_run(&self, run_id: RunId) -> Result<Versioned<Run>, StoreError> {
+        self.fetch_run(run_id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
+    }
+
+    /// Changes a run with `change`, compare-and-set on its version, together
+    /// with `companion` writes (`companion(run)`); `Ok(Err(codes))` when a
+    /// companion's condition failed (the codes of the companion writes).
+    async fn update_run<F, C>(
+        &self,
+        run_id: RunId,
+        mut change: F,
+        companion: C,
+    ) -> Result<Result<Run, Vec<String>>, StoreError>
+    where
+        F: FnMut(&Run) -> Result<Run, StoreError>,
+        C: Fn(&Run) -> Vec<Write>,
+    {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.require_run(run_id).await?;
+            let mut run = change(&current.value)?;
+            run.updated_at = now();
+            let mut writes = vec![Write::Put(
+                run_item(&run, current.version + 1),
+                Cond::version(current.version),
+            )];
+            writes.extend(companion(&run));
+            match self.commit(writes).await? {
+                Ok(()) => return Ok(Ok(run)),
+                Err(codes) if failed(&codes, 0) => continue,
+                Err(codes) => return Ok(Err(codes[1..].to_vec())),
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "run {run_id} changed {CAS_ATTEMPTS} times while this change was attempted"
+        )))
+    }
+
+    /// The artifact `new` becomes, and the writes that store it: its item and,
+    /// unless its run is already guarded by the same group (`guarded`), a
+    /// check that the run exists.
+    fn artifact_writes(new: NewArtifact, guarded: Option<RunId>) -> (Artifact, Vec<Write>) {
+        let artifact = Artifact {
+            id: Uuid::now_v7(),
+            run_id: new.run_id,
+            artifact_type: new.artifact_type,
+            provider: new.provider,
+            persona: new.persona,
+            url: new.url,
+            checksum: new.checksum,
+            metadata: new.metadata,
+            created_at: now(),
+        };
+        let mut writes = vec![Write::Put(artifact_item(&artifact), Cond::absent())];
+        if guarded != Some(artifact.run_id) {
+            writes.push(Write::Check(
+                items::key((run_pk(artifact.run_id), RUN_SK.into())),
+                Cond::exists(),
+            ));
+        }
+        (artifact, writes)
+    }
+
+    async fn fetch_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Option<Versioned<ProviderJob>>, StoreError> {
+        let Some(lookup) = self.get(job_lookup_key(provider, job_id)).await? else {
+            return Ok(None);
+        };
+        let run_id: RunId = Fields(&lookup).parse("run_id")?;
+        self.get(job_key(run_id, provider, job_id))
+            .await?
+            .map(|item| job_from(&item))
+            .transpose()
+    }
+
+    async fn fetch_gate(
+        &self,
+        run_id: RunId,
+        gate: &Gate,
+    ) -> Result<Option<Versioned<HitlRequest>>, StoreError> {
+        self.get(gate_key(run_id, gate))
+            .await?
+            .map(|item| gate_from(&item))
+            .transpose()
+    }
+
+    async fn stored_event(
+        &self,
+        provider: Provider,
+        key: &str,
+    ) -> Result<Option<WebhookEvent>, StoreError> {
+        let Some(guard) = self.get(idempotency_key(provider, key)).await? else {
+            return Ok(None);
+        };
+        let id = Fields(&guard).uuid("event_id")?;
+        self.get_webhook_event(id).await
+    }
+
+    /// A query of one partition (a run's, a conversation's): the items whose
+    /// sort key starts with `prefix` (all of them for `""`), strongly
+    /// consistent, in sort-key order.
+    fn partition(pk: String, prefix: &str) -> Query {
+        let mut q = Query {
+            index: None,
+            key_condition: "#pk = :pk".into(),
+            names: HashMap::from([("#pk".into(), PK.into())]),
+            values: HashMap::from([(":pk".into(), s(pk))]),
+            filter: None,
+            forward: true,
+            page_limit: None,
+        };
+        if !prefix.is_empty() {
+            q.key_condition.push_str(" AND begins_with(#sk, :prefix)");
+            q.names.insert("#sk".into(), SK.into());
+            q.values.insert(":prefix".into(), s(prefix));
+        }
+        q
+    }
+
+    /// A query of an index partition, in sort-key order, with sort keys below
+    /// `below` when given.
+    fn index(index: &'static str, pk: String, below: Option<String>) -> Query {
+        let (pk_attr, sk_attr) = if index == GSI1 {
+            (GSI1PK, GSI1SK)
+        } else {
+            (GSI2PK, GSI2SK)
+        };
+        let mut q = Query {
+            index: Some(index),
+            key_condition: "#ipk = :ipk".into(),
+            names: HashMap::from([("#ipk".into(), pk_attr.into())]),
+            values: HashMap::from([(":ipk".into(), s(pk))]),
+            filter: None,
+            forward: true,
+            page_limit: None,
+        };
+        if let Some(below) = below {
+            q.key_condition.push_str(" AND #isk < :below");
+            q.names.insert("#isk".into(), sk_attr.into());
+            q.values.insert(":below".into(), s(below));
+        }
+        q
+    }
+
+    /// Deletes one finished run and everything recorded for it; `None` when
+    /// it changed meanwhile (then nothing of it is deleted but what no longer
+    /// belonged to a live run).
+    async fn prune_run(&self, run: &Versioned<Run>) -> Result<Option<PruneReport>, StoreError> {
+        let id = run.value.run_id;
+        let mut report = PruneReport::default();
+        let events = self
+            .query(Self::index(GSI1, events_of(Some(id)), None), None)
+            .await?;
+        let mut keys = Vec::new();
+        for item in &events {
+            let event = event_from(item)?;
+            keys.push(items::key(event_key(event.id)));
+            keys.push(items::key(idempotency_key(
+                event.provider,
+                &event.idempotency_key,
+            )));
+        }
+        report.webhook_events = events.len() as u64;
+        self.delete_all(keys).await?;
+        let deleted = self
+            .commit(vec![
+                Write::Delete(
+                    items::key((run_pk(id), RUN_SK.into())),
+                    Cond::version(run.version),
+                ),
+                Write::Delete(
+                    items::key(job_code_key(&run.value.job_code)),
+                    Cond::exists(),
+                ),
+            ])
+            .await?;
+        if deleted.is_err() {
+            return Ok(None);
+        }
+        report.runs = 1;
+        // The partition after the run is gone: nothing can be added to it now.
+        let rest = self.query(Self::partition(run_pk(id), ""), None).await?;
+        let mut keys = Vec::new();
+        for item in &rest {
+            let sk = Fields(item).str(SK)?;
+            if sk.starts_with(ARTIFACT_PREFIX) {
+                report.artifacts += 1;
+            } else if sk.starts_with(JOB_PREFIX) {
+                let job = job_from(item)?.value;
+                keys.push(items::key(job_lookup_key(job.provider, &job.job_id)));
+            }
+            keys.push(items::key((run_pk(id), sk.to_owned())));
+        }
+        self.delete_all(keys).await?;
+        Ok(Some(report))
+    }
+}
+
+/// What `DynamoDbStore::query` reads.
+#[derive(Debug, Clone)]
+struct Query {
+    index: Option<&'static str>,
+    key_condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+    filter: Option<String>,
+    forward: bool,
+    page_limit: Option<i32>,
+}
+
+#[async_trait]
+impl Store for DynamoDbStore {
+    fn backend(&self) -> &'static str {
+        Self::BACKEND
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        table::ensure(&self.client, &self.table).await
+    }
+
+    async fn create_run(&self, new: NewRun) -> Result<Run, StoreError> {
+        for _ in 0..JOB_CODE_ATTEMPTS {
+            let created = now();
+            let run = Run {
+                run_id: new.run_id,
+                project: new.project.clone(),
+                status: RunStatus::Pending,
+                job_code: JobCode::generate(&new.project),
+                user_id: new.user_id.clone(),
+                input: new.input.clone(),
+                result: None,
+                execution_id: None,
+                providers_mode: new.providers_mode,
+                error: None,
+                created_at: created,
+                updated_at: created,
+            };
+            let code = ItemBuilder::new(job_code_key(&run.job_code), "job_code")
+                .s("run_id", run.run_id.to_string())
+                .build();
+            let writes = vec![
+                Write::Put(run_item(&run, 1), Cond::absent()),
+                Write::Put(code, Cond::absent()),
+            ];
+            match self.commit(writes).await? {
+                Ok(()) => return Ok(run),
+                Err(codes) if failed(&codes, 0) => {
+                    return Err(StoreError::duplicate(format!("run {}", new.run_id)))
+                }
+                Err(_) => continue, // the job code is taken: draw another
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "no free job code for project {} after {JOB_CODE_ATTEMPTS} attempts",
+            new.project
+        )))
+    }
+
+    async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
+        Ok(self.fetch_run(run_id).await?.map(|r| r.value))
+    }
+
+    async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError> {
+        let Some(item) = self.get(job_code_key(code)).await? else {
+            return Ok(None);
+        };
+        self.get_run(Fields(&item).parse("run_id")?).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
+        let limit = filter.page_size() as usize;
+        let below = match filter.after {
+            Some(after) => match self.fetch_run(after).await? {
+                Some(cursor) => Some(run_order(cursor.value.created_at, after)),
+                // Like the SQL adapters: a cursor that names no run ends the listing.
+                None => {
+                    return Ok(RunPage {
+                        runs: Vec::new(),
+                        next: None,
+                    })
+                }
+            },
+            None => None,
+        };
+        let mut q = match filter.status {
+            Some(status) => Self::index(GSI2, run_status_pk(status), below),
+            None => Self::index(GSI1, ALL_RUNS.into(), below),
+        };
+        q.forward = false;
+        match &filter.project {
+            Some(project) => {
+                q.filter = Some("#project = :project".into());
+                q.names.insert("#project".into(), "project".into());
+                q.values.insert(":project".into(), s(project.as_str()));
+            }
+            None => q.page_limit = Some(limit as i32 + 1),
+        }
+        let items = self.query(q, Some(limit + 1)).await?;
+        let mut runs = items
+            .iter()
+            .map(|item| run_from(item).map(|r| r.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if runs.len() > limit {
+            runs.truncate(limit);
+            runs.last().map(|r| r.run_id)
+        } else {
+            None
+        };
+        Ok(RunPage { runs, next })
+    }
+
+    async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
+        change.check_legal()?;
+        let Transition {
+            run_id,
+            from,
+            to,
+            error,
+            result,
+            artifact,
+        } = change;
+        let artifact_run = artifact.as_ref().map(|a| a.run_id);
+        let outcome = self
+            .update_run(
+                run_id,
+                |current| {
+                    if current.status != from {
+                        return Err(StoreError::Conflict {
+                            expected: from,
+                            actual: current.status,
+                        });
+                    }
+                    let mut run = current.clone();
+                    run.status = to;
+                    run.error = error.clone().or(run.error);
+                    run.result = result.clone().or(run.result);
+                    Ok(run)
+                },
+                |run| match &artifact {
+                    Some(a) => Self::artifact_writes(a.clone(), Some(run.run_id)).1,
+                    None => Vec::new(),
+                },
+            )
+            .await?;
+        outcome
+            .map_err(|_| StoreError::not_found(format!("run {}", artifact_run.unwrap_or(run_id))))
+    }
+
+    async fn set_run_result(&self, run_id: RunId, result: Value) -> Result<Run, StoreError> {
+        self.update_run(
+            run_id,
+            |current| {
+                let mut run = current.clone();
+                run.result = Some(result.clone());
+                Ok(run)
+            },
+            |_| Vec::new(),
+        )
+        .await?
+        .map_err(|_| StoreError::not_found(format!("run {run_id}")))
+    }
+
+    async fn set_execution_id(&self, run_id: RunId, execution_id: &str) -> Result<Run, StoreError> {
+        self.update_run(
+            run_id,
+            |current| {
+                let mut run = current.clone();
+                run.execution_id = Some(execution_id.to_owned());
+                Ok(run)
+            },
+            |_| Vec::new(),
+        )
+        .await?
+        .map_err(|_| StoreError::not_found(format!("run {run_id}")))
+    }
+
+    async fn append_artifact(&self, new: NewArtifact) -> Result<Artifact, StoreError> {
+        let run_id = new.run_id;
+        let (artifact, writes) = Self::artifact_writes(new, None);
+        match self.commit(writes).await? {
+            Ok(()) => Ok(artifact),
+            Err(codes) if failed(&codes, 1) => Err(StoreError::not_found(format!("run {run_id}"))),
+            Err(_) => Err(StoreError::duplicate(format!("artifact {}", artifact.id))),
+        }
+    }
+
+    async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
+        self.query(Self::partition(run_pk(run_id), ARTIFACT_PREFIX), None)
+            .await?
+            .iter()
+            .map(artifact_from)
+            .collect()
+    }
+
+    async fn record_webhook_event(&self, new: NewWebhookEvent) -> Result<Recorded, StoreError> {
+        // Providers retry: most duplicates are answered by one read.
+        if let Some(existing) = self
+            .stored_event(new.provider, &new.idempotency_key)
+            .await?
+        {
+            return Ok(Recorded::Duplicate(existing));
+        }
+        let event = WebhookEvent {
+            id: Uuid::now_v7(),
+            run_id: new.run_id,
+            provider: new.provider,
+            idempotency_key: new.idempotency_key,
+            provider_job_id: new.provider_job_id,
+            signature_status: new.signature_status,
+            headers: new.headers,
+            payload: new.payload,
+            status: new.status,
+            error: None,
+            created_at: now(),
+            processed_at: None,
+        };
+        let guard = ItemBuilder::new(
+            idempotency_key(event.provider, &event.idempotency_key),
+            "idempotency_key",
+        )
+        .s("event_id", event.id.to_string())
+        .build();
+        let mut writes = vec![
+            Write::Put(guard, Cond::absent()),
+            Write::Put(event_item(&event), Cond::absent()),
+        ];
+        if let Some(run_id) = event.run_id {
+            writes.push(Write::Check(
+                items::key((run_pk(run_id), RUN_SK.into())),
+                Cond::exists(),
+            ));
+        }
+        match self.commit(writes).await? {
+            Ok(()) => Ok(Recorded::Inserted(event)),
+            Err(codes) if failed(&codes, 0) => self
+                .stored_event(event.provider, &event.idempotency_key)
+                .await?
+                .map(Recorded::Duplicate)
+                .ok_or_else(|| {
+                    StoreError::Refused(format!(
+                        "{} event {} was recorded and deleted meanwhile",
+                        event.provider, event.idempotency_key
+                    ))
+                }),
+            Err(_) => Err(StoreError::not_found(format!(
+                "run {}",
+                event.run_id.unwrap_or_default()
+            ))),
+        }
+    }
+
+    async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError> {
+        self.get(event_key(id))
+            .await?
+            .map(|item| event_from(&item))
+            .transpose()
+    }
+
+    async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.query(Self::index(GSI1, events_of(Some(run_id)), None), None)
+            .await?
+            .iter()
+            .map(event_from)
+            .collect()
+    }
+
+    async fn finish_webhook_event(
+        &self,
+        id: Uuid,
+        status: WebhookEventStatus,
+        error: Option<&str>,
+        run_id: Option<RunId>,
+    ) -> Result<WebhookEvent, StoreError> {
+        // First as the claim of an orphan by its run, then as a plain finish.
+        let attempts: &[bool] = if run_id.is_some() {
+            &[true, false]
+        } else {
+            &[false]
+        };
+        for &claim in attempts {
+            let mut set = vec!["#status = :status", "#processed_at = :processed_at"];
+            let mut names = HashMap::from([
+                ("#pk".to_owned(), PK.to_owned()),
+                ("#status".to_owned(), "status".to_owned()),
+                ("#processed_at".to_owned(), "processed_at".to_owned()),
+                ("#error".to_owned(), "error".to_owned()),
+            ]);
+            let mut values = HashMap::from([
+                (":status".to_owned(), s(status.as_str())),
+                (":processed_at".to_owned(), s(time(now()))),
+            ]);
+            let mut condition = "attribute_exists(#pk)".to_owned();
+            if let Some(error) = error {
+                set.push("#error = :error");
+                values.insert(":error".into(), s(error));
+            }
+            if let (true, Some(run_id)) = (claim, run_id) {
+                set.push("#run_id = :run_id");
+                set.push("#gsi1pk = :gsi1pk");
+                names.insert("#run_id".into(), "run_id".into());
+                names.insert("#gsi1pk".into(), GSI1PK.into());
+                values.insert(":run_id".into(), s(run_id.to_string()));
+                values.insert(":gsi1pk".into(), s(events_of(Some(run_id))));
+                condition.push_str(" AND attribute_not_exists(#run_id)");
+            }
+            let mut update = format!("SET {}", set.join(", "));
+            if error.is_none() {
+                update.push_str(" REMOVE #error");
+            }
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(items::key(event_key(id))))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match out {
+                Ok(out) => return event_from(&out.attributes.unwrap_or_default()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(aws_error("UpdateItem", e)),
+            }
+        }
+        Err(StoreError::not_found(format!("webhook event {id}")))
+    }
+
+    async fn register_provider_job(&self, new: NewProviderJob) -> Result<ProviderJob, StoreError> {
+        let job = ProviderJob {
+            provider: new.provider,
+            job_id: new.job_id,
+            run_id: new.run_id,
+            persona: new.persona,
+            task_token: new.task_token,
+            status: JobStatus::Pending,
+            result: None,
+            error: None,
+            created_at: now(),
+            settled_at: None,
+        };
+        let lookup = ItemBuilder::new(job_lookup_key(job.provider, &job.job_id), "job_lookup")
+            .s("run_id", job.run_id.to_string())
+            .build();
+        let writes = vec![
+            Write::Put(lookup, Cond::absent()),
+            Write::Put(job_item(&job, 1), Cond::absent()),
+            Write::Check(
+                items::key((run_pk(job.run_id), RUN_SK.into())),
+                Cond::exists(),
+            ),
+        ];
+        match self.commit(writes).await? {
+            Ok(()) => Ok(job),
+            Err(codes) if failed(&codes, 0) || failed(&codes, 1) => Err(StoreError::duplicate(
+                format!("{} job {}", job.provider, job.job_id),
+            )),
+            Err(_) => Err(StoreError::not_found(format!("run {}", job.run_id))),
+        }
+    }
+
+    async fn find_provider_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Option<ProviderJob>, StoreError> {
+        Ok(self.fetch_job(provider, job_id).await?.map(|j| j.value))
+    }
+
+    async fn settle_provider_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        outcome: JobOutcome,
+        artifact: Option<NewArtifact>,
+    ) -> Result<Settled, StoreError> {
+        let (status, result, error) = match outcome {
+            JobOutcome::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
+            JobOutcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
+        };
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self
+                .fetch_job(provider, job_id)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))?;
+            if current.value.status != JobStatus::Pending {
+                return Ok(Settled::Already(current.value));
+            }
+            let job = ProviderJob {
+                status,
+                result: result.clone(),
+                error: error.clone(),
+                settled_at: Some(now()),
+                ..current.value
+            };
+            let mut writes = vec![Write::Put(
+                job_item(&job, current.version + 1),
+                Cond::version(current.version),
+            )];
+            if let Some(a) = &artifact {
+                writes.extend(Self::artifact_writes(a.clone(), Some(job.run_id)).1);
+            }
+            match self.commit(writes).await? {
+                Ok(()) => return Ok(Settled::Now(job)),
+                Err(codes) if failed(&codes, 0) => continue,
+                Err(_) => {
+                    let run = artifact.as_ref().map_or(job.run_id, |a| a.run_id);
+                    return Err(StoreError::not_found(format!("run {run}")));
+                }
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "{provider} job {job_id} changed {CAS_ATTEMPTS} times while it was settled"
+        )))
+    }
+
+    async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {
+        let mut jobs = self
+            .query(Self::partition(run_pk(run_id), JOB_PREFIX), None)
+            .await?
+            .iter()
+            .map(|item| job_from(item).map(|j| j.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
+        Ok(jobs)
+    }
+
+    async fn record_hitl_request(&self, new: NewHitlRequest) -> Result<HitlRequest, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (request, version, cond) = match self.fetch_gate(new.run_id, &new.gate).await? {
+                Some(current) if current.value.decision.is_some() => {
+                    return Err(StoreError::Refused(format!(
+                        "gate {} of run {} is already decided",
+                        new.gate, new.run_id
+                    )))
+                }
+                Some(current) => (
+                    HitlRequest {
+                        task_token: new.task_token.clone(),
+                        ..current.value
+                    },
+                    current.version + 1,
+                    Cond::version(current.version),
+                ),
+                None => (
+                    HitlRequest {
+                        run_id: new.run_id,
+                        gate: new.gate.clone(),
+                        task_token: new.task_token.clone(),
+                        requested_at: now(),
+                        decision: None,
+                        decided_by: None,
+                        comment: None,
+                        decided_at: None,
+                    },
+                    1,
+                    Cond::absent(),
+                ),
+            };
+            let writes = vec![
+                Write::Put(gate_item(&request, version), cond),
+                Write::Check(
+                    items::key((run_pk(new.run_id), RUN_SK.into())),
+                    Cond::exists(),
+                ),
+            ];
+            match self.commit(writes).await? {
+                Ok(()) => return Ok(request),
+                Err(codes) if failed(&codes, 1) => {
+                    return Err(StoreError::not_found(format!("run {}", new.run_id)))
+                }
+                Err(_) => continue,
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "gate {} of run {} changed {CAS_ATTEMPTS} times while it was recorded",
+            new.gate, new.run_id
+        )))
+    }
+
+    async fn decide_hitl(
+        &self,
+        run_id: RunId,
+        gate: &Gate,
+        decision: Decision,
+    ) -> Result<Decided, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.fetch_gate(run_id, gate).await?.ok_or_else(|| {
+                StoreError::not_found(format!("gate {gate} request of run {run_id}"))
+            })?;
+            if current.value.decision.is_some() {
+                return Ok(Decided::Already(current.value));
+            }
+            let decided = HitlRequest {
+                decision: Some(decision.decision),
+                decided_by: Some(decision.decided_by.clone()),
+                comment: decision.comment.clone(),
+                decided_at: Some(now()),
+                ..current.value
+            };
+            let write = Write::Put(
+                gate_item(&decided, current.version + 1),
+                Cond::version(current.version),
+            );
+            if self.commit(vec![write]).await?.is_ok() {
+                return Ok(Decided::Now(decided));
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "gate {gate} of run {run_id} changed {CAS_ATTEMPTS} times while it was decided"
+        )))
+    }
+
+    async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError> {
+        let mut requests = self
+            .query(Self::partition(run_pk(run_id), GATE_PREFIX), None)
+            .await?
+            .iter()
+            .map(|item| gate_from(item).map(|g| g.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        requests.sort_by(|a, b| {
+            (a.requested_at, a.gate.as_str()).cmp(&(b.requested_at, b.gate.as_str()))
+        });
+        Ok(requests)
+    }
+
+    async fn append_conversation(
+        &self,
+        user_id: &str,
+        messages: Vec<(ChatRole, String, Vec<RunId>)>,
+    ) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let count = messages.len() as i64;
+        let reserved = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key((conversation_pk(user_id), SEQ_SK.into()))))
+            .update_expression("ADD #last :count SET #entity = :entity")
+            .expression_attribute_names("#last", "last")
+            .expression_attribute_names("#entity", "entity")
+            .expression_attribute_values(":count", n(count))
+            .expression_attribute_values(":entity", s("conversation_counter"))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| aws_error("UpdateItem", e))?;
+        let last = Fields(&reserved.attributes.unwrap_or_default()).int("last")?;
+        let writes: Vec<Write> = messages
+            .into_iter()
+            .zip(last - count + 1..)
+            .map(|((role, content, run_ids), seq)| {
+                let message = ChatMessage {
+                    role,
+                    content,
+                    run_ids,
+                    created_at: now(),
+                };
+                Write::Put(message_item(user_id, seq, &message), Cond::absent())
+            })
+            .collect();
+        for chunk in writes.chunks(TRANSACTION_MAX) {
+            if self.commit(chunk.to_vec()).await?.is_err() {
+                return Err(StoreError::duplicate(format!(
+                    "a message of {user_id}'s conversation at a reserved position"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn conversation(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut q = Self::partition(conversation_pk(user_id), MESSAGE_PREFIX);
+        q.forward = false;
+        q.page_limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+        let mut messages = self
+            .query(q, Some(limit as usize))
+            .await?
+            .iter()
+            .map(message_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
+        let cutoff_text = time(cutoff);
+        let mut report = PruneReport::default();
+        for status in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
+            // Created before the cutoff (the index's order), updated before it
+            // (a filter): a run is updated no earlier than it is created.
+            let mut q = Self::index(GSI2, run_status_pk(*status), Some(cutoff_text.clone()));
+            q.filter = Some("#updated_at < :cutoff".into());
+            q.names.insert("#updated_at".into(), "updated_at".into());
+            q.values.insert(":cutoff".into(), s(cutoff_text.clone()));
+            for item in self.query(q, None).await? {
+                if let Some(pruned) = self.prune_run(&run_from(&item)?).await? {
+                    report.runs += pruned.runs;
+                    report.artifacts += pruned.artifacts;
+                    report.webhook_events += pruned.webhook_events;
+                }
+            }
+        }
+        let orphans = Self::index(GSI1, ORPHAN_EVENTS.into(), Some(cutoff_text.clone()));
+        for item in self.query(orphans, None).await? {
+            let event = event_from(&item)?;
+            let unclaimed = Cond::named(
+                "attribute_exists(#pk) AND attribute_not_exists(#run_id)",
+                &[("#pk", PK), ("#run_id", "run_id")],
+            );
+            let deleted = self
+                .commit(vec![
+                    Write::Delete(items::key(event_key(event.id)), unclaimed),
+                    Write::Delete(
+                        items::key(idempotency_key(event.provider, &event.idempotency_key)),
+                        Cond::exists(),
+                    ),
+                ])
+                .await?;
+            if deleted.is_ok() {
+                report.webhook_events += 1;
+            }
+        }
+        let messages = Self::index(GSI2, ALL_MESSAGES.into(), Some(cutoff_text));
+        let keys = self
+            .query(messages, None)
+            .await?
+            .iter()
+            .map(|item| {
+                let f = Fields(item);
+                Ok(items::key((f.str(PK)?.to_owned(), f.str(SK)?.to_owned())))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.delete_all(keys).await?;
+        Ok(report)
+    }
+}

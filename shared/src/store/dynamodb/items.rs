@@ -1,0 +1,515 @@
+//! The single-table item layout: the key of every kind of item, and the
+//! conversion of domain values to and from items. The layout itself is
+//! documented in the module doc of `store::dynamodb`.
+//!
+//! Values are stored as strings: JSON documents as their text (so numbers and
+//! key order come back exactly as written), times as RFC 3339 with
+//! microseconds and `Z` (fixed width, so they sort as text). An attribute that
+//! is `None` is absent from the item.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::{
+    Artifact, ChatMessage, Gate, HitlRequest, JobCode, ParseError, Provider, ProviderJob, Run,
+    RunId, RunStatus, WebhookEvent,
+};
+use crate::store::StoreError;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) const PK: &str = "pk";
+pub(super) const SK: &str = "sk";
+pub(super) const GSI1: &str = "gsi1";
+pub(super) const GSI1PK: &str = "gsi1pk";
+pub(super) const GSI1SK: &str = "gsi1sk";
+pub(super) const GSI2: &str = "gsi2";
+pub(super) const GSI2PK: &str = "gsi2pk";
+pub(super) const GSI2SK: &str = "gsi2sk";
+/// The optimistic-concurrency counter of items that change in place.
+pub(super) const VERSION: &str = "version";
+
+/// `gsi1pk` of every run: the newest-first listing of all runs.
+pub(super) const ALL_RUNS: &str = "RUNS";
+/// `gsi1pk` of the webhook events no run claims yet.
+pub(super) const ORPHAN_EVENTS: &str = "EVENTS#ORPHAN";
+/// `gsi2pk` of every conversation message: what `prune` ages out.
+pub(super) const ALL_MESSAGES: &str = "MESSAGES";
+
+pub(super) const RUN_SK: &str = "RUN";
+pub(super) const ARTIFACT_PREFIX: &str = "ART#";
+pub(super) const JOB_PREFIX: &str = "JOB#";
+pub(super) const GATE_PREFIX: &str = "GATE#";
+pub(super) const MESSAGE_PREFIX: &str = "MSG#";
+pub(super) const SEQ_SK: &str = "SEQ";
+
+/// A time as the store keeps it: sortable text, microseconds.
+pub(super) fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(super) fn run_pk(id: RunId) -> String {
+    format!("RUN#{id}")
+}
+
+pub(super) fn run_status_pk(status: RunStatus) -> String {
+    format!("RUNS#{status}")
+}
+
+/// The sort key of a run in both run indexes: newest first when read
+/// backwards, ties broken by id as the SQL adapters do.
+pub(super) fn run_order(created_at: DateTime<Utc>, id: RunId) -> String {
+    format!("{}#{id}", time(created_at))
+}
+
+pub(super) fn job_code_key(code: &JobCode) -> (String, String) {
+    (format!("JOBCODE#{code}"), "JOBCODE".into())
+}
+
+pub(super) fn artifact_sk(created_at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{ARTIFACT_PREFIX}{}#{id}", time(created_at))
+}
+
+pub(super) fn event_key(id: Uuid) -> (String, String) {
+    (format!("EVENT#{id}"), "EVENT".into())
+}
+
+pub(super) fn events_of(run_id: Option<RunId>) -> String {
+    match run_id {
+        Some(id) => format!("EVENTS#{id}"),
+        None => ORPHAN_EVENTS.into(),
+    }
+}
+
+pub(super) fn idempotency_key(provider: Provider, key: &str) -> (String, String) {
+    (format!("WHKEY#{provider}#{key}"), "WHKEY".into())
+}
+
+/// The lookup item that makes `(provider, job_id)` unique and names the run.
+pub(super) fn job_lookup_key(provider: Provider, job_id: &str) -> (String, String) {
+    (format!("JOB#{provider}#{job_id}"), "JOB".into())
+}
+
+/// The job itself, in its run's partition.
+pub(super) fn job_key(run_id: RunId, provider: Provider, job_id: &str) -> (String, String) {
+    (run_pk(run_id), format!("{JOB_PREFIX}{provider}#{job_id}"))
+}
+
+pub(super) fn gate_key(run_id: RunId, gate: &Gate) -> (String, String) {
+    (run_pk(run_id), format!("{GATE_PREFIX}{gate}"))
+}
+
+pub(super) fn conversation_pk(user_id: &str) -> String {
+    format!("CONV#{user_id}")
+}
+
+pub(super) fn message_sk(seq: i64) -> String {
+    format!("{MESSAGE_PREFIX}{seq:020}")
+}
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(super) fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(super) fn key((pk, sk): (String, String)) -> Item {
+    HashMap::from([(PK.into(), s(pk)), (SK.into(), s(sk))])
+}
+
+/// Builds an item attribute by attribute; `None` leaves the attribute out.
+#[derive(Debug, Default)]
+pub(super) struct ItemBuilder(Item);
+
+impl ItemBuilder {
+    pub(super) fn new((pk, sk): (String, String), entity: &str) -> Self {
+        Self(Item::new()).s(PK, pk).s(SK, sk).s("entity", entity)
+    }
+
+    pub(super) fn s(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.0.insert(name.into(), s(value));
+        self
+    }
+
+    pub(super) fn opt_s(self, name: &str, value: Option<impl Into<String>>) -> Self {
+        match value {
+            Some(v) => self.s(name, v),
+            None => self,
+        }
+    }
+
+    pub(super) fn n(mut self, name: &str, value: i64) -> Self {
+        self.0.insert(name.into(), n(value));
+        self
+    }
+
+    pub(super) fn json(self, name: &str, value: &Value) -> Self {
+        self.s(name, value.to_string())
+    }
+
+    pub(super) fn opt_json(self, name: &str, value: Option<&Value>) -> Self {
+        self.opt_s(name, value.map(Value::to_string))
+    }
+
+    pub(super) fn time(self, name: &str, value: DateTime<Utc>) -> Self {
+        self.s(name, time(value))
+    }
+
+    pub(super) fn opt_time(self, name: &str, value: Option<DateTime<Utc>>) -> Self {
+        self.opt_s(name, value.map(time))
+    }
+
+    pub(super) fn build(self) -> Item {
+        self.0
+    }
+}
+
+/// Reads attributes of a stored item; a missing or mistyped one is corrupt
+/// data, reported as such.
+pub(super) struct Fields<'a>(pub(super) &'a Item);
+
+impl<'a> Fields<'a> {
+    fn corrupt(name: &str, reason: &'static str) -> StoreError {
+        ParseError::new("DynamoDB attribute", name, reason).into()
+    }
+
+    pub(super) fn opt_str(&self, name: &str) -> Result<Option<&'a str>, StoreError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v)),
+            Some(_) => Err(Self::corrupt(name, "expected a string")),
+        }
+    }
+
+    pub(super) fn str(&self, name: &str) -> Result<&'a str, StoreError> {
+        self.opt_str(name)?
+            .ok_or_else(|| Self::corrupt(name, "missing attribute"))
+    }
+
+    pub(super) fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.opt_str(name)?.map(str::to_owned))
+    }
+
+    pub(super) fn parse<T: std::str::FromStr<Err = ParseError>>(
+        &self,
+        name: &str,
+    ) -> Result<T, StoreError> {
+        Ok(self.str(name)?.parse()?)
+    }
+
+    pub(super) fn opt_parse<T: std::str::FromStr<Err = ParseError>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.opt_str(name)?.map(str::parse).transpose()?)
+    }
+
+    pub(super) fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
+        Uuid::parse_str(self.str(name)?).map_err(|_| Self::corrupt(name, "expected a UUID"))
+    }
+
+    pub(super) fn int(&self, name: &str) -> Result<i64, StoreError> {
+        match self.0.get(name) {
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| Self::corrupt(name, "expected an integer")),
+            _ => Err(Self::corrupt(name, "expected a number")),
+        }
+    }
+
+    pub(super) fn json(&self, name: &str) -> Result<Value, StoreError> {
+        Ok(serde_json::from_str(self.str(name)?)?)
+    }
+
+    pub(super) fn opt_json(&self, name: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.opt_str(name)?.map(serde_json::from_str).transpose()?)
+    }
+
+    pub(super) fn time(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
+        parse_time(name, self.str(name)?)
+    }
+
+    pub(super) fn opt_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.opt_str(name)?.map(|t| parse_time(name, t)).transpose()
+    }
+}
+
+fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| Fields::corrupt(name, "expected an RFC 3339 time"))
+}
+
+/// A stored item and the version it was read at.
+#[derive(Debug, Clone)]
+pub(super) struct Versioned<T> {
+    pub(super) value: T,
+    pub(super) version: i64,
+}
+
+pub(super) fn run_item(run: &Run, version: i64) -> Item {
+    let order = run_order(run.created_at, run.run_id);
+    ItemBuilder::new((run_pk(run.run_id), RUN_SK.into()), "run")
+        .s("run_id", run.run_id.to_string())
+        .s("project", run.project.as_str())
+        .s("status", run.status.as_str())
+        .s("job_code", run.job_code.as_str())
+        .opt_s("user_id", run.user_id.as_deref())
+        .json("input", &run.input)
+        .opt_json("result", run.result.as_ref())
+        .opt_s("execution_id", run.execution_id.as_deref())
+        .s("providers_mode", run.providers_mode.as_str())
+        .opt_s("error", run.error.as_deref())
+        .time("created_at", run.created_at)
+        .time("updated_at", run.updated_at)
+        .n(VERSION, version)
+        .s(GSI1PK, ALL_RUNS)
+        .s(GSI1SK, order.clone())
+        .s(GSI2PK, run_status_pk(run.status))
+        .s(GSI2SK, order)
+        .build()
+}
+
+pub(super) fn run_from(item: &Item) -> Result<Versioned<Run>, StoreError> {
+    let f = Fields(item);
+    Ok(Versioned {
+        value: Run {
+            run_id: f.parse("run_id")?,
+            project: f.parse("project")?,
+            status: f.parse("status")?,
+            job_code: f.parse("job_code")?,
+            user_id: f.opt_string("user_id")?,
+            input: f.json("input")?,
+            result: f.opt_json("result")?,
+            execution_id: f.opt_string("execution_id")?,
+            providers_mode: f.parse("providers_mode")?,
+            error: f.opt_string("error")?,
+            created_at: f.time("created_at")?,
+            updated_at: f.time("updated_at")?,
+        },
+        version: f.int(VERSION)?,
+    })
+}
+
+pub(super) fn artifact_item(a: &Artifact) -> Item {
+    ItemBuilder::new(
+        (run_pk(a.run_id), artifact_sk(a.created_at, a.id)),
+        "artifact",
+    )
+    .s("id", a.id.to_string())
+    .s("run_id", a.run_id.to_string())
+    .s("type", a.artifact_type.as_str())
+    .opt_s("provider", a.provider.map(Provider::as_str))
+    .opt_s("persona", a.persona.map(|p| p.as_str()))
+    .opt_s("url", a.url.as_deref())
+    .opt_s("checksum", a.checksum.as_deref())
+    .json("metadata", &a.metadata)
+    .time("created_at", a.created_at)
+    .build()
+}
+
+pub(super) fn artifact_from(item: &Item) -> Result<Artifact, StoreError> {
+    let f = Fields(item);
+    Ok(Artifact {
+        id: f.uuid("id")?,
+        run_id: f.parse("run_id")?,
+        artifact_type: f.parse("type")?,
+        provider: f.opt_parse("provider")?,
+        persona: f.opt_parse("persona")?,
+        url: f.opt_string("url")?,
+        checksum: f.opt_string("checksum")?,
+        metadata: f.json("metadata")?,
+        created_at: f.time("created_at")?,
+    })
+}
+
+pub(super) fn event_item(e: &WebhookEvent) -> Item {
+    ItemBuilder::new(event_key(e.id), "webhook_event")
+        .s("id", e.id.to_string())
+        .opt_s("run_id", e.run_id.map(|r| r.to_string()))
+        .s("provider", e.provider.as_str())
+        .s("idempotency_key", e.idempotency_key.as_str())
+        .opt_s("provider_job_id", e.provider_job_id.as_deref())
+        .s("signature_status", e.signature_status.as_str())
+        .json("headers", &e.headers)
+        .json("payload", &e.payload)
+        .s("status", e.status.as_str())
+        .opt_s("error", e.error.as_deref())
+        .time("created_at", e.created_at)
+        .opt_time("processed_at", e.processed_at)
+        .s(GSI1PK, events_of(e.run_id))
+        .s(GSI1SK, format!("{}#{}", time(e.created_at), e.id))
+        .build()
+}
+
+pub(super) fn event_from(item: &Item) -> Result<WebhookEvent, StoreError> {
+    let f = Fields(item);
+    Ok(WebhookEvent {
+        id: f.uuid("id")?,
+        run_id: f.opt_parse("run_id")?,
+        provider: f.parse("provider")?,
+        idempotency_key: f.str("idempotency_key")?.to_owned(),
+        provider_job_id: f.opt_string("provider_job_id")?,
+        signature_status: f.parse("signature_status")?,
+        headers: f.json("headers")?,
+        payload: f.json("payload")?,
+        status: f.parse("status")?,
+        error: f.opt_string("error")?,
+        created_at: f.time("created_at")?,
+        processed_at: f.opt_time("processed_at")?,
+    })
+}
+
+pub(super) fn job_item(j: &ProviderJob, version: i64) -> Item {
+    ItemBuilder::new(job_key(j.run_id, j.provider, &j.job_id), "provider_job")
+        .s("provider", j.provider.as_str())
+        .s("job_id", j.job_id.as_str())
+        .s("run_id", j.run_id.to_string())
+        .s("persona", j.persona.as_str())
+        .opt_s("task_token", j.task_token.as_deref())
+        .s("status", j.status.as_str())
+        .opt_json("result", j.result.as_ref())
+        .opt_s("error", j.error.as_deref())
+        .time("created_at", j.created_at)
+        .opt_time("settled_at", j.settled_at)
+        .n(VERSION, version)
+        .build()
+}
+
+pub(super) fn job_from(item: &Item) -> Result<Versioned<ProviderJob>, StoreError> {
+    let f = Fields(item);
+    Ok(Versioned {
+        value: ProviderJob {
+            provider: f.parse("provider")?,
+            job_id: f.str("job_id")?.to_owned(),
+            run_id: f.parse("run_id")?,
+            persona: f.parse("persona")?,
+            task_token: f.opt_string("task_token")?,
+            status: f.parse("status")?,
+            result: f.opt_json("result")?,
+            error: f.opt_string("error")?,
+            created_at: f.time("created_at")?,
+            settled_at: f.opt_time("settled_at")?,
+        },
+        version: f.int(VERSION)?,
+    })
+}
+
+pub(super) fn gate_item(h: &HitlRequest, version: i64) -> Item {
+    ItemBuilder::new(gate_key(h.run_id, &h.gate), "hitl_request")
+        .s("run_id", h.run_id.to_string())
+        .s("gate", h.gate.as_str())
+        .opt_s("task_token", h.task_token.as_deref())
+        .time("requested_at", h.requested_at)
+        .opt_s("decision", h.decision.map(|d| d.as_str()))
+        .opt_s("decided_by", h.decided_by.as_deref())
+        .opt_s("comment", h.comment.as_deref())
+        .opt_time("decided_at", h.decided_at)
+        .n(VERSION, version)
+        .build()
+}
+
+pub(super) fn gate_from(item: &Item) -> Result<Versioned<HitlRequest>, StoreError> {
+    let f = Fields(item);
+    Ok(Versioned {
+        value: HitlRequest {
+            run_id: f.parse("run_id")?,
+            gate: f.parse("gate")?,
+            task_token: f.opt_string("task_token")?,
+            requested_at: f.time("requested_at")?,
+            decision: f.opt_parse("decision")?,
+            decided_by: f.opt_string("decided_by")?,
+            comment: f.opt_string("comment")?,
+            decided_at: f.opt_time("decided_at")?,
+        },
+        version: f.int(VERSION)?,
+    })
+}
+
+pub(super) fn message_item(user_id: &str, seq: i64, m: &ChatMessage) -> Item {
+    let run_ids = serde_json::to_value(&m.run_ids).unwrap_or(Value::Null);
+    ItemBuilder::new(
+        (conversation_pk(user_id), message_sk(seq)),
+        "conversation_message",
+    )
+    .s("user_id", user_id)
+    .n("seq", seq)
+    .s("role", m.role.as_str())
+    .s("content", m.content.as_str())
+    .json("run_ids", &run_ids)
+    .time("created_at", m.created_at)
+    .s(GSI2PK, ALL_MESSAGES)
+    .s(
+        GSI2SK,
+        format!("{}#{user_id}#{seq:020}", time(m.created_at)),
+    )
+    .build()
+}
+
+pub(super) fn message_from(item: &Item) -> Result<ChatMessage, StoreError> {
+    let f = Fields(item);
+    Ok(ChatMessage {
+        role: f.parse("role")?,
+        content: f.str("content")?.to_owned(),
+        run_ids: serde_json::from_value(f.json("run_ids")?)?,
+        created_at: f.time("created_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewRun, Project, ProvidersMode};
+    use serde_json::json;
+
+    #[test]
+    fn times_sort_as_text_and_keep_microseconds() {
+        let t = crate::store::rows::now();
+        let later = t + chrono::TimeDelta::microseconds(1);
+        assert!(time(t) < time(later));
+        assert_eq!(time(t).len(), "2026-11-28T12:00:00.000000Z".len());
+        assert_eq!(parse_time("t", &time(t)).unwrap(), t);
+    }
+
+    #[test]
+    fn a_run_round_trips_through_its_item() {
+        let project: Project = "aismr".parse().unwrap();
+        let new = NewRun::new(
+            project.clone(),
+            json!({"b": 2.5, "a": [1, null]}),
+            ProvidersMode::Mock,
+        );
+        let now = crate::store::rows::now();
+        let run = Run {
+            run_id: new.run_id,
+            project: project.clone(),
+            status: RunStatus::Pending,
+            job_code: JobCode::generate(&project),
+            user_id: None,
+            input: new.input,
+            result: None,
+            execution_id: Some("arn:x".into()),
+            providers_mode: ProvidersMode::Mock,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let item = run_item(&run, 3);
+        assert!(!item.contains_key("user_id"), "None is left out");
+        let back = run_from(&item).unwrap();
+        assert_eq!((back.value, back.version), (run, 3));
+    }
+
+    #[test]
+    fn a_missing_attribute_is_corrupt_data() {
+        let mut item = key(event_key(Uuid::now_v7()));
+        item.insert("id".into(), s("not-a-uuid"));
+        let err = event_from(&item).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+}
