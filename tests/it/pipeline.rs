@@ -85,6 +85,9 @@ async fn test_video_gen_publishes_with_every_step_on_the_record() {
         "mw_webhooks_received_total{provider=\"kieai\",signature_status=\"verified\"}",
         "mw_provider_job_seconds_count{provider=\"shotstack\",status=\"succeeded\"}",
         "mw_persona_step_seconds_count{persona=\"riley\"}",
+        "mw_queue_messages{queue=\"tasks\",state=\"in_flight\"}",
+        "mw_queue_messages{queue=\"callbacks\",state=\"visible\"} 0",
+        "mw_engine_transitions_total ",
     ] {
         assert!(
             metrics.contains(line),

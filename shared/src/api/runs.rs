@@ -108,8 +108,30 @@ async fn cancel(
     Ok(Json(state.pipeline.cancel_run(&id, &by).await?))
 }
 
-/// Prometheus text (API key: scrapers send it as a header).
-async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+/// Prometheus text (API key: scrapers send it as a header). Queue depths
+/// are read at each scrape.
+async fn metrics(
+    State(state): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let settings = &state.pipeline.settings;
+    for (name, url) in [
+        ("tasks", &settings.task_queue_url),
+        ("callbacks", &settings.callback_queue_url),
+    ] {
+        match state.pipeline.queue.depth(url).await {
+            Ok(depth) => {
+                for (which, n) in [("visible", depth.visible), ("in_flight", depth.in_flight)] {
+                    crate::telemetry::metrics::gauge(
+                        "mw_queue_messages",
+                        "Messages in the task and callback queues, waiting (visible) or being handled (in flight).",
+                        &[("queue", name), ("state", which)],
+                        n as f64,
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(queue = name, error = %e, "queue depth unavailable"),
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

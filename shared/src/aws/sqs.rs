@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::error_parts;
-use crate::queue::{Queue, QueueError, SharedHandler};
+use crate::queue::{Depth, Queue, QueueError, SharedHandler};
 
 /// SQS queues.
 #[derive(Debug, Clone)]
@@ -50,6 +50,28 @@ impl Queue for SqsQueue {
             .await
             .map_err(|e| queue_error(queue_url, e))?;
         Ok(())
+    }
+
+    async fn depth(&self, queue_url: &str) -> Result<Depth, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| queue_error(queue_url, e))?;
+        let count = |name: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Depth {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
     }
 }
 
@@ -86,13 +108,6 @@ impl QueuedMessage {
                 .and_then(DateTime::from_timestamp_millis),
         }
     }
-}
-
-/// How many messages wait in a queue, and how many are being handled.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Depth {
-    pub visible: u64,
-    pub in_flight: u64,
 }
 
 impl SqsQueue {
@@ -239,29 +254,6 @@ impl SqsQueue {
             .await
             .map_err(|e| queue_error(queue_url, e))?;
         Ok(out.queue_url().map(str::to_owned))
-    }
-
-    /// How many messages wait in `queue_url` and how many are in flight.
-    pub async fn depth(&self, queue_url: &str) -> Result<Depth, QueueError> {
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .map_err(|e| queue_error(queue_url, e))?;
-        let count = |name: QueueAttributeName| {
-            out.attributes()
-                .and_then(|a| a.get(&name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Ok(Depth {
-            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
-            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        })
     }
 
     /// Up to `max` messages of `queue_url`, left in it: each is received

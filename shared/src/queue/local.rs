@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Queue, QueueError, SharedHandler};
+use super::{Depth, Queue, QueueError, SharedHandler};
 use crate::engine::LocalEngine;
 
 /// Retries of a message whose handler failed with a retryable error, before
@@ -34,6 +34,23 @@ impl Queue for LocalQueue {
                 queue_url: queue_url.to_owned(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Local messages are delivered as soon as they are committed: every
+    /// message not yet acknowledged is in flight.
+    async fn depth(&self, queue_url: &str) -> Result<Depth, QueueError> {
+        let unacked = self
+            .engine
+            .queued_messages(queue_url)
+            .await
+            .map_err(|e| QueueError {
+                queue_url: queue_url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Depth {
+            visible: 0,
+            in_flight: unacked as u64,
+        })
     }
 }
 

@@ -18,10 +18,20 @@ pub struct QueueError {
     pub reason: String,
 }
 
+/// How many messages a queue holds: waiting to be received, and received
+/// but not yet handled (in flight).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Depth {
+    pub visible: u64,
+    pub in_flight: u64,
+}
+
 #[async_trait]
 pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Sends `body`; durable once this returns.
     async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError>;
+    /// How many messages `queue_url` holds.
+    async fn depth(&self, queue_url: &str) -> Result<Depth, QueueError>;
 }
 
 /// What handles the messages of one queue (the worker, the callbacks

@@ -51,6 +51,22 @@ pub fn count(name: &'static str, help: &'static str, pairs: &[(&str, &str)]) {
     add(name, help, "counter", pairs, 1.0);
 }
 
+/// Adds `n` to a counter.
+pub fn count_n(name: &'static str, help: &'static str, pairs: &[(&str, &str)], n: u64) {
+    add(name, help, "counter", pairs, n as f64);
+}
+
+/// Sets a gauge to `value`.
+pub fn gauge(name: &'static str, help: &'static str, pairs: &[(&str, &str)], value: f64) {
+    let mut registry = registry().lock().expect("metrics lock");
+    let family = registry.entry(name).or_insert_with(|| Family {
+        help,
+        kind: "gauge",
+        samples: BTreeMap::new(),
+    });
+    family.samples.insert(labels(pairs), value);
+}
+
 /// Records one observation of a duration (as `_seconds_sum` and `_count`).
 pub fn observe_seconds(
     name: &'static str,
@@ -101,6 +117,9 @@ mod tests {
         count("mw_test_things_total", "Things.", &[("kind", "a\"b")]);
         count("mw_test_things_total", "Things.", &[("kind", "a\"b")]);
         observe_seconds("mw_test_wait_seconds", "Waits.", &[("gate", "ideate")], 1.5);
+        gauge("mw_test_depth", "Depth.", &[("queue", "tasks")], 3.0);
+        gauge("mw_test_depth", "Depth.", &[("queue", "tasks")], 2.0);
+        count_n("mw_test_steps_total", "Steps.", &[], 5);
         let text = render();
         assert!(
             text.contains("# TYPE mw_test_things_total counter"),
@@ -118,5 +137,11 @@ mod tests {
             text.contains("mw_test_wait_seconds_count{gate=\"ideate\"} 1"),
             "{text}"
         );
+        assert!(text.contains("# TYPE mw_test_depth gauge"), "{text}");
+        assert!(
+            text.contains("mw_test_depth{queue=\"tasks\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("mw_test_steps_total 5\n"), "{text}");
     }
 }

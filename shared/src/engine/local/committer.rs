@@ -55,6 +55,15 @@ impl Committer {
                 }
                 match store.commit(batch).await {
                     Ok(outcomes) => {
+                        let applied = outcomes.iter().filter(|o| o.is_ok()).count();
+                        if applied > 0 {
+                            crate::telemetry::metrics::count_n(
+                                "mw_engine_transitions_total",
+                                "State machine transitions committed by the local engine.",
+                                &[],
+                                applied as u64,
+                            );
+                        }
                         for (reply, outcome) in commit_replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(outcome));
                         }

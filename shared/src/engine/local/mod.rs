@@ -180,6 +180,11 @@ impl LocalEngine {
     }
 
     /// Acknowledges a handled queue message, so it is not delivered again.
+    /// How many messages of `queue_url` are not acknowledged yet.
+    pub async fn queued_messages(&self, queue_url: &str) -> Result<usize, EngineError> {
+        Ok(self.inner.store.queued_messages(queue_url).await?.len())
+    }
+
     pub async fn ack(&self, message_id: &str) -> Result<(), EngineError> {
         match self.inner.committer.ack(message_id.to_owned()).await {
             Some(Ok(())) => Ok(()),
