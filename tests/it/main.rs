@@ -5,6 +5,7 @@ mod cli;
 mod doctor;
 mod engine_durability;
 mod engine_port;
+mod lambda_events;
 mod personas;
 mod pipeline;
 mod restart;
