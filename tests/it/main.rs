@@ -7,6 +7,7 @@ mod doctor;
 mod dynamodb_table;
 mod engine_durability;
 mod engine_port;
+mod lambda_events;
 mod personas;
 mod pipeline;
 mod restart;

@@ -1,0 +1,80 @@
+//! The SQS events under `tests/fixtures/events` (what `cargo lambda invoke`
+//! sends the `worker` and `callbacks` functions, see the README) through the
+//! functions' own handler, `lambda::sqs_batch`, on the pipeline a cold start
+//! builds: each fixture's records are all reported as batch item failures by
+//! message id (a run or webhook event this store does not have; a body that
+//! is not a message), and nothing is written for them.
+use aws_lambda_events::event::sqs::SqsEvent;
+use myloware::pipeline::callbacks::Callbacks;
+use myloware::pipeline::worker::Worker;
+use myloware::store::RunFilter;
+use myloware_tests::{config_from, stack_vars};
+
+fn fixture(name: &str) -> (SqsEvent, Vec<String>) {
+    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let ids = event
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().expect("fixture records have ids"))
+        .collect();
+    (event, ids)
+}
+
+fn failed(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+async fn cold_start(dir: &std::path::Path) -> myloware::pipeline::Pipeline {
+    let vars = stack_vars(dir, &[("PUBLIC_BASE_URL", "https://api.example.test")]);
+    myloware::lambda::pipeline(&config_from(&vars))
+        .await
+        .expect("the functions' pipeline")
+}
+
+#[tokio::test]
+async fn the_functions_refuse_to_start_without_the_public_base_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = stack_vars(dir.path(), &[]);
+    let err = myloware::lambda::pipeline(&config_from(&vars))
+        .await
+        .expect_err("PUBLIC_BASE_URL is required");
+    assert!(err.to_string().contains("PUBLIC_BASE_URL"), "{err}");
+}
+
+#[tokio::test]
+async fn the_worker_event_fixture_reports_each_record_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = cold_start(dir.path()).await;
+    let (event, ids) = fixture("worker-sqs.json");
+    assert_eq!(ids.len(), 2);
+    let response = myloware::lambda::sqs_batch(
+        &Worker {
+            pipeline: pipeline.clone(),
+        },
+        event,
+    )
+    .await;
+    assert_eq!(failed(&response), ids);
+    let runs = pipeline
+        .store
+        .list_runs(&RunFilter::default())
+        .await
+        .unwrap();
+    assert!(runs.runs.is_empty(), "{:?}", runs.runs);
+}
+
+#[tokio::test]
+async fn the_callbacks_event_fixture_reports_each_record_it_cannot_settle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = cold_start(dir.path()).await;
+    let (event, ids) = fixture("callbacks-sqs.json");
+    assert_eq!(ids.len(), 2);
+    let response = myloware::lambda::sqs_batch(&Callbacks { pipeline }, event).await;
+    assert_eq!(failed(&response), ids);
+}
