@@ -7,6 +7,8 @@
 //! the Postgres variants return early and say so; without it an unreachable
 //! server fails the test with a message saying how to skip. `scripts/test`
 //! sets the variable, and prints why, when no server answers.
+pub mod browser;
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
