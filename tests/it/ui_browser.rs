@@ -115,6 +115,32 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         listed.as_str().unwrap_or_default().contains(&job_code),
         "{listed}"
     );
+    // The status filter asks the API for those runs only.
+    let filter = |status: &str| {
+        format!(
+            "(() => {{ const s = document.getElementById('status-filter'); s.value = '{status}'; \
+             s.dispatchEvent(new Event('change')); return true; }})()"
+        )
+    };
+    page.eval(&filter("published")).await?;
+    page.wait_for(
+        &format!(
+            "!document.querySelector('{row}') && !document.getElementById('runs-empty').hidden"
+        ),
+        10,
+        "the run to be filtered out",
+    )
+    .await?;
+    page.eval(&filter("")).await?;
+    page.wait_for(
+        &format!("!!document.querySelector('{row}')"),
+        10,
+        "the run back in the list",
+    )
+    .await?;
+    let shot = shots_dir().join("runs.png");
+    page.screenshot(&shot).await?;
+    println!("screenshot: {}", shot.display());
     page.click(&format!("{row} a")).await?;
     page.wait_for(
         &format!(

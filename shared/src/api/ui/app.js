@@ -129,25 +129,43 @@
   let generation = 0;
 
   /// Runs `step` now and again after the delay it returns, until the view
-  /// changes. An error shows in `errorBox` and the loop goes on.
+  /// changes; one request at a time. An error shows in `errorBox` and the
+  /// loop goes on.
   function poll(step, errorBox) {
     const mine = ++generation;
     let timer = null;
+    let busy = false;
+    let again = false;
     const tick = async () => {
       if (mine !== generation) return;
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      clearTimeout(timer);
       let delay = POLL_MS;
       try {
         delay = (await step()) || POLL_MS;
         errorBox.textContent = "";
       } catch (e) {
-        if (mine !== generation) return;
-        if (e instanceof AuthError) return signIn("The API key was refused; enter it again.");
-        errorBox.textContent = `Could not refresh: ${e.message}`;
+        if (mine === generation && e instanceof AuthError) {
+          busy = false;
+          return signIn("The API key was refused; enter it again.");
+        }
+        if (mine === generation) errorBox.textContent = `Could not refresh: ${e.message}`;
       }
-      if (mine === generation) timer = setTimeout(tick, delay);
+      busy = false;
+      if (mine !== generation) return;
+      if (again) {
+        again = false;
+        tick();
+      } else {
+        timer = setTimeout(tick, delay);
+      }
     };
     tick();
-    return { now: () => { clearTimeout(timer); tick(); } };
+    return { now: tick };
   }
 
   // ---- sign in -----------------------------------------------------------
@@ -268,8 +286,10 @@
   }
 
   async function refreshRun() {
-    const id = encodeURIComponent(page.id);
+    const shown = page.id;
+    const id = encodeURIComponent(shown);
     const [evidence, graph] = await Promise.all([api(`/v1/runs/${id}/evidence`), api(`/v1/runs/${id}/graph`)]);
+    if (shown !== page.id) return POLL_MS;
     const run = evidence.run;
     document.title = `MyloWare · ${run.job_code} · ${run.status}`;
     $("run-title").textContent = `${run.job_code}`;
