@@ -140,7 +140,7 @@ async fn ui_serves_the_page_and_its_files_without_the_key() {
         );
         assert_eq!(headers["referrer-policy"], "no-referrer");
         let html = page.text().await.unwrap();
-        assert!(html.contains(r#"<script src="/ui/app.js" defer></script>"#));
+        assert!(html.contains(r#"<script type="module" src="/ui/app.js"></script>"#));
         assert!(html.contains(r#"href="/ui/app.css""#));
         assert!(html.contains(r#"id="api-key" type="password""#));
         assert!(
@@ -148,17 +148,33 @@ async fn ui_serves_the_page_and_its_files_without_the_key() {
             "nothing is fetched from elsewhere"
         );
     }
-    let js = get("/ui/app.js").await.unwrap();
-    assert_eq!(js.status(), 200);
-    assert!(js.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/javascript"));
-    let js = js.text().await.unwrap();
-    for route in ["/v1/runs", "/graph", "/evidence", "/v1/hitl/", "x-api-key"] {
-        assert!(js.contains(route), "app.js uses {route}");
+    // app.js and the modules it imports, each served as JavaScript.
+    let mut scripts = String::new();
+    for file in ["app.js", "dom.js", "graph.js", "timeline.js"] {
+        let js = get(&format!("/ui/{file}")).await.unwrap();
+        assert_eq!(js.status(), 200, "{file}");
+        assert!(js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
+        let text = js.text().await.unwrap();
+        assert!(
+            !text.contains("innerHTML"),
+            "{file}: data goes in as text only"
+        );
+        for import in text.lines().filter_map(|l| l.split(" from \"./").nth(1)) {
+            let name = import.trim_end_matches("\";");
+            assert_eq!(
+                get(&format!("/ui/{name}")).await.unwrap().status(),
+                200,
+                "{file} imports {name}"
+            );
+        }
+        scripts.push_str(&text);
     }
-    assert!(!js.contains("innerHTML"), "data goes in as text only");
+    for route in ["/v1/runs", "/graph", "/evidence", "/v1/hitl/", "x-api-key"] {
+        assert!(scripts.contains(route), "the page uses {route}");
+    }
     let css = get("/ui/app.css").await.unwrap();
     assert_eq!(css.status(), 200);
     assert!(css.headers()["content-type"]

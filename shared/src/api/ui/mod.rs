@@ -4,14 +4,30 @@
 //! for the API key once, keeps it in the tab's `sessionStorage` and sends it
 //! as `x-api-key` to the JSON API, so the key never appears in a URL (or in
 //! the access logs that record URLs).
+use axum::extract::Path;
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::ApiError;
+
 const INDEX_HTML: &str = include_str!("index.html");
-const APP_JS: &str = include_str!("app.js");
-const APP_CSS: &str = include_str!("app.css");
+
+/// The page's files under `/ui/`: `(name, content type, text)`. The scripts
+/// are ES modules that import each other by these names.
+const FILES: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("app.js")),
+    ("dom.js", JS, include_str!("dom.js")),
+    ("graph.js", JS, include_str!("graph.js")),
+    ("timeline.js", JS, include_str!("timeline.js")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("app.css"),
+    ),
+];
+const JS: &str = "text/javascript; charset=utf-8";
 
 /// Scripts and styles only from this origin, requests only to this origin, no
 /// framing: an injected string in a run's data cannot run or leak anything.
@@ -23,8 +39,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/ui", get(index))
         .route("/ui/", get(index))
-        .route("/ui/app.js", get(app_js))
-        .route("/ui/app.css", get(app_css))
+        .route("/ui/{file}", get(file))
 }
 
 type Headers = [(HeaderName, HeaderValue); 5];
@@ -53,10 +68,9 @@ async fn index() -> impl IntoResponse {
     (headers("text/html; charset=utf-8"), INDEX_HTML)
 }
 
-async fn app_js() -> impl IntoResponse {
-    (headers("text/javascript; charset=utf-8"), APP_JS)
-}
-
-async fn app_css() -> impl IntoResponse {
-    (headers("text/css; charset=utf-8"), APP_CSS)
+async fn file(Path(name): Path<String>) -> Response {
+    match FILES.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, text)) => (headers(content_type), *text).into_response(),
+        None => ApiError::not_found(format!("/ui/{name}")).into_response(),
+    }
 }
