@@ -28,6 +28,7 @@ pub async fn run(args: ServeArgs, config: &myloware::Config) -> anyhow::Result<E
     outln!("MyloWare listening on {}", stack.base_url);
     outln!("  store      {}", config.database);
     outln!("  providers  {}", config.providers_mode);
+    outln!("  dashboard  {}/ui", stack.base_url);
     outln!("  try        curl -H \"x-api-key: $API_KEY\" -X POST {}/v1/chat/brendan -d '{{\"user_id\":\"dev\",\"message\":\"Start a test video gen run\"}}'", stack.base_url);
     outln!(
         "  API key    in {}/secrets.env unless API_KEY is set",
