@@ -1,5 +1,5 @@
-// The persona timeline: a Gantt of each state's visit (entered → settled,
-// from the run graph's steps) with the provider jobs under the visit of the
+// The persona timeline: a Gantt of each state's visit (entered, task
+// scheduled → settled, from the run graph's steps) with the provider jobs under the visit of the
 // persona that submitted them (created → settled).
 import { el, seconds, short, TERMINAL } from "./dom.js";
 import { taskOf } from "./graph.js";
@@ -56,7 +56,10 @@ export function renderTimeline(box, run, graph, jobs) {
       (step.attempts > 1 ? `, ${step.attempts} attempts` : "") + (step.error ? `, ${step.error}` : "");
     rows.push(el("div", { class: "row step", "data-state": step.state, "data-status": step.status },
       el("div", { class: "label", title, text: step.state }),
-      el("div", { class: "track" }, bar(step.entered_at, step.ended_at, cls, title))));
+      // Entered → task scheduled (queued, light), scheduled → settled.
+      el("div", { class: "track" },
+        step.scheduled_at ? bar(step.entered_at, step.scheduled_at, "queued", `${step.state}: entered, task not yet scheduled`) : null,
+        bar(step.scheduled_at || step.entered_at, step.ended_at, cls, title))));
     for (const job of jobsOf.get(i) || []) rows.push(jobRow(job));
   });
   for (const job of unplaced) rows.push(jobRow(job));
