@@ -323,6 +323,38 @@ impl Page {
         std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
     }
 
+    /// Waits for the first event `method` not yet taken; takes it and
+    /// returns its parameters.
+    pub async fn next_event(&self, method: &str, secs: u64) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            {
+                let mut events = self.events.lock().unwrap();
+                if let Some(i) = events.iter().position(|e| e["method"] == method) {
+                    return Ok(events.remove(i)["params"].take());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no {method} event in {secs} s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks `selector`, which opens a `confirm()` dialog, and answers it
+    /// (`accept`); returns the dialog's message.
+    pub async fn click_and_confirm(&self, selector: &str, accept: bool) -> anyhow::Result<String> {
+        let answer = async {
+            let dialog = self.next_event("Page.javascriptDialogOpening", 10).await?;
+            self.call("Page.handleJavaScriptDialog", json!({ "accept": accept }))
+                .await?;
+            anyhow::Ok(dialog["message"].as_str().unwrap_or_default().to_owned())
+        };
+        let (clicked, message) = tokio::join!(self.click(selector), answer);
+        clicked?;
+        message
+    }
+
     /// Uncaught exceptions and `console.error` calls in the page so far.
     pub fn errors(&self) -> Vec<String> {
         self.events

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium opens `/ui` on a test
 //! stack, signs in with the API key, finds a new aismr run in the list, follows
 //! it while it runs, approves both gates with the page's buttons and sees it
-//! published. Screenshots land in `target/ui-browser/`.
+//! published; and rejects a gate in another run. Screenshots land in
+//! `target/ui-browser/`.
 //!
 //! Without Chromium the test says SKIPPED and passes, except in CI
 //! (`CI=true`), where it fails: `.ci/run` installs the Debian package.
@@ -28,7 +29,19 @@ fn shots_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_follows_a_run_and_approves_its_gates() {
-    let Some(chromium) = find_chromium() else {
+    // Slow enough mocks that the page, polling each second, sees the run
+    // between its gates.
+    in_browser("approve", "700", async |t: &TestStack, page: &Page| {
+        drive(t, page).await
+    })
+    .await;
+}
+
+/// Chromium, or `None` after saying why the test is skipped (a failure in
+/// CI).
+fn chromium_or_skip() -> Option<PathBuf> {
+    let found = find_chromium();
+    if found.is_none() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI needs Chromium for the dashboard test: apt-get install -y chromium");
         }
@@ -36,20 +49,29 @@ async fn the_dashboard_follows_a_run_and_approves_its_gates() {
             "SKIPPED: the dashboard browser test: no Chromium found \
              (apt-get install -y chromium, or set CHROME=/path/to/chrome)"
         );
+    }
+    found
+}
+
+/// A test stack, Chromium and a tab; runs `test`, and on failure saves a
+/// screenshot and shows what the page logged.
+async fn in_browser<F>(name: &str, mock_latency_ms: &str, test: F)
+where
+    F: for<'a> AsyncFnOnce(&'a TestStack, &'a Page) -> anyhow::Result<()>,
+{
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    // Slow enough mocks that the page, polling each second, sees the run
-    // between its gates.
-    let t = TestStack::start(&[("MOCK_LATENCY_MS", "700")]).await;
+    let t = TestStack::start(&[("MOCK_LATENCY_MS", mock_latency_ms)]).await;
     let log = t.dir.path().join("chromium.log");
     let browser = Browser::launch(&chromium, &log)
         .await
         .expect("chromium starts");
     let page = browser.new_page().await.expect("a tab");
-    let outcome = drive(&t, &page).await;
+    let outcome = test(&t, &page).await;
     let errors = page.errors();
     if let Err(e) = &outcome {
-        let shot = shots_dir().join("failure.png");
+        let shot = shots_dir().join(format!("{name}-failure.png"));
         if page.screenshot(&shot).await.is_ok() {
             eprintln!("screenshot of the failure: {}", shot.display());
         }
@@ -62,6 +84,70 @@ async fn the_dashboard_follows_a_run_and_approves_its_gates() {
     drop(page);
     drop(browser);
     t.stack.shutdown().await;
+}
+
+/// Opens `/ui` and signs in with the API key.
+async fn sign_in(t: &TestStack, page: &Page) -> anyhow::Result<()> {
+    page.goto(&format!("{}/ui", t.stack.base_url)).await?;
+    page.wait_for(
+        "document.body.dataset.view === 'login-view'",
+        10,
+        "the sign-in form",
+    )
+    .await?;
+    page.type_into("#api-key", KEY).await?;
+    page.click("#login-submit").await?;
+    page.wait_for(
+        "document.body.dataset.view === 'runs-view'",
+        10,
+        "the runs list",
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_rejects_a_gate_after_asking() {
+    in_browser("reject", "0", async |t: &TestStack, page: &Page| {
+        sign_in(t, page).await?;
+        let run = t.start_run("aismr").await;
+        let id = run["run_id"].as_str().context("run_id")?.to_owned();
+        page.goto(&format!("{}/ui#/runs/{id}", t.stack.base_url)).await?;
+        page.wait_for("!!document.getElementById('reject-ideate')", 30, "Reject for ideate")
+            .await?;
+        // Declined: nothing happens.
+        let asked = page.click_and_confirm("#reject-ideate", false).await?;
+        assert!(asked.contains("ideate"), "{asked}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(t.evidence(&id).await.run.status, RunStatus::AwaitingApproval);
+        // Accepted: the run ends rejected, through the catch path.
+        page.click_and_confirm("#reject-ideate", true).await?;
+        page.wait_for(
+            "document.getElementById('run-status').textContent === 'rejected'",
+            30,
+            "the run to be rejected",
+        )
+        .await?;
+        page.wait_for(
+            "!!document.querySelector('#graph g.node.failed[data-state=\"Rejected\"]') \
+             && !!document.querySelector('#graph path.edge.catch.taken[data-from=\"GateIdeate\"][data-to=\"RecordRejection\"]')",
+            10,
+            "the graph to show the rejection path",
+        )
+        .await?;
+        assert!(
+            page.eval("document.getElementById('reject-ideate') === null").await? == true,
+            "no buttons once decided"
+        );
+        let decided = t.evidence(&id).await;
+        assert_eq!(decided.run.status, RunStatus::Rejected);
+        assert_eq!(
+            decided.hitl_requests[0].decided_by.as_deref(),
+            Some("dashboard")
+        );
+        Ok(())
+    })
+    .await;
 }
 
 async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
