@@ -58,10 +58,15 @@ setInterval(() => {
 // ---- polling: one loop for the view on screen --------------------------
 
 let generation = 0;
+// The loop on screen, asked to refresh at once when the tab shows again.
+let visible = null;
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && visible) visible();
+});
 
 /// Runs `step` now and again after the delay it returns, until the view
-/// changes; one request at a time. An error shows in `errorBox` and the
-/// loop goes on.
+/// changes; one request at a time, none while the tab is hidden. An error
+/// shows in `errorBox` and the loop goes on.
 function poll(step, errorBox) {
   const mine = ++generation;
   let timer = null;
@@ -69,6 +74,11 @@ function poll(step, errorBox) {
   let again = false;
   const tick = async () => {
     if (mine !== generation) return;
+    if (document.hidden) {
+      clearTimeout(timer);
+      timer = setTimeout(tick, POLL_MS);
+      return;
+    }
     if (busy) {
       again = true;
       return;
@@ -96,6 +106,7 @@ function poll(step, errorBox) {
     }
   };
   tick();
+  visible = tick;
   return { now: tick };
 }
 
