@@ -14,6 +14,7 @@
 //! `MW_SKIP_MOTO=1`, or when nothing answers there, the DynamoDB variants
 //! return early and say so loudly — except in CI (`CI=true`), where both fail.
 pub mod aws;
+pub mod browser;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -13,3 +13,5 @@ mod pipeline;
 mod restart;
 mod runbook_queries;
 mod store_conformance;
+mod ui;
+mod ui_browser;

@@ -28,6 +28,7 @@ pub async fn run(args: ServeArgs, config: &myloware::Config) -> anyhow::Result<E
     outln!("MyloWare listening on {}", stack.base_url);
     outln!("  store      {}", config.database);
     outln!("  providers  {}", config.providers_mode);
+    outln!("  dashboard  {}/ui", stack.base_url);
     if stack.engine.is_none() {
         outln!("  engine     Step Functions; queues on SQS: run `mw worker` to consume them");
     }

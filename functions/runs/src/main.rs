@@ -1,4 +1,5 @@
-//! The `runs` function: `/v1/runs…`, `/health` and `/openapi.json` behind API Gateway. Only wiring: config,
+//! The `runs` function: `/v1/runs…`, `/health`, `/openapi.json` and the
+//! dashboard at `/ui` behind API Gateway. Only wiring: config,
 //! telemetry, the pipeline once per cold start, then the router.
 use lambda_http::{run, Error};
 
@@ -7,5 +8,8 @@ async fn main() -> Result<(), Error> {
     let config = myloware::Config::load()?;
     myloware::telemetry::init("info", None);
     let state = myloware::lambda::app_state(&config).await?;
-    run(myloware::api::runs_router(state.clone()).merge(myloware::api::system_router(state))).await
+    run(myloware::api::runs_router(state.clone())
+        .merge(myloware::api::system_router(state.clone()))
+        .merge(myloware::api::ui_router(state)))
+    .await
 }

@@ -1,5 +1,6 @@
 //! The HTTP API as axum routers: served by `mw serve` on one port, and by the
-//! `chat`, `webhook`, `hitl` and `runs` Lambda functions behind API Gateway.
+//! `chat`, `webhook`, `hitl` and `runs` Lambda functions behind API Gateway
+//! (the `runs` function also serves the dashboard at `/ui`).
 //! Handlers extract, call the pipeline core, map the result.
 mod auth;
 mod chat;
@@ -8,6 +9,7 @@ mod hitl;
 mod json;
 mod runs;
 mod system;
+mod ui;
 mod webhooks;
 
 use axum::{middleware, Router};
@@ -55,6 +57,12 @@ pub fn system_router(state: AppState) -> Router {
     system::router().with_state(state)
 }
 
+/// `/ui`, the run dashboard (open: the page asks for the API key and sends
+/// it with each request it makes).
+pub fn ui_router(state: AppState) -> Router {
+    ui::router().with_state(state)
+}
+
 /// `/v1/webhooks/{provider}` (signatures instead of the API key).
 pub fn webhooks_router(state: AppState) -> Router {
     webhooks::router().with_state(state)
@@ -67,5 +75,6 @@ pub fn router(state: AppState) -> Router {
         .merge(runs_router(state.clone()))
         .merge(chat_router(state.clone()))
         .merge(hitl_router(state.clone()))
+        .merge(ui_router(state.clone()))
         .merge(webhooks_router(state))
 }

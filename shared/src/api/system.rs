@@ -46,13 +46,15 @@ pub fn openapi_document() -> Value {
             "/v1/runs": { "post": op("Start a run: {project, message?, user_id?}", true), "get": op("List runs (status, project, limit, after)", true) },
             "/v1/runs/{id}": { "get": op("A run by id or job code", true) },
             "/v1/runs/{id}/evidence": { "get": op("The run with artifacts, webhook events, provider jobs, gates and history", true) },
+            "/v1/runs/{id}/graph": { "get": op("The run's state machine definition, its steps from the execution history, and its current states", true) },
             "/v1/runs/{id}/cancel": { "post": op("Cancel a live run", true) },
             "/v1/hitl/link/{id}/{gate}": { "get": op("A signed approval link for a waiting gate", true) },
             "/v1/hitl/approve/{id}/{gate}": { "get": op("The gate's page (HTML) or status (JSON); ?token= or x-api-key", false), "post": op("Approve; ?token= or x-api-key", false) },
             "/v1/hitl/reject/{id}/{gate}": { "post": op("Reject; ?token= or x-api-key", false) },
             "/v1/webhooks/{provider}": { "post": op("Provider callbacks (kieai, shotstack, upload-post); signed per provider", false) },
             "/metrics": { "get": op("Prometheus metrics: runs, webhooks, provider jobs, gates, persona steps", true) },
-            "/openapi.json": { "get": op("This document", false) }
+            "/openapi.json": { "get": op("This document", false) },
+            "/ui": { "get": op("The run dashboard (HTML; it asks for the API key and sends it as x-api-key)", false) }
         }
     })
 }

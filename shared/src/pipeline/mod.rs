@@ -5,6 +5,7 @@
 pub mod callbacks;
 mod error;
 mod gates;
+mod graph;
 mod runs;
 mod tools;
 pub mod worker;
@@ -23,6 +24,7 @@ use crate::webhooks::WebhookSecrets;
 
 pub use error::PipelineError;
 pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
+pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use runs::{Evidence, NewRunRequest};
 
 /// Where things are reachable and which modes are on; fixed at start-up.
