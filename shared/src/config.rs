@@ -20,7 +20,8 @@ pub enum DatabaseConfig {
     Sqlite { path: PathBuf },
     /// A Postgres server; the URL may carry a password, so `Debug` hides it.
     Postgres { url: String },
-    /// One DynamoDB table (`STORE=dynamodb`, `DYNAMODB_TABLE`), reached
+    /// One DynamoDB table (`STORE=dynamodb`, `DYNAMODB_TABLE` or its alias
+    /// `TABLE_NAME`), reached
     /// through the AWS SDK's configuration (`AWS_ENDPOINT_URL`, region,
     /// credentials).
     DynamoDb { table: String },
@@ -254,7 +255,9 @@ impl Config {
         let database = match lookup("STORE").as_deref() {
             None => database,
             Some("dynamodb") => {
-                let table = lookup("DYNAMODB_TABLE").unwrap_or_else(|| "myloware".into());
+                let table = lookup("DYNAMODB_TABLE")
+                    .or_else(|| lookup("TABLE_NAME"))
+                    .unwrap_or_else(|| "myloware".into());
                 valid_table_name(&table)?;
                 DatabaseConfig::DynamoDb { table }
             }
@@ -566,6 +569,20 @@ mod tests {
             "arn:aws:states:us-east-1:123456789012:stateMachine:a"
         );
         assert_eq!(name_prefix, DEFAULT_STATE_MACHINE_PREFIX);
+        let aliased = Config::from_lookup(lookup(&[
+            ("STORE", "dynamodb"),
+            ("TABLE_NAME", "runs-table"),
+            ("ENGINE", "stepfunctions"),
+            ("TASK_QUEUE_URL", "https://sqs.example/1/t"),
+            ("CALLBACK_QUEUE_URL", "https://sqs.example/1/c"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            aliased.database,
+            DatabaseConfig::DynamoDb {
+                table: "runs-table".into()
+            }
+        );
     }
 
     #[test]
