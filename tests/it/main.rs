@@ -12,3 +12,4 @@ mod pipeline;
 mod restart;
 mod runbook_queries;
 mod store_conformance;
+mod trace;
