@@ -261,11 +261,10 @@ impl Pipeline {
         // A refused change is not papered over: a conflict (the run changed
         // meanwhile) is retried with a fresh read; an illegal one fails this
         // task, so the graph records the failure.
-        match self.store.transition_run(change).await {
+        let ended = match self.store.transition_run(change).await {
             Ok(run) => {
                 tracing::info!(run_id = %run.run_id, project = %run.project, status = %run.status,
                     providers_mode = %run.providers_mode, "run ended");
-                self.end_run_spans(&run).await;
                 crate::telemetry::metrics::count(
                     "mw_runs_ended_total",
                     "Runs ended, by project and status.",
@@ -274,6 +273,7 @@ impl Pipeline {
                         ("status", run.status.as_str()),
                     ],
                 );
+                run
             }
             Err(StoreError::IllegalTransition { from, to }) => {
                 let cause = format!("run {} cannot go from {from} to {to}", run.job_code);
@@ -282,9 +282,13 @@ impl Pipeline {
                     .await;
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         self.succeed_task(&message.task_token, &json!({ "status": to }))
-            .await
+            .await?;
+        // After the execution is told: the tree is closed as the run ends,
+        // without holding the graph up.
+        self.end_run_spans(&ended).await;
+        Ok(())
     }
 }
 
