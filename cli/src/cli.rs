@@ -35,6 +35,9 @@ pub enum Command {
     Evidence(EvidenceArgs),
     /// What is wrong with a run, and what to run next (exit 1 when something is).
     Doctor(RunArgs),
+    /// The run tree: graph, persona steps, gates, LLM and tool calls, with
+    /// durations, status and errors; open spans marked.
+    Trace(RunArgs),
     /// The local log file, filtered: by run, persona, level; --follow to tail it.
     Logs(LogsArgs),
     /// Human-in-the-loop gates: a signed link, approve, reject.

@@ -111,6 +111,23 @@ impl Reader {
         }
     }
 
+    /// The run `key` (id or job code) and its spans.
+    pub async fn run_tree(&self, key: &str) -> anyhow::Result<myloware::pipeline::RunTree> {
+        match self {
+            Self::Api(client) => client.get(&format!("/v1/runs/{key}/spans")).await,
+            Self::Store(backend, _) => {
+                let store = backend.store.as_ref();
+                let run = crate::commands::runs::find_run(store, key).await?;
+                let trace_id = myloware::domain::TraceId::of_run(run.run_id);
+                Ok(myloware::pipeline::RunTree {
+                    spans: store.list_spans(trace_id).await?,
+                    trace_id,
+                    run,
+                })
+            }
+        }
+    }
+
     /// The run `key` (id or job code) with everything recorded about it.
     pub async fn evidence(&self, key: &str) -> anyhow::Result<myloware::pipeline::Evidence> {
         match self {
@@ -143,6 +160,9 @@ impl Reader {
                     webhook_events: store.list_webhook_events(id).await?,
                     provider_jobs: store.list_provider_jobs(id).await?,
                     hitl_requests: store.list_hitl_requests(id).await?,
+                    spans: store
+                        .list_spans(myloware::domain::TraceId::of_run(id))
+                        .await?,
                     history,
                     run,
                 })

@@ -40,6 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(cmd) => commands::runs::run(cmd, api, &config).await,
         Command::Evidence(args) => commands::evidence::run(args, api, &config).await,
         Command::Doctor(args) => commands::doctor::run(args, api, &config).await,
+        Command::Trace(args) => commands::trace::run(args, api, &config).await,
         Command::Logs(args) => commands::logs::run(args, &config).await,
         Command::Hitl(cmd) => commands::hitl::run(cmd, api, &config).await,
         Command::Db(cmd) => commands::db::run(cmd, &config).await,

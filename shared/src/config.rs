@@ -157,6 +157,67 @@ pub struct Config {
     pub kieai_api_key: Option<SecretString>,
     pub shotstack_api_key: Option<SecretString>,
     pub upload_post_api_key: Option<SecretString>,
+    /// Where closed spans are exported over OTLP/HTTP
+    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`); `None`:
+    /// spans stay in the store only.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// The OTLP/HTTP endpoint (its root: `/v1/traces` is appended) and the
+/// headers sent with every export (API keys: kept secret).
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    pub endpoint: String,
+    pub headers: Vec<(String, SecretString)>,
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `k=v,k2=v2`, values percent-decoded as the
+/// OpenTelemetry spec says (`Basic%20…` → `Basic …`).
+fn otlp_headers(text: &str) -> Result<Vec<(String, SecretString)>, ConfigError> {
+    let mut headers = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            ConfigError::new(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "expected key=value pairs separated by commas",
+            )
+        })?;
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::new(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                format!("{key:?} is not a header name"),
+            ));
+        }
+        headers.push((
+            key.to_owned(),
+            SecretString::from(percent_decode(value.trim())),
+        ));
+    }
+    Ok(headers)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Mock providers answer after this long unless `MOCK_LATENCY_MS` says.
@@ -325,6 +386,15 @@ impl Config {
             engine,
             public_base_url: url_var(&lookup, "PUBLIC_BASE_URL")?,
             webhook_base_url: url_var(&lookup, "WEBHOOK_BASE_URL")?,
+            otlp: match url_var(&lookup, "OTEL_EXPORTER_OTLP_ENDPOINT")? {
+                None => None,
+                Some(endpoint) => Some(OtlpConfig {
+                    endpoint,
+                    headers: otlp_headers(
+                        &lookup("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default(),
+                    )?,
+                }),
+            },
             provider_urls: {
                 let live = ProviderUrls::live();
                 ProviderUrls {
@@ -497,6 +567,47 @@ mod tests {
             map.insert(k.to_string(), v.to_string());
         }
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn otlp_endpoint_and_headers_are_parsed() {
+        let config = Config::from_lookup(lookup(&[])).unwrap();
+        assert!(config.otlp.is_none());
+        let config = Config::from_lookup(lookup(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://api.smith.langchain.com/otel/",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-api-key=lsv2_abc, Langsmith-Project=mw,Authorization=Basic%20cGs6c2s=",
+            ),
+        ]))
+        .unwrap();
+        let otlp = config.otlp.unwrap();
+        assert_eq!(otlp.endpoint, "https://api.smith.langchain.com/otel");
+        let headers: Vec<(&str, &str)> = otlp
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose_secret()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("x-api-key", "lsv2_abc"),
+                ("Langsmith-Project", "mw"),
+                ("Authorization", "Basic cGs6c2s=")
+            ]
+        );
+        let err = Config::from_lookup(lookup(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_HEADERS");
+        let err = Config::from_lookup(lookup(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")]))
+            .unwrap_err();
+        assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_ENDPOINT");
     }
 
     #[test]

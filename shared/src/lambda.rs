@@ -28,6 +28,25 @@ pub async fn app_state(config: &Config) -> Result<AppState, StackError> {
     })
 }
 
+/// `router`, sending the spans closed while serving each request to the
+/// OTLP endpoint before the response is returned: a Lambda is frozen once
+/// it answers, so nothing may be left queued.
+pub fn flushing_spans(
+    router: axum::Router,
+    tracer: crate::telemetry::spans::Tracer,
+) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let tracer = tracer.clone();
+            async move {
+                let response = next.run(request).await;
+                tracer.flush().await;
+                response
+            }
+        },
+    ))
+}
+
 /// Handles every record of an SQS batch; the ones that failed are reported
 /// as batch item failures.
 pub async fn sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatchResponse {

@@ -294,6 +294,13 @@ pub async fn core(
         providers: Arc::new(providers),
         llm,
         webhook_secrets: WebhookSecrets::from_config(config),
+        tracer: crate::telemetry::spans::Tracer::new(
+            Arc::clone(&backend.store),
+            config
+                .otlp
+                .as_ref()
+                .map(crate::telemetry::otlp::OtlpExporter::start),
+        ),
     };
     Ok((pipeline, local))
 }

@@ -13,5 +13,6 @@ mod pipeline;
 mod restart;
 mod runbook_queries;
 mod store_conformance;
+mod trace;
 mod ui;
 mod ui_browser;

@@ -54,6 +54,10 @@ conformance!(
     prune_deletes_only_old_finished_runs,
     data_survives_reopening,
     conversations_keep_their_order_per_user,
+    spans_open_close_and_list_in_order,
+    a_span_closes_once,
+    closing_an_unknown_span_is_not_found,
+    spans_go_with_their_pruned_run,
 );
 
 fn project(name: &str) -> Project {
@@ -933,4 +937,199 @@ async fn conversations_keep_their_order_per_user(t: StoreUnderTest) {
         ["started", "status?"]
     );
     assert!(store.conversation("nobody", 5).await.unwrap().is_empty());
+}
+
+async fn spans_open_close_and_list_in_order(t: StoreUnderTest) {
+    use myloware::domain::{NewSpan, SpanEnd, SpanId, SpanStatus, TraceId};
+    let store = t.store;
+    let run = running_run(store.as_ref()).await;
+    use chrono::DurationRound;
+    // Whole microseconds: the precision every backend keeps.
+    let t0 = (Utc::now() - Duration::seconds(10))
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap();
+    let root = NewSpan::in_run(run, "aismr-graph")
+        .id(SpanId::graph(run))
+        .attr("gen_ai.operation.name", "invoke_agent")
+        .input(json!({"prompt": "a glass apple"}))
+        .started_at(t0);
+    let opened = store.open_span(root.clone()).await.unwrap();
+    assert_eq!(opened.status, SpanStatus::Open);
+    assert_eq!(opened.end_time, None);
+    let child = NewSpan::in_run(run, "aismr:iggy")
+        .parent(SpanId::graph(run))
+        .started_at(t0 + Duration::seconds(1));
+    let later = NewSpan::in_run(run, "llm")
+        .parent(child.span_id)
+        .started_at(t0 + Duration::seconds(2));
+    // Opened out of order: listed by start time.
+    store.open_span(later.clone()).await.unwrap();
+    store.open_span(child.clone()).await.unwrap();
+    assert!(matches!(
+        store.open_span(child.clone()).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+
+    let spans = store.list_spans(TraceId::of_run(run)).await.unwrap();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["aismr-graph", "aismr:iggy", "llm"]);
+    assert!(spans.iter().all(|s| s.is_open() && s.run_id == Some(run)));
+    assert_eq!(spans[0], opened);
+    assert_eq!(spans[1].parent_span_id, Some(SpanId::graph(run)));
+    assert_eq!(spans[2].parent_span_id, Some(child.span_id));
+
+    let closed = store
+        .close_span(
+            later.trace_id,
+            later.span_id,
+            SpanEnd::error("model timed out")
+                .attr("gen_ai.usage.input_tokens", 12)
+                .ended_at(t0 + Duration::seconds(3)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.status, SpanStatus::Error);
+    assert_eq!(closed.error.as_deref(), Some("model timed out"));
+    store
+        .close_span(
+            root.trace_id,
+            root.span_id,
+            SpanEnd::ok(Some(json!({"status": "published"}))),
+        )
+        .await
+        .unwrap();
+    let spans = store.list_spans(TraceId::of_run(run)).await.unwrap();
+    assert_eq!(spans[0].status, SpanStatus::Ok);
+    assert_eq!(spans[0].output, Some(json!({"status": "published"})));
+    assert_eq!(spans[0].input, Some(json!({"prompt": "a glass apple"})));
+    assert_eq!(
+        spans[0].attributes.get("gen_ai.operation.name"),
+        Some(&json!("invoke_agent"))
+    );
+    assert!(spans[0].end_time.unwrap() >= spans[0].start_time);
+    assert!(spans[1].is_open(), "a span not closed stays open");
+    assert_eq!(spans[2], closed);
+    assert_eq!(
+        spans[2].attributes.get("gen_ai.usage.input_tokens"),
+        Some(&json!(12))
+    );
+    assert_eq!(spans[2].end_time, Some(t0 + Duration::seconds(3)));
+
+    // A chat turn with no run: its own trace.
+    let lone = NewSpan {
+        run_id: None,
+        trace_id: TraceId::random(),
+        ..NewSpan::in_run(run, "brendan-chat")
+    };
+    store.open_span(lone.clone()).await.unwrap();
+    let listed = store.list_spans(lone.trace_id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].run_id, listed[0].name.as_str()),
+        (None, "brendan-chat")
+    );
+    assert_eq!(
+        store.list_spans(TraceId::of_run(run)).await.unwrap().len(),
+        3
+    );
+}
+
+async fn a_span_closes_once(t: StoreUnderTest) {
+    use myloware::domain::{NewSpan, SpanEnd, SpanStatus};
+    let store = t.store;
+    let run = running_run(store.as_ref()).await;
+    let span = NewSpan::in_run(run, "aismr:gate:ideate");
+    store.open_span(span.clone()).await.unwrap();
+    let first = store
+        .close_span(
+            span.trace_id,
+            span.span_id,
+            SpanEnd::ok(Some(json!("approved"))),
+        )
+        .await
+        .unwrap();
+    let second = store
+        .close_span(span.trace_id, span.span_id, SpanEnd::error("run cancelled"))
+        .await
+        .unwrap();
+    assert_eq!(second, first, "the first close is kept");
+    assert_eq!(second.status, SpanStatus::Ok);
+    let listed = store.list_spans(span.trace_id).await.unwrap();
+    assert_eq!(listed, vec![first]);
+
+    // Racing closes: one wins, every caller sees the winner.
+    let racer = NewSpan::in_run(run, "aismr:riley");
+    store.open_span(racer.clone()).await.unwrap();
+    let closes = (0..4).map(|i| {
+        let store = Arc::clone(&store);
+        let racer = racer.clone();
+        tokio::spawn(async move {
+            store
+                .close_span(
+                    racer.trace_id,
+                    racer.span_id,
+                    SpanEnd::error(format!("closer {i}")),
+                )
+                .await
+                .unwrap()
+        })
+    });
+    let seen: HashSet<String> = futures::future::join_all(closes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().error.unwrap())
+        .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+async fn closing_an_unknown_span_is_not_found(t: StoreUnderTest) {
+    use myloware::domain::{SpanEnd, SpanId, TraceId};
+    let store = t.store;
+    let run = running_run(store.as_ref()).await;
+    let err = store
+        .close_span(TraceId::of_run(run), SpanId::random(), SpanEnd::ok(None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(store
+        .list_spans(TraceId::random())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn spans_go_with_their_pruned_run(t: StoreUnderTest) {
+    use myloware::domain::{NewSpan, TraceId};
+    let store = t.store;
+    let finished = running_run(store.as_ref()).await;
+    store
+        .open_span(NewSpan::in_run(finished, "aismr-graph"))
+        .await
+        .unwrap();
+    store
+        .transition_run(Transition::new(
+            finished,
+            RunStatus::Running,
+            RunStatus::Published,
+        ))
+        .await
+        .unwrap();
+    let live = running_run(store.as_ref()).await;
+    store
+        .open_span(NewSpan::in_run(live, "aismr-graph"))
+        .await
+        .unwrap();
+    store
+        .prune(Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(store
+        .list_spans(TraceId::of_run(finished))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.list_spans(TraceId::of_run(live)).await.unwrap().len(),
+        1
+    );
 }

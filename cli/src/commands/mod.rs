@@ -11,6 +11,7 @@ pub mod logs;
 pub mod runs;
 pub mod serve;
 pub mod statemachine;
+pub mod trace;
 pub mod worker;
 
 use std::process::ExitCode;

@@ -14,7 +14,10 @@ async fn main() -> Result<(), Error> {
     };
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(myloware::lambda::sqs_batch(handler, event.payload).await)
+        let response = myloware::lambda::sqs_batch(handler, event.payload).await;
+        // Spans closed by this batch leave before the function is frozen.
+        handler.pipeline.tracer.flush().await;
+        Ok::<SqsBatchResponse, Error>(response)
     }))
     .await
 }

@@ -7,5 +7,7 @@ async fn main() -> Result<(), Error> {
     let config = myloware::Config::load()?;
     myloware::telemetry::init("info", None);
     let state = myloware::lambda::app_state(&config).await?;
-    run(myloware::api::hitl_router(state)).await
+    let tracer = state.pipeline.tracer.clone();
+    let router = myloware::api::hitl_router(state);
+    run(myloware::lambda::flushing_spans(router, tracer)).await
 }

@@ -8,8 +8,9 @@ async fn main() -> Result<(), Error> {
     let config = myloware::Config::load()?;
     myloware::telemetry::init("info", None);
     let state = myloware::lambda::app_state(&config).await?;
-    run(myloware::api::runs_router(state.clone())
+    let tracer = state.pipeline.tracer.clone();
+    let router = myloware::api::runs_router(state.clone())
         .merge(myloware::api::system_router(state.clone()))
-        .merge(myloware::api::ui_router(state)))
-    .await
+        .merge(myloware::api::ui_router(state));
+    run(myloware::lambda::flushing_spans(router, tracer)).await
 }

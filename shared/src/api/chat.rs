@@ -10,10 +10,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, JsonBody};
-use crate::domain::{ChatRole, RunId};
-use crate::personas::agent::{run_agent, NoopObserver};
+use crate::domain::{ChatRole, NewSpan, RunId, SpanEnd, SpanId, TraceId};
+use crate::personas::agent::run_agent;
 use crate::personas::{brendan, ToolContext};
 use crate::providers::llm::{AssistantMessage, Message};
+use crate::telemetry::spans::{attr, bounded};
 
 /// How many earlier messages Brendan sees.
 const MEMORY: u32 = 20;
@@ -49,16 +50,51 @@ async fn chat(
         })
         .collect();
     messages.push(Message::user(body.message.clone()));
+    // `brendan-chat`: a trace of its own (the turn may start runs, each with
+    // its own trace); it names the runs it started when it closes.
+    let trace_id = TraceId::random();
+    let span_id = SpanId::random();
+    pipeline
+        .tracer
+        .open(
+            NewSpan {
+                trace_id,
+                span_id,
+                parent_span_id: None,
+                run_id: None,
+                name: "brendan-chat".into(),
+                attributes: Default::default(),
+                input: Some(bounded(json!({ "user_id": user, "message": body.message }))),
+                start_time: chrono::Utc::now(),
+            }
+            .attr(attr::OPERATION, "invoke_agent")
+            .attr(attr::AGENT, "brendan"),
+        )
+        .await;
+    let observer = pipeline.tracer.agent_observer(trace_id, None, span_id);
     let outcome = run_agent(
         &brendan::spec(),
         &pipeline.brendan_tools(),
         pipeline.llm.as_ref(),
         &ToolContext::chat(user),
         &messages,
-        &NoopObserver,
+        &observer,
     )
-    .await
-    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "brendan_failed", e.to_string()))?;
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            pipeline
+                .tracer
+                .close(trace_id, span_id, SpanEnd::error(e.to_string()))
+                .await;
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "brendan_failed",
+                e.to_string(),
+            ));
+        }
+    };
     let mut run_ids: Vec<RunId> = Vec::new();
     for record in &outcome.tool_results {
         let found = record
@@ -82,7 +118,16 @@ async fn chat(
             ],
         )
         .await?;
-    Ok(Json(
+    let ids: Vec<String> = run_ids.iter().map(RunId::to_string).collect();
+    let mut end = SpanEnd::ok(Some(bounded(
         json!({ "response": outcome.summary, "run_ids": run_ids }),
+    )))
+    .attr("myloware.run_ids", ids.join(","));
+    if let Ok(usage) = serde_json::to_value(outcome.usage) {
+        end = crate::pipeline::usage_attributes(end, Some(&usage));
+    }
+    pipeline.tracer.close(trace_id, span_id, end).await;
+    Ok(Json(
+        json!({ "response": outcome.summary, "run_ids": run_ids, "trace_id": trace_id }),
     ))
 }

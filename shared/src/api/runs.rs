@@ -1,4 +1,4 @@
-//! `/v1/runs`: start, list, show, evidence, graph, cancel.
+//! `/v1/runs`: start, list, show, evidence, graph, spans (the run tree), cancel.
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{Project, Run, RunStatus};
-use crate::pipeline::{Evidence, NewRunRequest, RunGraph};
+use crate::pipeline::{Evidence, NewRunRequest, RunGraph, RunTree};
 use crate::store::{RunFilter, RunPage};
 
 pub fn router() -> Router<AppState> {
@@ -16,6 +16,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/runs/{id}", get(show))
         .route("/v1/runs/{id}/evidence", get(evidence))
         .route("/v1/runs/{id}/graph", get(graph))
+        .route("/v1/runs/{id}/spans", get(spans))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/metrics", get(metrics))
 }
@@ -97,6 +98,13 @@ async fn graph(
     Path(id): Path<String>,
 ) -> Result<Json<RunGraph>, ApiError> {
     Ok(Json(state.pipeline.graph(&id).await?))
+}
+
+async fn spans(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunTree>, ApiError> {
+    Ok(Json(state.pipeline.run_tree(&id).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]

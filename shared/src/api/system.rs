@@ -42,11 +42,12 @@ pub fn openapi_document() -> Value {
         "components": { "securitySchemes": { "apiKey": { "type": "apiKey", "in": "header", "name": "x-api-key" } } },
         "paths": {
             "/health": { "get": op("Liveness and configuration summary", false) },
-            "/v1/chat/brendan": { "post": op("Talk to Brendan: {user_id, message} → {response, run_ids}", true) },
+            "/v1/chat/brendan": { "post": op("Talk to Brendan: {user_id, message} → {response, run_ids, trace_id}", true) },
             "/v1/runs": { "post": op("Start a run: {project, message?, user_id?}", true), "get": op("List runs (status, project, limit, after)", true) },
             "/v1/runs/{id}": { "get": op("A run by id or job code", true) },
             "/v1/runs/{id}/evidence": { "get": op("The run with artifacts, webhook events, provider jobs, gates and history", true) },
             "/v1/runs/{id}/graph": { "get": op("The run's state machine definition, its steps from the execution history, and its current states", true) },
+            "/v1/runs/{id}/spans": { "get": op("The run tree: {run, trace_id, spans} with every span open or closed, by start time", true) },
             "/v1/runs/{id}/cancel": { "post": op("Cancel a live run", true) },
             "/v1/hitl/link/{id}/{gate}": { "get": op("A signed approval link for a waiting gate", true) },
             "/v1/hitl/approve/{id}/{gate}": { "get": op("The gate's page (HTML) or status (JSON); ?token= or x-api-key", false), "post": op("Approve; ?token= or x-api-key", false) },

@@ -8,6 +8,7 @@ mod ids;
 mod project;
 mod provider_job;
 mod run;
+mod span;
 mod status;
 mod webhook;
 
@@ -18,6 +19,7 @@ pub use ids::{JobCode, RunId, RunRef};
 pub use project::{Gate, Persona, Project};
 pub use provider_job::{JobStatus, NewProviderJob, Provider, ProviderJob};
 pub use run::{NewRun, ProvidersMode, Run};
+pub use span::{NewSpan, Span, SpanEnd, SpanId, SpanStatus, TraceId};
 pub use status::RunStatus;
 pub use webhook::{NewWebhookEvent, SignatureStatus, WebhookEvent, WebhookEventStatus};
 

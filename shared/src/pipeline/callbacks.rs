@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{Pipeline, PipelineError};
+use crate::domain::SpanEnd;
 use crate::domain::{
     Artifact, ArtifactType, JobStatus, NewArtifact, Persona, Provider, ProviderJob, RunId,
     WebhookEventStatus,
@@ -390,9 +391,18 @@ impl Pipeline {
                 failed.job_id,
                 failed.error.as_deref().unwrap_or("no error given")
             );
+            self.close_persona_span(run_id, persona, token, SpanEnd::error(&cause))
+                .await;
             return self.fail_task(token, JOB_FAILED_ERROR, &cause).await;
         }
         let output = persona_output(persona, &jobs, &artifacts);
+        let usage = artifacts
+            .iter()
+            .rev()
+            .find(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona))
+            .and_then(|a| a.metadata.get("usage"));
+        let end = super::spans::usage_attributes(SpanEnd::ok(Some(output.clone())), usage);
+        self.close_persona_span(run_id, persona, token, end).await;
         self.succeed_task(token, &output).await
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Pipeline, PipelineError};
+use crate::domain::SpanEnd;
 use crate::domain::{ArtifactType, Gate, HitlDecision, HitlRequest, NewArtifact, RunStatus};
 use crate::hitl::DEFAULT_LINK_TTL;
 use crate::store::{Decided, Decision, StoreError, Transition};
@@ -153,6 +154,12 @@ impl Pipeline {
             ))
         })?;
         tracing::info!(run_id = %run.run_id, gate = %gate, decision = %decision, by, "gate decided");
+        let end = match decision {
+            HitlDecision::Approved => SpanEnd::ok(Some(json!({ "decision": decision, "by": by }))),
+            HitlDecision::Rejected => SpanEnd::error(format!("rejected by {by}")),
+        };
+        self.close_gate_span(run.run_id, gate, end.attr("myloware.decided_by", by))
+            .await;
         match decision {
             HitlDecision::Approved => {
                 match self

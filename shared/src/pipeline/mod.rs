@@ -7,6 +7,7 @@ mod error;
 mod gates;
 mod graph;
 mod runs;
+mod spans;
 mod tools;
 pub mod worker;
 
@@ -20,12 +21,14 @@ use crate::providers::llm::Llm;
 use crate::providers::ProviderClients;
 use crate::queue::Queue;
 use crate::store::Store;
+use crate::telemetry::spans::Tracer;
 use crate::webhooks::WebhookSecrets;
 
 pub use error::PipelineError;
 pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
 pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use runs::{Evidence, NewRunRequest};
+pub use spans::{usage_attributes, RunTree};
 
 /// Where things are reachable and which modes are on; fixed at start-up.
 #[derive(Debug, Clone)]
@@ -52,6 +55,8 @@ pub struct Pipeline {
     pub providers: Arc<ProviderClients>,
     pub llm: Arc<dyn Llm>,
     pub webhook_secrets: WebhookSecrets,
+    /// Records the run trees (spans) and exports them.
+    pub tracer: Tracer,
 }
 
 impl Pipeline {

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Pipeline, PipelineError};
 use crate::domain::{
     Artifact, ArtifactType, HitlRequest, NewArtifact, NewRun, Project, ProviderJob, Run, RunRef,
-    RunStatus, WebhookEvent,
+    RunStatus, Span, TraceId, WebhookEvent,
 };
 use crate::engine::asl::machine::HistoryEvent;
 use crate::store::{StoreError, Transition};
@@ -31,6 +31,9 @@ pub struct Evidence {
     /// The execution's history, when the engine still has it.
     #[serde(default)]
     pub history: Vec<HistoryEvent>,
+    /// The run tree: its spans, by start time (open ones included).
+    #[serde(default)]
+    pub spans: Vec<Span>,
 }
 
 impl Pipeline {
@@ -52,6 +55,7 @@ impl Pipeline {
             new = new.for_user(user);
         }
         let run = self.store.create_run(new).await?;
+        self.open_graph_span(&run).await;
         self.store
             .append_artifact(NewArtifact::new(
                 run.run_id,
@@ -93,7 +97,8 @@ impl Pipeline {
             }
             Err(err) => {
                 let reason = format!("the engine did not start the run: {err}");
-                self.store
+                let failed = self
+                    .store
                     .transition_run(
                         Transition::new(run.run_id, RunStatus::Pending, RunStatus::Failed)
                             .error(&reason)
@@ -104,6 +109,7 @@ impl Pipeline {
                             )),
                     )
                     .await?;
+                self.end_run_spans(&failed).await;
                 Err(err.into())
             }
         }
@@ -149,6 +155,7 @@ impl Pipeline {
         match self.store.transition_run(change).await {
             Ok(run) => {
                 tracing::info!(run_id = %run.run_id, by, "run cancelled");
+                self.end_run_spans(&run).await;
                 crate::telemetry::metrics::count(
                     "mw_runs_ended_total",
                     "Runs ended, by project and status.",
@@ -181,6 +188,7 @@ impl Pipeline {
             webhook_events: self.store.list_webhook_events(id).await?,
             provider_jobs: self.store.list_provider_jobs(id).await?,
             hitl_requests: self.store.list_hitl_requests(id).await?,
+            spans: self.store.list_spans(TraceId::of_run(id)).await?,
             history,
             run,
         })

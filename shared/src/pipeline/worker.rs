@@ -9,12 +9,14 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::callbacks::PERSONA_COMPLETED;
+use super::spans::usage_attributes;
 use super::{Pipeline, PipelineError};
+use crate::domain::SpanEnd;
 use crate::domain::{
     ArtifactType, Gate, NewArtifact, NewHitlRequest, Persona, Run, RunId, RunStatus,
 };
 use crate::engine::EngineError;
-use crate::personas::agent::{run_agent, NoopObserver};
+use crate::personas::agent::run_agent;
 use crate::personas::{PersonaContext, ProjectSpec, ToolContext};
 use crate::providers::llm::Message;
 use crate::queue::{HandlerError, MessageHandler};
@@ -174,7 +176,7 @@ impl Pipeline {
             task_token: Some(message.task_token.clone()),
         };
         match self.store.record_hitl_request(request).await {
-            Ok(_) => {}
+            Ok(_) => self.open_gate_span(run, &gate).await,
             Err(StoreError::Refused(reason)) => return Err(PipelineError::Conflict(reason)),
             Err(e) => return Err(e.into()),
         }
@@ -259,7 +261,7 @@ impl Pipeline {
         // A refused change is not papered over: a conflict (the run changed
         // meanwhile) is retried with a fresh read; an illegal one fails this
         // task, so the graph records the failure.
-        match self.store.transition_run(change).await {
+        let ended = match self.store.transition_run(change).await {
             Ok(run) => {
                 tracing::info!(run_id = %run.run_id, project = %run.project, status = %run.status,
                     providers_mode = %run.providers_mode, "run ended");
@@ -271,6 +273,7 @@ impl Pipeline {
                         ("status", run.status.as_str()),
                     ],
                 );
+                run
             }
             Err(StoreError::IllegalTransition { from, to }) => {
                 let cause = format!("run {} cannot go from {from} to {to}", run.job_code);
@@ -279,9 +282,13 @@ impl Pipeline {
                     .await;
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         self.succeed_task(&message.task_token, &json!({ "status": to }))
-            .await
+            .await?;
+        // After the execution is told: the tree is closed as the run ends,
+        // without holding the graph up.
+        self.end_run_spans(&ended).await;
+        Ok(())
     }
 }
 
@@ -338,19 +345,29 @@ impl Pipeline {
         tracing::info!(run_id = %run.run_id, project = %run.project, persona = %persona,
             providers_mode = %run.providers_mode, "persona started");
         let started = std::time::Instant::now();
+        let observer = self
+            .open_persona_span(run, persona, token, &message.input)
+            .await;
         let outcome = run_agent(
             spec,
             &self.persona_tools(),
             self.llm.as_ref(),
             &tool_context,
             &input,
-            &NoopObserver,
+            &observer,
         )
         .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!(run_id = %run.run_id, persona = %persona, error = %err, "persona failed");
+                self.close_persona_span(
+                    run.run_id,
+                    persona,
+                    token,
+                    SpanEnd::error(err.to_string()),
+                )
+                .await;
                 return self.fail_task(token, err.code(), &err.to_string()).await;
             }
         };
@@ -397,7 +414,12 @@ impl Pipeline {
                 }
             }
             output.insert("summary".into(), Value::from(outcome.summary));
-            self.succeed_task(token, &Value::Object(output)).await
+            let output = Value::Object(output);
+            let usage = serde_json::to_value(outcome.usage).ok();
+            let end = usage_attributes(SpanEnd::ok(Some(output.clone())), usage.as_ref());
+            self.close_persona_span(run.run_id, persona, token, end)
+                .await;
+            self.succeed_task(token, &output).await
         }
     }
 }

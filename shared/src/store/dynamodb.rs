@@ -21,6 +21,7 @@
 //! | idempotency key | `WHKEY#<provider>#<key>` | `WHKEY` | | |
 //! | conversation message | `CONV#<user_id>` | `MSG#<seq, 20 digits>` | | `MESSAGES` / `<created_at>#<user_id>#<seq>` |
 //! | conversation counter | `CONV#<user_id>` | `SEQ` | | |
+//! | span | `RUN#<trace id as a UUID>` | `SPAN#<span_id>` | | |
 //!
 //! Each item also has `entity` (what it is) and its fields under their SQL
 //! column names; JSON is kept as text, times as RFC 3339 with microseconds.
@@ -54,9 +55,11 @@
 //!   for anything written meanwhile; run again, it finishes what a crash left.
 //! - A conversation reserves its sequence numbers with an atomic counter,
 //!   then writes the messages in one transaction (up to 100 per transaction).
-//! - Nothing is written with `expires_at` today: `prune` deletes explicitly so
-//!   it can report what it deleted. The TTL is there for items that expire on
-//!   their own.
+//! - `prune` deletes explicitly so it can report what it deleted. Only the
+//!   spans of a chat turn that started no run carry `expires_at` (30 days):
+//!   their partition belongs to no run, so no run's pruning removes them.
+//! - Spans are ordered by start time in code: the sort key is the span id, so
+//!   closing a span needs only the ids every process can derive.
 //! - The local engine cannot keep executions here: DynamoDB runs with Step
 //!   Functions (`Backend.engine` is `None`).
 mod items;
@@ -79,15 +82,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use self::items::*;
-use super::rows::now;
+use super::rows::{now, truncate};
 use super::{
     Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
     StoreError, Transition, JOB_CODE_ATTEMPTS,
 };
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
-    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
-    RunStatus, WebhookEvent, WebhookEventStatus,
+    NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run,
+    RunId, RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
 };
 
 /// How many times a compare-and-set re-reads after losing a race.
@@ -1201,6 +1204,70 @@ impl Store for DynamoDbStore {
             .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
         Ok(messages)
+    }
+
+    async fn open_span(&self, new: NewSpan) -> Result<Span, StoreError> {
+        let mut span = Span::opened(new);
+        span.start_time = truncate(span.start_time);
+        match self
+            .commit(vec![Write::Put(span_item(&span), Cond::absent())])
+            .await?
+        {
+            Ok(()) => Ok(span),
+            Err(_) => Err(StoreError::duplicate(format!(
+                "span {} of trace {}",
+                span.span_id, span.trace_id
+            ))),
+        }
+    }
+
+    async fn close_span(
+        &self,
+        trace_id: TraceId,
+        span_id: SpanId,
+        mut end: SpanEnd,
+    ) -> Result<Span, StoreError> {
+        end.end_time = truncate(end.end_time);
+        let read = || async {
+            self.get(span_key(trace_id, span_id))
+                .await?
+                .map(|item| span_from(&item))
+                .transpose()?
+                .ok_or_else(|| StoreError::not_found(format!("span {span_id} of trace {trace_id}")))
+        };
+        let span = read().await?;
+        if !span.is_open() || end.status == SpanStatus::Open {
+            return Ok(span);
+        }
+        let closed = span.closed(end);
+        // Put on condition it is still open: the first close wins, a later
+        // one reads back what the first wrote.
+        let mut still_open = Cond::named("#status = :open", &[("#status", "status")]);
+        still_open.values = Some(HashMap::from([(
+            ":open".into(),
+            s(SpanStatus::Open.as_str()),
+        )]));
+        match self
+            .commit(vec![Write::Put(span_item(&closed), still_open)])
+            .await?
+        {
+            Ok(()) => Ok(closed),
+            Err(_) => read().await,
+        }
+    }
+
+    async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+        let (pk, _) = span_key(trace_id, SpanId::derived(""));
+        let mut spans = self
+            .query(Self::partition(pk, SPAN_PREFIX), None)
+            .await?
+            .iter()
+            .map(span_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        spans.sort_by(|a, b| {
+            (a.start_time, a.span_id.to_string()).cmp(&(b.start_time, b.span_id.to_string()))
+        });
+        Ok(spans)
     }
 
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {

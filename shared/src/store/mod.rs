@@ -27,8 +27,9 @@ use uuid::Uuid;
 use crate::config::DatabaseConfig;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, NewArtifact,
-    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Project, Provider, ProviderJob, Run,
-    RunId, RunRef, RunStatus, WebhookEvent, WebhookEventStatus,
+    NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Project, Provider,
+    ProviderJob, Run, RunId, RunRef, RunStatus, Span, SpanEnd, SpanId, TraceId, WebhookEvent,
+    WebhookEventStatus,
 };
 
 pub use dynamodb::DynamoDbStore;
@@ -314,6 +315,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The last `limit` messages of `user_id`'s conversation, oldest first.
     async fn conversation(&self, user_id: &str, limit: u32)
         -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// Records a span as it opens; a span already recorded under the same
+    /// trace and span id is a `Duplicate`.
+    async fn open_span(&self, span: NewSpan) -> Result<Span, StoreError>;
+    /// Closes an open span once and returns it; closing it again changes
+    /// nothing and returns the span as first closed. An unknown span is
+    /// `NotFound`.
+    async fn close_span(
+        &self,
+        trace_id: TraceId,
+        span_id: SpanId,
+        end: SpanEnd,
+    ) -> Result<Span, StoreError>;
+    /// The spans of a trace (a run's: `TraceId::of_run`), by start time.
+    async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError>;
 
     /// Deletes finished runs last updated before `cutoff` (with everything
     /// recorded for them) and orphan webhook events received before it.

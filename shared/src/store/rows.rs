@@ -199,3 +199,39 @@ pub(crate) fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::{DurationRound, TimeDelta};
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SpanRow {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: Option<String>,
+    run_id: Option<String>,
+    name: String,
+    status: String,
+    attributes: Json<serde_json::Map<String, Value>>,
+    input: Option<Json<Value>>,
+    output: Option<Json<Value>>,
+    error: Option<String>,
+    start_time: DateTime<Utc>,
+    end_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<SpanRow> for crate::domain::Span {
+    type Error = StoreError;
+    fn try_from(row: SpanRow) -> Result<Self, StoreError> {
+        Ok(crate::domain::Span {
+            trace_id: row.trace_id.parse()?,
+            span_id: row.span_id.parse()?,
+            parent_span_id: parse_opt(row.parent_span_id)?,
+            run_id: parse_opt(row.run_id)?,
+            name: row.name,
+            status: row.status.parse()?,
+            attributes: row.attributes.0,
+            input: row.input.map(|j| j.0),
+            output: row.output.map(|j| j.0),
+            error: row.error,
+            start_time: row.start_time,
+            end_time: row.end_time,
+        })
+    }
+}

@@ -15,6 +15,9 @@ pub(crate) const JOB_COLUMNS: &str =
 pub(crate) const HITL_COLUMNS: &str =
     "run_id, gate, task_token, requested_at, decision, decided_by, comment, decided_at";
 
+pub(crate) const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, run_id, name, status, \
+     attributes, input, output, error, start_time, end_time";
+
 /// Statuses `prune` may delete: the terminal ones.
 pub(crate) const TERMINAL_STATUSES: &str =
     "('published', 'failed', 'rejected', 'cancelled', 'timed_out')";
@@ -29,12 +32,13 @@ macro_rules! sql_store {
 
         use crate::domain::{
             Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact, NewHitlRequest,
-            NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
-            WebhookEvent, WebhookEventStatus,
+            NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
+            Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
         };
         use crate::store::error::{is_foreign_key_violation, is_unique_violation};
         use crate::store::rows::{
-            convert, now, ArtifactRow, HitlRequestRow, ProviderJobRow, RunRow, WebhookEventRow,
+            convert, now, truncate, ArtifactRow, HitlRequestRow, ProviderJobRow, RunRow, SpanRow,
+            WebhookEventRow,
         };
         use crate::store::sql::*;
         use crate::store::{
@@ -604,6 +608,100 @@ macro_rules! sql_store {
                 Ok(messages)
             }
 
+            async fn open_span(&self, new: NewSpan) -> Result<Span, StoreError> {
+                let mut span = Span::opened(new);
+                span.start_time = truncate(span.start_time);
+                let sql = format!(
+                    "INSERT INTO spans ({SPAN_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, NULL)"
+                );
+                sqlx::query(&sql)
+                    .bind(span.trace_id.to_string())
+                    .bind(span.span_id.to_string())
+                    .bind(span.parent_span_id.map(|id| id.to_string()))
+                    .bind(span.run_id.map(|id| id.to_string()))
+                    .bind(&span.name)
+                    .bind(span.status.as_str())
+                    .bind(Json(&span.attributes))
+                    .bind(span.input.as_ref().map(Json))
+                    .bind(span.start_time)
+                    .execute(self.writer())
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            StoreError::duplicate(format!("span {} of trace {}", span.span_id, span.trace_id))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                Ok(span)
+            }
+
+            async fn close_span(
+                &self,
+                trace_id: TraceId,
+                span_id: SpanId,
+                mut end: SpanEnd,
+            ) -> Result<Span, StoreError> {
+                end.end_time = truncate(end.end_time);
+                let select = format!(
+                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = $1 AND span_id = $2"
+                );
+                // Read, compute the closed span, then write it on condition it
+                // is still open: the first close wins, later ones read it back.
+                let mut tx = self.writer().begin().await?;
+                let row: Option<SpanRow> = sqlx::query_as(&select)
+                    .bind(trace_id.to_string())
+                    .bind(span_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let span: Span = row
+                    .ok_or_else(|| StoreError::not_found(format!("span {span_id} of trace {trace_id}")))?
+                    .try_into()?;
+                if !span.is_open() || end.status == SpanStatus::Open {
+                    return Ok(span);
+                }
+                let closed = span.closed(end);
+                let updated = sqlx::query(
+                    "UPDATE spans SET status = $1, attributes = $2, output = $3, error = $4, \
+                       end_time = $5 \
+                     WHERE trace_id = $6 AND span_id = $7 AND status = 'open'",
+                )
+                .bind(closed.status.as_str())
+                .bind(Json(&closed.attributes))
+                .bind(closed.output.as_ref().map(Json))
+                .bind(closed.error.as_deref())
+                .bind(closed.end_time)
+                .bind(trace_id.to_string())
+                .bind(span_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                if updated == 1 {
+                    return Ok(closed);
+                }
+                // Closed by someone else between the read and the write.
+                let row: SpanRow = sqlx::query_as(&select)
+                    .bind(trace_id.to_string())
+                    .bind(span_id.to_string())
+                    .fetch_one(self.reader())
+                    .await?;
+                row.try_into()
+            }
+
+            async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+                let sql = format!(
+                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = $1 \
+                     ORDER BY start_time, span_id"
+                );
+                let rows: Vec<SpanRow> = sqlx::query_as(&sql)
+                    .bind(trace_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
             async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
                 let old_runs = format!(
                     "SELECT run_id FROM runs WHERE status IN {TERMINAL_STATUSES} AND updated_at < $1"
@@ -619,6 +717,14 @@ macro_rules! sql_store {
                 let run_events: i64 = sqlx::query_scalar(&count("webhook_events"))
                     .bind(cutoff)
                     .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(&format!("DELETE FROM spans WHERE run_id IN ({old_runs})"))
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM spans WHERE run_id IS NULL AND start_time < $1")
+                    .bind(cutoff)
+                    .execute(&mut *tx)
                     .await?;
                 let runs = sqlx::query(&format!("DELETE FROM runs WHERE run_id IN ({old_runs})"))
                     .bind(cutoff)

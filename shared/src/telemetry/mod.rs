@@ -2,8 +2,11 @@
 //! default (`MW_LOG_FORMAT=text` for people); the level comes from `RUST_LOG`,
 //! or in Lambda from `AWS_LAMBDA_LOG_LEVEL`, else the caller's default.
 //! Locally the same lines also go, at `info` and above, to a file under the
-//! home folder, which `mw logs` filters.
+//! home folder, which `mw logs` filters. Run trees (spans in the store,
+//! exported over OTLP) are in `spans` and `otlp`.
 pub mod metrics;
+pub mod otlp;
+pub mod spans;
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -1,7 +1,8 @@
 //! `mw evidence <run> --bundle DIR`: what a bug report needs, in two files —
 //! `evidence.json` (the run, artifacts, webhook events with payloads and
 //! signature status, provider jobs, gates, the execution history, the
-//! doctor's findings) and `summary.md` for people. Secrets are redacted:
+//! doctor's findings, the run tree's spans) and `summary.md` for people, with
+//! the run tree drawn as `mw trace` draws it. Secrets are redacted:
 //! approval tokens in links, and any configured secret wherever it appears.
 use std::path::{Path, PathBuf};
 
@@ -101,6 +102,13 @@ fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
             md += &format!("  - next: `{n}`\n");
         }
     }
+    md += "\n## Run tree\n\n```text\n";
+    if e.spans.is_empty() {
+        md += "no spans recorded\n";
+    } else {
+        md += &crate::commands::trace::render(&e.spans, Utc::now());
+    }
+    md += "```\n";
     md +=
         "\n## Artifacts\n\n| created | type | persona | provider | url |\n|---|---|---|---|---|\n";
     for a in &e.artifacts {

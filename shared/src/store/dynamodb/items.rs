@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     Artifact, ChatMessage, Gate, HitlRequest, JobCode, ParseError, Provider, ProviderJob, Run,
-    RunId, RunStatus, WebhookEvent,
+    RunId, RunStatus, Span, SpanId, TraceId, WebhookEvent,
 };
 use crate::store::StoreError;
 
@@ -45,6 +45,10 @@ pub(super) const JOB_PREFIX: &str = "JOB#";
 pub(super) const GATE_PREFIX: &str = "GATE#";
 pub(super) const MESSAGE_PREFIX: &str = "MSG#";
 pub(super) const SEQ_SK: &str = "SEQ";
+pub(super) const SPAN_PREFIX: &str = "SPAN#";
+/// How long the spans of a chat turn that started no run are kept (the
+/// table's TTL removes them; a run's spans go when the run is pruned).
+pub(super) const LONE_SPAN_DAYS: i64 = 30;
 
 /// A time as the store keeps it: sortable text, microseconds.
 pub(super) fn time(t: DateTime<Utc>) -> String {
@@ -100,6 +104,15 @@ pub(super) fn job_key(run_id: RunId, provider: Provider, job_id: &str) -> (Strin
 
 pub(super) fn gate_key(run_id: RunId, gate: &Gate) -> (String, String) {
     (run_pk(run_id), format!("{GATE_PREFIX}{gate}"))
+}
+
+/// A span, in its trace's partition: a run's trace id is its run id, so a
+/// run's spans sit in the run's partition and go when the run is pruned.
+pub(super) fn span_key(trace_id: TraceId, span_id: SpanId) -> (String, String) {
+    (
+        format!("RUN#{}", trace_id.as_uuid().hyphenated()),
+        format!("{SPAN_PREFIX}{span_id}"),
+    )
 }
 
 pub(super) fn conversation_pk(user_id: &str) -> String {
@@ -458,6 +471,53 @@ pub(super) fn message_from(item: &Item) -> Result<ChatMessage, StoreError> {
         content: f.str("content")?.to_owned(),
         run_ids: serde_json::from_value(f.json("run_ids")?)?,
         created_at: f.time("created_at")?,
+    })
+}
+
+pub(super) fn span_item(span: &Span) -> Item {
+    let attributes = Value::Object(span.attributes.clone());
+    let mut item = ItemBuilder::new(span_key(span.trace_id, span.span_id), "span")
+        .s("trace_id", span.trace_id.to_string())
+        .s("span_id", span.span_id.to_string())
+        .opt_s(
+            "parent_span_id",
+            span.parent_span_id.map(|id| id.to_string()),
+        )
+        .opt_s("run_id", span.run_id.map(|id| id.to_string()))
+        .s("name", span.name.as_str())
+        .s("status", span.status.as_str())
+        .json("attributes", &attributes)
+        .opt_json("input", span.input.as_ref())
+        .opt_json("output", span.output.as_ref())
+        .opt_s("error", span.error.as_deref())
+        .time("start_time", span.start_time)
+        .opt_time("end_time", span.end_time);
+    if span.run_id.is_none() {
+        let expires = span.start_time + chrono::TimeDelta::days(LONE_SPAN_DAYS);
+        item = item.n("expires_at", expires.timestamp());
+    }
+    item.build()
+}
+
+pub(super) fn span_from(item: &Item) -> Result<Span, StoreError> {
+    let f = Fields(item);
+    let attributes = match f.json("attributes")? {
+        Value::Object(map) => map,
+        _ => return Err(ParseError::new("span attributes", "", "expected an object").into()),
+    };
+    Ok(Span {
+        trace_id: f.parse("trace_id")?,
+        span_id: f.parse("span_id")?,
+        parent_span_id: f.opt_parse("parent_span_id")?,
+        run_id: f.opt_parse("run_id")?,
+        name: f.str("name")?.to_owned(),
+        status: f.parse("status")?,
+        attributes,
+        input: f.opt_json("input")?,
+        output: f.opt_json("output")?,
+        error: f.opt_string("error")?,
+        start_time: f.time("start_time")?,
+        end_time: f.opt_time("end_time")?,
     })
 }
 

@@ -1,0 +1,137 @@
+//! Where the pipeline opens and closes the spans of a run's tree. Ids are
+//! derived from the run (and persona task token, or gate), so the worker
+//! that opens a persona span and the callbacks consumer that closes it,
+//! perhaps in another process, name the same span.
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{Pipeline, PipelineError};
+use crate::domain::{
+    Gate, NewSpan, Persona, Run, RunId, RunStatus, Span, SpanEnd, SpanId, TraceId,
+};
+use crate::telemetry::spans::{attr, bounded, AgentSpans};
+
+/// A run and the spans of its trace, by start time (open ones included).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunTree {
+    pub run: Run,
+    pub trace_id: TraceId,
+    pub spans: Vec<Span>,
+}
+
+impl Pipeline {
+    /// The run `key` names (id or job code) and its spans.
+    pub async fn run_tree(&self, key: &str) -> Result<RunTree, PipelineError> {
+        let run = self.find_run(key).await?;
+        let trace_id = TraceId::of_run(run.run_id);
+        Ok(RunTree {
+            spans: self.tracer.list(trace_id).await?,
+            trace_id,
+            run,
+        })
+    }
+
+    /// `<project>-graph`: the root of the run's tree, open until it ends.
+    pub(crate) async fn open_graph_span(&self, run: &Run) {
+        let span = NewSpan::in_run(run.run_id, format!("{}-graph", run.project))
+            .id(SpanId::graph(run.run_id))
+            .attr(attr::OPERATION, "invoke_agent")
+            .attr(attr::AGENT, format!("{}-graph", run.project))
+            .attr(attr::PROJECT, run.project.as_str())
+            .attr("myloware.job_code", run.job_code.as_str())
+            .input(bounded(run.input.clone()))
+            .started_at(run.created_at);
+        self.tracer.open(span).await;
+    }
+
+    /// Closes what is still open of the run's tree, then its root, as the
+    /// run's final status says.
+    pub(crate) async fn end_run_spans(&self, run: &Run) {
+        let output = json!({ "status": run.status, "result": run.result });
+        let end = match run.status {
+            RunStatus::Published => SpanEnd::ok(Some(bounded(output))),
+            _ => {
+                let mut end = SpanEnd::error(
+                    run.error
+                        .clone()
+                        .unwrap_or_else(|| format!("run {}", run.status)),
+                );
+                end.output = Some(bounded(output));
+                end
+            }
+        };
+        self.tracer.end_run(run.run_id, end).await;
+    }
+
+    fn persona_span_id(run_id: RunId, persona: Persona, token: &str) -> SpanId {
+        SpanId::persona(run_id, persona.as_str(), token)
+    }
+
+    /// `<project>:<persona>` under the graph span, and the observer that
+    /// records the persona's LLM and tool calls under it.
+    pub(crate) async fn open_persona_span(
+        &self,
+        run: &Run,
+        persona: Persona,
+        token: &str,
+        input: &Value,
+    ) -> AgentSpans {
+        let span_id = Self::persona_span_id(run.run_id, persona, token);
+        let span = NewSpan::in_run(run.run_id, format!("{}:{persona}", run.project))
+            .id(span_id)
+            .parent(SpanId::graph(run.run_id))
+            .attr(attr::OPERATION, "invoke_agent")
+            .attr(attr::AGENT, persona.as_str())
+            .attr(attr::PROJECT, run.project.as_str())
+            .input(bounded(input.clone()));
+        self.tracer.open(span).await;
+        self.tracer
+            .agent_observer(TraceId::of_run(run.run_id), Some(run.run_id), span_id)
+    }
+
+    pub(crate) async fn close_persona_span(
+        &self,
+        run_id: RunId,
+        persona: Persona,
+        token: &str,
+        end: SpanEnd,
+    ) {
+        let span_id = Self::persona_span_id(run_id, persona, token);
+        self.tracer
+            .close(TraceId::of_run(run_id), span_id, end)
+            .await;
+    }
+
+    /// `<project>:gate:<gate>` under the graph span, open while a human
+    /// decides.
+    pub(crate) async fn open_gate_span(&self, run: &Run, gate: &Gate) {
+        let span = NewSpan::in_run(run.run_id, format!("{}:gate:{gate}", run.project))
+            .id(SpanId::gate(run.run_id, gate.as_str()))
+            .parent(SpanId::graph(run.run_id))
+            .attr(attr::GATE, gate.as_str())
+            .attr(attr::PROJECT, run.project.as_str());
+        self.tracer.open(span).await;
+    }
+
+    pub(crate) async fn close_gate_span(&self, run_id: RunId, gate: &Gate, end: SpanEnd) {
+        self.tracer
+            .close(
+                TraceId::of_run(run_id),
+                SpanId::gate(run_id, gate.as_str()),
+                end,
+            )
+            .await;
+    }
+}
+
+/// Token counts of a persona, as span attributes, from its completion
+/// record's `usage`.
+pub fn usage_attributes(end: SpanEnd, usage: Option<&Value>) -> SpanEnd {
+    let count = |key: &str| usage.and_then(|u| u.get(key)).and_then(Value::as_u64);
+    match (count("prompt_tokens"), count("completion_tokens")) {
+        (Some(input), Some(output)) => end
+            .attr(attr::INPUT_TOKENS, input)
+            .attr(attr::OUTPUT_TOKENS, output),
+        _ => end,
+    }
+}

@@ -1,0 +1,299 @@
+//! Run trees: a chat-started run's spans reach an OTLP/HTTP receiver as one
+//! tree (graph → personas → LLM and tool calls), and a run paused at a gate
+//! shows its gate span open in the store, the API and `mw trace`.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use myloware::domain::{RunId, RunStatus, SpanId};
+use myloware_tests::TestStack;
+use serde_json::{json, Value};
+
+type Received = Arc<Mutex<Vec<Value>>>;
+
+/// An OTLP/HTTP receiver on a free loopback port: keeps every JSON body
+/// POSTed to `/v1/traces` and the `x-api-key` header that came with it.
+async fn otlp_receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    async fn collect(
+        State(received): State<Received>,
+        headers: axum::http::HeaderMap,
+        Json(body): Json<Value>,
+    ) -> Json<Value> {
+        let key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        received
+            .lock()
+            .unwrap()
+            .push(json!({ "x-api-key": key, "body": body }));
+        Json(json!({}))
+    }
+    let app = Router::new()
+        .route("/v1/traces", post(collect))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// Every exported span, flattened out of the requests.
+fn spans(received: &Received) -> Vec<Value> {
+    let requests = received.lock().unwrap().clone();
+    let mut out = Vec::new();
+    for request in requests {
+        let body = &request["body"];
+        for rs in body["resourceSpans"].as_array().unwrap() {
+            assert_eq!(
+                rs["resource"]["attributes"][0],
+                json!({"key": "service.name", "value": {"stringValue": "myloware"}})
+            );
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                out.extend(ss["spans"].as_array().unwrap().iter().cloned());
+            }
+        }
+    }
+    out
+}
+
+fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|kv| kv["key"] == key)
+        .map(|kv| &kv["value"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chat_started_run_exports_one_tree_over_otlp() {
+    let (endpoint, received) = otlp_receiver().await;
+    let t = TestStack::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=otlp-test-key"),
+    ])
+    .await;
+    let (status, answer) = t
+        .client
+        .post(
+            "/v1/chat/brendan",
+            json!({ "user_id": "dev", "message": "Start a test video gen run" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let run_id: RunId = answer["run_ids"][0].as_str().unwrap().parse().unwrap();
+    let chat_trace = answer["trace_id"].as_str().unwrap().to_owned();
+    t.wait_for_status(&run_id.to_string(), RunStatus::Published)
+        .await;
+    t.stack.pipeline.tracer.flush().await;
+
+    let trace = run_id.as_uuid().simple().to_string();
+    let graph_id = SpanId::graph(run_id).to_string();
+    let personas = ["iggy", "riley", "alex", "quinn"];
+    // The callbacks consumer closes the last persona as its job settles; the
+    // exporter sends what closed, so wait until the root arrives.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let all = loop {
+        let all = spans(&received);
+        if all.iter().any(|s| s["spanId"] == graph_id) {
+            break all;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no graph span exported; got {all:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        t.stack.pipeline.tracer.flush().await;
+    };
+    assert!(received
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|r| r["x-api-key"] == "otlp-test-key"));
+
+    // The run's spans: one trace, the graph span its only root.
+    let run_spans: Vec<&Value> = all.iter().filter(|s| s["traceId"] == trace).collect();
+    let roots: Vec<&&Value> = run_spans
+        .iter()
+        .filter(|s| s.get("parentSpanId").is_none())
+        .collect();
+    assert_eq!(roots.len(), 1, "{roots:#?}");
+    assert_eq!(roots[0]["name"], "test-video-gen-graph");
+    assert_eq!(roots[0]["spanId"], graph_id.as_str());
+    assert_eq!(roots[0]["status"]["code"], 1);
+    let by_id: HashMap<&str, &Value> = run_spans
+        .iter()
+        .map(|s| (s["spanId"].as_str().unwrap(), *s))
+        .collect();
+    let mut persona_ids = HashMap::new();
+    for persona in personas {
+        let name = format!("test-video-gen:{persona}");
+        let found: Vec<&&Value> = run_spans.iter().filter(|s| s["name"] == name).collect();
+        assert_eq!(found.len(), 1, "{name}: {found:#?}");
+        let span = found[0];
+        assert_eq!(span["parentSpanId"], graph_id.as_str(), "{name}");
+        assert_eq!(span["status"]["code"], 1, "{name}: {span}");
+        assert_eq!(
+            attr(span, "gen_ai.operation.name"),
+            Some(&json!({"stringValue": "invoke_agent"}))
+        );
+        assert_eq!(
+            attr(span, "gen_ai.agent.name"),
+            Some(&json!({"stringValue": persona}))
+        );
+        persona_ids.insert(span["spanId"].as_str().unwrap().to_owned(), persona);
+    }
+    // Below the personas: their LLM and tool calls, nothing else.
+    let mut calls: HashMap<&str, (usize, usize)> = HashMap::new();
+    for span in &run_spans {
+        let parent = span["parentSpanId"].as_str().unwrap_or_default();
+        if span["spanId"] == graph_id.as_str() || parent == graph_id {
+            continue;
+        }
+        let persona = persona_ids
+            .get(parent)
+            .unwrap_or_else(|| panic!("{} is under {parent}, not a persona", span["name"]));
+        assert!(by_id.contains_key(parent));
+        let entry = calls.entry(persona).or_default();
+        match attr(span, "gen_ai.operation.name") {
+            Some(v) if v == &json!({"stringValue": "chat"}) => entry.0 += 1,
+            Some(v) if v == &json!({"stringValue": "execute_tool"}) => {
+                assert!(attr(span, "gen_ai.tool.name").is_some(), "{span}");
+                assert!(attr(span, "input.value").is_some(), "{span}");
+                entry.1 += 1
+            }
+            other => panic!("unexpected span under a persona: {span} ({other:?})"),
+        }
+        let start: u128 = span["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        let end: u128 = span["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        assert!(end >= start, "{span}");
+    }
+    for persona in personas {
+        let (llm, tools) = calls.get(persona).copied().unwrap_or_default();
+        assert!(
+            llm >= 1 && tools >= 1,
+            "{persona}: {llm} LLM calls, {tools} tool calls"
+        );
+    }
+    // Riley and Alex finish when their provider jobs settle, in the
+    // callbacks consumer: their submit tools are in the tree all the same.
+    let riley_tools: Vec<&str> = run_spans
+        .iter()
+        .filter(|s| {
+            persona_ids.get(s["parentSpanId"].as_str().unwrap_or_default()) == Some(&"riley")
+        })
+        .filter_map(|s| s["name"].as_str())
+        .filter(|n| n.starts_with("execute_tool "))
+        .collect();
+    assert!(!riley_tools.is_empty());
+
+    // The chat turn: its own trace, naming the run it started.
+    let chat: Vec<&Value> = all.iter().filter(|s| s["traceId"] == chat_trace).collect();
+    let root = chat
+        .iter()
+        .find(|s| s["name"] == "brendan-chat")
+        .expect("a brendan-chat span");
+    assert!(root.get("parentSpanId").is_none());
+    assert_eq!(
+        attr(root, "myloware.run_ids"),
+        Some(&json!({"stringValue": run_id.to_string()}))
+    );
+    assert!(chat
+        .iter()
+        .any(|s| s["name"] == "execute_tool start_run" && s["parentSpanId"] == root["spanId"]));
+
+    // The store holds the same tree, every span closed.
+    let (status, tree) = t.client.get(&format!("/v1/runs/{run_id}/spans")).await;
+    assert_eq!(status, 200, "{tree}");
+    let stored = tree["spans"].as_array().unwrap();
+    assert_eq!(stored.len(), run_spans.len());
+    assert!(stored.iter().all(|s| s["status"] == "ok"), "{tree:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_waiting_at_a_gate_shows_the_gate_span_open() {
+    let t = TestStack::start(&[]).await;
+    let run = t.start_run("aismr").await;
+    let id = run["run_id"].as_str().unwrap().to_owned();
+    t.wait_for_gate(&id, "ideate").await;
+
+    let (status, tree) = t.client.get(&format!("/v1/runs/{id}/spans")).await;
+    assert_eq!(status, 200, "{tree}");
+    let spans = tree["spans"].as_array().unwrap();
+    let named = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} span in {tree:#}"))
+    };
+    assert_eq!(named("aismr-graph")["status"], "open");
+    assert_eq!(named("aismr:iggy")["status"], "ok");
+    let gate = named("aismr:gate:ideate");
+    assert_eq!(gate["status"], "open");
+    assert_eq!(gate["end_time"], Value::Null);
+    assert_eq!(gate["parent_span_id"], named("aismr-graph")["span_id"]);
+
+    // `mw trace` through the API shows it open, by job code too.
+    let code = run["job_code"].as_str().unwrap();
+    let out = std::process::Command::new(crate::cli::mw_binary())
+        .args(["trace", code, "--api-base", &t.stack.base_url])
+        .env("API_KEY", "test-api-key-0123456789")
+        .env("MYLOWARE_HOME", t.dir.path().join("cli-home"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("aismr-graph  … open"), "{text}");
+    let gate_line = text
+        .lines()
+        .find(|l| l.contains("aismr:gate:ideate"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(gate_line.contains("… open"), "{text}");
+    assert!(text.contains("aismr:iggy  ok"), "{text}");
+
+    // Approved: the gate span closes, the next one opens.
+    let (status, body) = t
+        .client
+        .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    t.wait_for_gate(&id, "prepublish").await;
+    let (_, tree) = t.client.get(&format!("/v1/runs/{id}/spans")).await;
+    let spans = tree["spans"].as_array().unwrap();
+    let status_of = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["status"].clone())
+    };
+    assert_eq!(status_of("aismr:gate:ideate"), Some(json!("ok")));
+    assert_eq!(status_of("aismr:gate:prepublish"), Some(json!("open")));
+
+    // Cancelled: nothing is left open.
+    let (status, body) = t
+        .client
+        .post(&format!("/v1/runs/{id}/cancel"), json!({ "by": "test" }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, tree) = t.client.get(&format!("/v1/runs/{id}/spans")).await;
+    let spans = tree["spans"].as_array().unwrap();
+    assert!(spans.iter().all(|s| s["status"] != "open"), "{tree:#}");
+    assert_eq!(
+        status_of("aismr:gate:prepublish"),
+        Some(json!("open")),
+        "the earlier read"
+    );
+    let graph = spans.iter().find(|s| s["name"] == "aismr-graph").unwrap();
+    assert_eq!(graph["status"], "error");
+    assert!(
+        graph["error"].as_str().unwrap().contains("cancelled"),
+        "{graph}"
+    );
+}
