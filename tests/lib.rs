@@ -334,6 +334,20 @@ impl TestStack {
     }
 }
 
+/// Waits until a server at `base` answers `/health` (10 s at most).
+pub async fn wait_healthy(base: &str) {
+    for _ in 0..400 {
+        if reqwest::get(format!("{base}/health"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("mw serve did not come up at {base}");
+}
+
 /// A small JSON client over real HTTP, with the API key.
 #[derive(Debug, Clone)]
 pub struct ApiClient {

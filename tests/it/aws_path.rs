@@ -104,19 +104,6 @@ async fn aws_vars(emulator: &Emulator, dir: &std::path::Path) -> BTreeMap<String
     vars
 }
 
-async fn wait_healthy(base: &str) {
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/health"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("mw serve did not come up at {base}");
-}
-
 /// Starts an aismr run through the API, approves each gate when it waits,
 /// and answers the evidence once the run has ended.
 async fn drive_aismr(client: &ApiClient, secs: u64) -> Evidence {
@@ -209,7 +196,7 @@ async fn a_whole_aismr_run_on_step_functions_and_sqs_matches_the_embedded_stack(
         &["serve", "--port", &port.to_string()],
         "serve.log",
     );
-    wait_healthy(&base).await;
+    myloware_tests::wait_healthy(&base).await;
     vars.insert("PUBLIC_BASE_URL".into(), base.clone());
     let _worker = mw(&vars, dir.path(), &["worker"], "worker.log");
 

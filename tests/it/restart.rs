@@ -32,19 +32,6 @@ fn serve(
         .expect("start mw serve")
 }
 
-async fn wait_healthy(base: &str) {
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/health"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("mw serve did not come up at {base}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stack_killed_mid_run_finishes_the_run_after_a_restart() {
     let mut mock_config = MockConfig::new(
@@ -79,7 +66,7 @@ async fn a_stack_killed_mid_run_finishes_the_run_after_a_restart() {
     let client = ApiClient::new(&base, "test-api-key-0123456789");
 
     let mut first = serve(&vars, port, dir.path(), "first.log");
-    wait_healthy(&base).await;
+    myloware_tests::wait_healthy(&base).await;
     let (status, run) = client.post("/v1/runs", json!({ "project": "aismr" })).await;
     assert_eq!(status, 201, "{run}");
     let id = run["run_id"].as_str().unwrap().to_owned();
@@ -106,7 +93,7 @@ async fn a_stack_killed_mid_run_finishes_the_run_after_a_restart() {
     first.wait().unwrap();
 
     let mut second = serve(&vars, port, dir.path(), "second.log");
-    wait_healthy(&base).await;
+    myloware_tests::wait_healthy(&base).await;
     let mut e;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
