@@ -47,6 +47,19 @@ pub fn flushing_spans(
     ))
 }
 
+/// One SQS event as the worker and callbacks functions handle it: every
+/// record (`sqs_batch`), then the spans the batch closed sent to the OTLP
+/// endpoint, since the function is frozen once it answers.
+pub async fn sqs_event(
+    handler: &dyn MessageHandler,
+    pipeline: &Pipeline,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let response = sqs_batch(handler, event).await;
+    pipeline.tracer.flush().await;
+    response
+}
+
 /// Handles every record of an SQS batch; the ones that failed are reported
 /// as batch item failures.
 pub async fn sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatchResponse {

@@ -14,10 +14,9 @@ async fn main() -> Result<(), Error> {
     };
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = myloware::lambda::sqs_batch(handler, event.payload).await;
-        // Spans closed by this batch leave before the function is frozen.
-        handler.pipeline.tracer.flush().await;
-        Ok::<SqsBatchResponse, Error>(response)
+        Ok::<SqsBatchResponse, Error>(
+            myloware::lambda::sqs_event(handler, &handler.pipeline, event.payload).await,
+        )
     }))
     .await
 }
