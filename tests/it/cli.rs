@@ -363,3 +363,115 @@ fn mw_logs_filters_a_runs_lines_by_run_and_persona() {
     let out = run(&["logs", "--level", "loud"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The promise for logs: inside a run every line carries `run_id`,
+/// `project`, `providers_mode`, and where they apply `persona`, `provider`,
+/// `provider_job_id`, `gate` and `state` — at the top level of the line, where
+/// `mw logs` and Logs Insights filter. A whole aismr run (gates approved by
+/// live-run, provider jobs calling back) is logged to the file and read back.
+#[test]
+fn every_line_of_a_run_carries_the_runs_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(mw_binary())
+            .args(args)
+            .current_dir(dir.path())
+            .env("MYLOWARE_HOME", dir.path().join(".myloware"))
+            .env("MOCK_LATENCY_MS", "0")
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .env_remove("MW_LOG_FORMAT")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["live-run", "aismr", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = summary["run_id"].as_str().unwrap().to_owned();
+    let out = run(&["evidence", &id, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let evidence: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jobs = evidence["provider_jobs"].as_array().unwrap();
+    assert!(jobs.len() >= 3, "clips, a render and a publish: {jobs:?}");
+
+    let log = std::fs::read_to_string(dir.path().join(".myloware/logs/mw.log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let ours: Vec<&Value> = lines.iter().filter(|l| l["run_id"] == id).collect();
+    assert!(ours.len() > 10, "{} lines of the run", ours.len());
+    for line in lines.iter().filter(|l| l.get("run_id").is_some()) {
+        for field in ["project", "providers_mode", "state"] {
+            assert!(line[field].is_string(), "{field} missing: {line}");
+        }
+        assert!(line.get("span").is_none_or(|s| !s.is_object()), "{line}");
+    }
+    assert!(ours.iter().all(|l| l["project"] == "aismr"));
+
+    let with = |message: &str| -> Vec<&Value> {
+        ours.iter()
+            .copied()
+            .filter(|l| l["message"] == message)
+            .collect()
+    };
+    for message in ["persona started", "persona finished", "clip job submitted"] {
+        let found = with(message);
+        assert!(!found.is_empty(), "no {message:?} line");
+        assert!(
+            found.iter().all(|l| l["persona"].is_string()),
+            "{message}: {found:?}"
+        );
+    }
+    // Every provider job has lines naming it, with its provider: at least the
+    // callbacks consumer's settlement. (The webhook route knows the run only
+    // once the job is registered; a mock callback may come first.)
+    for line in lines.iter().filter(|l| l["message"] == "webhook received") {
+        assert!(
+            line["provider"].is_string() && line["provider_job_id"].is_string(),
+            "{line}"
+        );
+    }
+    for job in jobs {
+        let job_id = job["job_id"].as_str().unwrap();
+        let provider = job["provider"].as_str().unwrap();
+        let named: Vec<&Value> = ours
+            .iter()
+            .copied()
+            .filter(|l| l["provider_job_id"] == job_id)
+            .collect();
+        let messages: Vec<&str> = named.iter().filter_map(|l| l["message"].as_str()).collect();
+        assert!(
+            messages.contains(&"provider job settled"),
+            "{job_id}: {messages:?}"
+        );
+        assert!(
+            named
+                .iter()
+                .all(|l| l["provider"] == provider && l["persona"] == job["persona"]),
+            "{named:?}"
+        );
+    }
+    // Gates: the wait and the decision name their gate; the wait says the
+    // run's state.
+    let awaits = with("run awaits approval");
+    assert!(!awaits.is_empty());
+    assert!(awaits
+        .iter()
+        .all(|l| l["gate"].is_string() && l["state"] == "awaiting_approval"));
+    let decided = with("gate decided");
+    assert_eq!(decided.len(), awaits.len(), "{decided:?}");
+    assert!(decided.iter().all(|l| l["gate"].is_string()));
+    let ended = with("run ended");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["state"], "published");
+
+    // `mw logs` finds the persona's lines by the context alone.
+    let out = run(&["logs", "--run-id", &id, "--persona", "riley", "--json"]);
+    let riley: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(riley.iter().any(|l| l["message"] == "persona started"));
+    assert!(riley.iter().all(|l| l["persona"] == "riley"));
+}

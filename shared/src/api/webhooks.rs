@@ -10,6 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
+use tracing::Instrument;
 
 use super::{ApiError, AppState};
 use crate::domain::{NewWebhookEvent, Provider, SignatureStatus, WebhookEventStatus};
@@ -63,6 +64,38 @@ async fn receive(
         Some(job_id) => pipeline.store.find_provider_job(provider, job_id).await?,
         None => None,
     };
+    let run = match &job {
+        Some(job) => pipeline.store.get_run(job.run_id).await?,
+        None => None,
+    };
+    let span = match &run {
+        Some(run) => crate::telemetry::run_span(run),
+        None => tracing::error_span!(
+            "webhook",
+            provider = tracing::field::Empty,
+            provider_job_id = tracing::field::Empty
+        ),
+    };
+    span.record("provider", provider.as_str());
+    if let Some(job_id) = &received.provider_job_id {
+        span.record("provider_job_id", job_id.as_str());
+    }
+    if let Some(job) = &job {
+        span.record("persona", job.persona.as_str());
+    }
+    store_and_enqueue(pipeline, provider, &headers, received, job)
+        .instrument(span)
+        .await
+}
+
+/// Stores the event (once) and queues a verified callback.
+async fn store_and_enqueue(
+    pipeline: &crate::pipeline::Pipeline,
+    provider: Provider,
+    headers: &HeaderMap,
+    received: webhooks::Received,
+    job: Option<crate::domain::ProviderJob>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let acted_on = received.callback.is_some();
     let event = NewWebhookEvent {
         run_id: job.as_ref().map(|j| j.run_id),
@@ -70,7 +103,7 @@ async fn receive(
         idempotency_key: received.idempotency_key.clone(),
         provider_job_id: received.provider_job_id.clone(),
         signature_status: received.signature_status,
-        headers: kept_headers(&headers),
+        headers: kept_headers(headers),
         payload: received.payload.clone(),
         status: if acted_on {
             WebhookEventStatus::Received
@@ -85,8 +118,7 @@ async fn receive(
                 "Callbacks received again under a known idempotency key.",
                 &[("provider", provider.as_str())],
             );
-            tracing::info!(provider = %provider, provider_job_id = existing.provider_job_id.as_deref().unwrap_or("-"),
-                idempotency_key = %existing.idempotency_key, "duplicate webhook");
+            tracing::info!(idempotency_key = %existing.idempotency_key, "duplicate webhook");
             // Stored but never processed: the first delivery may have died
             // between storing the event and queueing it (the provider saw no
             // answer and retried). Queue it again; processing is idempotent.
@@ -110,9 +142,7 @@ async fn receive(
             ("signature_status", event.signature_status.as_str()),
         ],
     );
-    tracing::info!(provider = %provider, provider_job_id = event.provider_job_id.as_deref().unwrap_or("-"),
-        run_id = %event.run_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-        signature_status = %event.signature_status, "webhook received");
+    tracing::info!(signature_status = %event.signature_status, "webhook received");
     if matches!(
         received.signature_status,
         SignatureStatus::Rejected | SignatureStatus::Missing

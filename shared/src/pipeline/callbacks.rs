@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Pipeline, PipelineError};
@@ -142,11 +143,39 @@ impl Pipeline {
             )
             .await;
         };
+        let run = self
+            .store
+            .get_run(job.run_id)
+            .await
+            .map_err(PipelineError::from)?;
+        let span = match &run {
+            Some(run) => crate::telemetry::run_span(run),
+            None => tracing::error_span!("callback", run_id = %job.run_id),
+        };
+        span.record("persona", job.persona.as_str());
+        span.record("provider", job.provider.as_str());
+        span.record("provider_job_id", job.job_id.as_str());
+        self.settle_callback(message, job).instrument(span).await
+    }
+
+    /// The callback of a known job: confirm, settle once, complete the
+    /// persona's task when it was the last job.
+    async fn settle_callback(
+        &self,
+        message: &CallbackMessage,
+        job: ProviderJob,
+    ) -> Result<(), HandlerError> {
+        let finish = |status, note: Option<String>, run_id: Option<RunId>| async move {
+            self.store
+                .finish_webhook_event(message.event_id, status, note.as_deref(), run_id)
+                .await
+                .map(|_| ())
+                .map_err(|e| HandlerError::from(PipelineError::from(e)))
+        };
         let confirmed = match self.confirm(message, &job).await {
             Ok(confirmed) => confirmed,
             Err(err) => {
-                tracing::warn!(run_id = %job.run_id, persona = %job.persona, provider = %job.provider,
-                    provider_job_id = %job.job_id, error = %err, "could not confirm the callback");
+                tracing::warn!(error = %err, "could not confirm the callback");
                 return Err(HandlerError::retryable(err));
             }
         };
@@ -178,8 +207,7 @@ impl Pipeline {
                 .await
             }
             Settled::Now(job) => {
-                tracing::info!(run_id = %job.run_id, persona = %job.persona, provider = %job.provider,
-                    provider_job_id = %job.job_id, status = %job.status, "provider job settled");
+                tracing::info!(status = %job.status, "provider job settled");
                 let took = job
                     .settled_at
                     .map(|s| (s - job.created_at).num_milliseconds() as f64 / 1000.0);

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::{Pipeline, PipelineError};
 use crate::domain::SpanEnd;
@@ -104,6 +105,22 @@ impl Pipeline {
         comment: Option<String>,
     ) -> Result<GateDecision, PipelineError> {
         let (run, request) = self.waiting_gate(key, gate).await?;
+        let span = crate::telemetry::run_span(&run);
+        span.record("gate", gate.as_str());
+        self.decide_waiting_gate(run, request, gate, decision, by, comment)
+            .instrument(span)
+            .await
+    }
+
+    async fn decide_waiting_gate(
+        &self,
+        run: crate::domain::Run,
+        request: HitlRequest,
+        gate: &Gate,
+        decision: HitlDecision,
+        by: &str,
+        comment: Option<String>,
+    ) -> Result<GateDecision, PipelineError> {
         if run.status.is_terminal() && request.decision.is_none() {
             return Err(PipelineError::Conflict(format!(
                 "run {} is {}; its gate {gate} can no longer be decided",
@@ -153,7 +170,7 @@ impl Pipeline {
                 run.job_code
             ))
         })?;
-        tracing::info!(run_id = %run.run_id, gate = %gate, decision = %decision, by, "gate decided");
+        tracing::info!(decision = %decision, by, "gate decided");
         let end = match decision {
             HitlDecision::Approved => SpanEnd::ok(Some(json!({ "decision": decision, "by": by }))),
             HitlDecision::Rejected => SpanEnd::error(format!("rejected by {by}")),

@@ -2,6 +2,7 @@
 //! evidence.
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::{Pipeline, PipelineError};
 use crate::domain::{
@@ -55,6 +56,20 @@ impl Pipeline {
             new = new.for_user(user);
         }
         let run = self.store.create_run(new).await?;
+        let span = crate::telemetry::run_span(&run);
+        self.start_execution(run, state_machine, message)
+            .instrument(span)
+            .await
+    }
+
+    /// The rest of `start_run`, once the run exists: its graph span, its
+    /// `run.start` artifact and its execution.
+    async fn start_execution(
+        &self,
+        run: Run,
+        state_machine: String,
+        message: String,
+    ) -> Result<Run, PipelineError> {
         self.open_graph_span(&run).await;
         self.store
             .append_artifact(NewArtifact::new(
@@ -91,8 +106,7 @@ impl Pipeline {
                     "Runs started, by project.",
                     &[("project", run.project.as_str())],
                 );
-                tracing::info!(run_id = %run.run_id, project = %run.project, job_code = %run.job_code,
-                    providers_mode = %run.providers_mode, execution = %started.execution_arn, "run started");
+                tracing::info!(job_code = %run.job_code, execution = %started.execution_arn, "run started");
                 Ok(run)
             }
             Err(err) => {
@@ -129,6 +143,11 @@ impl Pipeline {
     /// `run.cancelled` artifact. A finished run cannot be cancelled.
     pub async fn cancel_run(&self, key: &str, by: &str) -> Result<Run, PipelineError> {
         let run = self.find_run(key).await?;
+        let span = crate::telemetry::run_span(&run);
+        self.cancel_found_run(run, by).instrument(span).await
+    }
+
+    async fn cancel_found_run(&self, run: Run, by: &str) -> Result<Run, PipelineError> {
         if run.status.is_terminal() {
             return Err(PipelineError::Conflict(format!(
                 "run {} is already {}; only a live run can be cancelled",
@@ -154,7 +173,8 @@ impl Pipeline {
             .artifact(artifact);
         match self.store.transition_run(change).await {
             Ok(run) => {
-                tracing::info!(run_id = %run.run_id, by, "run cancelled");
+                tracing::Span::current().record("state", run.status.as_str());
+                tracing::info!(by, "run cancelled");
                 self.end_run_spans(&run).await;
                 crate::telemetry::metrics::count(
                     "mw_runs_ended_total",

@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use tracing::Instrument;
 
 use super::callbacks::PERSONA_COMPLETED;
 use super::spans::usage_attributes;
@@ -80,12 +81,23 @@ impl Pipeline {
                 .await?;
             return Ok(());
         };
+        let span = crate::telemetry::run_span(&run);
+        if let Some(persona) = message.persona {
+            span.record("persona", persona.as_str());
+        }
+        if let Some(gate) = &message.gate {
+            span.record("gate", gate.as_str());
+        }
+        self.run_task_of(&run, &message).instrument(span).await
+    }
+
+    async fn run_task_of(&self, run: &Run, message: &TaskMessage) -> Result<(), HandlerError> {
         let outcome = match message.task.as_str() {
-            "persona" => self.persona_task(&run, &message).await,
-            "gate" => self.gate_task(&run, &message).await,
-            "record_failure" => self.record_end(&run, &message, RunStatus::Failed).await,
-            "record_rejection" => self.record_end(&run, &message, RunStatus::Rejected).await,
-            "record_success" => self.record_end(&run, &message, RunStatus::Published).await,
+            "persona" => self.persona_task(run, message).await,
+            "gate" => self.gate_task(run, message).await,
+            "record_failure" => self.record_end(run, message, RunStatus::Failed).await,
+            "record_rejection" => self.record_end(run, message, RunStatus::Rejected).await,
+            "record_success" => self.record_end(run, message, RunStatus::Published).await,
             other => {
                 let cause = format!("unknown task {other:?}");
                 self.fail_task(&message.task_token, "Worker.UnknownTask", &cause)
@@ -97,7 +109,7 @@ impl Pipeline {
             // Trying again will not help: fail the task now, so the graph
             // records the failure instead of waiting for the task's timeout.
             Err(err) if !err.retryable => {
-                tracing::error!(run_id = %run.run_id, task = %message.task, error = %err, "task failed");
+                tracing::error!(task = %message.task, error = %err, "task failed");
                 self.fail_task(&message.task_token, "Worker.Failed", &err.message)
                     .await?;
                 Ok(())
@@ -149,7 +161,10 @@ impl Pipeline {
             ))
             .await
         {
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Ok(_) | Err(StoreError::Conflict { .. }) => {
+                tracing::Span::current().record("state", RunStatus::Running.as_str());
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -203,8 +218,8 @@ impl Pipeline {
             Ok(_) | Err(StoreError::Conflict { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(run_id = %run.run_id, project = %run.project, gate = %gate,
-            providers_mode = %run.providers_mode, "run awaits approval");
+        tracing::Span::current().record("state", RunStatus::AwaitingApproval.as_str());
+        tracing::info!("run awaits approval");
         Ok(())
     }
 
@@ -263,8 +278,8 @@ impl Pipeline {
         // task, so the graph records the failure.
         let ended = match self.store.transition_run(change).await {
             Ok(run) => {
-                tracing::info!(run_id = %run.run_id, project = %run.project, status = %run.status,
-                    providers_mode = %run.providers_mode, "run ended");
+                tracing::Span::current().record("state", run.status.as_str());
+                tracing::info!(status = %run.status, "run ended");
                 crate::telemetry::metrics::count(
                     "mw_runs_ended_total",
                     "Runs ended, by project and status.",
@@ -342,8 +357,7 @@ impl Pipeline {
             Some(token.clone()),
         );
         let input = [Message::user(context.to_user_message())];
-        tracing::info!(run_id = %run.run_id, project = %run.project, persona = %persona,
-            providers_mode = %run.providers_mode, "persona started");
+        tracing::info!("persona started");
         let started = std::time::Instant::now();
         let observer = self
             .open_persona_span(run, persona, token, &message.input)
@@ -360,7 +374,7 @@ impl Pipeline {
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(err) => {
-                tracing::warn!(run_id = %run.run_id, persona = %persona, error = %err, "persona failed");
+                tracing::warn!(error = %err, "persona failed");
                 self.close_persona_span(
                     run.run_id,
                     persona,
@@ -388,7 +402,7 @@ impl Pipeline {
                 .persona(persona),
             )
             .await?;
-        tracing::info!(run_id = %run.run_id, persona = %persona, turns = outcome.turns, "persona finished");
+        tracing::info!(turns = outcome.turns, "persona finished");
         crate::telemetry::metrics::observe_seconds(
             "mw_persona_step_seconds",
             "How long a persona's agent took, by persona.",

@@ -4,6 +4,14 @@
 //! Locally the same lines also go, at `info` and above, to a file under the
 //! home folder, which `mw logs` filters. Run trees (spans in the store,
 //! exported over OTLP) are in `spans` and `otlp`.
+//!
+//! Inside a run every line carries the run's context: the work of a run is
+//! done inside a [`run_span`] (`run_id`, `project`, `providers_mode`, and
+//! where they apply `persona`, `gate`, `provider`, `provider_job_id`,
+//! `state`), and [`lines::JsonLines`] writes the fields of every span in
+//! scope at the top level of each line, so `mw logs --run-id X --persona p`
+//! and CloudWatch Logs Insights filter on them directly.
+pub mod lines;
 pub mod metrics;
 pub mod otlp;
 pub mod spans;
@@ -15,6 +23,30 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+use crate::domain::Run;
+
+/// The span a run's work is done in: its fields are on every line logged
+/// inside it. Open it where the work of a run starts (a task, a callback, a
+/// decision), then `record` what applies (`persona`, `gate`, `provider`,
+/// `provider_job_id`, `state`) as it becomes known.
+///
+/// At `error` level on purpose: a span's level only decides whether it is
+/// enabled, and the context must be there at every level the logs let
+/// through (`RUST_LOG=warn` keeps it on the warnings).
+pub fn run_span(run: &Run) -> tracing::Span {
+    tracing::error_span!(
+        "run",
+        run_id = %run.run_id,
+        project = %run.project,
+        providers_mode = %run.providers_mode,
+        state = %run.status,
+        persona = tracing::field::Empty,
+        gate = tracing::field::Empty,
+        provider = tracing::field::Empty,
+        provider_job_id = tracing::field::Empty,
+    )
+}
 
 /// The log file under the home folder.
 pub fn log_file(home: &Path) -> std::path::PathBuf {
@@ -39,9 +71,8 @@ pub fn init(default_level: &str, file: Option<&Path>) {
     } else {
         fmt::layer()
             .with_writer(std::io::stderr)
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+            .fmt_fields(fmt::format::JsonFields::new())
+            .event_format(lines::JsonLines)
             .boxed()
     };
     let file = file.and_then(|path| {
@@ -55,9 +86,8 @@ pub fn init(default_level: &str, file: Option<&Path>) {
     let file_layer = file.map(|file| {
         fmt::layer()
             .with_writer(Mutex::new(file))
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+            .fmt_fields(fmt::format::JsonFields::new())
+            .event_format(lines::JsonLines)
             .with_filter(LevelFilter::INFO)
     });
     let _ = tracing_subscriber::registry()
