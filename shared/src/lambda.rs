@@ -1,7 +1,11 @@
 //! What the Lambda functions share, so each `main.rs` only wires: the
-//! pipeline built once per cold start, and SQS batches handled with partial
+//! pipeline built once per cold start, SQS batches handled with partial
 //! batch failures (a failed record is reported by id and comes back, up to
-//! the queue's redrive limit, then lands in its dead-letter queue).
+//! the queue's redrive limit, then lands in its dead-letter queue), and
+//! after each invocation the spans flushed to OTLP and the metrics that
+//! changed printed as CloudWatch EMF lines.
+use std::io::Write;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use crate::api::AppState;
@@ -28,9 +32,26 @@ pub async fn app_state(config: &Config) -> Result<AppState, StackError> {
     })
 }
 
+/// Writes to `out` the CloudWatch embedded-metric-format lines of the
+/// metrics that changed since the last flush (namespace `MyloWare`,
+/// dimensions their labels plus `function`: `AWS_LAMBDA_FUNCTION_NAME`).
+/// On stdout, Lambda's log stream, CloudWatch turns them into metrics.
+pub fn flush_metrics(out: &mut impl Write) {
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "unknown".to_owned());
+    for line in crate::telemetry::metrics::emf_lines(&function) {
+        if let Err(e) = writeln!(out, "{line}") {
+            tracing::warn!(error = %e, "could not write the metrics");
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
 /// `router`, sending the spans closed while serving each request to the
-/// OTLP endpoint before the response is returned: a Lambda is frozen once
-/// it answers, so nothing may be left queued.
+/// OTLP endpoint before the response is returned, and printing the
+/// metrics it changed (`flush_metrics`): a Lambda is frozen once it
+/// answers, so nothing may be left queued.
 pub fn flushing_spans(
     router: axum::Router,
     tracer: crate::telemetry::spans::Tracer,
@@ -41,6 +62,7 @@ pub fn flushing_spans(
             async move {
                 let response = next.run(request).await;
                 tracer.flush().await;
+                flush_metrics(&mut std::io::stdout().lock());
                 response
             }
         },
@@ -49,7 +71,8 @@ pub fn flushing_spans(
 
 /// One SQS event as the worker and callbacks functions handle it: every
 /// record (`sqs_batch`), then the spans the batch closed sent to the OTLP
-/// endpoint, since the function is frozen once it answers.
+/// endpoint and the metrics it changed printed (`flush_metrics`), since the
+/// function is frozen once it answers.
 pub async fn sqs_event(
     handler: &dyn MessageHandler,
     pipeline: &Pipeline,
@@ -57,6 +80,7 @@ pub async fn sqs_event(
 ) -> SqsBatchResponse {
     let response = sqs_batch(handler, event).await;
     pipeline.tracer.flush().await;
+    flush_metrics(&mut std::io::stdout().lock());
     response
 }
 
@@ -118,5 +142,43 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
+    }
+
+    #[test]
+    fn an_invocation_ends_with_the_emf_lines_of_what_it_changed() {
+        let name = "mw_test_lambda_flush_total";
+        let ours = |out: &[u8]| -> Vec<serde_json::Value> {
+            String::from_utf8(out.to_vec())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON lines"))
+                .filter(|l| l.get(name).is_some())
+                .collect()
+        };
+        crate::telemetry::metrics::count_n(name, "Test.", &[("provider", "kieai")], 3);
+        let mut out = Vec::new();
+        flush_metrics(&mut out);
+        let lines = ours(&out);
+        assert_eq!(lines.len(), 1, "{}", String::from_utf8_lossy(&out));
+        let line = &lines[0];
+        assert_eq!(line[name], 3.0);
+        assert_eq!(line["provider"], "kieai");
+        assert!(line["function"].is_string(), "{line}");
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "MyloWare");
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["function", "provider"]])
+        );
+        assert_eq!(directive["Metrics"][0]["Name"], name);
+        assert!(line["_aws"]["Timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+
+        let mut again = Vec::new();
+        flush_metrics(&mut again);
+        assert!(ours(&again).is_empty(), "sent once");
+        crate::telemetry::metrics::count_n(name, "Test.", &[("provider", "kieai")], 1);
+        let mut third = Vec::new();
+        flush_metrics(&mut third);
+        assert_eq!(ours(&third)[0][name], 1.0, "the increase, not the total");
     }
 }
