@@ -204,6 +204,42 @@ async fn a_chat_started_run_exports_one_tree_over_otlp() {
     assert!(chat
         .iter()
         .any(|s| s["name"] == "execute_tool start_run" && s["parentSpanId"] == root["spanId"]));
+    // The run's root links back to the turn that started it, across traces.
+    assert_eq!(
+        roots[0]["links"],
+        json!([{
+            "traceId": chat_trace,
+            "spanId": root["spanId"],
+            "attributes": [{"key": "myloware.link", "value": {"stringValue": "started_from_chat_turn"}}],
+        }]),
+        "{:#}",
+        roots[0]
+    );
+    // `mw trace` says so.
+    let out = std::process::Command::new(crate::cli::mw_binary())
+        .args([
+            "trace",
+            &run_id.to_string(),
+            "--api-base",
+            &t.stack.base_url,
+        ])
+        .env("API_KEY", "test-api-key-0123456789")
+        .env("MYLOWARE_HOME", t.dir.path().join("cli-home"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let graph_line = text
+        .lines()
+        .find(|l| l.starts_with("test-video-gen-graph"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let chat_span = root["spanId"].as_str().unwrap();
+    assert!(
+        graph_line.contains(&format!(
+            "started from chat turn {chat_span} (trace {chat_trace})"
+        )),
+        "{text}"
+    );
 
     // The store holds the same tree, every span closed.
     let (status, tree) = t.client.get(&format!("/v1/runs/{run_id}/spans")).await;

@@ -136,7 +136,14 @@ fn line(span: &Span, now: DateTime<Utc>) -> String {
         (Some(i), Some(o)) => format!("  tokens {i}/{o}"),
         _ => String::new(),
     };
-    format!("{}  {timing}{tokens}", span.name)
+    let origin = match myloware::telemetry::otlp::started_from(span) {
+        Some(turn) => format!(
+            "  started from chat turn {} (trace {})",
+            turn.span_id, turn.trace_id
+        ),
+        None => String::new(),
+    };
+    format!("{}  {timing}{tokens}{origin}", span.name)
 }
 
 #[cfg(test)]

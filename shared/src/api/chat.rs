@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, JsonBody};
-use crate::domain::{ChatRole, NewSpan, RunId, SpanEnd, SpanId, TraceId};
+use crate::domain::{ChatRole, NewSpan, RunId, SpanEnd, SpanId, SpanLink, TraceId};
 use crate::personas::agent::run_agent;
 use crate::personas::{brendan, ToolContext};
 use crate::providers::llm::{AssistantMessage, Message};
@@ -76,7 +76,7 @@ async fn chat(
         &brendan::spec(),
         &pipeline.brendan_tools(),
         pipeline.llm.as_ref(),
-        &ToolContext::chat(user),
+        &ToolContext::chat_turn(user, SpanLink { trace_id, span_id }),
         &messages,
         &observer,
     )

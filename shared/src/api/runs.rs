@@ -44,6 +44,7 @@ async fn start(
             project,
             message: body.message,
             user_id: body.user_id,
+            chat_turn: None,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(run)))

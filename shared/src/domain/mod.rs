@@ -19,7 +19,7 @@ pub use ids::{JobCode, RunId, RunRef};
 pub use project::{Gate, Persona, Project};
 pub use provider_job::{JobStatus, NewProviderJob, Provider, ProviderJob};
 pub use run::{NewRun, ProvidersMode, Run};
-pub use span::{NewSpan, Span, SpanEnd, SpanId, SpanStatus, TraceId};
+pub use span::{NewSpan, Span, SpanEnd, SpanId, SpanLink, SpanStatus, TraceId};
 pub use status::RunStatus;
 pub use webhook::{NewWebhookEvent, SignatureStatus, WebhookEvent, WebhookEventStatus};
 

@@ -56,6 +56,14 @@ impl FromStr for TraceId {
 
 serde_via_str!(TraceId);
 
+/// A span of another trace, as an OTLP span link names it: the chat turn
+/// that started a run, linked from the run's graph span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpanLink {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+}
+
 /// A span id: 8 bytes, shown as 16 lowercase hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpanId([u8; 8]);

@@ -7,7 +7,7 @@ use tracing::Instrument;
 use super::{Pipeline, PipelineError};
 use crate::domain::{
     Artifact, ArtifactType, HitlRequest, NewArtifact, NewRun, Project, ProviderJob, Run, RunRef,
-    RunStatus, Span, TraceId, WebhookEvent,
+    RunStatus, Span, SpanLink, TraceId, WebhookEvent,
 };
 use crate::engine::asl::machine::HistoryEvent;
 use crate::store::{StoreError, Transition};
@@ -19,6 +19,9 @@ pub struct NewRunRequest {
     /// The creative prompt; the project's default when absent.
     pub message: Option<String>,
     pub user_id: Option<String>,
+    /// The chat turn that asked for the run, if one did: the run's graph
+    /// span links to it.
+    pub chat_turn: Option<SpanLink>,
 }
 
 /// Everything recorded about a run: what a bug report needs.
@@ -57,7 +60,7 @@ impl Pipeline {
         }
         let run = self.store.create_run(new).await?;
         let span = crate::telemetry::run_span(&run);
-        self.start_execution(run, state_machine, message)
+        self.start_execution(run, state_machine, message, request.chat_turn)
             .instrument(span)
             .await
     }
@@ -69,8 +72,9 @@ impl Pipeline {
         run: Run,
         state_machine: String,
         message: String,
+        chat_turn: Option<SpanLink>,
     ) -> Result<Run, PipelineError> {
-        self.open_graph_span(&run).await;
+        self.open_graph_span(&run, chat_turn).await;
         self.store
             .append_artifact(NewArtifact::new(
                 run.run_id,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::{Pipeline, PipelineError};
 use crate::domain::{
-    Gate, NewSpan, Persona, Run, RunId, RunStatus, Span, SpanEnd, SpanId, TraceId,
+    Gate, NewSpan, Persona, Run, RunId, RunStatus, Span, SpanEnd, SpanId, SpanLink, TraceId,
 };
 use crate::telemetry::spans::{attr, bounded, AgentSpans};
 
@@ -31,9 +31,10 @@ impl Pipeline {
         })
     }
 
-    /// `<project>-graph`: the root of the run's tree, open until it ends.
-    pub(crate) async fn open_graph_span(&self, run: &Run) {
-        let span = NewSpan::in_run(run.run_id, format!("{}-graph", run.project))
+    /// `<project>-graph`: the root of the run's tree, open until it ends;
+    /// linked to the chat turn that started the run, if one did.
+    pub(crate) async fn open_graph_span(&self, run: &Run, chat_turn: Option<SpanLink>) {
+        let mut span = NewSpan::in_run(run.run_id, format!("{}-graph", run.project))
             .id(SpanId::graph(run.run_id))
             .attr(attr::OPERATION, "invoke_agent")
             .attr(attr::AGENT, format!("{}-graph", run.project))
@@ -41,6 +42,11 @@ impl Pipeline {
             .attr("myloware.job_code", run.job_code.as_str())
             .input(bounded(run.input.clone()))
             .started_at(run.created_at);
+        if let Some(turn) = chat_turn {
+            span = span
+                .attr(attr::STARTED_FROM_TRACE, turn.trace_id.to_string())
+                .attr(attr::STARTED_FROM_SPAN, turn.span_id.to_string());
+        }
         self.tracer.open(span).await;
     }
 

@@ -395,7 +395,8 @@ impl Tool for StartRun {
     }
 
     async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
-        let user = ctx.chat_scope()?.user_id.clone();
+        let scope = ctx.chat_scope()?;
+        let (user, turn) = (scope.user_id.clone(), scope.turn);
         let args: StartRunArgs = parse_args(args)?;
         let project = args
             .project
@@ -407,6 +408,7 @@ impl Tool for StartRun {
                 project,
                 message: args.message,
                 user_id: Some(user),
+                chat_turn: turn,
             })
             .await
             .map_err(|e| ToolError::failed(e.to_string()))?;

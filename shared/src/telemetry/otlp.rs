@@ -15,8 +15,9 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::spans::attr;
 use crate::config::OtlpConfig;
-use crate::domain::{Span, SpanStatus};
+use crate::domain::{Span, SpanLink, SpanStatus};
 
 /// Spans waiting to be sent, at most.
 const QUEUE: usize = 4096;
@@ -188,7 +189,23 @@ fn otlp_span(span: &Span) -> Value {
     if let Some(parent) = span.parent_span_id {
         out["parentSpanId"] = json!(parent.to_string());
     }
+    if let Some(link) = started_from(span) {
+        out["links"] = json!([{
+            "traceId": link.trace_id.to_string(),
+            "spanId": link.span_id.to_string(),
+            "attributes": [kv("myloware.link", &json!("started_from_chat_turn"))],
+        }]);
+    }
     out
+}
+
+/// The chat turn a graph span was started from, as its attributes name it.
+pub fn started_from(span: &Span) -> Option<SpanLink> {
+    let text = |key: &str| span.attributes.get(key)?.as_str();
+    Some(SpanLink {
+        trace_id: text(attr::STARTED_FROM_TRACE)?.parse().ok()?,
+        span_id: text(attr::STARTED_FROM_SPAN)?.parse().ok()?,
+    })
 }
 
 /// One `KeyValue`: strings, integers, floats and booleans as themselves,
@@ -207,7 +224,7 @@ fn kv(key: &str, value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{NewSpan, RunId, SpanEnd, SpanId};
+    use crate::domain::{NewSpan, RunId, SpanEnd, SpanId, TraceId};
 
     #[test]
     fn spans_encode_as_otlp_json() {
@@ -240,5 +257,31 @@ mod tests {
         assert!(attrs.contains(
             &json!({"key": "myloware.run_id", "value": {"stringValue": run.to_string()}})
         ));
+        assert!(out.get("links").is_none(), "no link without a chat turn");
+    }
+
+    #[test]
+    fn a_graph_span_started_from_a_chat_turn_links_to_it() {
+        let run = RunId::new();
+        let (chat_trace, chat_span) = (TraceId::random(), SpanId::random());
+        let span = Span::opened(
+            NewSpan::in_run(run, "aismr-graph")
+                .id(SpanId::graph(run))
+                .attr(attr::STARTED_FROM_TRACE, chat_trace.to_string())
+                .attr(attr::STARTED_FROM_SPAN, chat_span.to_string()),
+        )
+        .closed(SpanEnd::ok(None));
+        assert_eq!(
+            started_from(&span),
+            Some(SpanLink {
+                trace_id: chat_trace,
+                span_id: chat_span
+            })
+        );
+        let body = request_body(std::slice::from_ref(&span));
+        let out = &body["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(out["links"][0]["traceId"], json!(chat_trace.to_string()));
+        assert_eq!(out["links"][0]["spanId"], json!(chat_span.to_string()));
+        assert_eq!(out["links"].as_array().unwrap().len(), 1);
     }
 }

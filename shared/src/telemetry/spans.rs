@@ -14,7 +14,9 @@
 //! └─ <project>:gate:<gate>             SpanId::gate(run, gate) gate task … decision
 //! ```
 //! A chat turn is `brendan-chat` in a trace of its own, with its LLM and tool
-//! calls under it; it names the runs it started (`myloware.run_ids`).
+//! calls under it; it names the runs it started (`myloware.run_ids`), and
+//! each such run's graph span links back to it (`myloware.started_from.*`,
+//! exported as an OTLP span link).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +41,10 @@ pub mod attr {
     pub const RUN_ID: &str = "myloware.run_id";
     pub const PROJECT: &str = "myloware.project";
     pub const GATE: &str = "myloware.gate";
+    /// The chat turn a run was started from (on its graph span; exported
+    /// as an OTLP link too).
+    pub const STARTED_FROM_TRACE: &str = "myloware.started_from.trace_id";
+    pub const STARTED_FROM_SPAN: &str = "myloware.started_from.span_id";
 }
 
 /// Inputs and outputs above this many bytes of JSON are kept as a preview.

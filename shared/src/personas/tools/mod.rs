@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Agent;
-use crate::domain::{Persona, Project, RunId};
+use crate::domain::{Persona, Project, RunId, SpanLink};
 
 pub use crate::providers::llm::ToolSpec;
 
@@ -70,6 +70,8 @@ impl fmt::Debug for RunScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatScope {
     pub user_id: String,
+    /// The `brendan-chat` span of the turn, which runs it starts link to.
+    pub turn: Option<SpanLink>,
 }
 
 impl ToolContext {
@@ -90,6 +92,15 @@ impl ToolContext {
     pub fn chat(user_id: impl Into<String>) -> Self {
         Self::Chat(ChatScope {
             user_id: user_id.into(),
+            turn: None,
+        })
+    }
+
+    /// Brendan's scope in the chat turn recorded as span `turn`.
+    pub fn chat_turn(user_id: impl Into<String>, turn: SpanLink) -> Self {
+        Self::Chat(ChatScope {
+            user_id: user_id.into(),
+            turn: Some(turn),
         })
     }
 
