@@ -52,7 +52,7 @@ pub fn flush_metrics(out: &mut impl Write) {
 /// OTLP endpoint before the response is returned, and printing the
 /// metrics it changed (`flush_metrics`): a Lambda is frozen once it
 /// answers, so nothing may be left queued.
-pub fn flushing_spans(
+pub fn flushing_telemetry(
     router: axum::Router,
     tracer: crate::telemetry::spans::Tracer,
 ) -> axum::Router {

@@ -423,6 +423,20 @@ fn every_line_of_a_run_carries_the_runs_context() {
             "{message}: {found:?}"
         );
     }
+    // What a persona's agent does (its tools, the provider calls they make)
+    // is logged inside the persona's work.
+    let persona_work: Vec<&&Value> = ours
+        .iter()
+        .filter(|l| {
+            let target = l["target"].as_str().unwrap_or_default();
+            target == "myloware::pipeline::tools" || target.starts_with("myloware::providers::")
+        })
+        .collect();
+    assert!(persona_work.len() >= jobs.len(), "{persona_work:?}");
+    assert!(
+        persona_work.iter().all(|l| l["persona"].is_string()),
+        "{persona_work:?}"
+    );
     // Every provider job has lines naming it, with its provider: at least the
     // callbacks consumer's settlement. (The webhook route knows the run only
     // once the job is registered; a mock callback may come first.)
@@ -459,9 +473,19 @@ fn every_line_of_a_run_carries_the_runs_context() {
     assert!(awaits
         .iter()
         .all(|l| l["gate"].is_string() && l["state"] == "awaiting_approval"));
+    let gates = |lines: &[&Value]| -> std::collections::BTreeSet<String> {
+        lines
+            .iter()
+            .map(|l| l["gate"].as_str().unwrap_or("none").to_owned())
+            .collect()
+    };
     let decided = with("gate decided");
-    assert_eq!(decided.len(), awaits.len(), "{decided:?}");
-    assert!(decided.iter().all(|l| l["gate"].is_string()));
+    assert_eq!(
+        gates(&decided),
+        ["ideate", "prepublish"].map(String::from).into(),
+        "{decided:?}"
+    );
+    assert_eq!(gates(&awaits), gates(&decided));
     let ended = with("run ended");
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["state"], "published");

@@ -12,5 +12,5 @@ async fn main() -> Result<(), Error> {
     let router = myloware::api::runs_router(state.clone())
         .merge(myloware::api::system_router(state.clone()))
         .merge(myloware::api::ui_router(state));
-    run(myloware::lambda::flushing_spans(router, tracer)).await
+    run(myloware::lambda::flushing_telemetry(router, tracer)).await
 }

@@ -9,5 +9,5 @@ async fn main() -> Result<(), Error> {
     let state = myloware::lambda::app_state(&config).await?;
     let tracer = state.pipeline.tracer.clone();
     let router = myloware::api::webhooks_router(state);
-    run(myloware::lambda::flushing_spans(router, tracer)).await
+    run(myloware::lambda::flushing_telemetry(router, tracer)).await
 }
