@@ -4,6 +4,7 @@
 #   runs:  GET /health, POST /v1/runs, GET /v1/runs/{id}, GET /v1/runs without the key (401)
 #   chat:  a Brendan turn that starts a run, which `runs` then lists (one store, two functions)
 #   worker, callbacks: `cargo lambda invoke --data-file tests/fixtures/events/…`
+#   every function: the CloudWatch EMF lines of the metrics its invocations changed, on stdout
 # Usage: scripts/lambda-smoke.sh        (port: LAMBDA_SMOKE_PORT, default a free one)
 # cargo-lambda comes from scripts/tools.sh. The first request compiles the functions (debug).
 set -euo pipefail
@@ -111,5 +112,30 @@ sys.exit(0 if failed == ids else 1)
 PY
   echo "lambda smoke: ok  cargo lambda invoke $fn --data-file $fixture"
 done
+
+# Each invocation printed the metrics it changed as CloudWatch embedded-metric-format lines on
+# the function's stdout (the watch log here, the log stream on Lambda): the runs function's run
+# start and the callbacks function's failed records must be there, with the function dimension.
+python3 - "$log" <<'PY' || fail "no CloudWatch EMF lines for the runs and callbacks functions in the log"
+import json, sys
+seen = set()
+for line in open(sys.argv[1], errors="replace"):
+    line = line.strip()
+    if not line.startswith("{") or '"_aws"' not in line:
+        continue
+    m = json.loads(line)
+    directive = m["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "MyloWare", directive
+    assert isinstance(m["_aws"]["Timestamp"], int), m
+    for metric in directive["Metrics"]:
+        assert metric["Name"] in m, (metric, m)
+    for dims in directive["Dimensions"]:
+        assert all(d in m for d in dims), (dims, m)
+    seen.add((m.get("function"), tuple(x["Name"] for x in directive["Metrics"])))
+print("lambda smoke: EMF lines:", sorted(seen), file=sys.stderr)
+functions = {f for f, _ in seen}
+sys.exit(0 if {"runs", "callbacks"} <= functions else 1)
+PY
+echo "lambda smoke: ok  CloudWatch EMF lines from the functions"
 
 echo "lambda smoke: passed"

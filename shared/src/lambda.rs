@@ -98,6 +98,11 @@ pub async fn sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatc
         };
         if let Err(err) = outcome {
             tracing::error!(message_id = %id, retryable = err.retryable, error = %err, "SQS record failed");
+            crate::telemetry::metrics::count(
+                "mw_sqs_records_failed_total",
+                "SQS records reported as batch item failures (they come back, or go to the dead-letter queue).",
+                &[("retryable", if err.retryable { "true" } else { "false" })],
+            );
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
@@ -142,6 +147,11 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
+        let metrics = crate::telemetry::metrics::render();
+        assert!(
+            metrics.contains("mw_sqs_records_failed_total{retryable=\"true\"}"),
+            "{metrics}"
+        );
     }
 
     #[test]
