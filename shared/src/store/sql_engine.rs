@@ -24,29 +24,49 @@ pub(crate) fn definition_hash(definition: &str) -> String {
 /// The history events of one commit as one JSON array: one row per
 /// transition rather than per event keeps the write path short.
 pub(crate) fn history_page(events: &[crate::store::engine::HistoryRecord]) -> String {
-    let mut page = String::from("[");
+    use std::fmt::Write as _;
+    let size: usize = events.iter().map(|e| e.details.len() + 128).sum();
+    let mut page = String::with_capacity(size + 2);
+    page.push('[');
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
             page.push(',');
         }
-        page.push_str(&format!(
-            "{{\"id\":{},\"previous_event_id\":{},\"type\":{},\"timestamp\":{},\"details\":{}}}",
-            e.event_id,
-            e.previous_event_id,
-            serde_json::Value::from(e.event_type.as_str()),
-            serde_json::Value::from(
-                e.timestamp
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            ),
-            if e.details.is_empty() {
-                "null"
-            } else {
-                &e.details
-            },
-        ));
+        let details = if e.details.is_empty() {
+            "null"
+        } else {
+            &e.details
+        };
+        let _ = write!(
+            page,
+            "{{\"id\":{},\"previous_event_id\":{},\"type\":",
+            e.event_id, e.previous_event_id
+        );
+        push_json_string(&mut page, &e.event_type);
+        page.push_str(",\"timestamp\":");
+        push_json_string(
+            &mut page,
+            &e.timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        );
+        page.push_str(",\"details\":");
+        page.push_str(details);
+        page.push('}');
     }
     page.push(']');
     page
+}
+
+/// Appends `text` as a JSON string.
+fn push_json_string(out: &mut String, text: &str) {
+    let plain = text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(text).to_string());
+    }
 }
 
 /// Reads a page written by `history_page`.
@@ -182,12 +202,36 @@ macro_rules! sql_engine_store {
                     let inserted: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
                     applied.extend(inserted);
                 }
-                let advances: Vec<&Commit> = batch
+                // A transition that leaves the execution running changes only
+                // its snapshot and version (it was running, or the version
+                // check fails): setting just those leaves the status index
+                // untouched. Transitions that end it set everything.
+                let (still_running, ending): (Vec<&Commit>, Vec<&Commit>) = batch
                     .commits
                     .iter()
                     .filter(|c| matches!(c.kind, CommitKind::Advance { .. }))
-                    .collect();
-                for chunk in advances.chunks(ROWS_PER_STATEMENT) {
+                    .partition(|c| c.state.status == "RUNNING");
+                for chunk in still_running.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "WITH v (arn, expected, version, snapshot) AS (",
+                    );
+                    q.push_values(chunk, |mut b, c| {
+                        let CommitKind::Advance { expected_version } = c.kind else { unreachable!() };
+                        b.push_bind(&c.execution_arn)
+                            .push_bind(expected_version)
+                            .push_bind(c.version)
+                            .push_bind(&c.state.snapshot);
+                    });
+                    q.push(
+                        ") UPDATE executions SET snapshot = v.snapshot, version = v.version \
+                         FROM v WHERE executions.execution_arn = v.arn \
+                           AND executions.version = v.expected \
+                         RETURNING executions.execution_arn",
+                    );
+                    let updated: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+                    applied.extend(updated);
+                }
+                for chunk in ending.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::<$db>::new(
                         "WITH v (arn, expected, version, snapshot, status, output, error, cause, \
                          stop_date) AS (",

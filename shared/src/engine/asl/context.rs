@@ -3,7 +3,7 @@
 //! It holds the execution input, so building it costs a copy; most payloads never read `$$`,
 //! so it is built lazily, at most once per evaluation, and only when a `$$` path asks for it.
 
-use super::path::{Path, Root};
+use super::path::{Path, Root, Segment, Selector};
 use super::timestamp::format as format_time;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -76,9 +76,27 @@ impl ContextParts<'_> {
     }
 }
 
+impl ContextParts<'_> {
+    /// `$$.<group>.<name>` for the fields a task reads most (`$$.Task.Token`,
+    /// the execution's and state's names, …), without building the whole
+    /// object; `None` for any other field.
+    fn scalar(&self, group: &str, name: &str) -> Option<Value> {
+        let text = |s: &str| Some(Value::from(s));
+        match (group, name) {
+            ("Task", "Token") => self.task_token.and_then(text),
+            ("Execution", "Id") => text(self.execution_id),
+            ("Execution", "Name") => text(self.execution_name),
+            ("StateMachine", "Id") => text(self.state_machine_id),
+            ("StateMachine", "Name") => text(self.state_machine_name),
+            ("State", "Name") => text(self.state_name),
+            _ => None,
+        }
+    }
+}
+
 /// A context object built on first use.
 pub struct ContextObject<'a> {
-    build: Option<Box<dyn Fn() -> Value + 'a>>,
+    parts: Option<ContextParts<'a>>,
     value: OnceCell<Value>,
 }
 
@@ -94,7 +112,7 @@ impl<'a> ContextObject<'a> {
     /// A context object that is already built.
     pub fn fixed(value: Value) -> Self {
         ContextObject {
-            build: None,
+            parts: None,
             value: OnceCell::from(value),
         }
     }
@@ -102,15 +120,15 @@ impl<'a> ContextObject<'a> {
     /// A context object built from `parts` when first read.
     pub fn lazy(parts: ContextParts<'a>) -> Self {
         ContextObject {
-            build: Some(Box::new(move || parts.to_value())),
+            parts: Some(parts),
             value: OnceCell::new(),
         }
     }
 
     /// The context object's value.
     pub fn get(&self) -> &Value {
-        self.value.get_or_init(|| match &self.build {
-            Some(build) => build(),
+        self.value.get_or_init(|| match &self.parts {
+            Some(parts) => parts.to_value(),
             None => Value::Null,
         })
     }
@@ -119,7 +137,16 @@ impl<'a> ContextObject<'a> {
     pub fn select(&self, path: &Path, input: &Value) -> Option<Value> {
         match path.root() {
             Root::Input => path.select(input, None),
-            Root::Context => path.select(input, Some(self.get())),
+            Root::Context => {
+                let scalar = match (&self.parts, path.segments()) {
+                    (
+                        Some(parts),
+                        [Segment::Child(Selector::Name(group)), Segment::Child(Selector::Name(name))],
+                    ) if self.value.get().is_none() => parts.scalar(group, name),
+                    _ => None,
+                };
+                scalar.or_else(|| path.select(input, Some(self.get())))
+            }
         }
     }
 }
@@ -156,5 +183,37 @@ mod tests {
         assert_eq!(v["Map"]["Item"], json!({"Index": 3, "Value": "v"}));
         let p = Path::parse("$$.StateMachine.Name").unwrap();
         assert_eq!(ctx.select(&p, &Value::Null), Some(json!("sm")));
+    }
+
+    #[test]
+    fn reads_a_task_token_without_building_the_object() {
+        let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
+        let input = json!({"k": 1});
+        let parts = ContextParts {
+            execution_id: "arn:exec",
+            execution_name: "run-1",
+            execution_input: &input,
+            start_time: t,
+            state_machine_id: "arn:sm",
+            state_machine_name: "sm",
+            state_name: "S",
+            entered_time: t,
+            retry_count: 0,
+            task_token: Some("tok"),
+            map_item: None,
+        };
+        let ctx = ContextObject::lazy(parts);
+        let select = |p: &str| ctx.select(&Path::parse(p).unwrap(), &Value::Null);
+        assert_eq!(select("$$.Task.Token"), Some(json!("tok")));
+        assert_eq!(select("$$.Execution.Name"), Some(json!("run-1")));
+        assert!(ctx.value.get().is_none(), "built the whole object");
+        assert_eq!(select("$$.Execution.Input.k"), Some(json!(1)));
+        assert_eq!(select("$$.Map.Item.Index"), None);
+        let without_token = ContextObject::lazy(ContextParts {
+            task_token: None,
+            ..parts
+        });
+        let token = Path::parse("$$.Task.Token").unwrap();
+        assert_eq!(without_token.select(&token, &Value::Null), None);
     }
 }

@@ -360,29 +360,41 @@ impl Inner {
                 continue;
             }
             let now = Utc::now();
-            let mut next = live.snapshot.clone();
-            let step = next
-                .handle(&live.definition, event.clone(), now)
+            // The event is applied to the held snapshot itself (a refused
+            // event changes nothing); if its commit does not hold, the copy
+            // is marked stale below and reloaded from the store before the
+            // next event, so nothing uncommitted is ever acted on.
+            let definition = Arc::clone(&live.definition);
+            let step = live
+                .snapshot
+                .handle(&definition, event.clone(), now)
                 .map_err(event_error)?;
             if step.history.is_empty() && step.effects.is_empty() {
+                // Nothing to record or do (a stale timer, say): nothing to persist.
                 return Ok(());
             }
             let kind = CommitKind::Advance {
                 expected_version: live.version,
             };
-            let (commit, messages) =
-                build_commit(&live.arn, kind, live.version + 1, &next, &step, now);
-            match self.committer.commit(commit).await {
+            let (commit, messages) = build_commit(
+                &live.arn,
+                kind,
+                live.version + 1,
+                &live.snapshot,
+                &step,
+                now,
+            );
+            let outcome = self.committer.commit(commit).await;
+            if !matches!(outcome, Some(Ok(Ok(())))) {
+                live.current = false;
+            }
+            match outcome {
                 Some(Ok(Ok(()))) => {
                     live.version += 1;
-                    live.snapshot = next;
                     self.act(&mut live, step, messages);
                     return Ok(());
                 }
-                Some(Ok(Err(CommitRefused::VersionConflict(_)))) => {
-                    live.current = false;
-                    continue;
-                }
+                Some(Ok(Err(CommitRefused::VersionConflict(_)))) => continue,
                 Some(Ok(Err(CommitRefused::AlreadyExists(a)))) => {
                     return Err(EngineError::ExecutionAlreadyExists(a))
                 }
@@ -466,7 +478,7 @@ fn build_commit(
     let result = snapshot.result();
     let state = ExecutionState {
         status: snapshot.status().as_str().to_owned(),
-        output: result.and_then(|r| r.output.as_ref()).map(Value::to_string),
+        output: result.and_then(|r| r.output.as_ref()).map(json_text),
         error: result.and_then(|r| r.error.clone()),
         cause: result.and_then(|r| r.cause.clone()),
         stop_date: result.map(|_| now),
@@ -480,7 +492,7 @@ fn build_commit(
             previous_event_id: e.previous_event_id,
             event_type: e.event_type.clone(),
             timestamp: e.timestamp,
-            details: e.details.to_string(),
+            details: json_text(&e.details),
         })
         .collect();
     let mut messages = Vec::new();
@@ -509,6 +521,11 @@ fn build_commit(
         messages: messages.clone(),
     };
     (commit, messages)
+}
+
+/// JSON text of a value (straight into a buffer, not through `Display`).
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).expect("a JSON value serializes")
 }
 
 fn description(record: ExecutionRecord) -> ExecutionDescription {
