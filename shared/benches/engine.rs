@@ -18,6 +18,10 @@ use myloware::engine::{Engine, LocalEngine};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
+/// The allocator the `mw` binary, which hosts the engine, uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
