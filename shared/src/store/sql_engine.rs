@@ -149,12 +149,26 @@ macro_rules! sql_engine_store {
                 batch: Batch,
             ) -> Result<Vec<Result<(), CommitRefused>>, sqlx::Error> {
                 let mut applied: HashSet<String> = HashSet::with_capacity(batch.commits.len());
-                // Each new execution with its definition's hash, hashed once.
+                // Each new execution with its definition's hash, each distinct
+                // definition hashed once per batch (executions of one state
+                // machine carry equal texts).
+                let mut hashed: Vec<(&str, String)> = Vec::new();
                 let starts: Vec<(&Commit, String)> = batch
                     .commits
                     .iter()
                     .filter_map(|c| match &c.kind {
-                        CommitKind::Start(new) => Some((c, definition_hash(&new.definition))),
+                        CommitKind::Start(new) => {
+                            let text = new.definition.as_str();
+                            let hash = match hashed.iter().find(|(seen, _)| *seen == text) {
+                                Some((_, hash)) => hash.clone(),
+                                None => {
+                                    let hash = definition_hash(text);
+                                    hashed.push((text, hash.clone()));
+                                    hash
+                                }
+                            };
+                            Some((c, hash))
+                        }
                         CommitKind::Advance { .. } => None,
                     })
                     .collect();
