@@ -7,7 +7,7 @@
 //! (5123). When nothing answers there (or with `MW_SKIP_MOTO=1`) the tests
 //! return early and say so, except in CI (`CI=true`) or with
 //! `MW_REQUIRE_MOTO=1`, where they fail.
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 
 /// The emulator, with an SDK configuration that talks to it.
@@ -59,7 +59,7 @@ pub async fn emulator() -> Option<Emulator> {
 
 /// An SDK configuration for `endpoint` with the emulator's test credentials.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    myloware::aws::loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))

@@ -10,8 +10,24 @@ use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 /// The SDK configuration from the environment: `AWS_ENDPOINT_URL`,
 /// `AWS_REGION`, credentials, profiles — as every AWS tool reads them.
+/// Loaded once per process (the store, the engine and the queues share it,
+/// and a Lambda function's cold start reads its environment once).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    static CONFIG: tokio::sync::OnceCell<SdkConfig> = tokio::sync::OnceCell::const_new();
+    CONFIG.get_or_init(|| loader().load()).await.clone()
+}
+
+/// The SDK's configuration loader with our HTTP client: rustls with ring as
+/// its cryptography, the TLS stack reqwest uses for the providers, so one TLS
+/// implementation is linked (the SDK's default client brings aws-lc). Start
+/// here to configure the SDK differently (an emulator's endpoint, fixed
+/// credentials).
+pub fn loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
 }
 
 /// An AWS API error as `(code, message)`: the service's error code when it

@@ -69,7 +69,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -193,8 +193,7 @@ impl DynamoDbStore {
     /// The store on `table`, with the SDK configured from the environment
     /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, the usual credential chain).
     pub async fn connect(table: &str) -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::new(&config, table)
+        Self::new(&crate::aws::sdk_config().await, table)
     }
 
     /// The store on `table`, with a given SDK configuration.
