@@ -22,7 +22,8 @@ use std::sync::Mutex;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{fmt, EnvFilter, Layer};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::{fmt, Layer};
 
 use crate::domain::Run;
 
@@ -53,6 +54,16 @@ pub fn log_file(home: &Path) -> std::path::PathBuf {
     home.join("logs").join("mw.log")
 }
 
+/// The filter `spec` says (`RUST_LOG`'s syntax: `warn`,
+/// `myloware=debug,info`; span filters are not supported), else
+/// `default_level`. A per-target level filter rather than `EnvFilter`: no
+/// regular-expression engine in every binary for a syntax we do not use.
+fn targets(spec: &str, default_level: &str) -> Targets {
+    spec.parse()
+        .or_else(|_| default_level.parse())
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
+}
+
 /// Installs the global subscriber: stderr at the configured level and, when
 /// `file` is given (and can be opened), that file at `info` and above. Safe to
 /// call more than once (tests): later calls leave the first in place.
@@ -60,7 +71,7 @@ pub fn init(default_level: &str, file: Option<&Path>) {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()))
         .unwrap_or_else(|_| default_level.to_owned());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = targets(&filter, default_level);
     let text = matches!(std::env::var("MW_LOG_FORMAT").as_deref(), Ok("text"))
         || matches!(
             std::env::var("AWS_LAMBDA_LOG_FORMAT").as_deref(),
@@ -94,4 +105,22 @@ pub fn init(default_level: &str, file: Option<&Path>) {
         .with(stderr.with_filter(filter))
         .with(file_layer)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    #[test]
+    fn the_level_spec_reads_rust_logs_syntax_and_falls_back_to_the_default() {
+        let spec = targets("myloware=debug,warn", "info");
+        assert!(spec.would_enable("myloware::engine", &Level::DEBUG));
+        assert!(!spec.would_enable("hyper", &Level::INFO));
+        assert!(spec.would_enable("hyper", &Level::WARN));
+        let fallback = targets("myloware=[{bad", "error");
+        assert!(fallback.would_enable("myloware", &Level::ERROR));
+        assert!(!fallback.would_enable("myloware", &Level::WARN));
+    }
 }
