@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Release builds of the six functions for Lambda (arm64, as template.yaml says), with each
-# bootstrap's size reported against LAMBDA_MAX_MB (default 10).
+# bootstrap's size checked against LAMBDA_MAX_MB (default 10, in MiB), then each arm64
+# bootstrap started under qemu-user against the cold-start benchmark's Lambda Runtime API
+# emulator, which must see it answer an invocation (the size flags in .cargo/config.toml
+# apply to these builds only, so this is where they are proven).
 #   scripts/lambda-build.sh [--x86-64]     (--x86-64: bootstraps this machine can run, for
 #                                           the cold-start benchmark)
-# cargo-lambda and ziglang (the cross linker) come from scripts/tools.sh.
+# cargo-lambda and ziglang (the cross linker) come from scripts/tools.sh; qemu-aarch64 and the
+# arm64 C library from Debian (qemu-user, libc6-arm64-cross; .ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +39,20 @@ for f in "${functions[@]}"; do
     too_big=1
   fi
 done
-# The size target is reported, not enforced, unless LAMBDA_SIZE_STRICT=1: the bootstraps are
-# over it today (see the README), and a build that works must not fail CI for it.
-if [ "$too_big" = 1 ] && [ "${LAMBDA_SIZE_STRICT:-}" = 1 ]; then exit 1; fi
-exit 0
+# The target is the arm64 bootstraps' (what template.yaml deploys); x86-64 builds, for the
+# cold-start benchmark, do not get the size flags and are only reported.
+if [ "$too_big" = 1 ] && [ "$arch" = --arm64 ]; then exit 1; fi
+
+if [ "$arch" = --arm64 ]; then
+  sysroot=/usr/aarch64-linux-gnu
+  if command -v qemu-aarch64 >/dev/null 2>&1 && [ -e "$sysroot/lib/ld-linux-aarch64.so.1" ]; then
+    cargo build -q -p myloware-tests --bin lambda-cold-start
+    target/debug/lambda-cold-start --runs 1 --runner "qemu-aarch64 -L $sysroot"
+    echo "lambda build: every arm64 bootstrap answered its first invocation (under qemu-aarch64)"
+  elif [ "${CI:-}" = true ]; then
+    echo "lambda build: CI needs qemu-aarch64 and $sysroot (qemu-user, libc6-arm64-cross)" >&2
+    exit 1
+  else
+    echo "lambda build: not started: no qemu-aarch64 or $sysroot (apt-get install qemu-user libc6-arm64-cross)" >&2
+  fi
+fi

@@ -18,6 +18,10 @@
 //! cargo lambda build --release --x86-64        # bootstraps this machine can run
 //! cargo run -p myloware-tests --bin lambda-cold-start -- [--runs 20] [--dir target/lambda] [FUNCTION…]
 //! ```
+//! `--runner "qemu-aarch64 -L /usr/aarch64-linux-gnu"` starts each bootstrap
+//! through that command: the arm64 bootstraps Lambda runs, on an x86-64
+//! machine (their times are then the emulator's, not Lambda's; what counts is
+//! that they start and answer).
 //! Exits 1 when a bootstrap fails to start or answers with an error.
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,13 +43,22 @@ fn main() -> Result<()> {
     let mut runs = 20usize;
     let mut dir = PathBuf::from("target/lambda");
     let mut only = Vec::new();
+    let mut runner = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
             "--dir" => dir = args.next().context("--dir DIR")?.into(),
+            "--runner" => {
+                runner = args
+                    .next()
+                    .context("--runner COMMAND")?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            }
             "-h" | "--help" => {
-                println!("lambda-cold-start [--runs N] [--dir target/lambda] [FUNCTION…]");
+                println!("lambda-cold-start [--runs N] [--dir target/lambda] [--runner COMMAND] [FUNCTION…]");
                 return Ok(());
             }
             name if FUNCTIONS.contains(&name) => only.push(name.to_owned()),
@@ -78,7 +91,7 @@ fn main() -> Result<()> {
         let mut inits = Vec::new();
         let mut answers = Vec::new();
         for run in 0..runs {
-            let m = measure(function, &bootstrap)
+            let m = measure(function, &bootstrap, &runner)
                 .with_context(|| format!("{function}, run {}", run + 1))?;
             inits.push(m.init);
             answers.push(m.answer);
@@ -108,7 +121,9 @@ enum Seen {
     Error(String),
 }
 
-fn measure(function: &str, bootstrap: &Path) -> Result<Measured> {
+fn measure(function: &str, bootstrap: &Path, runner: &[String]) -> Result<Measured> {
+    // Absolute: the process starts in its own working folder.
+    let bootstrap = &bootstrap.canonicalize()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let home = tempfile::tempdir()?;
@@ -121,7 +136,15 @@ fn measure(function: &str, bootstrap: &Path) -> Result<Measured> {
     };
 
     let started = Instant::now();
-    let child = Command::new(bootstrap)
+    let mut command = match runner.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(bootstrap);
+            command
+        }
+        None => Command::new(bootstrap),
+    };
+    let child = command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
