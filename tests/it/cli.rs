@@ -45,6 +45,22 @@ fn mw(home: &Path, database_url: &str, args: &[&str]) -> Output {
         .expect("run mw")
 }
 
+/// `mw args` on the embedded defaults in `dir` (its store under
+/// `dir/.myloware`, mock providers without latency, logs as JSON at the
+/// default level).
+fn mw_embedded(dir: &Path, args: &[&str]) -> Output {
+    Command::new(mw_binary())
+        .args(args)
+        .current_dir(dir)
+        .env("MYLOWARE_HOME", dir.join(".myloware"))
+        .env("MOCK_LATENCY_MS", "0")
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .env_remove("MW_LOG_FORMAT")
+        .output()
+        .unwrap()
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -312,17 +328,7 @@ async fn evidence_bundles_redact_secrets_and_approval_tokens() {
 #[test]
 fn mw_logs_filters_a_runs_lines_by_run_and_persona() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(mw_binary())
-            .args(args)
-            .current_dir(dir.path())
-            .env("MYLOWARE_HOME", dir.path().join(".myloware"))
-            .env("MOCK_LATENCY_MS", "0")
-            .env_remove("DATABASE_URL")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| mw_embedded(dir.path(), args);
     let out = run(&["live-run", "test-video-gen", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -372,18 +378,7 @@ fn mw_logs_filters_a_runs_lines_by_run_and_persona() {
 #[test]
 fn every_line_of_a_run_carries_the_runs_context() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(mw_binary())
-            .args(args)
-            .current_dir(dir.path())
-            .env("MYLOWARE_HOME", dir.path().join(".myloware"))
-            .env("MOCK_LATENCY_MS", "0")
-            .env_remove("DATABASE_URL")
-            .env_remove("RUST_LOG")
-            .env_remove("MW_LOG_FORMAT")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| mw_embedded(dir.path(), args);
     let out = run(&["live-run", "aismr", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();

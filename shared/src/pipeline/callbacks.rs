@@ -114,13 +114,6 @@ impl Pipeline {
         if event.status != WebhookEventStatus::Received {
             return Ok(()); // handled before: a repeated queue message
         }
-        let finish = |status, note: Option<String>, run_id: Option<RunId>| async move {
-            self.store
-                .finish_webhook_event(message.event_id, status, note.as_deref(), run_id)
-                .await
-                .map(|_| ())
-                .map_err(|e| HandlerError::from(PipelineError::from(e)))
-        };
         let Some(job) = self
             .store
             .find_provider_job(message.provider, &message.job_id)
@@ -136,12 +129,14 @@ impl Pipeline {
                 )));
             }
             tracing::warn!(provider = %message.provider, provider_job_id = %message.job_id, "callback for an unknown job kept as an orphan");
-            return finish(
-                WebhookEventStatus::Orphaned,
-                Some(format!("no {} job {}", message.provider, message.job_id)),
-                None,
-            )
-            .await;
+            return self
+                .finish_event(
+                    message,
+                    WebhookEventStatus::Orphaned,
+                    Some(format!("no {} job {}", message.provider, message.job_id)),
+                    None,
+                )
+                .await;
         };
         let run = self
             .store
@@ -158,6 +153,22 @@ impl Pipeline {
         self.settle_callback(message, job).instrument(span).await
     }
 
+    /// Marks the callback's webhook event handled: its status, a note, the
+    /// run it belonged to.
+    async fn finish_event(
+        &self,
+        message: &CallbackMessage,
+        status: WebhookEventStatus,
+        note: Option<String>,
+        run_id: Option<RunId>,
+    ) -> Result<(), HandlerError> {
+        self.store
+            .finish_webhook_event(message.event_id, status, note.as_deref(), run_id)
+            .await
+            .map(|_| ())
+            .map_err(|e| HandlerError::from(PipelineError::from(e)))
+    }
+
     /// The callback of a known job: confirm, settle once, complete the
     /// persona's task when it was the last job.
     async fn settle_callback(
@@ -165,13 +176,6 @@ impl Pipeline {
         message: &CallbackMessage,
         job: ProviderJob,
     ) -> Result<(), HandlerError> {
-        let finish = |status, note: Option<String>, run_id: Option<RunId>| async move {
-            self.store
-                .finish_webhook_event(message.event_id, status, note.as_deref(), run_id)
-                .await
-                .map(|_| ())
-                .map_err(|e| HandlerError::from(PipelineError::from(e)))
-        };
         let confirmed = match self.confirm(message, &job).await {
             Ok(confirmed) => confirmed,
             Err(err) => {
@@ -181,7 +185,14 @@ impl Pipeline {
         };
         let outcome = match confirmed {
             Confirmed::Progress(note) => {
-                return finish(WebhookEventStatus::Processed, Some(note), Some(job.run_id)).await
+                return self
+                    .finish_event(
+                        message,
+                        WebhookEventStatus::Processed,
+                        Some(note),
+                        Some(job.run_id),
+                    )
+                    .await
             }
             Confirmed::Settle(outcome) => outcome,
         };
@@ -199,7 +210,8 @@ impl Pipeline {
                     self.complete_persona_if_done(job.run_id, job.persona, token)
                         .await?;
                 }
-                finish(
+                self.finish_event(
+                    message,
                     WebhookEventStatus::Processed,
                     Some("job already settled".into()),
                     Some(job.run_id),
@@ -224,7 +236,13 @@ impl Pipeline {
                     self.complete_persona_if_done(job.run_id, job.persona, token)
                         .await?;
                 }
-                finish(WebhookEventStatus::Processed, None, Some(job.run_id)).await
+                self.finish_event(
+                    message,
+                    WebhookEventStatus::Processed,
+                    None,
+                    Some(job.run_id),
+                )
+                .await
             }
         }
     }
