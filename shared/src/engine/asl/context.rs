@@ -156,23 +156,32 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    #[test]
-    fn builds_the_aws_shape() {
+    /// The parts of state "S" of execution "run-1" of "sm", with a task token.
+    fn parts(input: &Value) -> ContextParts<'_> {
         let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
-        let input = json!({"k": 1});
-        let item = json!("v");
-        let parts = ContextParts {
+        ContextParts {
             execution_id: "arn:exec",
             execution_name: "run-1",
-            execution_input: &input,
+            execution_input: input,
             start_time: t,
             state_machine_id: "arn:sm",
             state_machine_name: "sm",
             state_name: "S",
             entered_time: t,
-            retry_count: 2,
+            retry_count: 0,
             task_token: Some("tok"),
+            map_item: None,
+        }
+    }
+
+    #[test]
+    fn builds_the_aws_shape() {
+        let input = json!({"k": 1});
+        let item = json!("v");
+        let parts = ContextParts {
+            retry_count: 2,
             map_item: Some((3, &item)),
+            ..parts(&input)
         };
         let ctx = ContextObject::lazy(parts);
         let v = ctx.get();
@@ -187,21 +196,8 @@ mod tests {
 
     #[test]
     fn reads_a_task_token_without_building_the_object() {
-        let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
         let input = json!({"k": 1});
-        let parts = ContextParts {
-            execution_id: "arn:exec",
-            execution_name: "run-1",
-            execution_input: &input,
-            start_time: t,
-            state_machine_id: "arn:sm",
-            state_machine_name: "sm",
-            state_name: "S",
-            entered_time: t,
-            retry_count: 0,
-            task_token: Some("tok"),
-            map_item: None,
-        };
+        let parts = parts(&input);
         let ctx = ContextObject::lazy(parts);
         let select = |p: &str| ctx.select(&Path::parse(p).unwrap(), &Value::Null);
         assert_eq!(select("$$.Task.Token"), Some(json!("tok")));
