@@ -15,6 +15,10 @@ use myloware::pipeline::Evidence;
 use myloware::stack::{Stack, StackOptions};
 use serde_json::{json, Value};
 
+/// The allocator the `mw` binary, which hosts the stack, uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "bench-api-key-0123456789";
 /// How often a client looks at its run: often enough to approve gates
 /// promptly, seldom enough not to become the load itself.
