@@ -31,7 +31,7 @@ pub(super) struct Committer {
 impl Committer {
     pub(super) fn spawn(store: Arc<dyn EngineStore>) -> Self {
         let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
-        tokio::spawn(async move {
+        let work = async move {
             let mut pending: Vec<Request> = Vec::with_capacity(MAX_BATCH);
             while incoming.recv_many(&mut pending, MAX_BATCH).await > 0 {
                 let mut batch = Batch::default();
@@ -83,7 +83,23 @@ impl Committer {
                     }
                 }
             }
-        });
+        };
+        // The committer has a thread of its own. A commit is several round
+        // trips to the database, and between two of them the committing task
+        // would otherwise wait its turn behind every ready execution on the
+        // shared runtime, holding up all the commits queued behind it.
+        let started = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("mw-engine-commits".into())
+                    .spawn(move || runtime.block_on(work))
+            });
+        if let Err(e) = started {
+            // Every commit then answers that the engine has shut down.
+            tracing::error!(error = %e, "cannot start the engine's commit thread");
+        }
         Self { requests }
     }
 
