@@ -56,9 +56,9 @@ impl SqliteStore {
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
+        let open_error = |e: sqlx::Error| StoreError::Open(format!("{}: {e}", path.display()));
         // A local file cannot drop a connection the way a server can, so the
         // round trip that tests each connection before use is skipped.
-        let open_error = |e: sqlx::Error| StoreError::Open(format!("{}: {e}", path.display()));
         // Checkpoints are not the writer's work: a checkpoint inside a commit
         // holds up every writer queued behind it (about a tenth of the
         // writer's time under load), while a passive checkpoint on another
