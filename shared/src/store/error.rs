@@ -26,6 +26,8 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    #[error("database error")]
+    Sqlite(#[source] rusqlite::Error),
     #[error("{0}")]
     Unsupported(String),
     /// A DynamoDB call failed: the operation and the service's message
