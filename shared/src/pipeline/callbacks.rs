@@ -98,6 +98,10 @@ enum Confirmed {
 /// How old a callback for an unknown job must be to be kept as an orphan.
 const ORPHAN_AFTER_S: i64 = 2;
 
+/// How long a callback for a job not registered yet waits for it in the
+/// handler (1 + 2 + 4 + … ms) before the queue's retry takes over.
+const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The error a failed provider job fails its persona's task with.
 pub const JOB_FAILED_ERROR: &str = "Provider.JobFailed";
 
@@ -114,14 +118,7 @@ impl Pipeline {
         if event.status != WebhookEventStatus::Received {
             return Ok(()); // handled before: a repeated queue message
         }
-        let Some(job) = self
-            .store
-            .find_provider_job(message.provider, &message.job_id)
-            .await
-            .map_err(PipelineError::from)?
-        else {
-            // A fast provider can call back before the tool that submitted
-            // the job has registered it: give a young event time.
+        let Some(job) = self.callback_job(message, &event).await? else {
             if chrono::Utc::now() - event.created_at < chrono::Duration::seconds(ORPHAN_AFTER_S) {
                 return Err(HandlerError::retryable(format!(
                     "no {} job {} yet",
@@ -151,6 +148,36 @@ impl Pipeline {
         span.record("provider", job.provider.as_str());
         span.record("provider_job_id", job.job_id.as_str());
         self.settle_callback(message, job).instrument(span).await
+    }
+
+    /// The job a callback is for. A fast provider can call back before the
+    /// tool that submitted the job has registered it (the provider answers
+    /// the submission, then the tool records the job): for a young event
+    /// this looks again a few times within `REGISTRATION_WAIT`, so the
+    /// callback does not wait out the queue's retry delay for a write that is
+    /// a moment away.
+    async fn callback_job(
+        &self,
+        message: &CallbackMessage,
+        event: &crate::domain::WebhookEvent,
+    ) -> Result<Option<ProviderJob>, HandlerError> {
+        let mut pause = std::time::Duration::from_millis(1);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let job = self
+                .store
+                .find_provider_job(message.provider, &message.job_id)
+                .await
+                .map_err(PipelineError::from)?;
+            let young =
+                chrono::Utc::now() - event.created_at < chrono::Duration::seconds(ORPHAN_AFTER_S);
+            if job.is_some() || !young || waited >= REGISTRATION_WAIT {
+                return Ok(job);
+            }
+            tokio::time::sleep(pause).await;
+            waited += pause;
+            pause *= 2;
+        }
     }
 
     /// Marks the callback's webhook event handled: its status, a note, the
@@ -316,7 +343,13 @@ impl Pipeline {
         job: &ProviderJob,
     ) -> Result<Confirmed, PipelineError> {
         let platform = message.platform.clone().unwrap_or_else(|| "unknown".into());
-        let artifacts = self.store.list_artifacts(job.run_id).await?;
+        let artifacts = self
+            .store
+            .list_artifacts_of(
+                job.run_id,
+                &["publish.url", "publish.error", "publish.request"],
+            )
+            .await?;
         let already = artifacts.iter().any(|a| {
             is_publish_result(a)
                 && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
@@ -363,7 +396,7 @@ impl Pipeline {
             .collect();
         let results: Vec<Artifact> = self
             .store
-            .list_artifacts(job.run_id)
+            .list_artifacts_of(job.run_id, &["publish.url", "publish.error"])
             .await?
             .into_iter()
             .filter(|a| {
@@ -423,7 +456,10 @@ impl Pipeline {
         if jobs.iter().any(|j| j.status == JobStatus::Pending) {
             return Ok(());
         }
-        let artifacts = self.store.list_artifacts(run_id).await?;
+        let artifacts = self
+            .store
+            .list_artifacts_of(run_id, &[PERSONA_COMPLETED, "caption.text"])
+            .await?;
         let agent_done = artifacts
             .iter()
             .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));

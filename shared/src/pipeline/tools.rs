@@ -76,13 +76,11 @@ impl Pipeline {
     ) -> Result<Vec<Artifact>, ToolError> {
         Ok(self
             .store
-            .list_artifacts(scope.run_id)
+            .list_artifacts_of(scope.run_id, &[artifact_type])
             .await
             .map_err(|e| ToolError::caused_by("reading the run's artifacts", e))?
             .into_iter()
-            .filter(|a| {
-                a.artifact_type.as_str() == artifact_type && a.persona == Some(scope.persona)
-            })
+            .filter(|a| a.persona == Some(scope.persona))
             .collect())
     }
 

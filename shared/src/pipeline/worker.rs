@@ -322,8 +322,10 @@ impl Pipeline {
             return Ok(()); // cancelled meanwhile: the execution was stopped
         }
         self.ensure_running(run).await?;
-        let artifacts = self.store.list_artifacts(run.run_id).await?;
-        let done_before = artifacts
+        let done_before = self
+            .store
+            .list_artifacts_of(run.run_id, &[PERSONA_COMPLETED])
+            .await?
             .iter()
             .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));
         if done_before {

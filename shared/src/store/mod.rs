@@ -258,6 +258,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError>;
     /// Oldest first.
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError>;
+    /// The run's artifacts of the given types, oldest first: what a step
+    /// looks up without reading the whole record (a run holds dozens).
+    async fn list_artifacts_of(
+        &self,
+        run_id: RunId,
+        types: &[&str],
+    ) -> Result<Vec<Artifact>, StoreError> {
+        Ok(self
+            .list_artifacts(run_id)
+            .await?
+            .into_iter()
+            .filter(|a| types.contains(&a.artifact_type.as_str()))
+            .collect())
+    }
 
     /// Idempotent on `(provider, idempotency_key)`.
     async fn record_webhook_event(&self, event: NewWebhookEvent) -> Result<Recorded, StoreError>;

@@ -292,6 +292,24 @@ macro_rules! sql_store {
                 convert(rows)
             }
 
+            async fn list_artifacts_of(
+                &self,
+                run_id: RunId,
+                types: &[&str],
+            ) -> Result<Vec<Artifact>, StoreError> {
+                let sql = format!(
+                    "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = $1 AND type = ANY($2) \
+                     ORDER BY created_at, id"
+                );
+                let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+                let rows: Vec<ArtifactRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .bind(types)
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
             async fn record_webhook_event(
                 &self,
                 event: NewWebhookEvent,

@@ -16,6 +16,7 @@ mod engine;
 mod rows;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -49,10 +50,27 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Db {
     path: PathBuf,
-    connection: Mutex<Connection>,
+    /// Writes, and the reads inside them.
+    writer: Mutex<Connection>,
+    /// Reads on their own, beside the writes (WAL: a reader sees every
+    /// transaction committed before it began).
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
     /// Dropped with the store: stops the checkpointer.
     _checkpointer: mpsc::Sender<()>,
 }
+
+/// Connections for reads: one per core on the machines this runs on.
+const READERS: usize = 2;
+
+/// The writer's page cache: large enough for the hot rows (64 MiB), so
+/// writes do not re-read pages from the file. Kept across transactions: no
+/// other connection writes.
+const WRITER_CACHE_KIB: i64 = 65_536;
+
+/// A reader's page cache: SQLite drops it whenever another connection has
+/// committed since the reader's last read, so a large one buys nothing.
+const READER_CACHE_KIB: i64 = 2_048;
 
 /// How often the checkpointer copies committed WAL frames into the database
 /// file.
@@ -82,14 +100,18 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", dir.display())))?;
         }
         let open_error = |e: rusqlite::Error| StoreError::Open(format!("{}: {e}", path.display()));
-        let connection = connect(path).map_err(open_error)?;
+        let connection = connect(path, WRITER_CACHE_KIB).map_err(open_error)?;
         // Checkpoints are not the writes' work: a checkpoint inside a commit
         // holds up every caller queued behind it, while a passive one on
         // another connection runs beside them.
         connection
             .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(open_error)?;
-        let checkpoints = connect(path).map_err(open_error)?;
+        let readers = (0..READERS)
+            .map(|_| connect(path, READER_CACHE_KIB).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(open_error)?;
+        let checkpoints = connect(path, READER_CACHE_KIB).map_err(open_error)?;
         let (stop, stopped) = mpsc::channel();
         std::thread::Builder::new()
             .name("mw-sqlite-checkpoint".into())
@@ -98,24 +120,28 @@ impl SqliteStore {
         Ok(Self {
             db: Arc::new(Db {
                 path: path.to_owned(),
-                connection: Mutex::new(connection),
+                writer: Mutex::new(connection),
+                readers,
+                next_reader: AtomicUsize::new(0),
                 _checkpointer: stop,
             }),
         })
     }
 
-    /// Runs `f` on the connection. A panic inside an earlier call leaves no
-    /// transaction open (rusqlite rolls back on drop), so a poisoned lock is
-    /// taken over rather than failing every later call.
+    /// Runs the read `f` on a reader connection: a free one if there is
+    /// one, else the next in turn.
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut connection: MutexGuard<'_, Connection> = self
-            .db
-            .connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let readers = &self.db.readers;
+        let first = self.db.next_reader.fetch_add(1, Ordering::Relaxed);
+        let free =
+            (0..readers.len()).find_map(|i| readers[(first + i) % readers.len()].try_lock().ok());
+        let mut connection = match free {
+            Some(connection) => connection,
+            None => locked(&readers[first % readers.len()]),
+        };
         f(&mut connection)
     }
 
@@ -125,12 +151,11 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.with(|connection| {
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
+        let mut connection = locked(&self.db.writer);
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
     }
 
     async fn run_migrations(&self) -> Result<(), StoreError> {
@@ -151,8 +176,17 @@ impl SqliteStore {
     }
 }
 
+/// A connection, locked. A panic inside an earlier call leaves no
+/// transaction open (rusqlite rolls back on drop), so a poisoned lock is
+/// taken over rather than failing every later call.
+fn locked(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    connection
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A connection to the file at `path`, set up the same way every time.
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+fn connect(path: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -165,9 +199,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     // only an OS crash or power loss can lose the last ones.
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
-    // A page cache large enough for the hot rows (64 MiB), so writes do not
-    // re-read pages from the file.
-    connection.pragma_update(None, "cache_size", -65_536)?;
+    connection.pragma_update(None, "cache_size", -cache_kib)?;
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(connection)
@@ -454,6 +486,22 @@ impl Store for SqliteStore {
                 artifact,
             )
         })
+    }
+
+    async fn list_artifacts_of(
+        &self,
+        run_id: RunId,
+        types: &[&str],
+    ) -> Result<Vec<Artifact>, StoreError> {
+        let wanted: Vec<String> = (0..types.len()).map(|i| format!("?{}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ?1 AND type IN ({}) \
+             ORDER BY created_at, id",
+            wanted.join(", ")
+        );
+        let run_id = run_id.to_string();
+        let values = std::iter::once(run_id.as_str()).chain(types.iter().copied());
+        self.with(|conn| all(conn, &sql, rusqlite::params_from_iter(values), artifact))
     }
 
     async fn record_webhook_event(&self, new: NewWebhookEvent) -> Result<Recorded, StoreError> {
