@@ -28,6 +28,10 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("database error")]
     Sqlite(#[source] rusqlite::Error),
+    /// A write whose transaction did not commit (it may have run alone
+    /// correctly, but nothing of it was kept).
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
     #[error("{0}")]
     Unsupported(String),
     /// A DynamoDB call failed: the operation and the service's message

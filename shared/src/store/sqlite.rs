@@ -17,13 +17,14 @@ mod rows;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags};
 use serde_json::Value;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use self::rows::*;
@@ -47,17 +48,26 @@ pub struct SqliteStore {
     db: Arc<Db>,
 }
 
-#[derive(Debug)]
 struct Db {
     path: PathBuf,
     /// Writes, and the reads inside them.
     writer: Mutex<Connection>,
+    /// Writes waiting for the writer (see `SqliteStore::write`).
+    pending: Mutex<Vec<PendingWrite>>,
     /// Reads on their own, beside the writes (WAL: a reader sees every
     /// transaction committed before it began).
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// Dropped with the store: stops the checkpointer.
     _checkpointer: mpsc::Sender<()>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Connections for reads: one per core on the machines this runs on.
@@ -121,6 +131,7 @@ impl SqliteStore {
             db: Arc::new(Db {
                 path: path.to_owned(),
                 writer: Mutex::new(connection),
+                pending: Mutex::new(Vec::new()),
                 readers,
                 next_reader: AtomicUsize::new(0),
                 _checkpointer: stop,
@@ -145,17 +156,64 @@ impl SqliteStore {
         f(&mut connection)
     }
 
-    /// Runs `f` in a write transaction (taking the write lock at once, so it
-    /// never has to be upgraded midway), committed when `f` succeeds.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut connection = locked(&self.db.writer);
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+    /// Runs `f` in a write transaction, committed when this returns `Ok`.
+    ///
+    /// Group commit without a thread of its own: the write is queued, and
+    /// whichever caller finds the writer connection free runs every queued
+    /// write in one transaction (each in a savepoint of its own, so one that
+    /// fails leaves the others), commits once, and hands each caller its
+    /// result. A caller that finds the writer busy waits without holding its
+    /// thread; under load one commit, and one write of the pages the writes
+    /// share, serves many writes.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let write: PendingWrite = Box::new(move |connection| {
+            let outcome = match connection {
+                Ok(connection) => in_savepoint(connection, f),
+                Err(e) => Err(StoreError::NotCommitted(e.to_string())),
+            };
+            Box::new(move |committed: Result<(), &StoreError>| {
+                let _ = done.send(match committed {
+                    Ok(()) => outcome,
+                    Err(e) => outcome.and(Err(StoreError::NotCommitted(e.to_string()))),
+                });
+            })
+        });
+        locked(&self.db.pending).push(write);
+        self.run_pending();
+        result.await.unwrap_or_else(|_| {
+            Err(StoreError::NotCommitted(
+                "the write was dropped before it ran".into(),
+            ))
+        })
+    }
+
+    /// Runs the queued writes if the writer connection is free, and again
+    /// while writes queued meanwhile are waiting. A caller that finds the
+    /// connection taken leaves its write to the one holding it, which looks
+    /// at the queue again after letting the connection go.
+    fn run_pending(&self) {
+        loop {
+            let mut connection = match self.db.writer.try_lock() {
+                Ok(connection) => connection,
+                // A panic in an earlier batch: run_batch rolls back what it left.
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            let batch = std::mem::take(&mut *locked(&self.db.pending));
+            if batch.is_empty() {
+                return;
+            }
+            run_batch(&mut connection, batch);
+            drop(connection);
+            if locked(&self.db.pending).is_empty() {
+                return;
+            }
+        }
     }
 
     async fn run_migrations(&self) -> Result<(), StoreError> {
@@ -176,13 +234,59 @@ impl SqliteStore {
     }
 }
 
-/// A connection, locked. A panic inside an earlier call leaves no
+/// A lock, taken. A panic inside an earlier call leaves no
 /// transaction open (rusqlite rolls back on drop), so a poisoned lock is
 /// taken over rather than failing every later call.
-fn locked(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    connection
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A queued write: runs on the writer connection (or learns why it cannot)
+/// and returns what hands the caller its result once the commit is known.
+type PendingWrite = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// Runs `batch` in one transaction and tells each write how it ended.
+fn run_batch(connection: &mut Connection, batch: Vec<PendingWrite>) {
+    if !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    if let Err(e) = connection.execute_batch("BEGIN IMMEDIATE") {
+        let e = StoreError::from(e);
+        for write in batch {
+            write(Err(&e))(Err(&e));
+        }
+        return;
+    }
+    let delivers: Vec<Deliver> = batch
+        .into_iter()
+        .map(|write| write(Ok(connection)))
+        .collect();
+    let committed = connection.execute_batch("COMMIT").map_err(|e| {
+        let _ = connection.execute_batch("ROLLBACK");
+        StoreError::from(e)
+    });
+    for deliver in delivers {
+        deliver(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// Runs `f` in a savepoint: undone alone if it fails.
+fn in_savepoint<T>(
+    connection: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    connection.prepare_cached("SAVEPOINT write")?.execute([])?;
+    let outcome = f(connection);
+    if outcome.is_err() {
+        connection
+            .prepare_cached("ROLLBACK TO write")?
+            .execute([])?;
+    }
+    connection.prepare_cached("RELEASE write")?.execute([])?;
+    outcome
 }
 
 /// A connection to the file at `path`, set up the same way every time.
@@ -295,7 +399,7 @@ fn fetch_span(
 }
 
 impl SqliteStore {
-    fn update_run_field(
+    async fn update_run_field(
         &self,
         run_id: RunId,
         column: &str,
@@ -304,14 +408,15 @@ impl SqliteStore {
         let sql = format!(
             "UPDATE runs SET {column} = ?1, updated_at = ?2 WHERE run_id = ?3 RETURNING {RUN_COLUMNS}"
         );
-        self.write(|tx| {
+        self.write(move |tx| {
             one(
                 tx,
                 &sql,
                 params![value, ts(&now()), run_id.to_string()],
                 run,
             )
-        })?
+        })
+        .await?
         .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
     }
 }
@@ -335,17 +440,26 @@ impl Store for SqliteStore {
         for _ in 0..JOB_CODE_ATTEMPTS {
             let job_code = JobCode::generate(&new.project);
             let created_at = now();
-            let inserted = self.write(|tx| {
-                Ok(tx.prepare_cached(&sql)?.execute(params![
-                    new.run_id.to_string(),
-                    new.project.as_str(),
-                    job_code.as_str(),
-                    new.user_id.as_deref(),
-                    input,
-                    new.providers_mode.as_str(),
-                    ts(&created_at),
-                ]))
-            })?;
+            let row = (
+                sql.clone(),
+                new.run_id.to_string(),
+                new.project.as_str().to_owned(),
+                job_code.as_str().to_owned(),
+                new.user_id.clone(),
+                input.clone(),
+                new.providers_mode.as_str().to_owned(),
+                ts(&created_at),
+            );
+            // A refused insert changes nothing: its error is the answer,
+            // not a reason to undo the write.
+            let inserted = self
+                .write(move |tx| {
+                    let (sql, run_id, project, code, user, input, mode, at) = row;
+                    Ok(tx
+                        .prepare_cached(&sql)?
+                        .execute(params![run_id, project, code, user, input, mode, at]))
+                })
+                .await?;
             match inserted {
                 Ok(_) => {
                     return Ok(Run {
@@ -434,7 +548,7 @@ impl Store for SqliteStore {
                error = COALESCE(?3, error), result = COALESCE(?4, result) \
              WHERE run_id = ?5 AND status = ?6 RETURNING {RUN_COLUMNS}"
         );
-        self.write(|tx| {
+        self.write(move |tx| {
             let updated = one(
                 tx,
                 &sql,
@@ -461,18 +575,20 @@ impl Store for SqliteStore {
             }
             Ok(updated)
         })
+        .await
     }
 
     async fn set_run_result(&self, run_id: RunId, result: Value) -> Result<Run, StoreError> {
-        self.update_run_field(run_id, "result", json(&result))
+        self.update_run_field(run_id, "result", json(&result)).await
     }
 
     async fn set_execution_id(&self, run_id: RunId, execution_id: &str) -> Result<Run, StoreError> {
         self.update_run_field(run_id, "execution_id", execution_id.to_owned())
+            .await
     }
 
     async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError> {
-        self.write(|tx| insert_artifact(tx, artifact))
+        self.write(move |tx| insert_artifact(tx, artifact)).await
     }
 
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
@@ -527,7 +643,7 @@ impl Store for SqliteStore {
         let select = format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE provider = ?1 AND idempotency_key = ?2"
         );
-        self.write(|tx| {
+        self.write(move |tx| {
             let inserted = tx
                 .prepare_cached(&insert)?
                 .execute(params![
@@ -562,6 +678,7 @@ impl Store for SqliteStore {
             })?;
             Ok(Recorded::Duplicate(existing))
         })
+        .await
     }
 
     async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError> {
@@ -601,7 +718,8 @@ impl Store for SqliteStore {
                run_id = COALESCE(run_id, ?5) \
              WHERE id = ?4 RETURNING {WEBHOOK_COLUMNS}"
         );
-        self.write(|tx| {
+        let error = error.map(str::to_owned);
+        self.write(move |tx| {
             one(
                 tx,
                 &sql,
@@ -614,7 +732,8 @@ impl Store for SqliteStore {
                 ],
                 webhook_event,
             )
-        })?
+        })
+        .await?
         .ok_or_else(|| StoreError::not_found(format!("webhook event {id}")))
     }
 
@@ -635,7 +754,7 @@ impl Store for SqliteStore {
             "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL)"
         );
-        self.write(|tx| {
+        self.write(move |tx| {
             tx.prepare_cached(&sql)?
                 .execute(params![
                     registered.provider.as_str(),
@@ -655,9 +774,9 @@ impl Store for SqliteStore {
                     }
                     _ => e.into(),
                 })?;
-            Ok(())
-        })?;
-        Ok(registered)
+            Ok(registered)
+        })
+        .await
     }
 
     async fn find_provider_job(
@@ -683,7 +802,8 @@ impl Store for SqliteStore {
             "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
              WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
         );
-        self.write(|tx| {
+        let job_id = job_id.to_owned();
+        self.write(move |tx| {
             let settled = one(
                 tx,
                 &sql,
@@ -704,11 +824,12 @@ impl Store for SqliteStore {
                     }
                     Ok(Settled::Now(job))
                 }
-                None => fetch_job(tx, provider, job_id)?
+                None => fetch_job(tx, provider, &job_id)?
                     .map(Settled::Already)
                     .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}"))),
             }
         })
+        .await
     }
 
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {
@@ -735,30 +856,30 @@ impl Store for SqliteStore {
                WHERE hitl_requests.decision IS NULL \
              RETURNING {HITL_COLUMNS}"
         );
-        let recorded = self.write(|tx| {
-            one(
-                tx,
-                &sql,
-                params![
-                    request.run_id.to_string(),
-                    request.gate.as_str(),
-                    request.task_token.as_deref(),
-                    ts(&now()),
-                ],
-                hitl_request,
-            )
-            .map_err(|e| match e {
-                StoreError::Sqlite(e) if constraint(&e) == Some(Constraint::ForeignKey) => {
-                    StoreError::not_found(format!("run {}", request.run_id))
-                }
-                other => other,
+        let (gate, run) = (request.gate.clone(), request.run_id);
+        let recorded = self
+            .write(move |tx| {
+                one(
+                    tx,
+                    &sql,
+                    params![
+                        request.run_id.to_string(),
+                        request.gate.as_str(),
+                        request.task_token.as_deref(),
+                        ts(&now()),
+                    ],
+                    hitl_request,
+                )
+                .map_err(|e| match e {
+                    StoreError::Sqlite(e) if constraint(&e) == Some(Constraint::ForeignKey) => {
+                        StoreError::not_found(format!("run {}", request.run_id))
+                    }
+                    other => other,
+                })
             })
-        })?;
+            .await?;
         recorded.ok_or_else(|| {
-            StoreError::Refused(format!(
-                "gate {} of run {} is already decided",
-                request.gate, request.run_id
-            ))
+            StoreError::Refused(format!("gate {} of run {} is already decided", gate, run))
         })
     }
 
@@ -774,7 +895,8 @@ impl Store for SqliteStore {
         );
         let select =
             format!("SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = ?1 AND gate = ?2");
-        self.write(|tx| {
+        let gate = gate.clone();
+        self.write(move |tx| {
             let decided = one(
                 tx,
                 &sql,
@@ -802,6 +924,7 @@ impl Store for SqliteStore {
                 }),
             }
         })
+        .await
     }
 
     async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError> {
@@ -822,7 +945,8 @@ impl Store for SqliteStore {
         user_id: &str,
         messages: Vec<(ChatRole, String, Vec<RunId>)>,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let user_id = user_id.to_owned();
+        self.write(move |tx| {
             let last: Option<i64> = tx
                 .prepare_cached("SELECT MAX(seq) FROM conversation_messages WHERE user_id = ?1")?
                 .query_row(params![user_id], |row| row.get(0))?;
@@ -843,7 +967,7 @@ impl Store for SqliteStore {
                 ])?;
             }
             Ok(())
-        })
+        }).await
     }
 
     async fn conversation(
@@ -871,7 +995,7 @@ impl Store for SqliteStore {
             "INSERT INTO spans ({SPAN_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9, NULL)"
         );
-        self.write(|tx| {
+        self.write(move |tx| {
             tx.prepare_cached(&sql)?
                 .execute(params![
                     span.trace_id.to_string(),
@@ -891,9 +1015,9 @@ impl Store for SqliteStore {
                     )),
                     _ => e.into(),
                 })?;
-            Ok(())
-        })?;
-        Ok(span)
+            Ok(span)
+        })
+        .await
     }
 
     async fn close_span(
@@ -905,7 +1029,7 @@ impl Store for SqliteStore {
         end.end_time = truncate(end.end_time);
         // Read, compute the closed span, then write it, all under the write
         // lock: the first close wins, later ones read it back.
-        self.write(|tx| {
+        self.write(move |tx| {
             let span = fetch_span(tx, trace_id, span_id)?
                 .ok_or_else(|| StoreError::not_found(format!("span {span_id} of trace {trace_id}")))?;
             if !span.is_open() || end.status == SpanStatus::Open {
@@ -926,7 +1050,7 @@ impl Store for SqliteStore {
                 span_id.to_string(),
             ])?;
             Ok(closed)
-        })
+        }).await
     }
 
     async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
@@ -947,7 +1071,7 @@ impl Store for SqliteStore {
             "SELECT run_id FROM runs WHERE status IN {TERMINAL_STATUSES} AND updated_at < ?1"
         );
         let cutoff = ts(&cutoff);
-        self.write(|tx| {
+        self.write(move |tx| {
             let count = |table: &str| -> Result<i64, StoreError> {
                 Ok(tx.query_row(
                     &format!("SELECT COUNT(*) FROM {table} WHERE run_id IN ({old_runs})"),
@@ -983,6 +1107,7 @@ impl Store for SqliteStore {
                 webhook_events: run_events as u64 + orphans as u64,
             })
         })
+        .await
     }
 }
 

@@ -57,7 +57,7 @@ impl EngineStore for SqliteStore {
     /// that held, messages sent on their own, and acknowledged messages'
     /// deletion.
     async fn commit(&self, batch: Batch) -> Result<Vec<Result<(), CommitRefused>>, StoreError> {
-        self.write(|tx| {
+        self.write(move |tx| {
             let mut applied: HashSet<&str> = HashSet::with_capacity(batch.commits.len());
             let mut hashed: Vec<(&str, String)> = Vec::new();
             for c in &batch.commits {
@@ -174,6 +174,7 @@ impl EngineStore for SqliteStore {
                 })
                 .collect())
         })
+        .await
     }
 
     async fn load_execution(
