@@ -76,7 +76,7 @@ const READERS: usize = 2;
 /// The writer's page cache: large enough for the hot rows (64 MiB), so
 /// writes do not re-read pages from the file. Kept across transactions: no
 /// other connection writes.
-const WRITER_CACHE_KIB: i64 = 65_536;
+const WRITER_CACHE_KIB: i64 = 8_192;
 
 /// A reader's page cache: SQLite drops it whenever another connection has
 /// committed since the reader's last read, so a large one buys nothing.
@@ -145,6 +145,15 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // The writer's page cache is never stale (no other connection
+        // writes), while a reader's is dropped after every commit: read
+        // there when no batch is running, then run what queued meanwhile.
+        if let Ok(mut connection) = self.db.writer.try_lock() {
+            let read = f(&mut connection);
+            drop(connection);
+            self.run_pending();
+            return read;
+        }
         let readers = &self.db.readers;
         let first = self.db.next_reader.fetch_add(1, Ordering::Relaxed);
         let free =
