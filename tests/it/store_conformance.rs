@@ -43,6 +43,8 @@ conformance!(
     a_refused_status_change_writes_nothing,
     results_and_execution_ids_are_kept,
     artifacts_append_in_order_and_keep_their_json,
+    artifacts_of_some_types_list_in_order,
+    concurrent_writes_commit_or_fail_each_alone,
     an_artifact_for_a_missing_run_is_refused,
     webhook_events_are_recorded_once,
     racing_webhook_events_insert_exactly_once,
@@ -392,6 +394,102 @@ async fn artifacts_append_in_order_and_keep_their_json(t: StoreUnderTest) {
     assert_eq!(listed[0].persona, Some(Persona::Riley));
     assert_eq!(listed[1].artifact_type, custom);
     assert_eq!(listed[1].url.as_deref(), Some("https://cdn.example/x.mp4"));
+}
+
+async fn artifacts_of_some_types_list_in_order(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let other = running_run(store.as_ref()).await;
+    let caption: ArtifactType = "caption.text".parse().unwrap();
+    let mut appended = Vec::new();
+    for (run, kind) in [
+        (id, ArtifactType::KIEAI_JOB),
+        (id, caption.clone()),
+        (other, ArtifactType::KIEAI_JOB),
+        (id, ArtifactType::KIEAI_JOB),
+        (id, ArtifactType::RENDER_URL),
+    ] {
+        appended.push(
+            store
+                .append_artifact(NewArtifact::new(run, kind, json!({ "n": appended.len() })))
+                .await
+                .unwrap(),
+        );
+    }
+    let wanted = store
+        .list_artifacts_of(id, &["kieai.job", "render.url"])
+        .await
+        .unwrap();
+    assert_eq!(
+        wanted,
+        vec![
+            appended[0].clone(),
+            appended[3].clone(),
+            appended[4].clone()
+        ]
+    );
+    assert_eq!(
+        store
+            .list_artifacts_of(id, &["caption.text"])
+            .await
+            .unwrap(),
+        vec![appended[1].clone()]
+    );
+    assert!(store
+        .list_artifacts_of(id, &["publish.url"])
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.list_artifacts_of(id, &[]).await.unwrap().is_empty());
+}
+
+/// Many writes at once (batched together where the adapter batches): each
+/// answers for itself — a refused one does not undo or fail the others.
+async fn concurrent_writes_commit_or_fail_each_alone(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..48 {
+        let store = Arc::clone(&store);
+        writes.spawn(async move {
+            store
+                .append_artifact(NewArtifact::new(
+                    id,
+                    ArtifactType::KIEAI_JOB,
+                    json!({ "i": i }),
+                ))
+                .await
+                .map(|_| "artifact")
+        });
+    }
+    // Each job id twice: one registration wins, the other is a duplicate.
+    for i in 0..16 {
+        let store = Arc::clone(&store);
+        writes.spawn(async move {
+            store
+                .register_provider_job(NewProviderJob {
+                    provider: Provider::KieAi,
+                    job_id: format!("batch-{}", i / 2),
+                    run_id: id,
+                    persona: Persona::Riley,
+                    task_token: None,
+                })
+                .await
+                .map(|_| "job")
+        });
+    }
+    let (mut artifacts, mut jobs, mut duplicates) = (0, 0, 0);
+    while let Some(done) = writes.join_next().await {
+        match done.unwrap() {
+            Ok("artifact") => artifacts += 1,
+            Ok(_) => jobs += 1,
+            Err(StoreError::Duplicate { .. }) => duplicates += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((artifacts, jobs, duplicates), (48, 8, 8));
+    assert_eq!(store.list_artifacts(id).await.unwrap().len(), 48);
+    assert_eq!(store.list_provider_jobs(id).await.unwrap().len(), 8);
 }
 
 async fn an_artifact_for_a_missing_run_is_refused(t: StoreUnderTest) {

@@ -1,4 +1,5 @@
-//! Rows as the SQL adapters read them, and their conversion into domain types.
+//! Rows as the Postgres adapter reads them (sqlx), their conversion into
+//! domain types, and the store's clock (both SQL adapters).
 //! A row that does not parse is reported as corrupt, never silently skipped.
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -1,8 +1,8 @@
-//! The `Store` implementation shared by the SQL adapters. SQLite and Postgres
-//! accept the same statements here (`$N` parameters, `RETURNING`,
-//! `ON CONFLICT`, row-value comparisons), so the logic is written once and
-//! instantiated per backend by `sql_store!`; each adapter supplies its pools
-//! (`writer()`, `reader()`) and its migrations.
+//! The `Store` implementation on sqlx, instantiated for Postgres by
+//! `sql_store!` (the adapter supplies its pools, `writer()` and `reader()`,
+//! and its migrations). SQLite, which once shared it, has its own adapter on
+//! rusqlite (`sqlite.rs`) with the same statements and the column lists
+//! below.
 
 pub(crate) const RUN_COLUMNS: &str = "run_id, project, status, job_code, user_id, input, result, \
      execution_id, providers_mode, error, created_at, updated_at";

@@ -1,5 +1,6 @@
-//! The `EngineStore` implementation shared by the SQL adapters, instantiated
-//! per backend by `sql_engine_store!` (see `sql.rs` for why a macro).
+//! The `EngineStore` implementation on sqlx, instantiated for Postgres by
+//! `sql_engine_store!`, and what the SQLite adapter (`sqlite/engine.rs`)
+//! shares with it: the column lists, definition hashes and history pages.
 
 pub(crate) const EXECUTION_COLUMNS: &str = "execution_arn, state_machine_arn, name, \
      definition_hash, input, status, output, error, cause, snapshot, version, start_date, stop_date";

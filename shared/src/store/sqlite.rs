@@ -1,17 +1,27 @@
 //! The embedded default: one SQLite file (`.myloware/mw.db`) in WAL mode,
-//! read and written through one connection that each call uses on its own
-//! thread, under a lock.
+//! used through rusqlite on the calling thread.
 //!
 //! A call is a few statements on a file this process caches (tens of
-//! microseconds), so it runs where it is made instead of being handed to a
-//! connection thread and back: with a thread per connection every statement
-//! cost two thread switches, which were most of the stack's CPU under load,
-//! and a second connection for reads threw its page cache away after every
-//! write. One connection is also SQLite's own model for writers: concurrent
-//! writes queue on the lock instead of failing with `SQLITE_BUSY`. The WAL is
-//! checkpointed by a connection of its own, on a thread beside it.
-//! Migrations run through sqlx's migrator (the `_sqlx_migrations` table), so
-//! files written by earlier versions open unchanged.
+//! microseconds), so it runs where it is made rather than being handed to a
+//! connection thread and back: with sqlx's thread per connection every
+//! statement cost two thread switches, most of the stack's CPU under load.
+//!
+//! - Writes are group-committed (`SqliteStore::write`): they queue, and
+//!   whichever caller finds the one writer connection free runs every queued
+//!   write in one transaction, each in a savepoint of its own, and hands each
+//!   caller its result once the commit is done. A caller that finds the
+//!   writer busy waits without holding its thread. One writer is SQLite's own
+//!   model: writes queue instead of failing with `SQLITE_BUSY`.
+//! - Reads use the writer connection when no batch is running (its page
+//!   cache is never stale: no other connection writes), else one of two
+//!   reader connections (WAL: a reader sees every commit made before it
+//!   began; SQLite drops its page cache after another connection's commit).
+//! - The WAL is checkpointed by a connection of its own, on a thread beside
+//!   them.
+//!
+//! Migrations run through sqlx's migrator (the `_sqlx_migrations` table) and
+//! times are stored as the RFC 3339 text sqlx wrote, so files written by
+//! earlier versions open unchanged.
 mod engine;
 mod rows;
 
@@ -1123,6 +1133,57 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes queued while the writer is busy run together in one
+    /// transaction once it is free: each answers for itself, a refused one
+    /// undone alone.
+    // Holding the writer across the awaits is the point: writes queue.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_run_in_one_batch_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("mw.db")).await.unwrap();
+        store.run_migrations().await.unwrap();
+        let run = store
+            .create_run(NewRun::new(
+                "aismr".parse().unwrap(),
+                serde_json::json!({}),
+                crate::domain::ProvidersMode::Mock,
+            ))
+            .await
+            .unwrap();
+        let busy = locked(&store.db.writer);
+        let mut writes = tokio::task::JoinSet::new();
+        for i in 0..11 {
+            let store = store.clone();
+            // The sixth names a run that does not exist.
+            let run_id = if i == 5 { RunId::new() } else { run.run_id };
+            writes.spawn(async move {
+                store
+                    .append_artifact(NewArtifact::new(
+                        run_id,
+                        crate::domain::ArtifactType::KIEAI_JOB,
+                        serde_json::json!({ "i": i }),
+                    ))
+                    .await
+            });
+        }
+        while locked(&store.db.pending).len() < 11 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(busy);
+        store.run_pending();
+        let mut refused = 0;
+        while let Some(done) = writes.join_next().await {
+            match done.unwrap() {
+                Ok(_) => {}
+                Err(StoreError::NotFound { .. }) => refused += 1,
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(refused, 1);
+        assert_eq!(store.list_artifacts(run.run_id).await.unwrap().len(), 10);
+    }
 
     /// The migrations' pages reach the database file without the store's
     /// connection checkpointing (its threshold is far above what they write).
