@@ -327,7 +327,7 @@ impl Pipeline {
             .list_artifacts_of(run.run_id, &[PERSONA_COMPLETED])
             .await?
             .iter()
-            .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));
+            .any(|a| a.persona == Some(persona));
         if done_before {
             return self
                 .complete_persona_if_done(run.run_id, persona, token)

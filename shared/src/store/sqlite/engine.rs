@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use rusqlite::{params, Row};
 
-use super::rows::{all, get, one, opt_text, opt_time, owned, text, time};
-use super::{ts, SqliteStore};
+use super::rows::{all, get, one, opt_text, opt_time, owned, text, time, ts};
+use super::SqliteStore;
 use crate::store::engine::{
     Batch, CommitKind, CommitRefused, EngineStore, ExecutionRecord, ExecutionState, HistoryRecord,
     QueueMessage,

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::types::{FromSql, Type, ValueRef};
 use rusqlite::{Connection, ErrorCode, Params, Row};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -123,6 +124,17 @@ pub(super) fn opt_json<T: DeserializeOwned>(
     i: usize,
 ) -> Result<Option<T>, StoreError> {
     Ok(opt_text(row, i)?.map(serde_json::from_str).transpose()?)
+}
+
+/// A time as stored: RFC 3339 with the offset spelled out, the text earlier
+/// versions (sqlx) wrote, so old and new rows sort together.
+pub(super) fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+/// A JSON value as stored: its text.
+pub(super) fn json_text(value: &Value) -> String {
+    value.to_string()
 }
 
 fn parse_time(text: &str) -> Option<DateTime<Utc>> {

@@ -1,0 +1,807 @@
+//! The `Store` port on SQLite: the same statements as the Postgres adapter
+//! (`sql.rs`), run on the calling thread; writes go through
+//! `SqliteStore::write` (group commit), reads through `SqliteStore::with`.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::rows::*;
+use super::SqliteStore;
+use crate::domain::{
+    Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
+    NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run,
+    RunId, RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+};
+use crate::store::rows::{now, truncate};
+use crate::store::sql::{
+    ARTIFACT_COLUMNS, HITL_COLUMNS, JOB_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS, TERMINAL_STATUSES,
+    WEBHOOK_COLUMNS,
+};
+use crate::store::{
+    Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
+    StoreError, Transition, JOB_CODE_ATTEMPTS,
+};
+
+fn insert_artifact(conn: &Connection, new: NewArtifact) -> Result<Artifact, StoreError> {
+    let artifact = Artifact {
+        id: Uuid::now_v7(),
+        run_id: new.run_id,
+        artifact_type: new.artifact_type,
+        provider: new.provider,
+        persona: new.persona,
+        url: new.url,
+        checksum: new.checksum,
+        metadata: new.metadata,
+        created_at: now(),
+    };
+    conn.prepare_cached(&format!(
+        "INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?
+    .execute(params![
+        artifact.id.to_string(),
+        artifact.run_id.to_string(),
+        artifact.artifact_type.as_str(),
+        artifact.provider.map(Provider::as_str),
+        artifact.persona.map(|p| p.as_str()),
+        artifact.url,
+        artifact.checksum,
+        json_text(&artifact.metadata),
+        ts(&artifact.created_at),
+    ])
+    .map_err(|e| match constraint(&e) {
+        Some(Constraint::ForeignKey) => StoreError::not_found(format!("run {}", artifact.run_id)),
+        _ => e.into(),
+    })?;
+    Ok(artifact)
+}
+
+fn fetch_run(conn: &Connection, run_id: RunId) -> Result<Option<Run>, StoreError> {
+    one(
+        conn,
+        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
+        params![run_id.to_string()],
+        run,
+    )
+}
+
+fn fetch_job(
+    conn: &Connection,
+    provider: Provider,
+    job_id: &str,
+) -> Result<Option<ProviderJob>, StoreError> {
+    one(
+        conn,
+        &format!("SELECT {JOB_COLUMNS} FROM provider_jobs WHERE provider = ?1 AND job_id = ?2"),
+        params![provider.as_str(), job_id],
+        provider_job,
+    )
+}
+
+fn fetch_span(
+    conn: &Connection,
+    trace_id: TraceId,
+    span_id: SpanId,
+) -> Result<Option<Span>, StoreError> {
+    one(
+        conn,
+        &format!("SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 AND span_id = ?2"),
+        params![trace_id.to_string(), span_id.to_string()],
+        span,
+    )
+}
+
+impl SqliteStore {
+    async fn update_run_field(
+        &self,
+        run_id: RunId,
+        column: &str,
+        value: String,
+    ) -> Result<Run, StoreError> {
+        let sql = format!(
+            "UPDATE runs SET {column} = ?1, updated_at = ?2 WHERE run_id = ?3 RETURNING {RUN_COLUMNS}"
+        );
+        self.write(move |tx| {
+            one(
+                tx,
+                &sql,
+                params![value, ts(&now()), run_id.to_string()],
+                run,
+            )
+        })
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        Self::BACKEND
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.run_migrations().await
+    }
+
+    async fn create_run(&self, new: NewRun) -> Result<Run, StoreError> {
+        let sql = format!(
+            "INSERT INTO runs ({RUN_COLUMNS}) \
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, NULL, NULL, ?6, NULL, ?7, ?7)"
+        );
+        let input = json_text(&new.input);
+        for _ in 0..JOB_CODE_ATTEMPTS {
+            let job_code = JobCode::generate(&new.project);
+            let created_at = now();
+            let row = (
+                sql.clone(),
+                new.run_id.to_string(),
+                new.project.as_str().to_owned(),
+                job_code.as_str().to_owned(),
+                new.user_id.clone(),
+                input.clone(),
+                new.providers_mode.as_str().to_owned(),
+                ts(&created_at),
+            );
+            // A refused insert changes nothing: its error is the answer,
+            // not a reason to undo the write.
+            let inserted = self
+                .write(move |tx| {
+                    let (sql, run_id, project, code, user, input, mode, at) = row;
+                    Ok(tx
+                        .prepare_cached(&sql)?
+                        .execute(params![run_id, project, code, user, input, mode, at]))
+                })
+                .await?;
+            match inserted {
+                Ok(_) => {
+                    return Ok(Run {
+                        run_id: new.run_id,
+                        project: new.project,
+                        status: RunStatus::Pending,
+                        job_code,
+                        user_id: new.user_id,
+                        input: new.input,
+                        result: None,
+                        execution_id: None,
+                        providers_mode: new.providers_mode,
+                        error: None,
+                        created_at,
+                        updated_at: created_at,
+                    })
+                }
+                Err(e)
+                    if constraint(&e) == Some(Constraint::Unique)
+                        && e.to_string().contains("job_code") =>
+                {
+                    continue
+                }
+                Err(e) if constraint(&e) == Some(Constraint::Unique) => {
+                    return Err(StoreError::duplicate(format!("run {}", new.run_id)))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "no free job code for project {} after {JOB_CODE_ATTEMPTS} attempts",
+            new.project
+        )))
+    }
+
+    async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
+        self.with(|conn| fetch_run(conn, run_id))
+    }
+
+    async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError> {
+        self.with(|conn| {
+            one(
+                conn,
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE job_code = ?1"),
+                params![code.as_str()],
+                run,
+            )
+        })
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
+        let limit = filter.page_size();
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs \
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR project = ?2) \
+               AND (?3 IS NULL OR (created_at, run_id) < \
+                    (SELECT c.created_at, c.run_id FROM runs c WHERE c.run_id = ?3)) \
+             ORDER BY created_at DESC, run_id DESC LIMIT ?4"
+        );
+        let mut runs = self.with(|conn| {
+            all(
+                conn,
+                &sql,
+                params![
+                    filter.status.map(|s| s.as_str()),
+                    filter.project.as_ref().map(|p| p.as_str()),
+                    filter.after.map(|id| id.to_string()),
+                    i64::from(limit) + 1,
+                ],
+                run,
+            )
+        })?;
+        let next = if runs.len() > limit as usize {
+            runs.truncate(limit as usize);
+            runs.last().map(|r| r.run_id)
+        } else {
+            None
+        };
+        Ok(RunPage { runs, next })
+    }
+
+    async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
+        change.check_legal()?;
+        let sql = format!(
+            "UPDATE runs SET status = ?1, updated_at = ?2, \
+               error = COALESCE(?3, error), result = COALESCE(?4, result) \
+             WHERE run_id = ?5 AND status = ?6 RETURNING {RUN_COLUMNS}"
+        );
+        self.write(move |tx| {
+            let updated = one(
+                tx,
+                &sql,
+                params![
+                    change.to.as_str(),
+                    ts(&now()),
+                    change.error.as_deref(),
+                    change.result.as_ref().map(json_text),
+                    change.run_id.to_string(),
+                    change.from.as_str(),
+                ],
+                run,
+            )?;
+            let Some(updated) = updated else {
+                let current = fetch_run(tx, change.run_id)?
+                    .ok_or_else(|| StoreError::not_found(format!("run {}", change.run_id)))?;
+                return Err(StoreError::Conflict {
+                    expected: change.from,
+                    actual: current.status,
+                });
+            };
+            if let Some(artifact) = change.artifact {
+                insert_artifact(tx, artifact)?;
+            }
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn set_run_result(&self, run_id: RunId, result: Value) -> Result<Run, StoreError> {
+        self.update_run_field(run_id, "result", json_text(&result))
+            .await
+    }
+
+    async fn set_execution_id(&self, run_id: RunId, execution_id: &str) -> Result<Run, StoreError> {
+        self.update_run_field(run_id, "execution_id", execution_id.to_owned())
+            .await
+    }
+
+    async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError> {
+        self.write(move |tx| insert_artifact(tx, artifact)).await
+    }
+
+    async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
+        self.with(|conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ?1 ORDER BY created_at, id"
+                ),
+                params![run_id.to_string()],
+                artifact,
+            )
+        })
+    }
+
+    async fn list_artifacts_of(
+        &self,
+        run_id: RunId,
+        types: &[&str],
+    ) -> Result<Vec<Artifact>, StoreError> {
+        let wanted: Vec<String> = (0..types.len()).map(|i| format!("?{}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ?1 AND type IN ({}) \
+             ORDER BY created_at, id",
+            wanted.join(", ")
+        );
+        let run_id = run_id.to_string();
+        let values = std::iter::once(run_id.as_str()).chain(types.iter().copied());
+        self.with(|conn| all(conn, &sql, rusqlite::params_from_iter(values), artifact))
+    }
+
+    async fn record_webhook_event(&self, new: NewWebhookEvent) -> Result<Recorded, StoreError> {
+        let event = WebhookEvent {
+            id: Uuid::now_v7(),
+            run_id: new.run_id,
+            provider: new.provider,
+            idempotency_key: new.idempotency_key,
+            provider_job_id: new.provider_job_id,
+            signature_status: new.signature_status,
+            headers: new.headers,
+            payload: new.payload,
+            status: new.status,
+            error: None,
+            created_at: now(),
+            processed_at: None,
+        };
+        let insert = format!(
+            "INSERT INTO webhook_events ({WEBHOOK_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, NULL) \
+             ON CONFLICT (provider, idempotency_key) DO NOTHING"
+        );
+        let select = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE provider = ?1 AND idempotency_key = ?2"
+        );
+        self.write(move |tx| {
+            let inserted = tx
+                .prepare_cached(&insert)?
+                .execute(params![
+                    event.id.to_string(),
+                    event.run_id.map(|id| id.to_string()),
+                    event.provider.as_str(),
+                    event.idempotency_key,
+                    event.provider_job_id,
+                    event.signature_status.as_str(),
+                    json_text(&event.headers),
+                    json_text(&event.payload),
+                    event.status.as_str(),
+                    ts(&event.created_at),
+                ])
+                .map_err(|e| match constraint(&e) {
+                    Some(Constraint::ForeignKey) => {
+                        StoreError::not_found(format!("run {}", event.run_id.unwrap_or_default()))
+                    }
+                    _ => e.into(),
+                })?;
+            if inserted == 1 {
+                return Ok(Recorded::Inserted(event.clone()));
+            }
+            let existing = one(
+                tx,
+                &select,
+                params![event.provider.as_str(), event.idempotency_key],
+                webhook_event,
+            )?
+            .ok_or_else(|| {
+                StoreError::not_found(format!("webhook event {}", event.idempotency_key))
+            })?;
+            Ok(Recorded::Duplicate(existing))
+        })
+        .await
+    }
+
+    async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError> {
+        self.with(|conn| {
+            one(
+                conn,
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE id = ?1"),
+                params![id.to_string()],
+                webhook_event,
+            )
+        })
+    }
+
+    async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.with(|conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE run_id = ?1 \
+                     ORDER BY created_at, id"
+                ),
+                params![run_id.to_string()],
+                webhook_event,
+            )
+        })
+    }
+
+    async fn finish_webhook_event(
+        &self,
+        id: Uuid,
+        status: WebhookEventStatus,
+        error: Option<&str>,
+        run_id: Option<RunId>,
+    ) -> Result<WebhookEvent, StoreError> {
+        let sql = format!(
+            "UPDATE webhook_events SET status = ?1, error = ?2, processed_at = ?3, \
+               run_id = COALESCE(run_id, ?5) \
+             WHERE id = ?4 RETURNING {WEBHOOK_COLUMNS}"
+        );
+        let error = error.map(str::to_owned);
+        self.write(move |tx| {
+            one(
+                tx,
+                &sql,
+                params![
+                    status.as_str(),
+                    error,
+                    ts(&now()),
+                    id.to_string(),
+                    run_id.map(|r| r.to_string()),
+                ],
+                webhook_event,
+            )
+        })
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("webhook event {id}")))
+    }
+
+    async fn register_provider_job(&self, job: NewProviderJob) -> Result<ProviderJob, StoreError> {
+        let registered = ProviderJob {
+            provider: job.provider,
+            job_id: job.job_id,
+            run_id: job.run_id,
+            persona: job.persona,
+            task_token: job.task_token,
+            status: JobStatus::Pending,
+            result: None,
+            error: None,
+            created_at: now(),
+            settled_at: None,
+        };
+        let sql = format!(
+            "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL)"
+        );
+        self.write(move |tx| {
+            tx.prepare_cached(&sql)?
+                .execute(params![
+                    registered.provider.as_str(),
+                    registered.job_id,
+                    registered.run_id.to_string(),
+                    registered.persona.as_str(),
+                    registered.task_token.as_deref(),
+                    ts(&registered.created_at),
+                ])
+                .map_err(|e| match constraint(&e) {
+                    Some(Constraint::Unique) => StoreError::duplicate(format!(
+                        "{} job {}",
+                        registered.provider, registered.job_id
+                    )),
+                    Some(Constraint::ForeignKey) => {
+                        StoreError::not_found(format!("run {}", registered.run_id))
+                    }
+                    _ => e.into(),
+                })?;
+            Ok(registered)
+        })
+        .await
+    }
+
+    async fn find_provider_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Option<ProviderJob>, StoreError> {
+        self.with(|conn| fetch_job(conn, provider, job_id))
+    }
+
+    async fn settle_provider_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        outcome: JobOutcome,
+        artifact: Option<NewArtifact>,
+    ) -> Result<Settled, StoreError> {
+        let (status, result, error) = match outcome {
+            JobOutcome::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
+            JobOutcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
+        };
+        let sql = format!(
+            "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
+             WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
+        );
+        let job_id = job_id.to_owned();
+        self.write(move |tx| {
+            let settled = one(
+                tx,
+                &sql,
+                params![
+                    status.as_str(),
+                    result.as_ref().map(json_text),
+                    error,
+                    ts(&now()),
+                    provider.as_str(),
+                    job_id,
+                ],
+                provider_job,
+            )?;
+            match settled {
+                Some(job) => {
+                    if let Some(artifact) = artifact {
+                        insert_artifact(tx, artifact)?;
+                    }
+                    Ok(Settled::Now(job))
+                }
+                None => fetch_job(tx, provider, &job_id)?
+                    .map(Settled::Already)
+                    .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}"))),
+            }
+        })
+        .await
+    }
+
+    async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {
+        self.with(|conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = ?1 ORDER BY created_at, job_id"
+                ),
+                params![run_id.to_string()],
+                provider_job,
+            )
+        })
+    }
+
+    async fn record_hitl_request(
+        &self,
+        request: NewHitlRequest,
+    ) -> Result<HitlRequest, StoreError> {
+        let sql = format!(
+            "INSERT INTO hitl_requests ({HITL_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, NULL, NULL, NULL, NULL) \
+             ON CONFLICT (run_id, gate) DO UPDATE SET task_token = excluded.task_token \
+               WHERE hitl_requests.decision IS NULL \
+             RETURNING {HITL_COLUMNS}"
+        );
+        let (gate, run) = (request.gate.clone(), request.run_id);
+        let recorded = self
+            .write(move |tx| {
+                one(
+                    tx,
+                    &sql,
+                    params![
+                        request.run_id.to_string(),
+                        request.gate.as_str(),
+                        request.task_token.as_deref(),
+                        ts(&now()),
+                    ],
+                    hitl_request,
+                )
+                .map_err(|e| match e {
+                    StoreError::Sqlite(e) if constraint(&e) == Some(Constraint::ForeignKey) => {
+                        StoreError::not_found(format!("run {}", request.run_id))
+                    }
+                    other => other,
+                })
+            })
+            .await?;
+        recorded.ok_or_else(|| {
+            StoreError::Refused(format!("gate {} of run {} is already decided", gate, run))
+        })
+    }
+
+    async fn decide_hitl(
+        &self,
+        run_id: RunId,
+        gate: &Gate,
+        decision: Decision,
+    ) -> Result<Decided, StoreError> {
+        let sql = format!(
+            "UPDATE hitl_requests SET decision = ?1, decided_by = ?2, comment = ?3, decided_at = ?4 \
+             WHERE run_id = ?5 AND gate = ?6 AND decision IS NULL RETURNING {HITL_COLUMNS}"
+        );
+        let select =
+            format!("SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = ?1 AND gate = ?2");
+        let gate = gate.clone();
+        self.write(move |tx| {
+            let decided = one(
+                tx,
+                &sql,
+                params![
+                    decision.decision.as_str(),
+                    decision.decided_by,
+                    decision.comment.as_deref(),
+                    ts(&now()),
+                    run_id.to_string(),
+                    gate.as_str(),
+                ],
+                hitl_request,
+            )?;
+            match decided {
+                Some(request) => Ok(Decided::Now(request)),
+                None => one(
+                    tx,
+                    &select,
+                    params![run_id.to_string(), gate.as_str()],
+                    hitl_request,
+                )?
+                .map(Decided::Already)
+                .ok_or_else(|| {
+                    StoreError::not_found(format!("gate {gate} request of run {run_id}"))
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError> {
+        self.with(|conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = ?1 ORDER BY requested_at, gate"
+                ),
+                params![run_id.to_string()],
+                hitl_request,
+            )
+        })
+    }
+
+    async fn append_conversation(
+        &self,
+        user_id: &str,
+        messages: Vec<(ChatRole, String, Vec<RunId>)>,
+    ) -> Result<(), StoreError> {
+        let user_id = user_id.to_owned();
+        self.write(move |tx| {
+            let last: Option<i64> = tx
+                .prepare_cached("SELECT MAX(seq) FROM conversation_messages WHERE user_id = ?1")?
+                .query_row(params![user_id], |row| row.get(0))?;
+            let mut seq = last.unwrap_or(0);
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO conversation_messages (user_id, seq, role, content, run_ids, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (role, content, run_ids) in messages {
+                seq += 1;
+                insert.execute(params![
+                    user_id,
+                    seq,
+                    role.as_str(),
+                    content,
+                    serde_json::to_string(&run_ids)?,
+                    ts(&now()),
+                ])?;
+            }
+            Ok(())
+        }).await
+    }
+
+    async fn conversation(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut messages = self.with(|conn| {
+            all(
+                conn,
+                "SELECT role, content, run_ids, created_at FROM conversation_messages \
+                 WHERE user_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                params![user_id, i64::from(limit)],
+                chat_message,
+            )
+        })?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn open_span(&self, new: NewSpan) -> Result<Span, StoreError> {
+        let mut span = Span::opened(new);
+        span.start_time = truncate(span.start_time);
+        let sql = format!(
+            "INSERT INTO spans ({SPAN_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9, NULL)"
+        );
+        self.write(move |tx| {
+            tx.prepare_cached(&sql)?
+                .execute(params![
+                    span.trace_id.to_string(),
+                    span.span_id.to_string(),
+                    span.parent_span_id.map(|id| id.to_string()),
+                    span.run_id.map(|id| id.to_string()),
+                    span.name,
+                    span.status.as_str(),
+                    serde_json::to_string(&span.attributes)?,
+                    span.input.as_ref().map(json_text),
+                    ts(&span.start_time),
+                ])
+                .map_err(|e| match constraint(&e) {
+                    Some(Constraint::Unique) => StoreError::duplicate(format!(
+                        "span {} of trace {}",
+                        span.span_id, span.trace_id
+                    )),
+                    _ => e.into(),
+                })?;
+            Ok(span)
+        })
+        .await
+    }
+
+    async fn close_span(
+        &self,
+        trace_id: TraceId,
+        span_id: SpanId,
+        mut end: SpanEnd,
+    ) -> Result<Span, StoreError> {
+        end.end_time = truncate(end.end_time);
+        // Read, compute the closed span, then write it, all under the write
+        // lock: the first close wins, later ones read it back.
+        self.write(move |tx| {
+            let span = fetch_span(tx, trace_id, span_id)?
+                .ok_or_else(|| StoreError::not_found(format!("span {span_id} of trace {trace_id}")))?;
+            if !span.is_open() || end.status == SpanStatus::Open {
+                return Ok(span);
+            }
+            let closed = span.closed(end);
+            tx.prepare_cached(
+                "UPDATE spans SET status = ?1, attributes = ?2, output = ?3, error = ?4, end_time = ?5 \
+                 WHERE trace_id = ?6 AND span_id = ?7 AND status = 'open'",
+            )?
+            .execute(params![
+                closed.status.as_str(),
+                serde_json::to_string(&closed.attributes)?,
+                closed.output.as_ref().map(json_text),
+                closed.error.as_deref(),
+                closed.end_time.as_ref().map(ts),
+                trace_id.to_string(),
+                span_id.to_string(),
+            ])?;
+            Ok(closed)
+        }).await
+    }
+
+    async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+        self.with(|conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_time, span_id"
+                ),
+                params![trace_id.to_string()],
+                span,
+            )
+        })
+    }
+
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
+        let old_runs = format!(
+            "SELECT run_id FROM runs WHERE status IN {TERMINAL_STATUSES} AND updated_at < ?1"
+        );
+        let cutoff = ts(&cutoff);
+        self.write(move |tx| {
+            let count = |table: &str| -> Result<i64, StoreError> {
+                Ok(tx.query_row(
+                    &format!("SELECT COUNT(*) FROM {table} WHERE run_id IN ({old_runs})"),
+                    params![cutoff],
+                    |row| row.get(0),
+                )?)
+            };
+            let artifacts = count("artifacts")?;
+            let run_events = count("webhook_events")?;
+            tx.execute(
+                &format!("DELETE FROM spans WHERE run_id IN ({old_runs})"),
+                params![cutoff],
+            )?;
+            tx.execute(
+                "DELETE FROM spans WHERE run_id IS NULL AND start_time < ?1",
+                params![cutoff],
+            )?;
+            let runs = tx.execute(
+                &format!("DELETE FROM runs WHERE run_id IN ({old_runs})"),
+                params![cutoff],
+            )?;
+            let orphans = tx.execute(
+                "DELETE FROM webhook_events WHERE run_id IS NULL AND created_at < ?1",
+                params![cutoff],
+            )?;
+            tx.execute(
+                "DELETE FROM conversation_messages WHERE created_at < ?1",
+                params![cutoff],
+            )?;
+            Ok(PruneReport {
+                runs: runs as u64,
+                artifacts: artifacts as u64,
+                webhook_events: run_events as u64 + orphans as u64,
+            })
+        })
+        .await
+    }
+}
