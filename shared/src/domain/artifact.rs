@@ -113,6 +113,21 @@ pub struct NewArtifact {
 }
 
 impl NewArtifact {
+    /// The artifact as stored: a fresh id, recorded `at`.
+    pub fn stored_at(self, at: DateTime<Utc>) -> Artifact {
+        Artifact {
+            id: Uuid::now_v7(),
+            run_id: self.run_id,
+            artifact_type: self.artifact_type,
+            provider: self.provider,
+            persona: self.persona,
+            url: self.url,
+            checksum: self.checksum,
+            metadata: self.metadata,
+            created_at: at,
+        }
+    }
+
     pub fn new(run_id: RunId, artifact_type: ArtifactType, metadata: Value) -> Self {
         Self {
             run_id,

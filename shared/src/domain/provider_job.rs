@@ -50,3 +50,21 @@ pub struct NewProviderJob {
     pub persona: Persona,
     pub task_token: Option<String>,
 }
+
+impl NewProviderJob {
+    /// The job as registered: pending since `at`.
+    pub fn registered_at(self, at: DateTime<Utc>) -> ProviderJob {
+        ProviderJob {
+            provider: self.provider,
+            job_id: self.job_id,
+            run_id: self.run_id,
+            persona: self.persona,
+            task_token: self.task_token,
+            status: JobStatus::Pending,
+            result: None,
+            error: None,
+            created_at: at,
+            settled_at: None,
+        }
+    }
+}

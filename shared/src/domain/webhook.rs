@@ -57,3 +57,23 @@ pub struct NewWebhookEvent {
     /// `Received` for events to process; `Ignored` for rejected ones.
     pub status: WebhookEventStatus,
 }
+
+impl NewWebhookEvent {
+    /// The event as first stored: a fresh id, received `at`, not processed.
+    pub fn stored_at(self, at: DateTime<Utc>) -> WebhookEvent {
+        WebhookEvent {
+            id: Uuid::now_v7(),
+            run_id: self.run_id,
+            provider: self.provider,
+            idempotency_key: self.idempotency_key,
+            provider_job_id: self.provider_job_id,
+            signature_status: self.signature_status,
+            headers: self.headers,
+            payload: self.payload,
+            status: self.status,
+            error: None,
+            created_at: at,
+            processed_at: None,
+        }
+    }
+}

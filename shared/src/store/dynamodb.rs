@@ -443,17 +443,7 @@ impl DynamoDbStore {
     /// unless its run is already guarded by the same group (`guarded`), a
     /// check that the run exists.
     fn artifact_writes(new: NewArtifact, guarded: Option<RunId>) -> (Artifact, Vec<Write>) {
-        let artifact = Artifact {
-            id: Uuid::now_v7(),
-            run_id: new.run_id,
-            artifact_type: new.artifact_type,
-            provider: new.provider,
-            persona: new.persona,
-            url: new.url,
-            checksum: new.checksum,
-            metadata: new.metadata,
-            created_at: now(),
-        };
+        let artifact = new.stored_at(now());
         let mut writes = vec![Write::Put(artifact_item(&artifact), Cond::absent())];
         if guarded != Some(artifact.run_id) {
             writes.push(Write::Check(
@@ -806,20 +796,7 @@ impl Store for DynamoDbStore {
         {
             return Ok(Recorded::Duplicate(existing));
         }
-        let event = WebhookEvent {
-            id: Uuid::now_v7(),
-            run_id: new.run_id,
-            provider: new.provider,
-            idempotency_key: new.idempotency_key,
-            provider_job_id: new.provider_job_id,
-            signature_status: new.signature_status,
-            headers: new.headers,
-            payload: new.payload,
-            status: new.status,
-            error: None,
-            created_at: now(),
-            processed_at: None,
-        };
+        let event = new.stored_at(now());
         let guard = ItemBuilder::new(
             idempotency_key(event.provider, &event.idempotency_key),
             "idempotency_key",
@@ -940,18 +917,7 @@ impl Store for DynamoDbStore {
     }
 
     async fn register_provider_job(&self, new: NewProviderJob) -> Result<ProviderJob, StoreError> {
-        let job = ProviderJob {
-            provider: new.provider,
-            job_id: new.job_id,
-            run_id: new.run_id,
-            persona: new.persona,
-            task_token: new.task_token,
-            status: JobStatus::Pending,
-            result: None,
-            error: None,
-            created_at: now(),
-            settled_at: None,
-        };
+        let job = new.registered_at(now());
         let lookup = ItemBuilder::new(job_lookup_key(job.provider, &job.job_id), "job_lookup")
             .s("run_id", job.run_id.to_string())
             .build();

@@ -82,6 +82,19 @@ pub enum CommitRefused {
     VersionConflict(String),
 }
 
+impl Commit {
+    /// Why this commit was refused when its write changed nothing: its
+    /// execution already existed, or had moved past the expected version.
+    pub(crate) fn refusal(&self) -> CommitRefused {
+        match self.kind {
+            CommitKind::Start(_) => CommitRefused::AlreadyExists(self.execution_arn.clone()),
+            CommitKind::Advance { .. } => {
+                CommitRefused::VersionConflict(self.execution_arn.clone())
+            }
+        }
+    }
+}
+
 /// An execution as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionRecord {

@@ -331,15 +331,7 @@ macro_rules! sql_engine_store {
                 Ok(batch
                     .commits
                     .iter()
-                    .map(|c| {
-                        if applied.contains(&c.execution_arn) {
-                            Ok(())
-                        } else if matches!(c.kind, CommitKind::Start(_)) {
-                            Err(CommitRefused::AlreadyExists(c.execution_arn.clone()))
-                        } else {
-                            Err(CommitRefused::VersionConflict(c.execution_arn.clone()))
-                        }
-                    })
+                    .map(|c| if applied.contains(&c.execution_arn) { Ok(()) } else { Err(c.refusal()) })
                     .collect())
             }
 

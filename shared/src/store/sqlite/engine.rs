@@ -166,10 +166,8 @@ impl EngineStore for SqliteStore {
                 .map(|c| {
                     if applied.contains(c.execution_arn.as_str()) {
                         Ok(())
-                    } else if matches!(c.kind, CommitKind::Start(_)) {
-                        Err(CommitRefused::AlreadyExists(c.execution_arn.clone()))
                     } else {
-                        Err(CommitRefused::VersionConflict(c.execution_arn.clone()))
+                        Err(c.refusal())
                     }
                 })
                 .collect())

@@ -25,17 +25,7 @@ use crate::store::{
 };
 
 fn insert_artifact(conn: &Connection, new: NewArtifact) -> Result<Artifact, StoreError> {
-    let artifact = Artifact {
-        id: Uuid::now_v7(),
-        run_id: new.run_id,
-        artifact_type: new.artifact_type,
-        provider: new.provider,
-        persona: new.persona,
-        url: new.url,
-        checksum: new.checksum,
-        metadata: new.metadata,
-        created_at: now(),
-    };
+    let artifact = new.stored_at(now());
     conn.prepare_cached(&format!(
         "INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?
@@ -316,20 +306,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_webhook_event(&self, new: NewWebhookEvent) -> Result<Recorded, StoreError> {
-        let event = WebhookEvent {
-            id: Uuid::now_v7(),
-            run_id: new.run_id,
-            provider: new.provider,
-            idempotency_key: new.idempotency_key,
-            provider_job_id: new.provider_job_id,
-            signature_status: new.signature_status,
-            headers: new.headers,
-            payload: new.payload,
-            status: new.status,
-            error: None,
-            created_at: now(),
-            processed_at: None,
-        };
+        let event = new.stored_at(now());
         let insert = format!(
             "INSERT INTO webhook_events ({WEBHOOK_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, NULL) \
@@ -433,18 +410,7 @@ impl Store for SqliteStore {
     }
 
     async fn register_provider_job(&self, job: NewProviderJob) -> Result<ProviderJob, StoreError> {
-        let registered = ProviderJob {
-            provider: job.provider,
-            job_id: job.job_id,
-            run_id: job.run_id,
-            persona: job.persona,
-            task_token: job.task_token,
-            status: JobStatus::Pending,
-            result: None,
-            error: None,
-            created_at: now(),
-            settled_at: None,
-        };
+        let registered = job.registered_at(now());
         let sql = format!(
             "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL)"
