@@ -99,7 +99,8 @@ enum Confirmed {
 const ORPHAN_AFTER_S: i64 = 2;
 
 /// How long a callback for a job not registered yet waits for it in the
-/// handler (1 + 2 + 4 + … ms) before the queue's retry takes over.
+/// handler (looking after 1, 2, 4 … ms, until the pauses add up to this)
+/// before the queue's retry takes over.
 const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The error a failed provider job fails its persona's task with.
@@ -153,7 +154,7 @@ impl Pipeline {
     /// The job a callback is for. A fast provider can call back before the
     /// tool that submitted the job has registered it (the provider answers
     /// the submission, then the tool records the job): for a young event
-    /// this looks again a few times within `REGISTRATION_WAIT`, so the
+    /// this looks again a few times, for about `REGISTRATION_WAIT`, so the
     /// callback does not wait out the queue's retry delay for a write that is
     /// a moment away.
     async fn callback_job(
