@@ -692,17 +692,11 @@ impl Store for DynamoDbStore {
             None => q.page_limit = Some(limit as i32 + 1),
         }
         let items = self.query(q, Some(limit + 1)).await?;
-        let mut runs = items
+        let runs = items
             .iter()
             .map(|item| run_from(item).map(|r| r.value))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if runs.len() > limit {
-            runs.truncate(limit);
-            runs.last().map(|r| r.run_id)
-        } else {
-            None
-        };
-        Ok(RunPage { runs, next })
+        Ok(RunPage::from_overfetched(runs, limit))
     }
 
     async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
@@ -953,10 +947,7 @@ impl Store for DynamoDbStore {
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError> {
-        let (status, result, error) = match outcome {
-            JobOutcome::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
-            JobOutcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
-        };
+        let (status, result, error) = outcome.into_parts();
         for _ in 0..CAS_ATTEMPTS {
             let current = self
                 .fetch_job(provider, job_id)

@@ -26,10 +26,10 @@ use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 use crate::domain::{
-    Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, NewArtifact,
-    NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Project, Provider,
-    ProviderJob, Run, RunId, RunRef, RunStatus, Span, SpanEnd, SpanId, TraceId, WebhookEvent,
-    WebhookEventStatus,
+    Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, JobStatus,
+    NewArtifact, NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Project,
+    Provider, ProviderJob, Run, RunId, RunRef, RunStatus, Span, SpanEnd, SpanId, TraceId,
+    WebhookEvent, WebhookEventStatus,
 };
 
 pub use dynamodb::DynamoDbStore;
@@ -126,6 +126,20 @@ pub struct RunPage {
     pub next: Option<RunId>,
 }
 
+impl RunPage {
+    /// The page from up to `limit + 1` runs read in order: the extra one
+    /// only says that a next page exists.
+    pub(crate) fn from_overfetched(mut runs: Vec<Run>, limit: usize) -> Self {
+        let next = if runs.len() > limit {
+            runs.truncate(limit);
+            runs.last().map(|r| r.run_id)
+        } else {
+            None
+        };
+        Self { runs, next }
+    }
+}
+
 /// A compare-and-set status change, with what it changes alongside, applied
 /// all together or not at all.
 #[derive(Debug, Clone)]
@@ -203,6 +217,16 @@ impl Recorded {
 pub enum JobOutcome {
     Succeeded(Value),
     Failed(String),
+}
+
+impl JobOutcome {
+    /// The settled job's status, result and error, as stored.
+    pub(crate) fn into_parts(self) -> (JobStatus, Option<Value>, Option<String>) {
+        match self {
+            Self::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
+            Self::Failed(error) => (JobStatus::Failed, None, Some(error)),
+        }
+    }
 }
 
 /// What settling a provider job did: settled it now, or found it settled.

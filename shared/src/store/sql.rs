@@ -31,7 +31,7 @@ macro_rules! sql_store {
         use uuid::Uuid;
 
         use crate::domain::{
-            Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact, NewHitlRequest,
+            Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
             NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
             Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
         };
@@ -221,14 +221,7 @@ macro_rules! sql_store {
                     .bind(i64::from(limit) + 1)
                     .fetch_all(self.reader())
                     .await?;
-                let mut runs: Vec<Run> = convert(rows)?;
-                let next = if runs.len() > limit as usize {
-                    runs.truncate(limit as usize);
-                    runs.last().map(|r| r.run_id)
-                } else {
-                    None
-                };
-                Ok(RunPage { runs, next })
+                Ok(RunPage::from_overfetched(convert(rows)?, limit as usize))
             }
 
             async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
@@ -448,10 +441,7 @@ macro_rules! sql_store {
                 outcome: JobOutcome,
                 artifact: Option<NewArtifact>,
             ) -> Result<Settled, StoreError> {
-                let (status, result, error) = match outcome {
-                    JobOutcome::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
-                    JobOutcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
-                };
+                let (status, result, error) = outcome.into_parts();
                 let sql = format!(
                     "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4 \
                      WHERE provider = $5 AND job_id = $6 AND status = 'pending' \

@@ -179,28 +179,14 @@ impl EngineStore for SqliteStore {
         &self,
         execution_arn: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.with(|conn| {
-            one(
-                conn,
-                &format!("{EXECUTION_READ} WHERE e.execution_arn = ?1"),
-                params![execution_arn],
-                execution,
-            )
-        })
+        self.execution_by_arn(EXECUTION_READ, "e.execution_arn", execution_arn)
     }
 
     async fn describe_execution(
         &self,
         execution_arn: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.with(|conn| {
-            one(
-                conn,
-                &format!("{EXECUTION_DESCRIBE} WHERE execution_arn = ?1"),
-                params![execution_arn],
-                execution,
-            )
-        })
+        self.execution_by_arn(EXECUTION_DESCRIBE, "execution_arn", execution_arn)
     }
 
     async fn running_executions(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
@@ -238,6 +224,25 @@ impl EngineStore for SqliteStore {
                  WHERE queue_url = ?1 ORDER BY created_at, id",
                 params![queue_url],
                 queue_message,
+            )
+        })
+    }
+}
+
+impl SqliteStore {
+    /// The execution `select` reads (with its definition, or without), by ARN.
+    fn execution_by_arn(
+        &self,
+        select: &str,
+        arn_column: &str,
+        execution_arn: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.with(|conn| {
+            one(
+                conn,
+                &format!("{select} WHERE {arn_column} = ?1"),
+                params![execution_arn],
+                execution,
             )
         })
     }

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::rows::*;
 use super::SqliteStore;
 use crate::domain::{
-    Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
-    NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run,
-    RunId, RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+    Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
+    NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus,
+    Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
@@ -203,7 +203,7 @@ impl Store for SqliteStore {
                     (SELECT c.created_at, c.run_id FROM runs c WHERE c.run_id = ?3)) \
              ORDER BY created_at DESC, run_id DESC LIMIT ?4"
         );
-        let mut runs = self.with(|conn| {
+        let runs = self.with(|conn| {
             all(
                 conn,
                 &sql,
@@ -216,13 +216,7 @@ impl Store for SqliteStore {
                 run,
             )
         })?;
-        let next = if runs.len() > limit as usize {
-            runs.truncate(limit as usize);
-            runs.last().map(|r| r.run_id)
-        } else {
-            None
-        };
-        Ok(RunPage { runs, next })
+        Ok(RunPage::from_overfetched(runs, limit as usize))
     }
 
     async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
@@ -455,10 +449,7 @@ impl Store for SqliteStore {
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError> {
-        let (status, result, error) = match outcome {
-            JobOutcome::Succeeded(result) => (JobStatus::Succeeded, Some(result), None),
-            JobOutcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
-        };
+        let (status, result, error) = outcome.into_parts();
         let sql = format!(
             "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
              WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
