@@ -314,21 +314,32 @@ impl TestStack {
         }
     }
 
+    /// Waits until the run is `status`; for a final status, also until its
+    /// execution has ended: the worker records the run's end, then tells the
+    /// engine, so the two land one after the other.
     pub async fn wait_for_status(
         &self,
         run: &str,
         status: myloware::domain::RunStatus,
     ) -> myloware::pipeline::Evidence {
-        self.wait_for(run, 30, status.as_str(), |e| e.run.status == status)
-            .await
+        self.wait_for(run, 30, status.as_str(), |e| {
+            let execution_ended = e.history.last().is_none_or(|h| {
+                h.event_type.starts_with("Execution") && h.event_type != "ExecutionStarted"
+            });
+            e.run.status == status && (!status.is_terminal() || execution_ended)
+        })
+        .await
     }
 
-    /// Waits until `gate` waits for a decision.
+    /// Waits until `gate` waits for a decision: its request recorded and the
+    /// run marked awaiting approval (the gate task writes the one, then the
+    /// other).
     pub async fn wait_for_gate(&self, run: &str, gate: &str) -> myloware::pipeline::Evidence {
         self.wait_for(run, 30, &format!("gate {gate} waiting"), |e| {
-            e.hitl_requests
-                .iter()
-                .any(|g| g.gate.as_str() == gate && g.decision.is_none())
+            e.run.status == myloware::domain::RunStatus::AwaitingApproval
+                && e.hitl_requests
+                    .iter()
+                    .any(|g| g.gate.as_str() == gate && g.decision.is_none())
         })
         .await
     }
