@@ -6,7 +6,9 @@
 //! idle (one run at a time) and loaded (64 in flight).
 //!
 //! Run: `cargo bench -p myloware --bench pipeline`. `MW_BENCH_RUNS` (default
-//! 256) runs in the loaded phase, `MW_BENCH_IN_FLIGHT` (default 64).
+//! 256) runs in the loaded phase, `MW_BENCH_IN_FLIGHT` (default 64),
+//! `MW_BENCH_DIR` a folder to keep the database in (default: a temporary one,
+//! removed at the end).
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -35,15 +37,16 @@ fn env_usize(name: &str, default: usize) -> usize {
 async fn main() {
     let runs = env_usize("MW_BENCH_RUNS", 256);
     let in_flight = env_usize("MW_BENCH_IN_FLIGHT", 64);
-    let dir = tempfile::tempdir().unwrap();
+    let temporary = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("MW_BENCH_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => temporary.path().to_owned(),
+    };
     let vars: HashMap<&str, String> = HashMap::from([
-        (
-            "MYLOWARE_HOME",
-            dir.path().join("home").display().to_string(),
-        ),
+        ("MYLOWARE_HOME", dir.join("home").display().to_string()),
         (
             "DATABASE_URL",
-            format!("sqlite:{}", dir.path().join("mw.db").display()),
+            format!("sqlite:{}", dir.join("mw.db").display()),
         ),
         ("API_KEY", KEY.to_owned()),
         ("HITL_SECRET", "bench-hitl-secret-0123456789".to_owned()),
@@ -139,7 +142,10 @@ async fn one_run(http: &reqwest::Client, base: &str) -> String {
                         .send()
                         .await
                         .unwrap();
-                    if answer.status().is_success() {
+                    let approved = answer.status().is_success();
+                    // Read to the end, so the connection goes back to the pool.
+                    let _ = answer.bytes().await;
+                    if approved {
                         gates.next();
                     }
                 }

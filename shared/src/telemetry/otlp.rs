@@ -138,7 +138,11 @@ async fn send(client: &reqwest::Client, url: &str, spans: Vec<Span>) {
         .await
         .and_then(reqwest::Response::error_for_status);
     match outcome {
-        Ok(_) => tracing::debug!(spans = count, "spans exported"),
+        Ok(response) => {
+            // Read to the end, so the connection goes back to the pool.
+            let _ = response.bytes().await;
+            tracing::debug!(spans = count, "spans exported")
+        }
         Err(e) => tracing::warn!(spans = count, error = %e, "OTLP export failed"),
     }
 }

@@ -43,6 +43,9 @@ pub(super) async fn deliver(shared: &Shared, callback: Callback) -> bool {
             .await;
         let failure = match sent {
             Ok(response) if response.status().is_success() => {
+                // Read to the end: a connection whose answer is left unread
+                // is closed instead of going back to the pool.
+                let _ = response.bytes().await;
                 shared
                     .counters
                     .callbacks_sent
