@@ -643,6 +643,15 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let pending = |token: &'static str| {
+        let store = Arc::clone(&store);
+        async move { store.task_has_pending_jobs(id, token).await.unwrap() }
+    };
+    assert!(pending("token-abc").await, "two jobs wait for the task");
+    assert!(
+        !pending("token-other").await,
+        "no job waits for another task"
+    );
 
     let found = store
         .find_provider_job(Provider::KieAi, "task-1")
@@ -708,6 +717,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         Settled::Already(settled),
         "a late settlement changes nothing"
     );
+    assert!(pending("token-abc").await, "task-2 still waits");
 
     let Settled::Now(failed) = store
         .settle_provider_job(
@@ -722,6 +732,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         panic!("settles")
     };
     assert_eq!(failed.error.as_deref(), Some("content policy"));
+    assert!(!pending("token-abc").await, "every job of the task settled");
     let err = store
         .settle_provider_job(
             Provider::KieAi,

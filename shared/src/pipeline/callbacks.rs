@@ -447,6 +447,9 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         // Jobs first: while any is pending (the common case, one callback
         // of many) there is nothing more to read.
+        if self.store.task_has_pending_jobs(run_id, token).await? {
+            return Ok(());
+        }
         let jobs: Vec<ProviderJob> = self
             .store
             .list_provider_jobs(run_id)

@@ -330,6 +330,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError>;
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError>;
+    /// Whether a job the task `task_token` waits for is still pending: what
+    /// each callback asks, without reading every job of the run.
+    async fn task_has_pending_jobs(
+        &self,
+        run_id: RunId,
+        task_token: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .list_provider_jobs(run_id)
+            .await?
+            .iter()
+            .any(|j| j.status == JobStatus::Pending && j.task_token.as_deref() == Some(task_token)))
+    }
 
     /// Records that the run waits at `gate`; asking again while undecided
     /// refreshes the task token, asking after a decision is a `Conflict`.

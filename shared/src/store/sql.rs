@@ -487,6 +487,22 @@ macro_rules! sql_store {
                 convert(rows)
             }
 
+            async fn task_has_pending_jobs(
+                &self,
+                run_id: RunId,
+                task_token: &str,
+            ) -> Result<bool, StoreError> {
+                let pending: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM provider_jobs \
+                     WHERE run_id = $1 AND task_token = $2 AND status = 'pending')",
+                )
+                .bind(run_id.to_string())
+                .bind(task_token)
+                .fetch_one(self.reader())
+                .await?;
+                Ok(pending)
+            }
+
             async fn record_hitl_request(
                 &self,
                 request: NewHitlRequest,

@@ -497,6 +497,21 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn task_has_pending_jobs(
+        &self,
+        run_id: RunId,
+        task_token: &str,
+    ) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM provider_jobs \
+                     WHERE run_id = ?1 AND task_token = ?2 AND status = 'pending')",
+                )?
+                .query_row(params![run_id.to_string(), task_token], |row| row.get(0))?)
+        })
+    }
+
     async fn record_hitl_request(
         &self,
         request: NewHitlRequest,
