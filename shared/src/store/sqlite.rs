@@ -416,31 +416,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queued_writes_run_in_one_batch_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("mw.db")).await.unwrap();
-        store.run_migrations().await.unwrap();
-        let run = store
-            .create_run(NewRun::new(
-                "aismr".parse().unwrap(),
-                serde_json::json!({}),
-                ProvidersMode::Mock,
-            ))
-            .await
-            .unwrap();
+        let (store, run) = store_with_run(dir.path()).await;
         let busy = locked(&store.db.writer);
         let mut writes = tokio::task::JoinSet::new();
         for i in 0..11 {
             let store = store.clone();
             // The sixth names a run that does not exist.
-            let run_id = if i == 5 { RunId::new() } else { run.run_id };
-            writes.spawn(async move {
-                store
-                    .append_artifact(NewArtifact::new(
-                        run_id,
-                        ArtifactType::KIEAI_JOB,
-                        serde_json::json!({ "i": i }),
-                    ))
-                    .await
-            });
+            let run_id = if i == 5 { RunId::new() } else { run };
+            writes.spawn(async move { store.append_artifact(artifact(run_id, i)).await });
         }
         while locked(&store.db.pending).len() < 11 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -456,11 +439,11 @@ mod tests {
             }
         }
         assert_eq!(refused, 1);
-        assert_eq!(store.list_artifacts(run.run_id).await.unwrap().len(), 10);
+        assert_eq!(store.list_artifacts(run).await.unwrap().len(), 10);
     }
 
-    /// A store whose last commit carried several writes and has just ended.
-    async fn busy_store(dir: &Path) -> (SqliteStore, RunId) {
+    /// A new store in `dir` holding one run.
+    async fn store_with_run(dir: &Path) -> (SqliteStore, RunId) {
         let store = SqliteStore::open(&dir.join("mw.db")).await.unwrap();
         store.run_migrations().await.unwrap();
         let run = store
@@ -471,12 +454,18 @@ mod tests {
             ))
             .await
             .unwrap();
+        (store, run.run_id)
+    }
+
+    /// A store whose last commit carried several writes and has just ended.
+    async fn busy_store(dir: &Path) -> (SqliteStore, RunId) {
+        let (store, run_id) = store_with_run(dir).await;
         // Ended "later" than now: the next writes certainly find it recent.
         let mut pace = locked(&store.db.pace);
         pace.ended = Instant::now() + Duration::from_secs(60);
         pace.writes = 2;
         drop(pace);
-        (store, run.run_id)
+        (store, run_id)
     }
 
     fn artifact(run_id: RunId, i: usize) -> NewArtifact {
