@@ -646,10 +646,7 @@ impl Store for DynamoDbStore {
                 Err(_) => continue, // the job code is taken: draw another
             }
         }
-        Err(StoreError::Refused(format!(
-            "no free job code for project {} after {JOB_CODE_ATTEMPTS} attempts",
-            new.project
-        )))
+        Err(StoreError::no_free_job_code(&new.project))
     }
 
     async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {

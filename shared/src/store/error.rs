@@ -51,6 +51,14 @@ impl StoreError {
     pub(crate) fn duplicate(what: impl Into<String>) -> Self {
         Self::Duplicate { what: what.into() }
     }
+
+    /// `create_run` drew `JOB_CODE_ATTEMPTS` job codes and every one was taken.
+    pub(crate) fn no_free_job_code(project: impl std::fmt::Display) -> Self {
+        Self::Refused(format!(
+            "no free job code for project {project} after {} attempts",
+            super::JOB_CODE_ATTEMPTS
+        ))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

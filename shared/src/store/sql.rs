@@ -186,10 +186,7 @@ macro_rules! sql_store {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(StoreError::Refused(format!(
-                    "no free job code for project {} after {JOB_CODE_ATTEMPTS} attempts",
-                    new.project
-                )))
+                Err(StoreError::no_free_job_code(&new.project))
             }
 
             async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {

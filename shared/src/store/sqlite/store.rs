@@ -3,7 +3,7 @@
 //! `SqliteStore::write` (group commit), reads through `SqliteStore::with`.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Row};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -103,6 +103,16 @@ impl SqliteStore {
         .await?
         .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
     }
+
+    /// The rows `sql` selects for one run (its `?1`), each read by `read`.
+    fn of_run<T>(
+        &self,
+        sql: &str,
+        run_id: RunId,
+        read: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.with(|conn| all(conn, sql, params![run_id.to_string()], read))
+    }
 }
 
 #[async_trait]
@@ -173,10 +183,7 @@ impl Store for SqliteStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Refused(format!(
-            "no free job code for project {} after {JOB_CODE_ATTEMPTS} attempts",
-            new.project
-        )))
+        Err(StoreError::no_free_job_code(&new.project))
     }
 
     async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
@@ -271,16 +278,13 @@ impl Store for SqliteStore {
     }
 
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
-        self.with(|conn| {
-            all(
-                conn,
-                &format!(
-                    "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ?1 ORDER BY created_at, id"
-                ),
-                params![run_id.to_string()],
-                artifact,
-            )
-        })
+        self.of_run(
+            &format!(
+                "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ?1 ORDER BY created_at, id"
+            ),
+            run_id,
+            artifact,
+        )
     }
 
     async fn list_artifacts_of(
@@ -359,17 +363,14 @@ impl Store for SqliteStore {
     }
 
     async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError> {
-        self.with(|conn| {
-            all(
-                conn,
-                &format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE run_id = ?1 \
+        self.of_run(
+            &format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE run_id = ?1 \
                      ORDER BY created_at, id"
-                ),
-                params![run_id.to_string()],
-                webhook_event,
-            )
-        })
+            ),
+            run_id,
+            webhook_event,
+        )
     }
 
     async fn finish_webhook_event(
@@ -485,16 +486,13 @@ impl Store for SqliteStore {
     }
 
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {
-        self.with(|conn| {
-            all(
-                conn,
-                &format!(
-                    "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = ?1 ORDER BY created_at, job_id"
-                ),
-                params![run_id.to_string()],
-                provider_job,
-            )
-        })
+        self.of_run(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = ?1 ORDER BY created_at, job_id"
+            ),
+            run_id,
+            provider_job,
+        )
     }
 
     async fn task_has_pending_jobs(
@@ -595,16 +593,13 @@ impl Store for SqliteStore {
     }
 
     async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError> {
-        self.with(|conn| {
-            all(
-                conn,
-                &format!(
-                    "SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = ?1 ORDER BY requested_at, gate"
-                ),
-                params![run_id.to_string()],
-                hitl_request,
-            )
-        })
+        self.of_run(
+            &format!(
+                "SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = ?1 ORDER BY requested_at, gate"
+            ),
+            run_id,
+            hitl_request,
+        )
     }
 
     async fn append_conversation(
