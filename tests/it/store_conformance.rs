@@ -11,7 +11,8 @@ use myloware::domain::{
     RunStatus, SignatureStatus, WebhookEventStatus,
 };
 use myloware::store::{
-    Decided, Decision, JobOutcome, Recorded, RunFilter, Settled, Store, StoreError, Transition,
+    Decided, Decision, JobOutcome, Recorded, RunFilter, Settled, Store, StoreError, TaskJobs,
+    Transition,
 };
 use myloware_tests::StoreUnderTest;
 use serde_json::json;
@@ -643,14 +644,16 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-    let pending = |token: &'static str| {
+    let jobs_of = |token: &'static str| {
         let store = Arc::clone(&store);
-        async move { store.task_has_pending_jobs(id, token).await.unwrap() }
+        async move { store.task_jobs(id, token).await.unwrap() }
     };
-    assert!(pending("token-abc").await, "two jobs wait for the task");
-    assert!(
-        !pending("token-other").await,
-        "no job waits for another task"
+    let jobs = |submitted, pending| TaskJobs { submitted, pending };
+    assert_eq!(jobs_of("token-abc").await, jobs(2, 2), "two jobs wait");
+    assert_eq!(
+        jobs_of("token-other").await,
+        jobs(0, 0),
+        "another task has none"
     );
 
     let found = store
@@ -717,7 +720,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         Settled::Already(settled),
         "a late settlement changes nothing"
     );
-    assert!(pending("token-abc").await, "task-2 still waits");
+    assert_eq!(jobs_of("token-abc").await, jobs(2, 1), "task-2 still waits");
 
     let Settled::Now(failed) = store
         .settle_provider_job(
@@ -732,7 +735,11 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         panic!("settles")
     };
     assert_eq!(failed.error.as_deref(), Some("content policy"));
-    assert!(!pending("token-abc").await, "every job of the task settled");
+    assert_eq!(
+        jobs_of("token-abc").await,
+        jobs(2, 0),
+        "every job of the task settled"
+    );
     let err = store
         .settle_provider_job(
             Provider::KieAi,
@@ -1118,6 +1125,11 @@ async fn spans_open_close_and_list_in_order(t: StoreUnderTest) {
     assert!(spans[0].end_time.unwrap() >= spans[0].start_time);
     assert!(spans[1].is_open(), "a span not closed stays open");
     assert_eq!(spans[2], closed);
+    assert_eq!(
+        store.list_open_spans(TraceId::of_run(run)).await.unwrap(),
+        [spans[1].clone()],
+        "only the span not closed is open"
+    );
     assert_eq!(
         spans[2].attributes.get("gen_ai.usage.input_tokens"),
         Some(&json!(12))

@@ -447,7 +447,7 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         // Jobs first: while any is pending (the common case, one callback
         // of many) there is nothing more to read.
-        if self.store.task_has_pending_jobs(run_id, token).await? {
+        if self.store.task_jobs(run_id, token).await?.pending > 0 {
             return Ok(());
         }
         let jobs: Vec<ProviderJob> = self

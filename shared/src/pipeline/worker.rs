@@ -411,13 +411,7 @@ impl Pipeline {
             &[("persona", persona.as_str())],
             started.elapsed().as_secs_f64(),
         );
-        let has_jobs = self
-            .store
-            .list_provider_jobs(run.run_id)
-            .await?
-            .iter()
-            .any(|j| j.persona == persona && j.task_token.as_deref() == Some(token.as_str()));
-        if has_jobs {
+        if self.store.task_jobs(run.run_id, token).await?.submitted > 0 {
             self.complete_persona_if_done(run.run_id, persona, token)
                 .await
         } else {

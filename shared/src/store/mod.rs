@@ -229,6 +229,13 @@ impl JobOutcome {
     }
 }
 
+/// The provider jobs of one persona task (`Store::task_jobs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskJobs {
+    pub submitted: u64,
+    pub pending: u64,
+}
+
 /// What settling a provider job did: settled it now, or found it settled.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settled {
@@ -330,18 +337,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError>;
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError>;
-    /// Whether a job the task `task_token` waits for is still pending: what
-    /// each callback asks, without reading every job of the run.
-    async fn task_has_pending_jobs(
-        &self,
-        run_id: RunId,
-        task_token: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .list_provider_jobs(run_id)
-            .await?
+    /// How many jobs the task `task_token` submitted, and how many of them
+    /// are still pending: what each callback and each finished persona ask,
+    /// without reading every job of the run.
+    async fn task_jobs(&self, run_id: RunId, task_token: &str) -> Result<TaskJobs, StoreError> {
+        let jobs = self.list_provider_jobs(run_id).await?;
+        let of_task = jobs
             .iter()
-            .any(|j| j.status == JobStatus::Pending && j.task_token.as_deref() == Some(task_token)))
+            .filter(|j| j.task_token.as_deref() == Some(task_token));
+        Ok(TaskJobs {
+            submitted: of_task.clone().count() as u64,
+            pending: of_task.filter(|j| j.status == JobStatus::Pending).count() as u64,
+        })
     }
 
     /// Records that the run waits at `gate`; asking again while undecided
@@ -381,6 +388,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Span, StoreError>;
     /// The spans of a trace (a run's: `TraceId::of_run`), by start time.
     async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError>;
+    /// The spans of a trace still open, by start time: what closing a run's
+    /// tree needs, without reading every finished span's input and output.
+    async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+        let mut spans = self.list_spans(trace_id).await?;
+        spans.retain(Span::is_open);
+        Ok(spans)
+    }
 
     /// Deletes finished runs last updated before `cutoff` (with everything
     /// recorded for them) and orphan webhook events received before it.

@@ -43,7 +43,7 @@ macro_rules! sql_store {
         use crate::store::sql::*;
         use crate::store::{
             Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
-            Store, StoreError, Transition, JOB_CODE_ATTEMPTS,
+            Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
         };
 
         async fn insert_artifact<'c, E>(exec: E, new: NewArtifact) -> Result<Artifact, StoreError>
@@ -484,20 +484,23 @@ macro_rules! sql_store {
                 convert(rows)
             }
 
-            async fn task_has_pending_jobs(
+            async fn task_jobs(
                 &self,
                 run_id: RunId,
                 task_token: &str,
-            ) -> Result<bool, StoreError> {
-                let pending: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM provider_jobs \
-                     WHERE run_id = $1 AND task_token = $2 AND status = 'pending')",
+            ) -> Result<TaskJobs, StoreError> {
+                let (submitted, pending): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'pending') \
+                     FROM provider_jobs WHERE run_id = $1 AND task_token = $2",
                 )
                 .bind(run_id.to_string())
                 .bind(task_token)
                 .fetch_one(self.reader())
                 .await?;
-                Ok(pending)
+                Ok(TaskJobs {
+                    submitted: submitted as u64,
+                    pending: pending as u64,
+                })
             }
 
             async fn record_hitl_request(
@@ -714,6 +717,18 @@ macro_rules! sql_store {
             async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
                 let sql = format!(
                     "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = $1 \
+                     ORDER BY start_time, span_id"
+                );
+                let rows: Vec<SpanRow> = sqlx::query_as(&sql)
+                    .bind(trace_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+                let sql = format!(
+                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = $1 AND status = 'open' \
                      ORDER BY start_time, span_id"
                 );
                 let rows: Vec<SpanRow> = sqlx::query_as(&sql)

@@ -118,7 +118,7 @@ impl Tracer {
     pub async fn end_run(&self, run_id: RunId, end: SpanEnd) {
         let trace_id = TraceId::of_run(run_id);
         let graph = SpanId::graph(run_id);
-        let spans = match self.store.list_spans(trace_id).await {
+        let spans = match self.store.list_open_spans(trace_id).await {
             Ok(spans) => spans,
             Err(e) => {
                 tracing::warn!(run_id = %run_id, error = %e, "could not read the run's spans");
@@ -129,7 +129,7 @@ impl Tracer {
             .error
             .clone()
             .or_else(|| end.output.as_ref().map(|o| format!("run ended: {o}")));
-        for span in spans.iter().filter(|s| s.is_open() && s.span_id != graph) {
+        for span in spans.iter().filter(|s| s.span_id != graph) {
             let mut leftover = SpanEnd::error(
                 reason
                     .clone()

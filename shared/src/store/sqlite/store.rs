@@ -21,7 +21,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
-    StoreError, Transition, JOB_CODE_ATTEMPTS,
+    StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
 };
 
 fn insert_artifact(conn: &Connection, new: NewArtifact) -> Result<Artifact, StoreError> {
@@ -495,18 +495,19 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn task_has_pending_jobs(
-        &self,
-        run_id: RunId,
-        task_token: &str,
-    ) -> Result<bool, StoreError> {
+    async fn task_jobs(&self, run_id: RunId, task_token: &str) -> Result<TaskJobs, StoreError> {
         self.with(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM provider_jobs \
-                     WHERE run_id = ?1 AND task_token = ?2 AND status = 'pending')",
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'pending') \
+                     FROM provider_jobs WHERE run_id = ?1 AND task_token = ?2",
                 )?
-                .query_row(params![run_id.to_string(), task_token], |row| row.get(0))?)
+                .query_row(params![run_id.to_string(), task_token], |row| {
+                    Ok(TaskJobs {
+                        submitted: row.get(0)?,
+                        pending: row.get(1)?,
+                    })
+                })?)
         })
     }
 
@@ -721,6 +722,20 @@ impl Store for SqliteStore {
                 conn,
                 &format!(
                     "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_time, span_id"
+                ),
+                params![trace_id.to_string()],
+                span,
+            )
+        })
+    }
+
+    async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+        self.with(|conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 AND status = 'open' \
+                     ORDER BY start_time, span_id"
                 ),
                 params![trace_id.to_string()],
                 span,
