@@ -488,8 +488,8 @@ impl Pipeline {
             .find(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona))
             .and_then(|a| a.metadata.get("usage"));
         let end = super::spans::usage_attributes(SpanEnd::ok(Some(output.clone())), usage);
-        self.close_persona_span(run_id, persona, token, end).await;
-        self.succeed_task(token, &output).await
+        self.close_persona_span_and_succeed(run_id, persona, token, end, &output)
+            .await
     }
 }
 

@@ -108,6 +108,26 @@ impl Pipeline {
             .await;
     }
 
+    /// Closes the persona's span and completes its task with `output`, the
+    /// two writes issued together: on the way from a persona's last
+    /// callback to the next state, the span's write does not add a commit
+    /// of its own. The span keeps the end time `end` was made with; it is
+    /// closed before the run can end (which closes what is left open).
+    pub(crate) async fn close_persona_span_and_succeed(
+        &self,
+        run_id: RunId,
+        persona: Persona,
+        token: &str,
+        end: SpanEnd,
+        output: &Value,
+    ) -> Result<(), PipelineError> {
+        let ((), succeeded) = tokio::join!(
+            self.close_persona_span(run_id, persona, token, end),
+            self.succeed_task(token, output)
+        );
+        succeeded
+    }
+
     /// `<project>:gate:<gate>` under the graph span, open while a human
     /// decides.
     pub(crate) async fn open_gate_span(&self, run: &Run, gate: &Gate) {

@@ -427,9 +427,8 @@ impl Pipeline {
             let output = Value::Object(output);
             let usage = serde_json::to_value(outcome.usage).ok();
             let end = usage_attributes(SpanEnd::ok(Some(output.clone())), usage.as_ref());
-            self.close_persona_span(run.run_id, persona, token, end)
-                .await;
-            self.succeed_task(token, &output).await
+            self.close_persona_span_and_succeed(run.run_id, persona, token, end, &output)
+                .await
         }
     }
 }
