@@ -46,6 +46,27 @@ macro_rules! sql_store {
             Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
         };
 
+        /// A trace's spans by start time; `only` narrows them (`AND …` on
+        /// their columns, or empty).
+        async fn trace_spans<'c, E>(
+            exec: E,
+            trace_id: TraceId,
+            only: &str,
+        ) -> Result<Vec<Span>, StoreError>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            let sql = format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = $1 {only} \
+                 ORDER BY start_time, span_id"
+            );
+            let rows: Vec<SpanRow> = sqlx::query_as(&sql)
+                .bind(trace_id.to_string())
+                .fetch_all(exec)
+                .await?;
+            convert(rows)
+        }
+
         async fn insert_artifact<'c, E>(exec: E, new: NewArtifact) -> Result<Artifact, StoreError>
         where
             E: sqlx::Executor<'c, Database = $db>,
@@ -715,27 +736,11 @@ macro_rules! sql_store {
             }
 
             async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-                let sql = format!(
-                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = $1 \
-                     ORDER BY start_time, span_id"
-                );
-                let rows: Vec<SpanRow> = sqlx::query_as(&sql)
-                    .bind(trace_id.to_string())
-                    .fetch_all(self.reader())
-                    .await?;
-                convert(rows)
+                trace_spans(self.reader(), trace_id, "").await
             }
 
             async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-                let sql = format!(
-                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = $1 AND status = 'open' \
-                     ORDER BY start_time, span_id"
-                );
-                let rows: Vec<SpanRow> = sqlx::query_as(&sql)
-                    .bind(trace_id.to_string())
-                    .fetch_all(self.reader())
-                    .await?;
-                convert(rows)
+                trace_spans(self.reader(), trace_id, "AND status = 'open'").await
             }
 
             async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {

@@ -82,6 +82,20 @@ fn fetch_span(
     )
 }
 
+/// A trace's spans by start time; `only` narrows them (`AND …` on their
+/// columns, or empty).
+fn trace_spans(conn: &Connection, trace_id: TraceId, only: &str) -> Result<Vec<Span>, StoreError> {
+    all(
+        conn,
+        &format!(
+            "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 {only} \
+             ORDER BY start_time, span_id"
+        ),
+        params![trace_id.to_string()],
+        span,
+    )
+}
+
 impl SqliteStore {
     async fn update_run_field(
         &self,
@@ -717,30 +731,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-        self.with(|conn| {
-            all(
-                conn,
-                &format!(
-                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_time, span_id"
-                ),
-                params![trace_id.to_string()],
-                span,
-            )
-        })
+        self.with(|conn| trace_spans(conn, trace_id, ""))
     }
 
     async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-        self.with(|conn| {
-            all(
-                conn,
-                &format!(
-                    "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 AND status = 'open' \
-                     ORDER BY start_time, span_id"
-                ),
-                params![trace_id.to_string()],
-                span,
-            )
-        })
+        self.with(|conn| trace_spans(conn, trace_id, "AND status = 'open'"))
     }
 
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
