@@ -1130,6 +1130,28 @@ async fn spans_open_close_and_list_in_order(t: StoreUnderTest) {
         [spans[1].clone()],
         "only the span not closed is open"
     );
+
+    // A call that ended before its span was written: recorded whole, once.
+    let quick = myloware::domain::Span::opened(
+        NewSpan::in_run(run, "execute_tool write_script")
+            .parent(child.span_id)
+            .input(json!({"scenes": 12}))
+            .started_at(t0 + Duration::seconds(4)),
+    )
+    .closed(
+        SpanEnd::ok(Some(json!({"stored": true})))
+            .attr("gen_ai.tool.name", "write_script")
+            .ended_at(t0 + Duration::seconds(5)),
+    );
+    let recorded = store.record_span(quick.clone()).await.unwrap();
+    assert_eq!(recorded, quick);
+    assert!(matches!(
+        store.record_span(quick.clone()).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    let spans = store.list_spans(TraceId::of_run(run)).await.unwrap();
+    assert_eq!(spans.len(), 4);
+    assert_eq!(spans[3], quick, "listed as recorded, closed");
     assert_eq!(
         spans[2].attributes.get("gen_ai.usage.input_tokens"),
         Some(&json!(12))
@@ -1151,7 +1173,7 @@ async fn spans_open_close_and_list_in_order(t: StoreUnderTest) {
     );
     assert_eq!(
         store.list_spans(TraceId::of_run(run)).await.unwrap().len(),
-        3
+        4
     );
 }
 

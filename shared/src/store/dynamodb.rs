@@ -89,8 +89,8 @@ use super::{
 };
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
-    NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run,
-    RunId, RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
+    RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
 };
 
 /// How many times a compare-and-set re-reads after losing a race.
@@ -1159,9 +1159,9 @@ impl Store for DynamoDbStore {
         Ok(messages)
     }
 
-    async fn open_span(&self, new: NewSpan) -> Result<Span, StoreError> {
-        let mut span = Span::opened(new);
+    async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
         span.start_time = truncate(span.start_time);
+        span.end_time = span.end_time.map(truncate);
         match self
             .commit(vec![Write::Put(span_item(&span), Cond::absent())])
             .await?

@@ -374,9 +374,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn conversation(&self, user_id: &str, limit: u32)
         -> Result<Vec<ChatMessage>, StoreError>;
 
-    /// Records a span as it opens; a span already recorded under the same
-    /// trace and span id is a `Duplicate`.
-    async fn open_span(&self, span: NewSpan) -> Result<Span, StoreError>;
+    /// Records a span whole, open or already closed (a call that ended
+    /// before its span was written goes in one write, not two), and returns
+    /// it as stored (times kept to whole microseconds); a span already
+    /// recorded under the same trace and span id is a `Duplicate`.
+    async fn record_span(&self, span: Span) -> Result<Span, StoreError>;
+    /// Records a span as it opens (`record_span` of it, open).
+    async fn open_span(&self, new: NewSpan) -> Result<Span, StoreError> {
+        self.record_span(Span::opened(new)).await
+    }
     /// Closes an open span once and returns it; closing it again changes
     /// nothing and returns the span as first closed. An unknown span is
     /// `NotFound`.

@@ -32,7 +32,7 @@ macro_rules! sql_store {
 
         use crate::domain::{
             Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
-            NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
+            NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
             Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
         };
         use crate::store::error::{is_foreign_key_violation, is_unique_violation};
@@ -653,12 +653,12 @@ macro_rules! sql_store {
                 Ok(messages)
             }
 
-            async fn open_span(&self, new: NewSpan) -> Result<Span, StoreError> {
-                let mut span = Span::opened(new);
+            async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
                 span.start_time = truncate(span.start_time);
+                span.end_time = span.end_time.map(truncate);
                 let sql = format!(
                     "INSERT INTO spans ({SPAN_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, NULL)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                 );
                 sqlx::query(&sql)
                     .bind(span.trace_id.to_string())
@@ -669,7 +669,10 @@ macro_rules! sql_store {
                     .bind(span.status.as_str())
                     .bind(Json(&span.attributes))
                     .bind(span.input.as_ref().map(Json))
+                    .bind(span.output.as_ref().map(Json))
+                    .bind(span.error.as_deref())
                     .bind(span.start_time)
+                    .bind(span.end_time)
                     .execute(self.writer())
                     .await
                     .map_err(|e| {

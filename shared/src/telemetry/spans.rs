@@ -1,6 +1,8 @@
 //! The run-tree recorder: writes each span to the store when it opens and
 //! again when it closes (so a stuck run shows what is still open), and hands
-//! closed spans to the OTLP exporter when one is configured.
+//! closed spans to the OTLP exporter when one is configured. An LLM or tool
+//! call's span is written once, closed, when the call ends within
+//! `CALL_OPEN_AFTER`; a longer call's span is written open at that point.
 //!
 //! Recording never fails the work it watches: a span the store refuses is
 //! logged and the run carries on.
@@ -18,7 +20,8 @@
 //! each such run's graph span links back to it (`myloware.started_from.*`,
 //! exported as an OTLP span link).
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -87,6 +90,19 @@ impl Tracer {
             Err(e) => {
                 tracing::warn!(%trace_id, %span_id, span = %name, error = %e, "could not record span")
             }
+        }
+    }
+
+    /// Records a span that ended before it was written, in one write, and
+    /// exports it.
+    pub async fn record(&self, span: Span) {
+        let (trace_id, span_id) = (span.trace_id, span.span_id);
+        match self.store.record_span(span).await {
+            Ok(span) => self.export(span),
+            Err(StoreError::Duplicate { .. }) => {
+                tracing::debug!(%trace_id, %span_id, "span already recorded")
+            }
+            Err(e) => tracing::warn!(%trace_id, %span_id, error = %e, "could not record span"),
         }
     }
 
@@ -175,10 +191,15 @@ impl Tracer {
             trace_id,
             run_id,
             parent,
-            open: Mutex::new(HashMap::new()),
+            calls: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         }
     }
 }
+
+/// How long an LLM or tool call runs before its span is written open. A
+/// call that ends sooner (every scripted one, most tool calls) is written
+/// once, closed; a longer one shows as open in the run tree while it lasts.
+pub const CALL_OPEN_AFTER: Duration = Duration::from_millis(200);
 
 /// Records each LLM call and tool call of one agent run as a span.
 #[derive(Debug)]
@@ -187,7 +208,17 @@ pub struct AgentSpans {
     trace_id: TraceId,
     run_id: Option<RunId>,
     parent: SpanId,
-    open: Mutex<HashMap<String, SpanId>>,
+    /// The calls under way, by `llm:<turn>` / `tool:<call id>`. Held across
+    /// a span's first write, so a call's end waits for its opening.
+    calls: Arc<tokio::sync::Mutex<HashMap<String, Call>>>,
+}
+
+/// A call under way: its span not written yet (and the timer that writes it
+/// open), or written open.
+#[derive(Debug)]
+enum Call {
+    Unwritten(Box<NewSpan>, tokio::task::AbortHandle),
+    Open(SpanId),
 }
 
 impl AgentSpans {
@@ -204,18 +235,37 @@ impl AgentSpans {
         }
     }
 
-    fn remember(&self, key: String, span_id: SpanId) {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, span_id);
+    /// A call started: its span is written open if it is still running
+    /// after `CALL_OPEN_AFTER`.
+    async fn started(&self, key: String, span: NewSpan) {
+        let calls = Arc::clone(&self.calls);
+        let tracer = self.tracer.clone();
+        let timer_key = key.clone();
+        let mut held = self.calls.lock().await;
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(CALL_OPEN_AFTER).await;
+            let mut calls = calls.lock().await;
+            if let Some(Call::Unwritten(span, _)) = calls.remove(&timer_key) {
+                let span_id = span.span_id;
+                tracer.open(*span).await;
+                calls.insert(timer_key, Call::Open(span_id));
+            }
+        });
+        held.insert(key, Call::Unwritten(Box::new(span), timer.abort_handle()));
     }
 
-    fn take(&self, key: &str) -> Option<SpanId> {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key)
+    /// A call ended: its span written whole, or closed if it was written
+    /// open.
+    async fn ended(&self, key: &str, end: SpanEnd) {
+        let call = self.calls.lock().await.remove(key);
+        match call {
+            Some(Call::Unwritten(span, timer)) => {
+                timer.abort();
+                self.tracer.record(Span::opened(*span).closed(end)).await;
+            }
+            Some(Call::Open(span_id)) => self.tracer.close(self.trace_id, span_id, end).await,
+            None => {}
+        }
     }
 }
 
@@ -235,14 +285,10 @@ impl AgentObserver for AgentSpans {
                 "tools": tools,
             })))
             .started_at(call.started_at);
-        self.remember(format!("llm:{}", call.turn), span.span_id);
-        self.tracer.open(span).await;
+        self.started(format!("llm:{}", call.turn), span).await;
     }
 
     async fn llm_call_ended(&self, call: &LlmCallEnded<'_>) {
-        let Some(span_id) = self.take(&format!("llm:{}", call.turn)) else {
-            return;
-        };
         let end = match call.outcome {
             Ok(response) => {
                 let mut end = SpanEnd::ok(Some(bounded(
@@ -258,8 +304,7 @@ impl AgentObserver for AgentSpans {
             }
             Err(e) => SpanEnd::error(e.to_string()),
         };
-        self.tracer
-            .close(self.trace_id, span_id, end.ended_at(call.ended_at))
+        self.ended(&format!("llm:{}", call.turn), end.ended_at(call.ended_at))
             .await;
     }
 
@@ -272,20 +317,104 @@ impl AgentObserver for AgentSpans {
             .attr(attr::AGENT, call.persona.as_str())
             .input(bounded(call.args.clone()))
             .started_at(call.started_at);
-        self.remember(format!("tool:{}", call.call_id), span.span_id);
-        self.tracer.open(span).await;
+        self.started(format!("tool:{}", call.call_id), span).await;
     }
 
     async fn tool_call_ended(&self, _persona: Agent, record: &ToolCallRecord) {
-        let Some(span_id) = self.take(&format!("tool:{}", record.call_id)) else {
-            return;
-        };
         let end = match &record.error {
             Some(error) => SpanEnd::error(error.clone()),
             None => SpanEnd::ok(record.result.clone().map(bounded)),
         };
-        self.tracer
-            .close(self.trace_id, span_id, end.ended_at(record.ended_at))
+        self.ended(
+            &format!("tool:{}", record.call_id),
+            end.ended_at(record.ended_at),
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Persona;
+    use crate::store::SqliteStore;
+    use chrono::Utc;
+
+    async fn observer(dir: &std::path::Path) -> (Arc<dyn Store>, AgentSpans) {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mw.db")).await.unwrap());
+        store.migrate().await.unwrap();
+        let tracer = Tracer::new(Arc::clone(&store), None);
+        let spans = tracer.agent_observer(TraceId::random(), None, SpanId::random());
+        (store, spans)
+    }
+
+    async fn start(spans: &AgentSpans, args: &Value) {
+        spans
+            .tool_call_started(&ToolCallStarted {
+                persona: Agent::Persona(Persona::Riley),
+                call_id: "call-1",
+                name: "write_script",
+                args,
+                started_at: Utc::now(),
+            })
             .await;
+    }
+
+    async fn end(spans: &AgentSpans, args: &Value) {
+        let record = ToolCallRecord {
+            call_id: "call-1".into(),
+            name: "write_script".into(),
+            args: args.clone(),
+            result: Some(json!({"stored": true})),
+            error: None,
+            started_at: Utc::now(),
+            ended_at: Utc::now(),
+        };
+        spans
+            .tool_call_ended(Agent::Persona(Persona::Riley), &record)
+            .await;
+    }
+
+    /// A call that ends at once is written once, already closed, with its
+    /// input and output.
+    #[tokio::test]
+    async fn a_quick_call_is_written_once_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, spans) = observer(dir.path()).await;
+        let args = json!({"scenes": 12});
+        start(&spans, &args).await;
+        assert!(
+            store.list_spans(spans.trace_id).await.unwrap().is_empty(),
+            "nothing is written while the call is young"
+        );
+        end(&spans, &args).await;
+        let listed = store.list_spans(spans.trace_id).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, SpanStatus::Ok);
+        assert_eq!(listed[0].input, Some(args));
+        assert_eq!(listed[0].output, Some(json!({"stored": true})));
+        assert_eq!(listed[0].parent_span_id, Some(spans.parent));
+        assert!(listed[0].end_time.is_some());
+    }
+
+    /// A call still running after `CALL_OPEN_AFTER` shows as open until it
+    /// ends, then closed: the same span, written twice.
+    #[tokio::test]
+    async fn a_long_call_shows_open_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, spans) = observer(dir.path()).await;
+        let args = json!({"scenes": 12});
+        start(&spans, &args).await;
+        tokio::time::sleep(CALL_OPEN_AFTER * 2).await;
+        let open = store.list_spans(spans.trace_id).await.unwrap();
+        assert_eq!(open.len(), 1, "written open by now");
+        assert!(open[0].is_open());
+        assert_eq!(open[0].input, Some(args.clone()));
+        end(&spans, &args).await;
+        let closed = store.list_spans(spans.trace_id).await.unwrap();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].span_id, open[0].span_id);
+        assert_eq!(closed[0].status, SpanStatus::Ok);
+        assert_eq!(closed[0].output, Some(json!({"stored": true})));
     }
 }

@@ -11,8 +11,8 @@ use super::rows::*;
 use super::SqliteStore;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
-    NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus,
-    Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+    NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus, Span,
+    SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
@@ -665,12 +665,12 @@ impl Store for SqliteStore {
         Ok(messages)
     }
 
-    async fn open_span(&self, new: NewSpan) -> Result<Span, StoreError> {
-        let mut span = Span::opened(new);
+    async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
         span.start_time = truncate(span.start_time);
+        span.end_time = span.end_time.map(truncate);
         let sql = format!(
             "INSERT INTO spans ({SPAN_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9, NULL)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         );
         self.write(move |tx| {
             tx.prepare_cached(&sql)?
@@ -683,7 +683,10 @@ impl Store for SqliteStore {
                     span.status.as_str(),
                     serde_json::to_string(&span.attributes)?,
                     span.input.as_ref().map(json_text),
+                    span.output.as_ref().map(json_text),
+                    span.error.as_deref(),
                     ts(&span.start_time),
+                    span.end_time.as_ref().map(ts),
                 ])
                 .map_err(|e| match constraint(&e) {
                     Some(Constraint::Unique) => StoreError::duplicate(format!(
