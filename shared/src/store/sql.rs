@@ -18,6 +18,9 @@ pub(crate) const HITL_COLUMNS: &str =
 pub(crate) const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, run_id, name, status, \
      attributes, input, output, error, start_time, end_time";
 
+/// The condition `trace_spans` narrows a trace's spans to the open ones with.
+pub(crate) const OPEN_SPANS: &str = "AND status = 'open'";
+
 /// Statuses `prune` may delete: the terminal ones.
 pub(crate) const TERMINAL_STATUSES: &str =
     "('published', 'failed', 'rejected', 'cancelled', 'timed_out')";
@@ -743,7 +746,7 @@ macro_rules! sql_store {
             }
 
             async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-                trace_spans(self.reader(), trace_id, "AND status = 'open'").await
+                trace_spans(self.reader(), trace_id, OPEN_SPANS).await
             }
 
             async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {

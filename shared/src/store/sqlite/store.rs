@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
-    ARTIFACT_COLUMNS, HITL_COLUMNS, JOB_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS, TERMINAL_STATUSES,
-    WEBHOOK_COLUMNS,
+    ARTIFACT_COLUMNS, HITL_COLUMNS, JOB_COLUMNS, OPEN_SPANS, RUN_COLUMNS, SPAN_COLUMNS,
+    TERMINAL_STATUSES, WEBHOOK_COLUMNS,
 };
 use crate::store::{
     Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
@@ -380,7 +380,7 @@ impl Store for SqliteStore {
         self.of_run(
             &format!(
                 "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE run_id = ?1 \
-                     ORDER BY created_at, id"
+                 ORDER BY created_at, id"
             ),
             run_id,
             webhook_event,
@@ -738,7 +738,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-        self.with(|conn| trace_spans(conn, trace_id, "AND status = 'open'"))
+        self.with(|conn| trace_spans(conn, trace_id, OPEN_SPANS))
     }
 
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
