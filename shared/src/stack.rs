@@ -130,6 +130,10 @@ impl Stack {
                     }),
                 )
                 .await?;
+                pipeline
+                    .resend_received_callbacks()
+                    .await
+                    .map_err(|e| StackError::Setup(format!("resending callbacks: {e}")))?;
             }
             None => tracing::info!(
                 task_queue = %config.task_queue_url,

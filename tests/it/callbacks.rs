@@ -210,3 +210,87 @@ impl OrphanWait for TestStack {
         panic!("the orphan callback was never processed");
     }
 }
+
+/// A verified callback whose event was stored but never handled (the process
+/// stopped between answering the provider and handling it; the local queue
+/// keeps no copy of its message): the next stack to start handles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
+    use myloware::domain::{
+        NewProviderJob, NewRun, NewWebhookEvent, Persona, Project, Provider, ProvidersMode,
+    };
+    use myloware::store::Transition;
+
+    let dir = tempfile::tempdir().unwrap();
+    let vars = myloware_tests::stack_vars(dir.path(), &[]);
+    let config = myloware_tests::config_from(&vars);
+    let (run_id, event_id) = {
+        let store = myloware::store::open(&config.database).await.unwrap().store;
+        let project: Project = "aismr".parse().unwrap();
+        let run = store
+            .create_run(NewRun::new(project, json!({}), ProvidersMode::Mock))
+            .await
+            .unwrap();
+        store
+            .transition_run(Transition::new(
+                run.run_id,
+                RunStatus::Pending,
+                RunStatus::Running,
+            ))
+            .await
+            .unwrap();
+        store
+            .register_provider_job(NewProviderJob {
+                provider: Provider::UploadPost,
+                job_id: "up-1".into(),
+                run_id: run.run_id,
+                persona: Persona::Quinn,
+                task_token: None,
+            })
+            .await
+            .unwrap();
+        let recorded = store
+            .record_webhook_event(NewWebhookEvent {
+                run_id: Some(run.run_id),
+                provider: Provider::UploadPost,
+                idempotency_key: "upload-post:up-1:tiktok".into(),
+                provider_job_id: Some("up-1".into()),
+                signature_status: SignatureStatus::Verified,
+                headers: json!({}),
+                payload: json!({ "event": "upload_completed", "job_id": "up-1", "platform": "tiktok",
+                    "result": { "success": true, "url": "https://www.tiktok.com/@brand/video/1" } }),
+                status: WebhookEventStatus::Received,
+            })
+            .await
+            .unwrap();
+        (run.run_id, recorded.event().id)
+    };
+
+    let t = myloware_tests::TestStack::start_with(
+        dir,
+        vars,
+        myloware::stack::StackOptions::ephemeral(),
+    )
+    .await;
+    let e = t
+        .wait_for(
+            &run_id.to_string(),
+            10,
+            "the stored callback handled",
+            |e| {
+                e.webhook_events
+                    .iter()
+                    .any(|w| w.id == event_id && w.status == WebhookEventStatus::Processed)
+            },
+        )
+        .await;
+    let job = e.provider_jobs.iter().find(|j| j.job_id == "up-1").unwrap();
+    assert_eq!(job.status.as_str(), "succeeded", "{job:?}");
+    let urls: Vec<_> = e
+        .artifacts
+        .iter()
+        .filter(|a| a.artifact_type.as_str() == "publish.url")
+        .filter_map(|a| a.url.as_deref())
+        .collect();
+    assert_eq!(urls, ["https://www.tiktok.com/@brand/video/1"]);
+}

@@ -61,6 +61,16 @@ async fn a_restart_resumes_waits_tokens_and_queued_messages_on_postgres() {
 }
 
 /// An engine under test, with the queue its task states send to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handed_over_message_is_delivered_but_not_stored_on_sqlite() {
+    myloware_tests::on_sqlite(a_handed_over_message_is_delivered_but_not_stored).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handed_over_message_is_delivered_but_not_stored_on_postgres() {
+    myloware_tests::on_postgres(a_handed_over_message_is_delivered_but_not_stored).await
+}
+
 #[async_trait]
 trait Harness: Send + Sync {
     fn engine(&self) -> &dyn Engine;
@@ -612,4 +622,50 @@ async fn a_restart_resumes_waits_tokens_and_queued_messages(t: StoreUnderTest) {
         (1..=ids.len() as i64).collect::<Vec<_>>(),
         "no event lost or repeated"
     );
+}
+
+async fn a_handed_over_message_is_delivered_but_not_stored(t: StoreUnderTest) {
+    async fn next(queue: &mut mpsc::UnboundedReceiver<QueueMessage>) -> QueueMessage {
+        tokio::time::timeout(Duration::from_secs(10), queue.recv())
+            .await
+            .expect("a message in time")
+            .expect("the queue is open")
+    }
+    let first = engine_on(&t).await;
+    // Nobody listens yet: it is stored, to wait for a consumer.
+    first
+        .hand_over(QUEUE, "before anyone listens".into())
+        .await
+        .unwrap();
+    let mut queue = first.subscribe(QUEUE).await.unwrap();
+    assert_eq!(next(&mut queue).await.body, "before anyone listens");
+    first.hand_over(QUEUE, "handed over".into()).await.unwrap();
+    let handed = next(&mut queue).await;
+    assert_eq!(handed.body, "handed over");
+    assert_eq!(
+        first.queued_messages(QUEUE).await.unwrap(),
+        2,
+        "both are in flight until acknowledged"
+    );
+    first.ack(&handed.id).await.unwrap();
+    assert_eq!(first.queued_messages(QUEUE).await.unwrap(), 1);
+    first
+        .hand_over(QUEUE, "gone with the process".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut queue).await.body, "gone with the process");
+    drop(queue);
+    drop(first);
+
+    // The next life gets only the stored one again.
+    let second = engine_on(&t).await;
+    let mut queue = second.subscribe(QUEUE).await.unwrap();
+    assert_eq!(next(&mut queue).await.body, "before anyone listens");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), queue.recv())
+            .await
+            .is_err(),
+        "a message handed over was never stored"
+    );
+    assert_eq!(second.queued_messages(QUEUE).await.unwrap(), 1);
 }

@@ -50,6 +50,7 @@ conformance!(
     webhook_events_are_recorded_once,
     racing_webhook_events_insert_exactly_once,
     orphan_webhook_events_are_kept_and_finished,
+    received_webhook_events_list_what_is_still_owed,
     provider_jobs_settle_exactly_once,
     racing_settlements_have_one_winner,
     hitl_gates_are_decided_once,
@@ -563,6 +564,44 @@ async fn racing_webhook_events_insert_exactly_once(t: StoreUnderTest) {
         "every duplicate answers with the stored event"
     );
     assert_eq!(store.list_webhook_events(id).await.unwrap().len(), 1);
+}
+
+async fn received_webhook_events_list_what_is_still_owed(t: StoreUnderTest) {
+    let store = t.store;
+    if store.backend() == "dynamodb" {
+        let err = store.received_webhook_events().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
+        assert!(err.to_string().contains("dynamodb"), "{err}");
+        return;
+    }
+    assert!(store.received_webhook_events().await.unwrap().is_empty());
+    let id = running_run(store.as_ref()).await;
+    let mut events = Vec::new();
+    for key in ["first", "second", "third"] {
+        let Recorded::Inserted(event) = store
+            .record_webhook_event(webhook(Some(id), key))
+            .await
+            .unwrap()
+        else {
+            panic!("{key} must insert")
+        };
+        events.push(event);
+    }
+    let mut ignored = webhook(Some(id), "not-a-job-callback");
+    ignored.status = WebhookEventStatus::Ignored;
+    store.record_webhook_event(ignored).await.unwrap();
+    store
+        .finish_webhook_event(events[1].id, WebhookEventStatus::Processed, None, None)
+        .await
+        .unwrap();
+
+    let owed = store.received_webhook_events().await.unwrap();
+    assert_eq!(
+        owed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![events[0].id, events[2].id],
+        "oldest first, neither the processed nor the ignored one"
+    );
+    assert_eq!(owed[0], events[0], "the whole event, payload included");
 }
 
 async fn orphan_webhook_events_are_kept_and_finished(t: StoreUnderTest) {

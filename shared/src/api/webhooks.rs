@@ -173,14 +173,8 @@ async fn enqueue(
     event_id: uuid::Uuid,
     callback: crate::webhooks::ProviderCallback,
 ) -> Result<(), ApiError> {
-    let message = CallbackMessage::new(event_id, callback);
     pipeline
-        .queue
-        .send(
-            &pipeline.settings.callback_queue_url,
-            serde_json::to_string(&message).expect("serializes"),
-        )
-        .await
-        .map_err(crate::pipeline::PipelineError::from)?;
+        .hand_over_callback(&CallbackMessage::new(event_id, callback))
+        .await?;
     Ok(())
 }

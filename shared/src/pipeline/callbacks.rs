@@ -107,6 +107,50 @@ const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_millis(
 pub const JOB_FAILED_ERROR: &str = "Provider.JobFailed";
 
 impl Pipeline {
+    /// Hands a verified callback, whose event is stored `received`, to the
+    /// callbacks consumer. The stored event is the durable record of it (a
+    /// local queue does not store the message; see `Queue::hand_over`), so a
+    /// stack that starts again sends it once more
+    /// (`resend_received_callbacks`).
+    pub async fn hand_over_callback(&self, message: &CallbackMessage) -> Result<(), PipelineError> {
+        self.queue
+            .hand_over(
+                &self.settings.callback_queue_url,
+                serde_json::to_string(message).expect("serializes"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sends the callbacks consumer every callback whose event is still
+    /// `received` (stored, not processed: the process stopped first), read
+    /// again from the stored payload. Run by a local stack once its
+    /// consumers listen; handling is idempotent, so one sent twice changes
+    /// nothing twice. Answers how many were sent.
+    pub async fn resend_received_callbacks(&self) -> Result<usize, PipelineError> {
+        let mut sent = 0;
+        for event in self.store.received_webhook_events().await? {
+            match crate::webhooks::stored_callback(&event) {
+                Ok(Some(callback)) => {
+                    self.hand_over_callback(&CallbackMessage::new(event.id, callback))
+                        .await?;
+                    sent += 1;
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(event_id = %event.id, error = %err, "a stored callback no longer parses; left as it is");
+                }
+            }
+        }
+        if sent > 0 {
+            tracing::info!(
+                callbacks = sent,
+                "callbacks received before the restart sent again"
+            );
+        }
+        Ok(sent)
+    }
+
     pub async fn process_callback(&self, message: &CallbackMessage) -> Result<(), HandlerError> {
         let event = self
             .store

@@ -24,29 +24,38 @@ impl LocalQueue {
     }
 }
 
+/// The `QueueError` an engine error on `queue_url` becomes.
+fn failed(queue_url: &str) -> impl FnOnce(crate::engine::EngineError) -> QueueError + '_ {
+    move |e| QueueError {
+        queue_url: queue_url.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
 #[async_trait]
 impl Queue for LocalQueue {
     async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
         self.engine
             .send_message(queue_url, body)
             .await
-            .map_err(|e| QueueError {
-                queue_url: queue_url.to_owned(),
-                reason: e.to_string(),
-            })
+            .map_err(failed(queue_url))
     }
 
-    /// Local messages are delivered as soon as they are committed: every
-    /// message not yet acknowledged is in flight.
+    async fn hand_over(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
+        self.engine
+            .hand_over(queue_url, body)
+            .await
+            .map_err(failed(queue_url))
+    }
+
+    /// Local messages are delivered as soon as they are committed (or handed
+    /// over): every message not yet acknowledged is in flight.
     async fn depth(&self, queue_url: &str) -> Result<Depth, QueueError> {
         let unacked = self
             .engine
             .queued_messages(queue_url)
             .await
-            .map_err(|e| QueueError {
-                queue_url: queue_url.to_owned(),
-                reason: e.to_string(),
-            })?;
+            .map_err(failed(queue_url))?;
         Ok(Depth {
             visible: 0,
             in_flight: unacked as u64,
@@ -80,7 +89,7 @@ pub async fn consume(
                                 .await;
                         }
                         Err(err) if err.retryable => {
-                            tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message failed; left queued until the next start");
+                            tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message failed; left for the next start");
                             return;
                         }
                         Err(err) => {

@@ -30,6 +30,13 @@ pub struct Depth {
 pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Sends `body`; durable once this returns.
     async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError>;
+    /// Sends `body` for a sender that keeps its own durable record of it and
+    /// sends it again after a restart (the webhook route: the stored event
+    /// says which callbacks are owed). A queue may then skip storing it: the
+    /// local queue hands it to its consumer in memory. SQS sends it as usual.
+    async fn hand_over(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
+        self.send(queue_url, body).await
+    }
     /// How many messages `queue_url` holds.
     async fn depth(&self, queue_url: &str) -> Result<Depth, QueueError>;
 }

@@ -309,6 +309,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError>;
     /// Oldest first.
     async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError>;
+    /// Every event still `received` (stored, not yet processed), oldest
+    /// first: what a restarted local stack owes the callbacks consumer. Only
+    /// the SQL stores, the ones the local engine runs on, list them.
+    async fn received_webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
+        Err(StoreError::Unsupported(format!(
+            "the {} store does not list webhook events by status",
+            self.backend()
+        )))
+    }
     /// Records how processing ended; `run_id` fills in the event's run when
     /// it was not known on arrival (a callback faster than its job's
     /// registration).

@@ -393,6 +393,16 @@ macro_rules! sql_store {
                 convert(rows)
             }
 
+            async fn received_webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
+                let sql = format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE status = 'received' \
+                     ORDER BY created_at, id"
+                );
+                let rows: Vec<WebhookEventRow> =
+                    sqlx::query_as(&sql).fetch_all(self.reader()).await?;
+                convert(rows)
+            }
+
             async fn finish_webhook_event(
                 &self,
                 id: Uuid,

@@ -7,6 +7,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
 use sha2::Sha256;
 
 use super::{
@@ -31,14 +33,10 @@ fn mac(secret: &SecretString, task_id: &str, timestamp: &str) -> Hmac<Sha256> {
     mac
 }
 
-pub(super) fn receive(
-    headers: &HeaderMap,
-    body: &[u8],
-    secret: &SecretString,
-    now: DateTime<Utc>,
-) -> Result<Received, MalformedCallback> {
-    let payload = parse_json(Provider::KieAi, body)?;
-    let callback: Callback = serde_json::from_value(payload.clone())
+/// What a kie.ai callback body says, its signature aside: the idempotency
+/// key and the callback.
+pub(super) fn parse(payload: &Value) -> Result<(String, ProviderCallback), MalformedCallback> {
+    let callback = Callback::deserialize(payload)
         .map_err(|e| MalformedCallback::new(Provider::KieAi, e.to_string()))?;
     let data = callback
         .data
@@ -46,9 +44,39 @@ pub(super) fn receive(
     if data.task_id.is_empty() {
         return Err(MalformedCallback::new(Provider::KieAi, "empty taskId"));
     }
-    let task_id = data.task_id;
-    let key = format!("kieai:{task_id}:{}", callback.code);
-    let job = Some(task_id.clone());
+    let key = format!("kieai:{}:{}", data.task_id, callback.code);
+    let outcome_hint = if callback.code == 200 {
+        OutcomeHint::Succeeded {
+            urls: data.info.map(|i| i.result_urls).unwrap_or_default(),
+        }
+    } else {
+        OutcomeHint::Failed {
+            message: if callback.msg.is_empty() {
+                format!("kie.ai error {}", callback.code)
+            } else {
+                callback.msg
+            },
+        }
+    };
+    let callback = ProviderCallback {
+        provider: Provider::KieAi,
+        job_id: data.task_id,
+        kind: CallbackKind::KieAiResult,
+        outcome_hint,
+        signature_covers_body: false,
+    };
+    Ok((key, callback))
+}
+
+pub(super) fn receive(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: &SecretString,
+    now: DateTime<Utc>,
+) -> Result<Received, MalformedCallback> {
+    let payload = parse_json(Provider::KieAi, body)?;
+    let (key, callback) = parse(&payload)?;
+    let job = Some(callback.job_id.clone());
 
     let (timestamp, signature) =
         match signed(headers, wire::TIMESTAMP_HEADER, wire::SIGNATURE_HEADER, now) {
@@ -72,7 +100,7 @@ pub(super) fn receive(
         }
     };
     // `verify_slice` compares in constant time.
-    if mac(secret, &task_id, timestamp)
+    if mac(secret, &callback.job_id, timestamp)
         .verify_slice(&provided)
         .is_err()
     {
@@ -86,27 +114,6 @@ pub(super) fn receive(
             error,
         ));
     }
-
-    let outcome_hint = if callback.code == 200 {
-        OutcomeHint::Succeeded {
-            urls: data.info.map(|i| i.result_urls).unwrap_or_default(),
-        }
-    } else {
-        OutcomeHint::Failed {
-            message: if callback.msg.is_empty() {
-                format!("kie.ai error {}", callback.code)
-            } else {
-                callback.msg
-            },
-        }
-    };
-    let callback = ProviderCallback {
-        provider: Provider::KieAi,
-        job_id: task_id,
-        kind: CallbackKind::KieAiResult,
-        outcome_hint,
-        signature_covers_body: false,
-    };
     Ok(accepted(SignatureStatus::Verified, key, callback, payload))
 }
 

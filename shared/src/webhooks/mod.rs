@@ -29,7 +29,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::domain::{Provider, SignatureStatus};
+use crate::domain::{Provider, SignatureStatus, WebhookEvent};
 
 pub mod kieai;
 pub mod shotstack;
@@ -163,6 +163,31 @@ pub fn receive(
     Ok(received)
 }
 
+/// The callback a stored event was accepted with, read again from its
+/// payload: what a restarted stack hands the callbacks consumer for an event
+/// still `received`. The signature is not checked again (its timestamp has
+/// aged out of the replay window since); the event's `signature_status`
+/// records the check made on arrival, and only an event accepted then
+/// (`verified` or `unsigned`) gives a callback.
+pub fn stored_callback(
+    event: &WebhookEvent,
+) -> Result<Option<ProviderCallback>, MalformedCallback> {
+    if !matches!(
+        event.signature_status,
+        SignatureStatus::Verified | SignatureStatus::Unsigned
+    ) {
+        return Ok(None);
+    }
+    Ok(match event.provider {
+        Provider::KieAi => Some(kieai::parse(&event.payload)?.1),
+        Provider::Shotstack => Some(shotstack::parse(&event.payload)?.1),
+        Provider::UploadPost => match upload_post::parse(&event.payload)? {
+            upload_post::Parsed::Upload { callback, .. } => Some(callback),
+            upload_post::Parsed::Other { .. } => None,
+        },
+    })
+}
+
 /// Parses a body as JSON, or says why it is malformed.
 fn parse_json(provider: Provider, body: &[u8]) -> Result<Value, MalformedCallback> {
     serde_json::from_slice(body).map_err(|e| MalformedCallback::new(provider, e.to_string()))
@@ -255,5 +280,151 @@ fn accepted(
         idempotency_key: key,
         payload,
         error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewWebhookEvent, WebhookEventStatus};
+    use axum::http::HeaderValue;
+
+    fn secrets() -> WebhookSecrets {
+        WebhookSecrets {
+            kieai: SecretString::from("kieai-webhook-secret-0123456789"),
+            upload_post: SecretString::from("upload-post-webhook-secret-0123"),
+        }
+    }
+
+    /// The event the route stores for `received`.
+    fn stored(provider: Provider, received: &Received) -> WebhookEvent {
+        NewWebhookEvent {
+            run_id: None,
+            provider,
+            idempotency_key: received.idempotency_key.clone(),
+            provider_job_id: received.provider_job_id.clone(),
+            signature_status: received.signature_status,
+            headers: Value::Null,
+            payload: received.payload.clone(),
+            status: WebhookEventStatus::Received,
+        }
+        .stored_at(Utc::now())
+    }
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn a_stored_event_gives_back_the_callback_it_was_accepted_with() {
+        let now = Utc::now();
+        let secrets = secrets();
+        let kieai_body = r#"{"code":200,"msg":"ok","data":{"taskId":"task-7","info":{"resultUrls":["https://cdn.example/7.mp4"]}}}"#;
+        let kieai_headers = headers(&[
+            (
+                crate::providers::kieai::wire::TIMESTAMP_HEADER,
+                now.timestamp().to_string(),
+            ),
+            (
+                crate::providers::kieai::wire::SIGNATURE_HEADER,
+                kieai::sign(&secrets.kieai, "task-7", now.timestamp()),
+            ),
+        ]);
+        let shotstack_body = r#"{"type":"serve","action":"copy","id":"asset-1","render":"render-1","status":"ready","url":"https://cdn.example/r.mp4"}"#;
+        let upload_body = r#"{"event":"upload_completed","job_id":"up-1","platform":"tiktok","result":{"success":false,"error":"Token expired"}}"#;
+        let upload_headers = headers(&[
+            (
+                crate::providers::upload_post::wire::TIMESTAMP_HEADER,
+                now.timestamp().to_string(),
+            ),
+            (
+                crate::providers::upload_post::wire::SIGNATURE_HEADER,
+                upload_post::sign(
+                    &secrets.upload_post,
+                    now.timestamp(),
+                    upload_body.as_bytes(),
+                ),
+            ),
+        ]);
+        for (provider, headers, body) in [
+            (Provider::KieAi, kieai_headers, kieai_body),
+            (Provider::Shotstack, HeaderMap::new(), shotstack_body),
+            (Provider::UploadPost, upload_headers, upload_body),
+        ] {
+            let received = receive(provider, &headers, body.as_bytes(), &secrets, now).unwrap();
+            let event = stored(provider, &received);
+            let accepted = received.callback.expect("accepted").into_inner();
+            assert_eq!(
+                stored_callback(&event).unwrap(),
+                Some(accepted),
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_not_accepted_on_arrival_gives_no_callback() {
+        let now = Utc::now();
+        let body = r#"{"code":200,"msg":"ok","data":{"taskId":"task-7"}}"#;
+        let forged = headers(&[
+            (
+                crate::providers::kieai::wire::TIMESTAMP_HEADER,
+                now.timestamp().to_string(),
+            ),
+            (
+                crate::providers::kieai::wire::SIGNATURE_HEADER,
+                kieai::sign(&SecretString::from("a guess"), "task-7", now.timestamp()),
+            ),
+        ]);
+        let received = receive(Provider::KieAi, &forged, body.as_bytes(), &secrets(), now).unwrap();
+        assert_eq!(received.signature_status, SignatureStatus::Rejected);
+        assert_eq!(
+            stored_callback(&stored(Provider::KieAi, &received)).unwrap(),
+            None
+        );
+
+        let unsigned = receive(
+            Provider::KieAi,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            &secrets(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(unsigned.signature_status, SignatureStatus::Missing);
+        assert_eq!(
+            stored_callback(&stored(Provider::KieAi, &unsigned)).unwrap(),
+            None
+        );
+
+        // A verified upload-post event that is not a job's result.
+        let account = r#"{"event":"account_connected","platform":"tiktok"}"#;
+        let signed = headers(&[
+            (
+                crate::providers::upload_post::wire::TIMESTAMP_HEADER,
+                now.timestamp().to_string(),
+            ),
+            (
+                crate::providers::upload_post::wire::SIGNATURE_HEADER,
+                upload_post::sign(&secrets().upload_post, now.timestamp(), account.as_bytes()),
+            ),
+        ]);
+        let received = receive(
+            Provider::UploadPost,
+            &signed,
+            account.as_bytes(),
+            &secrets(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(received.signature_status, SignatureStatus::Verified);
+        assert_eq!(
+            stored_callback(&stored(Provider::UploadPost, &received)).unwrap(),
+            None
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! hint: the consumer confirms with `GET /edit/v1/render/{id}`. A render
 //! sends two: `edit`/`render` when rendering ends, then `serve`/`copy` when
 //! the file reached the CDN; both map to the render id as the job.
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
@@ -13,7 +14,13 @@ use crate::providers::shotstack::wire::Callback;
 
 pub(super) fn receive(body: &[u8]) -> Result<Received, MalformedCallback> {
     let payload: Value = parse_json(Provider::Shotstack, body)?;
-    let callback: Callback = serde_json::from_value(payload.clone())
+    let (key, callback) = parse(&payload)?;
+    Ok(accepted(SignatureStatus::Unsigned, key, callback, payload))
+}
+
+/// What a Shotstack callback body says: the idempotency key and the callback.
+pub(super) fn parse(payload: &Value) -> Result<(String, ProviderCallback), MalformedCallback> {
+    let callback = Callback::deserialize(payload)
         .map_err(|e| MalformedCallback::new(Provider::Shotstack, e.to_string()))?;
     let malformed = |reason: &str| MalformedCallback::new(Provider::Shotstack, reason);
     if callback.id.is_empty() || callback.status.is_empty() {
@@ -56,7 +63,7 @@ pub(super) fn receive(body: &[u8]) -> Result<Received, MalformedCallback> {
         outcome_hint,
         signature_covers_body: false,
     };
-    Ok(accepted(SignatureStatus::Unsigned, key, callback, payload))
+    Ok((key, callback))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -36,34 +38,76 @@ fn mac(secret: &SecretString, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     mac
 }
 
+/// What an upload-post body says, its signature aside: one platform's
+/// result for a job (its idempotency key and callback), or another event.
+pub(super) enum Parsed {
+    Upload {
+        key: String,
+        callback: ProviderCallback,
+    },
+    Other {
+        event: String,
+        job_id: Option<String>,
+    },
+}
+
+pub(super) fn parse(payload: &Value) -> Result<Parsed, MalformedCallback> {
+    let malformed = |reason: String| MalformedCallback::new(Provider::UploadPost, reason);
+    let event = UploadCompleted::deserialize(payload).map_err(|e| malformed(e.to_string()))?;
+    let job_id = event
+        .job_id
+        .or(event.request_id)
+        .filter(|id| !id.is_empty());
+    if event.event != "upload_completed" {
+        return Ok(Parsed::Other {
+            event: event.event,
+            job_id,
+        });
+    }
+    let (Some(job_id), Some(platform)) = (job_id, event.platform.filter(|p| !p.is_empty())) else {
+        return Err(malformed(
+            "upload_completed without job_id or platform".into(),
+        ));
+    };
+    let result = event.result.unwrap_or_default();
+    let outcome_hint = match result.success {
+        Some(true) => OutcomeHint::Succeeded {
+            urls: result.url.or(result.post_url).into_iter().collect(),
+        },
+        Some(false) => OutcomeHint::Failed {
+            message: result.error.unwrap_or_else(|| "upload failed".to_owned()),
+        },
+        None => OutcomeHint::Progress,
+    };
+    Ok(Parsed::Upload {
+        key: format!("upload-post:{job_id}:{platform}"),
+        callback: ProviderCallback {
+            provider: Provider::UploadPost,
+            job_id,
+            kind: CallbackKind::UploadPostResult { platform },
+            outcome_hint,
+            signature_covers_body: true,
+        },
+    })
+}
+
 pub(super) fn receive(
     headers: &HeaderMap,
     body: &[u8],
     secret: &SecretString,
     now: DateTime<Utc>,
 ) -> Result<Received, MalformedCallback> {
-    let malformed = |reason: String| MalformedCallback::new(Provider::UploadPost, reason);
     let payload = parse_json(Provider::UploadPost, body)?;
-    let event: UploadCompleted =
-        serde_json::from_value(payload.clone()).map_err(|e| malformed(e.to_string()))?;
-    let job_id = event
-        .job_id
-        .clone()
-        .or_else(|| event.request_id.clone())
-        .filter(|id| !id.is_empty());
-    let is_upload = event.event == "upload_completed";
-    let platform = event.platform.clone().filter(|p| !p.is_empty());
-    let key = match (is_upload, &job_id, &platform) {
-        (true, Some(job), Some(platform)) => format!("upload-post:{job}:{platform}"),
-        (true, _, _) => {
-            return Err(malformed(
-                "upload_completed without job_id or platform".into(),
-            ))
-        }
-        (false, _, _) => {
+    let parsed = parse(&payload)?;
+    let (key, job_id) = match &parsed {
+        Parsed::Upload { key, callback } => (key.clone(), Some(callback.job_id.clone())),
+        Parsed::Other { event, job_id } => {
             let delivery = header(headers, wire::DELIVERY_HEADER)
                 .map_or_else(|| hex::encode(&Sha256::digest(body)[..8]), str::to_owned);
-            format!("upload-post:event:{}:{delivery}", event.event)
+            (
+                format!("upload-post:event:{event}:{delivery}"),
+                job_id.clone(),
+            )
         }
     };
 
@@ -102,34 +146,19 @@ pub(super) fn receive(
         ));
     }
 
-    let (Some(job_id), Some(platform), true) = (job_id, platform, is_upload) else {
-        return Ok(super::Received {
+    match parsed {
+        Parsed::Upload { key, callback } => {
+            Ok(accepted(SignatureStatus::Verified, key, callback, payload))
+        }
+        Parsed::Other { event, .. } => Ok(super::Received {
             signature_status: SignatureStatus::Verified,
             callback: None,
             idempotency_key: key,
             provider_job_id: None,
             payload,
-            error: Some(format!("event {} is not a job callback", event.event)),
-        });
-    };
-    let result = event.result.unwrap_or_default();
-    let outcome_hint = match result.success {
-        Some(true) => OutcomeHint::Succeeded {
-            urls: result.url.or(result.post_url).into_iter().collect(),
-        },
-        Some(false) => OutcomeHint::Failed {
-            message: result.error.unwrap_or_else(|| "upload failed".to_owned()),
-        },
-        None => OutcomeHint::Progress,
-    };
-    let callback = ProviderCallback {
-        provider: Provider::UploadPost,
-        job_id,
-        kind: CallbackKind::UploadPostResult { platform },
-        outcome_hint,
-        signature_covers_body: true,
-    };
-    Ok(accepted(SignatureStatus::Verified, key, callback, payload))
+            error: Some(format!("event {event} is not a job callback")),
+        }),
+    }
 }
 
 #[cfg(test)]

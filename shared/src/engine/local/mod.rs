@@ -179,13 +179,36 @@ impl LocalEngine {
         }
     }
 
-    /// Acknowledges a handled queue message, so it is not delivered again.
-    /// How many messages of `queue_url` are not acknowledged yet.
-    pub async fn queued_messages(&self, queue_url: &str) -> Result<usize, EngineError> {
-        Ok(self.inner.store.queued_messages(queue_url).await?.len())
+    /// Hands `body` to the consumer of `queue_url` without storing it, for a
+    /// sender that keeps its own record of what it owes and sends it again
+    /// after a restart (see `queue`). With no consumer listening yet it is
+    /// stored like any message, to wait for one.
+    pub async fn hand_over(&self, queue_url: &str, body: String) -> Result<(), EngineError> {
+        let message = QueueMessage {
+            id: uuid::Uuid::new_v4().to_string(),
+            queue_url: queue_url.to_owned(),
+            body,
+            created_at: Utc::now(),
+            receive_count: 0,
+        };
+        match self.inner.queues.deliver_unstored(message) {
+            Ok(()) => Ok(()),
+            Err(message) => self.send_message(queue_url, message.body).await,
+        }
     }
 
+    /// How many messages of `queue_url` are not acknowledged yet, stored or
+    /// handed over.
+    pub async fn queued_messages(&self, queue_url: &str) -> Result<usize, EngineError> {
+        let stored = self.inner.store.queued_messages(queue_url).await?.len();
+        Ok(stored + self.inner.queues.unstored_in_flight(queue_url))
+    }
+
+    /// Acknowledges a handled queue message, so it is not delivered again.
     pub async fn ack(&self, message_id: &str) -> Result<(), EngineError> {
+        if self.inner.queues.forget_unstored(message_id) {
+            return Ok(());
+        }
         match self.inner.committer.ack(message_id.to_owned()).await {
             Some(Ok(())) => Ok(()),
             Some(Err(store)) => Err(EngineError::Store(store)),

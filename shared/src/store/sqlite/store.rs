@@ -387,6 +387,14 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn received_webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE status = 'received' \
+             ORDER BY created_at, id"
+        );
+        self.with(|conn| all(conn, &sql, [], webhook_event))
+    }
+
     async fn finish_webhook_event(
         &self,
         id: Uuid,
