@@ -286,18 +286,18 @@ pub async fn core(
         store: Arc::clone(&backend.store),
         engine,
         queue,
-        hitl: HitlSigner::new(config.hitl_secret.clone()),
-        settings: Settings {
+        hitl: Arc::new(HitlSigner::new(config.hitl_secret.clone())),
+        settings: Arc::new(Settings {
             public_base_url,
             webhook_base_url,
             providers_mode: config.providers_mode,
             task_queue_url: config.task_queue_url.clone(),
             callback_queue_url: config.callback_queue_url.clone(),
-        },
-        state_machines,
+        }),
+        state_machines: Arc::new(state_machines),
         providers: Arc::new(providers),
         llm,
-        webhook_secrets: WebhookSecrets::from_config(config),
+        webhook_secrets: Arc::new(WebhookSecrets::from_config(config)),
         tracer: crate::telemetry::spans::Tracer::new(
             Arc::clone(&backend.store),
             config

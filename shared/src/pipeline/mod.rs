@@ -43,18 +43,20 @@ pub struct Settings {
 }
 
 /// The pipeline core and the ports it runs on, built once at start-up.
+/// Cloned for every task, tool and handler: each part is shared, so a clone
+/// allocates nothing.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub store: Arc<dyn Store>,
     pub engine: Arc<dyn Engine>,
     pub queue: Arc<dyn Queue>,
-    pub hitl: HitlSigner,
-    pub settings: Settings,
+    pub hitl: Arc<HitlSigner>,
+    pub settings: Arc<Settings>,
     /// The state machine of each project (its ARN).
-    pub state_machines: HashMap<Project, String>,
+    pub state_machines: Arc<HashMap<Project, String>>,
     pub providers: Arc<ProviderClients>,
     pub llm: Arc<dyn Llm>,
-    pub webhook_secrets: WebhookSecrets,
+    pub webhook_secrets: Arc<WebhookSecrets>,
     /// Records the run trees (spans) and exports them.
     pub tracer: Tracer,
 }

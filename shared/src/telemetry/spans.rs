@@ -54,16 +54,39 @@ pub mod attr {
 const MAX_PAYLOAD: usize = 16 * 1024;
 
 /// `value`, or a preview of it when its JSON is larger than `MAX_PAYLOAD`.
+/// The common small value is measured without being written out.
 pub fn bounded(value: Value) -> Value {
-    let text = value.to_string();
-    if text.len() <= MAX_PAYLOAD {
+    if fits(&value, MAX_PAYLOAD) {
         return value;
     }
+    let text = value.to_string();
     let mut end = MAX_PAYLOAD;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     json!({ "truncated": true, "bytes": text.len(), "preview": &text[..end] })
+}
+
+/// Whether `value`'s JSON takes at most `limit` bytes; stops counting once
+/// past it.
+fn fits(value: &Value, limit: usize) -> bool {
+    struct Count {
+        bytes: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes += buf.len();
+            if self.bytes > self.limit {
+                return Err(std::io::ErrorKind::FileTooLarge.into());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(&mut Count { bytes: 0, limit }, value).is_ok()
 }
 
 /// Records spans in the store and exports the closed ones.
@@ -339,6 +362,25 @@ mod tests {
     use crate::domain::Persona;
     use crate::store::SqliteStore;
     use chrono::Utc;
+
+    #[test]
+    fn payloads_up_to_the_limit_are_kept_whole_and_larger_ones_previewed() {
+        // `{"s":"…"}`: 8 bytes around the text.
+        let of_size = |bytes: usize| json!({ "s": "x".repeat(bytes - 8) });
+        let at_limit = of_size(MAX_PAYLOAD);
+        assert_eq!(at_limit.to_string().len(), MAX_PAYLOAD);
+        assert_eq!(bounded(at_limit.clone()), at_limit);
+
+        let over = bounded(of_size(MAX_PAYLOAD + 1));
+        assert_eq!(over["truncated"], true);
+        assert_eq!(over["bytes"], MAX_PAYLOAD + 1);
+        assert_eq!(over["preview"].as_str().unwrap().len(), MAX_PAYLOAD);
+
+        // A preview never splits a character.
+        let wide = bounded(json!({ "s": "é".repeat(MAX_PAYLOAD) }));
+        let preview = wide["preview"].as_str().unwrap();
+        assert!(preview.len() <= MAX_PAYLOAD && preview.len() >= MAX_PAYLOAD - 1);
+    }
 
     async fn observer(dir: &std::path::Path) -> (Arc<dyn Store>, AgentSpans) {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("mw.db")).await.unwrap());
