@@ -654,18 +654,25 @@ async fn a_handed_over_message_is_delivered_but_not_stored(t: StoreUnderTest) {
         .await
         .unwrap();
     assert_eq!(next(&mut queue).await.body, "gone with the process");
+    // The consumer stops listening: what is handed over now is stored.
     drop(queue);
+    first
+        .hand_over(QUEUE, "after the consumer left".into())
+        .await
+        .unwrap();
     drop(first);
 
-    // The next life gets only the stored one again.
+    // The next life gets only the stored ones again.
     let second = engine_on(&t).await;
     let mut queue = second.subscribe(QUEUE).await.unwrap();
-    assert_eq!(next(&mut queue).await.body, "before anyone listens");
+    let mut again = vec![next(&mut queue).await.body, next(&mut queue).await.body];
+    again.sort();
+    assert_eq!(again, ["after the consumer left", "before anyone listens"]);
     assert!(
         tokio::time::timeout(Duration::from_millis(300), queue.recv())
             .await
             .is_err(),
-        "a message handed over was never stored"
+        "a message handed over to a listening consumer was never stored"
     );
-    assert_eq!(second.queued_messages(QUEUE).await.unwrap(), 1);
+    assert_eq!(second.queued_messages(QUEUE).await.unwrap(), 2);
 }
