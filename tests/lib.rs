@@ -407,3 +407,24 @@ impl ApiClient {
         )
     }
 }
+
+/// A new run of `project` (mock providers), moved to `running`.
+pub async fn running_run(store: &dyn Store, project: &str) -> myloware::domain::Run {
+    use myloware::domain::{NewRun, ProvidersMode, RunStatus};
+    let run = store
+        .create_run(NewRun::new(
+            project.parse().expect("a known project"),
+            serde_json::json!({"prompt": "a glass apple"}),
+            ProvidersMode::Mock,
+        ))
+        .await
+        .expect("run created");
+    store
+        .transition_run(myloware::store::Transition::new(
+            run.run_id,
+            RunStatus::Pending,
+            RunStatus::Running,
+        ))
+        .await
+        .expect("run running")
+}

@@ -216,29 +216,14 @@ impl OrphanWait for TestStack {
 /// keeps no copy of its message): the next stack to start handles it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
-    use myloware::domain::{
-        NewProviderJob, NewRun, NewWebhookEvent, Persona, Project, Provider, ProvidersMode,
-    };
-    use myloware::store::Transition;
+    use myloware::domain::{NewProviderJob, NewWebhookEvent, Persona, Provider};
 
     let dir = tempfile::tempdir().unwrap();
     let vars = myloware_tests::stack_vars(dir.path(), &[]);
     let config = myloware_tests::config_from(&vars);
     let (run_id, event_id) = {
         let store = myloware::store::open(&config.database).await.unwrap().store;
-        let project: Project = "aismr".parse().unwrap();
-        let run = store
-            .create_run(NewRun::new(project, json!({}), ProvidersMode::Mock))
-            .await
-            .unwrap();
-        store
-            .transition_run(Transition::new(
-                run.run_id,
-                RunStatus::Pending,
-                RunStatus::Running,
-            ))
-            .await
-            .unwrap();
+        let run = myloware_tests::running_run(store.as_ref(), "aismr").await;
         store
             .register_provider_job(NewProviderJob {
                 provider: Provider::UploadPost,

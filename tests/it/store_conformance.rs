@@ -77,16 +77,7 @@ fn new_run(name: &str) -> NewRun {
 }
 
 async fn running_run(store: &dyn Store) -> RunId {
-    let run = store.create_run(new_run("aismr")).await.unwrap();
-    store
-        .transition_run(Transition::new(
-            run.run_id,
-            RunStatus::Pending,
-            RunStatus::Running,
-        ))
-        .await
-        .unwrap();
-    run.run_id
+    myloware_tests::running_run(store, "aismr").await.run_id
 }
 
 fn webhook(run_id: Option<RunId>, key: &str) -> NewWebhookEvent {

@@ -162,13 +162,7 @@ impl LocalEngine {
     /// Sends a message on the local queue `queue_url`: durable once this
     /// returns, then handed to the queue's consumer.
     pub async fn send_message(&self, queue_url: &str, body: String) -> Result<(), EngineError> {
-        let message = QueueMessage {
-            id: uuid::Uuid::new_v4().to_string(),
-            queue_url: queue_url.to_owned(),
-            body,
-            created_at: Utc::now(),
-            receive_count: 0,
-        };
+        let message = new_message(queue_url, body, Utc::now());
         match self.inner.committer.send(message.clone()).await {
             Some(Ok(())) => {
                 self.inner.queues.deliver(message);
@@ -184,13 +178,7 @@ impl LocalEngine {
     /// after a restart (see `queue`). With no consumer listening yet it is
     /// stored like any message, to wait for one.
     pub async fn hand_over(&self, queue_url: &str, body: String) -> Result<(), EngineError> {
-        let message = QueueMessage {
-            id: uuid::Uuid::new_v4().to_string(),
-            queue_url: queue_url.to_owned(),
-            body,
-            created_at: Utc::now(),
-            receive_count: 0,
-        };
+        let message = new_message(queue_url, body, Utc::now());
         match self.inner.queues.deliver_unstored(message) {
             Ok(()) => Ok(()),
             Err(message) => self.send_message(queue_url, message.body).await,
@@ -526,13 +514,7 @@ fn build_commit(
             ..
         } = effect
         {
-            messages.push(QueueMessage {
-                id: uuid::Uuid::new_v4().to_string(),
-                queue_url: queue_url.clone(),
-                body: message_body.clone(),
-                created_at: now,
-                receive_count: 0,
-            });
+            messages.push(new_message(queue_url, message_body.clone(), now));
         }
     }
     let commit = Commit {
@@ -734,5 +716,16 @@ impl Engine for LocalEngine {
                 details: serde_json::from_str(&r.details).unwrap_or(Value::Null),
             })
             .collect())
+    }
+}
+
+/// A message not delivered yet, under a new id.
+fn new_message(queue_url: &str, body: String, at: DateTime<Utc>) -> QueueMessage {
+    QueueMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        queue_url: queue_url.to_owned(),
+        body,
+        created_at: at,
+        receive_count: 0,
     }
 }
