@@ -21,6 +21,15 @@ pub(crate) const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, run_id
 /// The condition `trace_spans` narrows a trace's spans to the open ones with.
 pub(crate) const OPEN_SPANS: &str = "AND status = 'open'";
 
+/// The webhook events the callbacks consumer still owes a handling, oldest first (no parameters,
+/// so one text serves both SQL adapters; the partial index `webhook_events_received` answers it).
+pub(crate) fn received_webhook_events_query() -> String {
+    format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE status = 'received' \
+         ORDER BY created_at, id"
+    )
+}
+
 /// Statuses `prune` may delete: the terminal ones.
 pub(crate) const TERMINAL_STATUSES: &str =
     "('published', 'failed', 'rejected', 'cancelled', 'timed_out')";
@@ -394,10 +403,7 @@ macro_rules! sql_store {
             }
 
             async fn received_webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
-                let sql = format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE status = 'received' \
-                     ORDER BY created_at, id"
-                );
+                let sql = received_webhook_events_query();
                 let rows: Vec<WebhookEventRow> =
                     sqlx::query_as(&sql).fetch_all(self.reader()).await?;
                 convert(rows)

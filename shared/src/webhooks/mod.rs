@@ -311,12 +311,36 @@ mod tests {
         .stored_at(Utc::now())
     }
 
-    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+    fn headers(pairs: [(&'static str, String); 2]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
-            headers.insert(*name, HeaderValue::from_str(value).unwrap());
+            headers.insert(name, HeaderValue::from_str(&value).unwrap());
         }
         headers
+    }
+
+    /// kie.ai's headers for `task_id` at `at`, signed with `secret`.
+    fn kieai_headers(secret: &SecretString, task_id: &str, at: DateTime<Utc>) -> HeaderMap {
+        use crate::providers::kieai::wire::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+        headers([
+            (TIMESTAMP_HEADER, at.timestamp().to_string()),
+            (
+                SIGNATURE_HEADER,
+                kieai::sign(secret, task_id, at.timestamp()),
+            ),
+        ])
+    }
+
+    /// upload-post's headers for `body` at `at`, signed with `secret`.
+    fn upload_post_headers(secret: &SecretString, body: &str, at: DateTime<Utc>) -> HeaderMap {
+        use crate::providers::upload_post::wire::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+        headers([
+            (TIMESTAMP_HEADER, at.timestamp().to_string()),
+            (
+                SIGNATURE_HEADER,
+                upload_post::sign(secret, at.timestamp(), body.as_bytes()),
+            ),
+        ])
     }
 
     #[test]
@@ -324,32 +348,10 @@ mod tests {
         let now = Utc::now();
         let secrets = secrets();
         let kieai_body = r#"{"code":200,"msg":"ok","data":{"taskId":"task-7","info":{"resultUrls":["https://cdn.example/7.mp4"]}}}"#;
-        let kieai_headers = headers(&[
-            (
-                crate::providers::kieai::wire::TIMESTAMP_HEADER,
-                now.timestamp().to_string(),
-            ),
-            (
-                crate::providers::kieai::wire::SIGNATURE_HEADER,
-                kieai::sign(&secrets.kieai, "task-7", now.timestamp()),
-            ),
-        ]);
+        let kieai_headers = kieai_headers(&secrets.kieai, "task-7", now);
         let shotstack_body = r#"{"type":"serve","action":"copy","id":"asset-1","render":"render-1","status":"ready","url":"https://cdn.example/r.mp4"}"#;
         let upload_body = r#"{"event":"upload_completed","job_id":"up-1","platform":"tiktok","result":{"success":false,"error":"Token expired"}}"#;
-        let upload_headers = headers(&[
-            (
-                crate::providers::upload_post::wire::TIMESTAMP_HEADER,
-                now.timestamp().to_string(),
-            ),
-            (
-                crate::providers::upload_post::wire::SIGNATURE_HEADER,
-                upload_post::sign(
-                    &secrets.upload_post,
-                    now.timestamp(),
-                    upload_body.as_bytes(),
-                ),
-            ),
-        ]);
+        let upload_headers = upload_post_headers(&secrets.upload_post, upload_body, now);
         for (provider, headers, body) in [
             (Provider::KieAi, kieai_headers, kieai_body),
             (Provider::Shotstack, HeaderMap::new(), shotstack_body),
@@ -370,16 +372,7 @@ mod tests {
     fn an_event_not_accepted_on_arrival_gives_no_callback() {
         let now = Utc::now();
         let body = r#"{"code":200,"msg":"ok","data":{"taskId":"task-7"}}"#;
-        let forged = headers(&[
-            (
-                crate::providers::kieai::wire::TIMESTAMP_HEADER,
-                now.timestamp().to_string(),
-            ),
-            (
-                crate::providers::kieai::wire::SIGNATURE_HEADER,
-                kieai::sign(&SecretString::from("a guess"), "task-7", now.timestamp()),
-            ),
-        ]);
+        let forged = kieai_headers(&SecretString::from("a guess"), "task-7", now);
         let received = receive(Provider::KieAi, &forged, body.as_bytes(), &secrets(), now).unwrap();
         assert_eq!(received.signature_status, SignatureStatus::Rejected);
         assert_eq!(
@@ -403,16 +396,7 @@ mod tests {
 
         // A verified upload-post event that is not a job's result.
         let account = r#"{"event":"account_connected","platform":"tiktok"}"#;
-        let signed = headers(&[
-            (
-                crate::providers::upload_post::wire::TIMESTAMP_HEADER,
-                now.timestamp().to_string(),
-            ),
-            (
-                crate::providers::upload_post::wire::SIGNATURE_HEADER,
-                upload_post::sign(&secrets().upload_post, now.timestamp(), account.as_bytes()),
-            ),
-        ]);
+        let signed = upload_post_headers(&secrets().upload_post, account, now);
         let received = receive(
             Provider::UploadPost,
             &signed,

@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
-    ARTIFACT_COLUMNS, HITL_COLUMNS, JOB_COLUMNS, OPEN_SPANS, RUN_COLUMNS, SPAN_COLUMNS,
-    TERMINAL_STATUSES, WEBHOOK_COLUMNS,
+    received_webhook_events_query, ARTIFACT_COLUMNS, HITL_COLUMNS, JOB_COLUMNS, OPEN_SPANS,
+    RUN_COLUMNS, SPAN_COLUMNS, TERMINAL_STATUSES, WEBHOOK_COLUMNS,
 };
 use crate::store::{
     Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
@@ -388,10 +388,7 @@ impl Store for SqliteStore {
     }
 
     async fn received_webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE status = 'received' \
-             ORDER BY created_at, id"
-        );
+        let sql = received_webhook_events_query();
         self.with(|conn| all(conn, &sql, [], webhook_event))
     }
 
