@@ -46,7 +46,10 @@ if [ "$too_big" = 1 ] && [ "$arch" = --arm64 ]; then exit 1; fi
 if [ "$arch" = --arm64 ]; then
   sysroot=/usr/aarch64-linux-gnu
   if command -v qemu-aarch64 >/dev/null 2>&1 && [ -e "$sysroot/lib/ld-linux-aarch64.so.1" ]; then
-    cargo run -q -p myloware-tests --bin lambda-cold-start -- --runs 1 --runner "qemu-aarch64 -L $sysroot"
+    # Built as scripts/test builds it (the whole workspace's features): `cargo run -p` alone would
+    # build the library again with fewer features.
+    cargo build -q --workspace --bins
+    "${CARGO_TARGET_DIR:-target}/debug/lambda-cold-start" --runs 1 --runner "qemu-aarch64 -L $sysroot"
     echo "lambda build: every arm64 bootstrap answered its first invocation (under qemu-aarch64)"
   elif [ "${CI:-}" = true ]; then
     echo "lambda build: CI needs qemu-aarch64 and $sysroot (qemu-user, libc6-arm64-cross)" >&2
