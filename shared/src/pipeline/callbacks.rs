@@ -152,6 +152,27 @@ impl Pipeline {
     }
 
     pub async fn process_callback(&self, message: &CallbackMessage) -> Result<(), HandlerError> {
+        // kie.ai's and Shotstack's answer depends on the job id alone: it is asked for while the
+        // event, the job and its run are read, one wait fewer on a callback's path. A repeated
+        // message or a callback for an unknown job asks too, and its answer goes unused.
+        let (target, asked) =
+            tokio::join!(self.callback_target(message), self.ask_provider(message));
+        let Some((job, span)) = target? else {
+            return Ok(());
+        };
+        self.settle_callback(message, job, asked)
+            .instrument(span)
+            .await
+    }
+
+    /// The job a callback settles and the span its handling runs in, or
+    /// nothing to settle: the event was handled before (a repeated queue
+    /// message), or the job is unknown and the event is now kept as an
+    /// orphan.
+    async fn callback_target(
+        &self,
+        message: &CallbackMessage,
+    ) -> Result<Option<(ProviderJob, tracing::Span)>, HandlerError> {
         let event = self
             .store
             .get_webhook_event(message.event_id)
@@ -161,7 +182,7 @@ impl Pipeline {
                 HandlerError::permanent(format!("webhook event {} is gone", message.event_id))
             })?;
         if event.status != WebhookEventStatus::Received {
-            return Ok(()); // handled before: a repeated queue message
+            return Ok(None); // handled before: a repeated queue message
         }
         let Some(job) = self.callback_job(message, &event).await? else {
             if chrono::Utc::now() - event.created_at < chrono::Duration::seconds(ORPHAN_AFTER_S) {
@@ -171,14 +192,14 @@ impl Pipeline {
                 )));
             }
             tracing::warn!(provider = %message.provider, provider_job_id = %message.job_id, "callback for an unknown job kept as an orphan");
-            return self
-                .finish_event(
-                    message,
-                    WebhookEventStatus::Orphaned,
-                    Some(format!("no {} job {}", message.provider, message.job_id)),
-                    None,
-                )
-                .await;
+            self.finish_event(
+                message,
+                WebhookEventStatus::Orphaned,
+                Some(format!("no {} job {}", message.provider, message.job_id)),
+                None,
+            )
+            .await?;
+            return Ok(None);
         };
         let run = self
             .store
@@ -192,7 +213,7 @@ impl Pipeline {
         span.record("persona", job.persona.as_str());
         span.record("provider", job.provider.as_str());
         span.record("provider_job_id", job.job_id.as_str());
-        self.settle_callback(message, job).instrument(span).await
+        Ok(Some((job, span)))
     }
 
     /// The job a callback is for. A fast provider can call back before the
@@ -247,8 +268,16 @@ impl Pipeline {
         &self,
         message: &CallbackMessage,
         job: ProviderJob,
+        asked: Option<Result<Confirmed, String>>,
     ) -> Result<(), HandlerError> {
-        let confirmed = match self.confirm(message, &job).await {
+        let confirmed = match asked {
+            Some(asked) => asked,
+            None => self
+                .confirm_upload(message, &job)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        let confirmed = match confirmed {
             Ok(confirmed) => confirmed,
             Err(err) => {
                 tracing::warn!(error = %err, "could not confirm the callback");
@@ -319,65 +348,60 @@ impl Pipeline {
         }
     }
 
-    /// The outcome of the job, from the provider's API when the signature
-    /// does not cover the body, else from the callback itself.
-    async fn confirm(
-        &self,
-        message: &CallbackMessage,
-        job: &ProviderJob,
-    ) -> Result<Confirmed, String> {
+    /// What kie.ai or Shotstack says of the callback's job (their signatures
+    /// do not cover the body, so the outcome comes from their API); nothing
+    /// for upload-post, whose signed callback is its own confirmation
+    /// (`confirm_upload`).
+    async fn ask_provider(&self, message: &CallbackMessage) -> Option<Result<Confirmed, String>> {
         match message.provider {
-            crate::domain::Provider::KieAi => {
-                let task = self
-                    .providers
-                    .kieai
-                    .record_info(&job.job_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(match task.state {
-                    VeoState::Succeeded { result_urls } => {
-                        Confirmed::Settle(JobOutcome::Succeeded(json!({ "urls": result_urls })))
-                    }
-                    VeoState::Failed { code, message } => {
-                        Confirmed::Settle(JobOutcome::Failed(match code {
-                            Some(code) => format!("kie.ai error {code}: {message}"),
-                            None => message,
-                        }))
-                    }
-                    VeoState::Pending => {
-                        return Err(
-                            "kie.ai called back, but record-info still says generating".into()
-                        )
-                    }
-                })
-            }
-            crate::domain::Provider::Shotstack => {
-                let render = self
-                    .providers
-                    .shotstack
-                    .get_render(&job.job_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(match render.status {
-                    RenderState::Done => match render.url {
-                        Some(url) => {
-                            Confirmed::Settle(JobOutcome::Succeeded(json!({ "url": url })))
-                        }
-                        None => return Err("Shotstack says done but gives no URL".into()),
-                    },
-                    RenderState::Failed => Confirmed::Settle(JobOutcome::Failed(
-                        render
-                            .error
-                            .unwrap_or_else(|| "Shotstack render failed".into()),
-                    )),
-                    other => Confirmed::Progress(format!("render is {other:?}")),
-                })
-            }
-            crate::domain::Provider::UploadPost => self
-                .confirm_upload(message, job)
-                .await
-                .map_err(|e| e.to_string()),
+            Provider::KieAi => Some(self.ask_kieai(&message.job_id).await),
+            Provider::Shotstack => Some(self.ask_shotstack(&message.job_id).await),
+            Provider::UploadPost => None,
         }
+    }
+
+    async fn ask_kieai(&self, task_id: &str) -> Result<Confirmed, String> {
+        let task = self
+            .providers
+            .kieai
+            .record_info(task_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match task.state {
+            VeoState::Succeeded { result_urls } => {
+                Confirmed::Settle(JobOutcome::Succeeded(json!({ "urls": result_urls })))
+            }
+            VeoState::Failed { code, message } => {
+                Confirmed::Settle(JobOutcome::Failed(match code {
+                    Some(code) => format!("kie.ai error {code}: {message}"),
+                    None => message,
+                }))
+            }
+            VeoState::Pending => {
+                return Err("kie.ai called back, but record-info still says generating".into())
+            }
+        })
+    }
+
+    async fn ask_shotstack(&self, render_id: &str) -> Result<Confirmed, String> {
+        let render = self
+            .providers
+            .shotstack
+            .get_render(render_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match render.status {
+            RenderState::Done => match render.url {
+                Some(url) => Confirmed::Settle(JobOutcome::Succeeded(json!({ "url": url }))),
+                None => return Err("Shotstack says done but gives no URL".into()),
+            },
+            RenderState::Failed => Confirmed::Settle(JobOutcome::Failed(
+                render
+                    .error
+                    .unwrap_or_else(|| "Shotstack render failed".into()),
+            )),
+            other => Confirmed::Progress(format!("render is {other:?}")),
+        })
     }
 
     /// upload-post signs the body: each callback is one platform's result.
