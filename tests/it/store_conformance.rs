@@ -16,6 +16,7 @@ use myloware::store::{
 };
 use myloware_tests::StoreUnderTest;
 use serde_json::json;
+use uuid::Uuid;
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -52,6 +53,7 @@ conformance!(
     orphan_webhook_events_are_kept_and_finished,
     received_webhook_events_list_what_is_still_owed,
     provider_jobs_settle_exactly_once,
+    a_settlement_finishes_its_event_while_the_task_waits_for_others,
     racing_settlements_have_one_winner,
     hitl_gates_are_decided_once,
     racing_hitl_decisions_have_one_winner,
@@ -784,6 +786,105 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
     assert_eq!(
         jobs.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
         ["task-1", "task-2"]
+    );
+}
+
+async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: StoreUnderTest) {
+    let store = t.store;
+    // DynamoDB keeps the default: the event is always left to the caller.
+    let folds = store.backend() != "dynamodb";
+    let id = running_run(store.as_ref()).await;
+    for task in ["task-1", "task-2"] {
+        store.register_provider_job(job(id, task)).await.unwrap();
+    }
+    let mut alone = job(id, "task-alone");
+    alone.task_token = None;
+    store.register_provider_job(alone).await.unwrap();
+    let mut events = Vec::new();
+    for key in [
+        "kieai:task-1",
+        "kieai:task-2",
+        "kieai:task-1:late",
+        "kieai:task-alone",
+    ] {
+        let Recorded::Inserted(event) = store
+            .record_webhook_event(webhook(None, key))
+            .await
+            .unwrap()
+        else {
+            panic!("{key} must insert")
+        };
+        events.push(event);
+    }
+    let settle = |job_id: &'static str, event: Uuid| {
+        let store = Arc::clone(&store);
+        async move {
+            let clip = json!({"urls": [format!("https://cdn/{job_id}.mp4")]});
+            store
+                .settle_provider_job_for_event(
+                    Provider::KieAi,
+                    job_id,
+                    JobOutcome::Succeeded(clip),
+                    Some(NewArtifact::new(
+                        id,
+                        ArtifactType::KIEAI_CLIP,
+                        json!({"task_id": job_id}),
+                    )),
+                    event,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let status_of = |event: Uuid| {
+        let store = Arc::clone(&store);
+        async move { store.get_webhook_event(event).await.unwrap().unwrap() }
+    };
+
+    let first = settle("task-1", events[0].id).await;
+    assert!(matches!(first.settled, Settled::Now(_)), "{first:?}");
+    assert_eq!(first.event_finished, folds, "task-2 still waits");
+    let event = status_of(events[0].id).await;
+    if folds {
+        assert_eq!(event.status, WebhookEventStatus::Processed);
+        assert_eq!(event.run_id, Some(id), "the event learns its run");
+        assert!(event.processed_at.is_some());
+    } else {
+        assert_eq!(event.status, WebhookEventStatus::Received);
+    }
+
+    let last = settle("task-2", events[1].id).await;
+    assert!(matches!(last.settled, Settled::Now(_)), "{last:?}");
+    assert!(
+        !last.event_finished,
+        "the task's last job: the caller completes the task first"
+    );
+    assert_eq!(
+        status_of(events[1].id).await.status,
+        WebhookEventStatus::Received
+    );
+
+    let late = settle("task-1", events[2].id).await;
+    assert!(matches!(late.settled, Settled::Already(_)), "{late:?}");
+    assert!(!late.event_finished, "settled before: left to the caller");
+    assert_eq!(
+        status_of(events[2].id).await.status,
+        WebhookEventStatus::Received
+    );
+
+    let alone = settle("task-alone", events[3].id).await;
+    assert!(matches!(alone.settled, Settled::Now(_)), "{alone:?}");
+    assert!(!alone.event_finished, "a job of no task");
+    assert_eq!(
+        status_of(events[3].id).await.status,
+        WebhookEventStatus::Received
+    );
+
+    let clips = store.list_artifacts_of(id, &["kieai.clip"]).await.unwrap();
+    assert_eq!(
+        clips.len(),
+        3,
+        "one clip per settlement, none for the late one"
     );
 }
 

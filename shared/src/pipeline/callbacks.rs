@@ -21,7 +21,7 @@ use crate::domain::{
 use crate::providers::kieai::VeoState;
 use crate::providers::shotstack::wire::RenderState;
 use crate::queue::{HandlerError, MessageHandler};
-use crate::store::{JobOutcome, Settled};
+use crate::store::{JobOutcome, Settled, SettledForEvent};
 use crate::webhooks::{CallbackKind, OutcomeHint, ProviderCallback};
 
 /// What the webhook route hands to the callback queue: the stored event and
@@ -298,12 +298,21 @@ impl Pipeline {
             Confirmed::Settle(outcome) => outcome,
         };
         let artifact = result_artifact(&job, &outcome);
-        match self
+        let SettledForEvent {
+            settled,
+            event_finished,
+        } = self
             .store
-            .settle_provider_job(job.provider, &job.job_id, outcome, artifact)
+            .settle_provider_job_for_event(
+                job.provider,
+                &job.job_id,
+                outcome,
+                artifact,
+                message.event_id,
+            )
             .await
-            .map_err(PipelineError::from)?
-        {
+            .map_err(PipelineError::from)?;
+        match settled {
             Settled::Already(job) => {
                 // Settled before, perhaps by a process that died right after:
                 // make sure the persona's task was completed (idempotent).
@@ -333,6 +342,9 @@ impl Pipeline {
                     ],
                     took.unwrap_or_default(),
                 );
+                if event_finished {
+                    return Ok(()); // its task waits for other jobs: nothing more is owed
+                }
                 if let Some(token) = &job.task_token {
                     self.complete_persona_if_done(job.run_id, job.persona, token)
                         .await?;

@@ -243,6 +243,14 @@ pub enum Settled {
     Already(ProviderJob),
 }
 
+/// What `settle_provider_job_for_event` did: the settlement, and whether the
+/// callback's webhook event was finished in the same write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledForEvent {
+    pub settled: Settled,
+    pub event_finished: bool,
+}
+
 /// What deciding a gate did: decided it now, or found it decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decided {
@@ -345,6 +353,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError>;
+    /// Settles a job for the callback whose webhook event is `event`, as
+    /// `settle_provider_job` does. When the job settles now and its task
+    /// still has other jobs pending, nothing more is owed for the callback:
+    /// the event is finished too (`processed`, with the job's run) in the
+    /// same write, and `event_finished` says so. Otherwise (the task's last
+    /// job, a job of no task, one settled before) the event is left
+    /// `received` for the caller, who finishes it once the task is completed,
+    /// so that a process stopping in between leaves the callback owed. By
+    /// default (DynamoDB) the event is always left to the caller.
+    async fn settle_provider_job_for_event(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        outcome: JobOutcome,
+        artifact: Option<NewArtifact>,
+        event: Uuid,
+    ) -> Result<SettledForEvent, StoreError> {
+        let _ = event;
+        let settled = self
+            .settle_provider_job(provider, job_id, outcome, artifact)
+            .await?;
+        Ok(SettledForEvent {
+            settled,
+            event_finished: false,
+        })
+    }
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError>;
     /// How many jobs the task `task_token` submitted, and how many of them
     /// are still pending: what each callback and each finished persona ask,

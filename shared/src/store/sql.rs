@@ -55,7 +55,7 @@ macro_rules! sql_store {
         use crate::store::sql::*;
         use crate::store::{
             Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
-            Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
+            SettledForEvent, Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
         };
 
         /// A trace's spans by start time; `only` narrows them (`AND …` on
@@ -162,6 +162,73 @@ macro_rules! sql_store {
                     .fetch_optional(self.reader())
                     .await?;
                 row.map(ProviderJob::try_from).transpose()
+            }
+
+            /// Settles a pending job once with its result artifact and, for
+            /// `event`, finishes that webhook event in the same transaction
+            /// when the job's task still has jobs pending (see
+            /// `Store::settle_provider_job_for_event`).
+            async fn settle_job(
+                &self,
+                provider: Provider,
+                job_id: &str,
+                outcome: JobOutcome,
+                artifact: Option<NewArtifact>,
+                event: Option<Uuid>,
+            ) -> Result<SettledForEvent, StoreError> {
+                let (status, result, error) = outcome.into_parts();
+                let sql = format!(
+                    "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4 \
+                     WHERE provider = $5 AND job_id = $6 AND status = 'pending' \
+                     RETURNING {JOB_COLUMNS}"
+                );
+                let mut tx = self.writer().begin().await?;
+                let row: Option<ProviderJobRow> = sqlx::query_as(&sql)
+                    .bind(status.as_str())
+                    .bind(result.map(Json))
+                    .bind(error)
+                    .bind(now())
+                    .bind(provider.as_str())
+                    .bind(job_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    drop(tx);
+                    let job = self
+                        .fetch_job(provider, job_id)
+                        .await?
+                        .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))?;
+                    return Ok(SettledForEvent {
+                        settled: Settled::Already(job),
+                        event_finished: false,
+                    });
+                };
+                let job = ProviderJob::try_from(row)?;
+                if let Some(artifact) = artifact {
+                    insert_artifact(&mut *tx, artifact).await?;
+                }
+                let mut event_finished = false;
+                if let (Some(event), Some(token)) = (event, &job.task_token) {
+                    let finished = sqlx::query(
+                        "UPDATE webhook_events SET status = 'processed', error = NULL, \
+                           processed_at = $1, run_id = COALESCE(run_id, $2) \
+                         WHERE id = $3 AND status = 'received' AND EXISTS (SELECT 1 \
+                           FROM provider_jobs WHERE run_id = $2 AND task_token = $4 \
+                           AND status = 'pending')",
+                    )
+                    .bind(now())
+                    .bind(job.run_id.to_string())
+                    .bind(event.to_string())
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await?;
+                    event_finished = finished.rows_affected() == 1;
+                }
+                tx.commit().await?;
+                Ok(SettledForEvent {
+                    settled: Settled::Now(job),
+                    event_finished,
+                })
             }
 
             async fn fetch_hitl(
@@ -478,38 +545,22 @@ macro_rules! sql_store {
                 outcome: JobOutcome,
                 artifact: Option<NewArtifact>,
             ) -> Result<Settled, StoreError> {
-                let (status, result, error) = outcome.into_parts();
-                let sql = format!(
-                    "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4 \
-                     WHERE provider = $5 AND job_id = $6 AND status = 'pending' \
-                     RETURNING {JOB_COLUMNS}"
-                );
-                let mut tx = self.writer().begin().await?;
-                let row: Option<ProviderJobRow> = sqlx::query_as(&sql)
-                    .bind(status.as_str())
-                    .bind(result.map(Json))
-                    .bind(error)
-                    .bind(now())
-                    .bind(provider.as_str())
-                    .bind(job_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match row {
-                    Some(row) => {
-                        if let Some(artifact) = artifact {
-                            insert_artifact(&mut *tx, artifact).await?;
-                        }
-                        tx.commit().await?;
-                        Ok(Settled::Now(row.try_into()?))
-                    }
-                    None => {
-                        drop(tx);
-                        self.fetch_job(provider, job_id)
-                            .await?
-                            .map(Settled::Already)
-                            .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))
-                    }
-                }
+                Ok(self
+                    .settle_job(provider, job_id, outcome, artifact, None)
+                    .await?
+                    .settled)
+            }
+
+            async fn settle_provider_job_for_event(
+                &self,
+                provider: Provider,
+                job_id: &str,
+                outcome: JobOutcome,
+                artifact: Option<NewArtifact>,
+                event: Uuid,
+            ) -> Result<SettledForEvent, StoreError> {
+                self.settle_job(provider, job_id, outcome, artifact, Some(event))
+                    .await
             }
 
             async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {

@@ -20,8 +20,8 @@ use crate::store::sql::{
     RUN_COLUMNS, SPAN_COLUMNS, TERMINAL_STATUSES, WEBHOOK_COLUMNS,
 };
 use crate::store::{
-    Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
-    StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
+    Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
+    SettledForEvent, Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
 };
 
 fn insert_artifact(conn: &Connection, new: NewArtifact) -> Result<Artifact, StoreError> {
@@ -469,37 +469,33 @@ impl Store for SqliteStore {
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError> {
-        let (status, result, error) = outcome.into_parts();
-        let sql = format!(
-            "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
-             WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
-        );
+        let job_id = job_id.to_owned();
+        self.write(move |tx| settle_job(tx, provider, &job_id, outcome, artifact))
+            .await
+    }
+
+    async fn settle_provider_job_for_event(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        outcome: JobOutcome,
+        artifact: Option<NewArtifact>,
+        event: Uuid,
+    ) -> Result<SettledForEvent, StoreError> {
         let job_id = job_id.to_owned();
         self.write(move |tx| {
-            let settled = one(
-                tx,
-                &sql,
-                params![
-                    status.as_str(),
-                    result.as_ref().map(json_text),
-                    error,
-                    ts(&now()),
-                    provider.as_str(),
-                    job_id,
-                ],
-                provider_job,
-            )?;
-            match settled {
-                Some(job) => {
-                    if let Some(artifact) = artifact {
-                        insert_artifact(tx, artifact)?;
-                    }
-                    Ok(Settled::Now(job))
-                }
-                None => fetch_job(tx, provider, &job_id)?
-                    .map(Settled::Already)
-                    .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}"))),
-            }
+            let settled = settle_job(tx, provider, &job_id, outcome, artifact)?;
+            let event_finished = match &settled {
+                Settled::Now(job) => match &job.task_token {
+                    Some(token) => finish_event_if_task_waits(tx, job.run_id, token, event)?,
+                    None => false,
+                },
+                Settled::Already(_) => false,
+            };
+            Ok(SettledForEvent {
+                settled,
+                event_finished,
+            })
         })
         .await
     }
@@ -789,4 +785,68 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// Settles a pending job once, writing `artifact` with it (see
+/// `Store::settle_provider_job`).
+fn settle_job(
+    tx: &Connection,
+    provider: Provider,
+    job_id: &str,
+    outcome: JobOutcome,
+    artifact: Option<NewArtifact>,
+) -> Result<Settled, StoreError> {
+    let (status, result, error) = outcome.into_parts();
+    let sql = format!(
+        "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
+         WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
+    );
+    let settled = one(
+        tx,
+        &sql,
+        params![
+            status.as_str(),
+            result.as_ref().map(json_text),
+            error,
+            ts(&now()),
+            provider.as_str(),
+            job_id,
+        ],
+        provider_job,
+    )?;
+    match settled {
+        Some(job) => {
+            if let Some(artifact) = artifact {
+                insert_artifact(tx, artifact)?;
+            }
+            Ok(Settled::Now(job))
+        }
+        None => fetch_job(tx, provider, job_id)?
+            .map(Settled::Already)
+            .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}"))),
+    }
+}
+
+/// Finishes the still-received webhook `event` as processed when the task
+/// `token` of `run_id` has jobs pending; answers whether it did.
+fn finish_event_if_task_waits(
+    tx: &Connection,
+    run_id: RunId,
+    token: &str,
+    event: Uuid,
+) -> Result<bool, StoreError> {
+    let finished = tx
+        .prepare_cached(
+            "UPDATE webhook_events SET status = 'processed', error = NULL, processed_at = ?1, \
+               run_id = COALESCE(run_id, ?2) \
+             WHERE id = ?3 AND status = 'received' AND EXISTS (SELECT 1 FROM provider_jobs \
+               WHERE run_id = ?2 AND task_token = ?4 AND status = 'pending')",
+        )?
+        .execute(params![
+            ts(&now()),
+            run_id.to_string(),
+            event.to_string(),
+            token
+        ])?;
+    Ok(finished == 1)
 }
