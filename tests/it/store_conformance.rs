@@ -56,6 +56,7 @@ conformance!(
     a_settlement_finishes_its_event_while_the_task_waits_for_others,
     racing_settlements_have_one_winner,
     hitl_gates_are_decided_once,
+    a_recorded_gate_leaves_its_run_awaiting_approval,
     racing_hitl_decisions_have_one_winner,
     prune_deletes_only_old_finished_runs,
     data_survives_reopening,
@@ -954,6 +955,7 @@ async fn hitl_gates_are_decided_once(t: StoreUnderTest) {
         run_id: id,
         gate: gate("ideate"),
         task_token: Some("t1".into()),
+        artifact: None,
     };
     let recorded = store.record_hitl_request(request.clone()).await.unwrap();
     assert_eq!(recorded.decision, None);
@@ -1006,11 +1008,96 @@ async fn hitl_gates_are_decided_once(t: StoreUnderTest) {
             run_id: RunId::new(),
             gate: gate("ideate"),
             task_token: None,
+            artifact: None,
         })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     assert_eq!(store.list_hitl_requests(id).await.unwrap().len(), 1);
+}
+
+async fn status(store: &dyn Store, id: RunId) -> RunStatus {
+    store.get_run(id).await.unwrap().unwrap().status
+}
+
+/// How many `hitl.request` artifacts (approval links) run `id` has.
+async fn links(store: &dyn Store, id: RunId) -> usize {
+    store
+        .list_artifacts_of(id, &[ArtifactType::HITL_REQUEST.as_str()])
+        .await
+        .unwrap()
+        .len()
+}
+
+/// A gate is recorded in one write with its artifact and its run's wait, so
+/// a decision made the moment the request can be seen finds the run
+/// `awaiting_approval`; a late repeat after the decision changes nothing.
+async fn a_recorded_gate_leaves_its_run_awaiting_approval(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let request = NewHitlRequest {
+        run_id: id,
+        gate: gate("ideate"),
+        task_token: Some("t1".into()),
+        artifact: Some(
+            NewArtifact::new(id, ArtifactType::HITL_REQUEST, json!({"gate": "ideate"}))
+                .url("http://127.0.0.1:8080/v1/hitl/approve/x/ideate?token=t"),
+        ),
+    };
+    store.record_hitl_request(request.clone()).await.unwrap();
+    assert_eq!(
+        status(store.as_ref(), id).await,
+        RunStatus::AwaitingApproval
+    );
+    assert_eq!(links(store.as_ref(), id).await, 1);
+    // Asked again while it waits (a retried task): still waiting, a new link.
+    store.record_hitl_request(request.clone()).await.unwrap();
+    assert_eq!(
+        status(store.as_ref(), id).await,
+        RunStatus::AwaitingApproval
+    );
+    assert_eq!(links(store.as_ref(), id).await, 2);
+
+    store
+        .decide_hitl(id, &gate("ideate"), decision(HitlDecision::Approved, "cli"))
+        .await
+        .unwrap();
+    store
+        .transition_run(Transition::new(
+            id,
+            RunStatus::AwaitingApproval,
+            RunStatus::Running,
+        ))
+        .await
+        .unwrap();
+    let err = store.record_hitl_request(request).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+    assert_eq!(status(store.as_ref(), id).await, RunStatus::Running);
+    assert_eq!(links(store.as_ref(), id).await, 2);
+
+    // A run that is not running keeps its status.
+    let cancelled = running_run(store.as_ref()).await;
+    store
+        .transition_run(Transition::new(
+            cancelled,
+            RunStatus::Running,
+            RunStatus::Cancelled,
+        ))
+        .await
+        .unwrap();
+    store
+        .record_hitl_request(NewHitlRequest {
+            run_id: cancelled,
+            gate: gate("prepublish"),
+            task_token: None,
+            artifact: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        status(store.as_ref(), cancelled).await,
+        RunStatus::Cancelled
+    );
 }
 
 async fn racing_hitl_decisions_have_one_winner(t: StoreUnderTest) {
@@ -1021,6 +1108,7 @@ async fn racing_hitl_decisions_have_one_winner(t: StoreUnderTest) {
             run_id: id,
             gate: gate("prepublish"),
             task_token: None,
+            artifact: None,
         })
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{named_enum, Gate, RunId};
+use super::{named_enum, Gate, NewArtifact, RunId};
 
 named_enum! {
     /// A human's answer at a gate.
@@ -34,4 +34,6 @@ pub struct NewHitlRequest {
     pub run_id: RunId,
     pub gate: Gate,
     pub task_token: Option<String>,
+    /// The `hitl.request` artifact (the approval link) stored with it.
+    pub artifact: Option<NewArtifact>,
 }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::{Pipeline, PipelineError};
 use crate::domain::SpanEnd;
-use crate::domain::{ArtifactType, Gate, HitlDecision, HitlRequest, NewArtifact, RunStatus};
+use crate::domain::{ArtifactType, Gate, HitlDecision, HitlRequest, NewArtifact, RunId, RunStatus};
 use crate::hitl::DEFAULT_LINK_TTL;
 use crate::store::{Decided, Decision, StoreError, Transition};
 
@@ -70,15 +70,20 @@ impl Pipeline {
                 run.job_code
             )));
         }
+        Ok(self.signed_link(run.run_id, gate))
+    }
+
+    /// A fresh signed approval link for `gate` of `run_id`.
+    pub(crate) fn signed_link(&self, run_id: RunId, gate: &Gate) -> ApprovalLink {
         let expires_at = Utc::now() + DEFAULT_LINK_TTL;
-        Ok(ApprovalLink {
+        ApprovalLink {
             url: self
                 .hitl
-                .link(&self.settings.public_base_url, run.run_id, gate, expires_at),
+                .link(&self.settings.public_base_url, run_id, gate, expires_at),
             expires_at,
-            run_id: run.run_id.to_string(),
+            run_id: run_id.to_string(),
             gate: gate.clone(),
-        })
+        }
     }
 
     /// Checks a signed approval token for `gate` of run `key`.

@@ -185,37 +185,26 @@ impl Pipeline {
                 .await;
         }
         self.ensure_running(run).await?;
+        // The span opens first: a decision may come the moment the request
+        // is recorded, and closes it.
+        self.open_gate_span(run, &gate).await;
+        let link = self.signed_link(run.run_id, &gate);
+        let artifact = NewArtifact::new(
+            run.run_id,
+            ArtifactType::HITL_REQUEST,
+            json!({ "gate": gate, "expires_at": link.expires_at, "approve": format!("mw hitl approve {} {gate}", run.job_code) }),
+        )
+        .url(link.url);
+        // One write: the request, its link and the run `awaiting_approval`.
         let request = NewHitlRequest {
             run_id: run.run_id,
             gate: gate.clone(),
             task_token: Some(message.task_token.clone()),
+            artifact: Some(artifact),
         };
         match self.store.record_hitl_request(request).await {
-            Ok(_) => self.open_gate_span(run, &gate).await,
+            Ok(_) => {}
             Err(StoreError::Refused(reason)) => return Err(PipelineError::Conflict(reason)),
-            Err(e) => return Err(e.into()),
-        }
-        let link = self.approval_link(&run.run_id.to_string(), &gate).await?;
-        self.store
-            .append_artifact(
-                NewArtifact::new(
-                    run.run_id,
-                    ArtifactType::HITL_REQUEST,
-                    json!({ "gate": gate, "expires_at": link.expires_at, "approve": format!("mw hitl approve {} {gate}", run.job_code) }),
-                )
-                .url(link.url),
-            )
-            .await?;
-        match self
-            .store
-            .transition_run(Transition::new(
-                run.run_id,
-                RunStatus::Running,
-                RunStatus::AwaitingApproval,
-            ))
-            .await
-        {
-            Ok(_) | Err(StoreError::Conflict { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         tracing::Span::current().record("state", RunStatus::AwaitingApproval.as_str());

@@ -1024,19 +1024,31 @@ impl Store for DynamoDbStore {
                     Cond::absent(),
                 ),
             };
-            let writes = vec![
-                Write::Put(gate_item(&request, version), cond),
-                Write::Check(
+            // The run is read after the gate: whatever it is, the write
+            // below holds only while both are still as read.
+            let run = self.require_run(new.run_id).await?;
+            let mut writes = vec![Write::Put(gate_item(&request, version), cond)];
+            if run.value.status == RunStatus::Running {
+                let waiting = Run {
+                    status: RunStatus::AwaitingApproval,
+                    updated_at: now(),
+                    ..run.value.clone()
+                };
+                writes.push(Write::Put(
+                    run_item(&waiting, run.version + 1),
+                    Cond::version(run.version),
+                ));
+            } else {
+                writes.push(Write::Check(
                     items::key((run_pk(new.run_id), RUN_SK.into())),
-                    Cond::exists(),
-                ),
-            ];
-            match self.commit(writes).await? {
-                Ok(()) => return Ok(request),
-                Err(codes) if failed(&codes, 1) => {
-                    return Err(StoreError::not_found(format!("run {}", new.run_id)))
-                }
-                Err(_) => continue,
+                    Cond::version(run.version),
+                ));
+            }
+            if let Some(artifact) = &new.artifact {
+                writes.extend(Self::artifact_writes(artifact.clone(), Some(new.run_id)).1);
+            }
+            if self.commit(writes).await?.is_ok() {
+                return Ok(request);
             }
         }
         Err(StoreError::Refused(format!(

@@ -394,8 +394,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         })
     }
 
-    /// Records that the run waits at `gate`; asking again while undecided
-    /// refreshes the task token, asking after a decision is a `Conflict`.
+    /// Records that the run waits at `gate`, in one write: the request, its
+    /// artifact, and a `running` run's move to `awaiting_approval` — so a
+    /// decision made the moment the request can be seen finds the run
+    /// waiting. Asking again while undecided refreshes the task token (and
+    /// stores the artifact again); asking after a decision is `Refused` and
+    /// changes nothing.
     async fn record_hitl_request(&self, request: NewHitlRequest)
         -> Result<HitlRequest, StoreError>;
     /// Decides an undecided gate once; later calls answer `Already`.

@@ -44,7 +44,7 @@ macro_rules! sql_store {
 
         use crate::domain::{
             Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
-            NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
+            NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus,
             Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
         };
         use crate::store::error::{is_foreign_key_violation, is_unique_violation};
@@ -605,12 +605,13 @@ macro_rules! sql_store {
                        WHERE hitl_requests.decision IS NULL \
                      RETURNING {HITL_COLUMNS}"
                 );
+                let mut tx = self.writer().begin().await?;
                 let row: Option<HitlRequestRow> = sqlx::query_as(&sql)
                     .bind(request.run_id.to_string())
                     .bind(request.gate.as_str())
                     .bind(request.task_token.as_deref())
                     .bind(now())
-                    .fetch_optional(self.writer())
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(|e| {
                         if is_foreign_key_violation(&e) {
@@ -619,13 +620,27 @@ macro_rules! sql_store {
                             e.into()
                         }
                     })?;
-                match row {
-                    Some(row) => row.try_into(),
-                    None => Err(StoreError::Refused(format!(
+                let Some(row) = row else {
+                    return Err(StoreError::Refused(format!(
                         "gate {} of run {} is already decided",
                         request.gate, request.run_id
-                    ))),
+                    )));
+                };
+                sqlx::query(
+                    "UPDATE runs SET status = $1, updated_at = $2 \
+                     WHERE run_id = $3 AND status = $4",
+                )
+                .bind(RunStatus::AwaitingApproval.as_str())
+                .bind(now())
+                .bind(request.run_id.to_string())
+                .bind(RunStatus::Running.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if let Some(artifact) = request.artifact {
+                    insert_artifact(&mut *tx, artifact).await?;
                 }
+                tx.commit().await?;
+                row.try_into()
             }
 
             async fn decide_hitl(

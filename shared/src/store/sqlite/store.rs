@@ -540,7 +540,7 @@ impl Store for SqliteStore {
         let (gate, run) = (request.gate.clone(), request.run_id);
         let recorded = self
             .write(move |tx| {
-                one(
+                let recorded = one(
                     tx,
                     &sql,
                     params![
@@ -556,7 +556,23 @@ impl Store for SqliteStore {
                         StoreError::not_found(format!("run {}", request.run_id))
                     }
                     other => other,
-                })
+                })?;
+                if recorded.is_some() {
+                    tx.prepare_cached(
+                        "UPDATE runs SET status = ?1, updated_at = ?2 \
+                         WHERE run_id = ?3 AND status = ?4",
+                    )?
+                    .execute(params![
+                        RunStatus::AwaitingApproval.as_str(),
+                        ts(&now()),
+                        request.run_id.to_string(),
+                        RunStatus::Running.as_str(),
+                    ])?;
+                    if let Some(artifact) = request.artifact {
+                        insert_artifact(tx, artifact)?;
+                    }
+                }
+                Ok(recorded)
             })
             .await?;
         recorded.ok_or_else(|| {
