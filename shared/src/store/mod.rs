@@ -368,9 +368,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         job_id: &str,
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
-        event: Uuid,
+        _event: Uuid,
     ) -> Result<SettledForEvent, StoreError> {
-        let _ = event;
         let settled = self
             .settle_provider_job(provider, job_id, outcome, artifact)
             .await?;

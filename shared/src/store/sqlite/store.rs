@@ -486,11 +486,12 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let settled = settle_job(tx, provider, &job_id, outcome, artifact)?;
             let event_finished = match &settled {
-                Settled::Now(job) => match &job.task_token {
-                    Some(token) => finish_event_if_task_waits(tx, job.run_id, token, event)?,
-                    None => false,
-                },
-                Settled::Already(_) => false,
+                Settled::Now(ProviderJob {
+                    run_id,
+                    task_token: Some(token),
+                    ..
+                }) => finish_event_if_task_waits(tx, *run_id, token, event)?,
+                _ => false,
             };
             Ok(SettledForEvent {
                 settled,
