@@ -948,15 +948,20 @@ fn decision(d: HitlDecision, by: &str) -> Decision {
     }
 }
 
+/// Run `id` waiting at gate `name`, without an artifact.
+fn waiting_at(id: RunId, name: &str, token: Option<&str>) -> NewHitlRequest {
+    NewHitlRequest {
+        run_id: id,
+        gate: gate(name),
+        task_token: token.map(str::to_owned),
+        artifact: None,
+    }
+}
+
 async fn hitl_gates_are_decided_once(t: StoreUnderTest) {
     let store = t.store;
     let id = running_run(store.as_ref()).await;
-    let request = NewHitlRequest {
-        run_id: id,
-        gate: gate("ideate"),
-        task_token: Some("t1".into()),
-        artifact: None,
-    };
+    let request = waiting_at(id, "ideate", Some("t1"));
     let recorded = store.record_hitl_request(request.clone()).await.unwrap();
     assert_eq!(recorded.decision, None);
     let refreshed = store
@@ -1004,12 +1009,7 @@ async fn hitl_gates_are_decided_once(t: StoreUnderTest) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     let err = store
-        .record_hitl_request(NewHitlRequest {
-            run_id: RunId::new(),
-            gate: gate("ideate"),
-            task_token: None,
-            artifact: None,
-        })
+        .record_hitl_request(waiting_at(RunId::new(), "ideate", None))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
@@ -1036,13 +1036,11 @@ async fn a_recorded_gate_leaves_its_run_awaiting_approval(t: StoreUnderTest) {
     let store = t.store;
     let id = running_run(store.as_ref()).await;
     let request = NewHitlRequest {
-        run_id: id,
-        gate: gate("ideate"),
-        task_token: Some("t1".into()),
         artifact: Some(
             NewArtifact::new(id, ArtifactType::HITL_REQUEST, json!({"gate": "ideate"}))
                 .url("http://127.0.0.1:8080/v1/hitl/approve/x/ideate?token=t"),
         ),
+        ..waiting_at(id, "ideate", Some("t1"))
     };
     store.record_hitl_request(request.clone()).await.unwrap();
     assert_eq!(
@@ -1086,12 +1084,7 @@ async fn a_recorded_gate_leaves_its_run_awaiting_approval(t: StoreUnderTest) {
         .await
         .unwrap();
     store
-        .record_hitl_request(NewHitlRequest {
-            run_id: cancelled,
-            gate: gate("prepublish"),
-            task_token: None,
-            artifact: None,
-        })
+        .record_hitl_request(waiting_at(cancelled, "prepublish", None))
         .await
         .unwrap();
     assert_eq!(
@@ -1104,12 +1097,7 @@ async fn racing_hitl_decisions_have_one_winner(t: StoreUnderTest) {
     let store = t.store;
     let id = running_run(store.as_ref()).await;
     store
-        .record_hitl_request(NewHitlRequest {
-            run_id: id,
-            gate: gate("prepublish"),
-            task_token: None,
-            artifact: None,
-        })
+        .record_hitl_request(waiting_at(id, "prepublish", None))
         .await
         .unwrap();
     let attempts = (0..12).map(|i| {
