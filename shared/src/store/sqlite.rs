@@ -408,6 +408,28 @@ mod tests {
     use crate::domain::{ArtifactType, NewArtifact, NewRun, ProvidersMode, RunId};
     use crate::store::Store;
 
+    /// The workspace's `.cargo/config.toml` builds the bundled SQLite
+    /// without its process-wide page-cache group and memory statistics.
+    #[test]
+    fn the_bundled_sqlite_is_built_without_its_global_locks() {
+        let connection = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = connection
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     /// Writes queued while the writer is busy run together in one
     /// transaction once it is free: each answers for itself, a refused one
     /// undone alone.
