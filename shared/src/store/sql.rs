@@ -109,6 +109,28 @@ macro_rules! sql_store {
             row.try_into()
         }
 
+        /// Moves `change`'s run to `change.to` (with its error and result) if
+        /// it is still `change.from`; the run as changed, or `None`.
+        async fn transition<'c, E>(exec: E, change: &Transition) -> Result<Option<RunRow>, StoreError>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            let sql = format!(
+                "UPDATE runs SET status = $1, updated_at = $2, \
+                   error = COALESCE($3, error), result = COALESCE($4, result) \
+                 WHERE run_id = $5 AND status = $6 RETURNING {RUN_COLUMNS}"
+            );
+            Ok(sqlx::query_as(&sql)
+                .bind(change.to.as_str())
+                .bind(now())
+                .bind(change.error.as_deref())
+                .bind(change.result.as_ref().map(Json))
+                .bind(change.run_id.to_string())
+                .bind(change.from.as_str())
+                .fetch_optional(exec)
+                .await?)
+        }
+
         impl $store {
             async fn fetch_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
                 let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1");
@@ -324,21 +346,7 @@ macro_rules! sql_store {
             async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
                 change.check_legal()?;
                 let mut tx = self.writer().begin().await?;
-                let sql = format!(
-                    "UPDATE runs SET status = $1, updated_at = $2, \
-                       error = COALESCE($3, error), result = COALESCE($4, result) \
-                     WHERE run_id = $5 AND status = $6 RETURNING {RUN_COLUMNS}"
-                );
-                let row: Option<RunRow> = sqlx::query_as(&sql)
-                    .bind(change.to.as_str())
-                    .bind(now())
-                    .bind(change.error.as_deref())
-                    .bind(change.result.as_ref().map(Json))
-                    .bind(change.run_id.to_string())
-                    .bind(change.from.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else {
+                let Some(row) = transition(&mut *tx, &change).await? else {
                     drop(tx);
                     let current = self.require_run(change.run_id).await?;
                     return Err(StoreError::Conflict {
@@ -626,15 +634,15 @@ macro_rules! sql_store {
                         request.gate, request.run_id
                     )));
                 };
-                sqlx::query(
-                    "UPDATE runs SET status = $1, updated_at = $2 \
-                     WHERE run_id = $3 AND status = $4",
+                // A run not `running` (ended meanwhile) keeps its status.
+                transition(
+                    &mut *tx,
+                    &Transition::new(
+                        request.run_id,
+                        RunStatus::Running,
+                        RunStatus::AwaitingApproval,
+                    ),
                 )
-                .bind(RunStatus::AwaitingApproval.as_str())
-                .bind(now())
-                .bind(request.run_id.to_string())
-                .bind(RunStatus::Running.as_str())
-                .execute(&mut *tx)
                 .await?;
                 if let Some(artifact) = request.artifact {
                     insert_artifact(&mut *tx, artifact).await?;

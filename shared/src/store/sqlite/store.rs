@@ -242,26 +242,8 @@ impl Store for SqliteStore {
 
     async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
         change.check_legal()?;
-        let sql = format!(
-            "UPDATE runs SET status = ?1, updated_at = ?2, \
-               error = COALESCE(?3, error), result = COALESCE(?4, result) \
-             WHERE run_id = ?5 AND status = ?6 RETURNING {RUN_COLUMNS}"
-        );
         self.write(move |tx| {
-            let updated = one(
-                tx,
-                &sql,
-                params![
-                    change.to.as_str(),
-                    ts(&now()),
-                    change.error.as_deref(),
-                    change.result.as_ref().map(json_text),
-                    change.run_id.to_string(),
-                    change.from.as_str(),
-                ],
-                run,
-            )?;
-            let Some(updated) = updated else {
+            let Some(updated) = transition(tx, &change)? else {
                 let current = fetch_run(tx, change.run_id)?
                     .ok_or_else(|| StoreError::not_found(format!("run {}", change.run_id)))?;
                 return Err(StoreError::Conflict {
@@ -559,16 +541,15 @@ impl Store for SqliteStore {
                     other => other,
                 })?;
                 if recorded.is_some() {
-                    tx.prepare_cached(
-                        "UPDATE runs SET status = ?1, updated_at = ?2 \
-                         WHERE run_id = ?3 AND status = ?4",
-                    )?
-                    .execute(params![
-                        RunStatus::AwaitingApproval.as_str(),
-                        ts(&now()),
-                        request.run_id.to_string(),
-                        RunStatus::Running.as_str(),
-                    ])?;
+                    // A run not `running` (ended meanwhile) keeps its status.
+                    transition(
+                        tx,
+                        &Transition::new(
+                            request.run_id,
+                            RunStatus::Running,
+                            RunStatus::AwaitingApproval,
+                        ),
+                    )?;
                     if let Some(artifact) = request.artifact {
                         insert_artifact(tx, artifact)?;
                     }
@@ -866,4 +847,26 @@ fn finish_event_if_task_waits(
             token
         ])?;
     Ok(finished == 1)
+}
+
+/// Moves `change`'s run to `change.to` (with its error and result) if it is
+/// still `change.from`; the run as changed, or `None` when it was not.
+fn transition(tx: &Connection, change: &Transition) -> Result<Option<Run>, StoreError> {
+    one(
+        tx,
+        &format!(
+            "UPDATE runs SET status = ?1, updated_at = ?2, \
+               error = COALESCE(?3, error), result = COALESCE(?4, result) \
+             WHERE run_id = ?5 AND status = ?6 RETURNING {RUN_COLUMNS}"
+        ),
+        params![
+            change.to.as_str(),
+            ts(&now()),
+            change.error.as_deref(),
+            change.result.as_ref().map(json_text),
+            change.run_id.to_string(),
+            change.from.as_str(),
+        ],
+        run,
+    )
 }
