@@ -854,32 +854,30 @@ async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: Stor
         assert_eq!(event.status, WebhookEventStatus::Received);
     }
 
-    let last = settle("task-2", events[1].id).await;
-    assert!(matches!(last.settled, Settled::Now(_)), "{last:?}");
-    assert!(
-        !last.event_finished,
-        "the task's last job: the caller completes the task first"
-    );
-    assert_eq!(
-        status_of(events[1].id).await.status,
-        WebhookEventStatus::Received
-    );
-
-    let late = settle("task-1", events[2].id).await;
-    assert!(matches!(late.settled, Settled::Already(_)), "{late:?}");
-    assert!(!late.event_finished, "settled before: left to the caller");
-    assert_eq!(
-        status_of(events[2].id).await.status,
-        WebhookEventStatus::Received
-    );
-
-    let alone = settle("task-alone", events[3].id).await;
-    assert!(matches!(alone.settled, Settled::Now(_)), "{alone:?}");
-    assert!(!alone.event_finished, "a job of no task");
-    assert_eq!(
-        status_of(events[3].id).await.status,
-        WebhookEventStatus::Received
-    );
+    // Each of these leaves its event `received`, for the caller.
+    for (job_id, event, settles_now, why) in [
+        (
+            "task-2",
+            events[1].id,
+            true,
+            "the task's last job: the caller completes the task first",
+        ),
+        ("task-1", events[2].id, false, "settled before"),
+        ("task-alone", events[3].id, true, "a job of no task"),
+    ] {
+        let done = settle(job_id, event).await;
+        assert_eq!(
+            matches!(done.settled, Settled::Now(_)),
+            settles_now,
+            "{why}: {done:?}"
+        );
+        assert!(!done.event_finished, "{why}");
+        assert_eq!(
+            status_of(event).await.status,
+            WebhookEventStatus::Received,
+            "{why}"
+        );
+    }
 
     let clips = store.list_artifacts_of(id, &["kieai.clip"]).await.unwrap();
     assert_eq!(
