@@ -3,7 +3,10 @@
 //! providers (zero latency), gates approved by the client as soon as they
 //! wait. Prints aggregate runs per second with 64 runs in flight, and the
 //! latency from a webhook's arrival to the next state entered (median, p99),
-//! idle (one run at a time) and loaded (64 in flight).
+//! idle (one run at a time) and loaded (64 in flight), and the CPU time
+//! the process (client and server) spent per run in the loaded phase: on a
+//! shared machine whose speed varies, a steadier figure for comparing two
+//! builds than runs per second.
 //!
 //! Run: `cargo bench -p myloware --bench pipeline`. `MW_BENCH_RUNS` (default
 //! 256) runs in the loaded phase, `MW_BENCH_IN_FLIGHT` (default 64),
@@ -74,9 +77,12 @@ async fn main() {
     let ids = drive(&http, &base, idle, 1).await;
     let idle_latencies = resume_latencies(&http, &base, &ids).await;
 
-    let start = Instant::now();
+    let (start, cpu_before) = (Instant::now(), cpu_time());
     let ids = drive(&http, &base, runs, in_flight).await;
     let elapsed = start.elapsed();
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let loaded_latencies = resume_latencies(&http, &base, &ids).await;
 
     println!(
@@ -84,9 +90,30 @@ async fn main() {
         runs as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "CPU per run, {in_flight} in flight: {:.1} ms (user+system of the whole process; {:.2} of {} cores busy)",
+            cpu.as_secs_f64() * 1000.0 / runs as f64,
+            cpu.as_secs_f64() / elapsed.as_secs_f64(),
+            std::thread::available_parallelism().map_or(1, usize::from)
+        );
+    }
     report("webhook → next state, idle       ", idle_latencies);
     report("webhook → next state, 64 in flight", loaded_latencies);
     stack.shutdown().await;
+}
+
+/// The CPU time this process (every thread) has used so far, user and
+/// system, from `/proc/self/stat` (Linux; counted in 10 ms ticks).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command's closing parenthesis, from the state
+    // (field 3): utime and stime are fields 14 and 15.
+    let (_, after) = stat.rsplit_once(')')?;
+    let mut fields = after.split_whitespace().skip(11);
+    let mut ticks = || fields.next()?.parse::<u64>().ok();
+    let (user, system) = (ticks()?, ticks()?);
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 fn report(label: &str, mut ms: Vec<f64>) {
