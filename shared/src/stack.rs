@@ -298,6 +298,7 @@ pub async fn core(
         providers: Arc::new(providers),
         llm,
         webhook_secrets: Arc::new(WebhookSecrets::from_config(config)),
+        run_watch: Arc::default(),
         tracer: crate::telemetry::spans::Tracer::new(
             Arc::clone(&backend.store),
             config

@@ -273,3 +273,62 @@ async fn bad_requests_get_clear_errors() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_waiting_on_a_run_hears_of_each_status_change() {
+    let t = TestStack::start(&[]).await;
+    let id = run_id(&t.start_run("aismr").await);
+    t.wait_for_gate(&id, "ideate").await;
+
+    // A status other than the one the run has: answered at once.
+    let (status, run) = t
+        .client
+        .get(&format!("/v1/runs/{id}?status=running&wait=20"))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "awaiting_approval");
+
+    // Nothing changes: answered after the wait, with the run as it is.
+    let asked = std::time::Instant::now();
+    let (status, run) = t
+        .client
+        .get(&format!("/v1/runs/{id}?status=awaiting_approval&wait=0.3"))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "awaiting_approval");
+    assert!(asked.elapsed() >= std::time::Duration::from_millis(300));
+
+    // The gate approved while a request waits: that request answers with
+    // the new status, long before its wait is over.
+    let client = t.client.clone();
+    let path = format!("/v1/runs/{id}?status=awaiting_approval&wait=20");
+    let waiting = tokio::spawn(async move {
+        let asked = std::time::Instant::now();
+        let (status, run) = client.get(&path).await;
+        (status, run, asked.elapsed())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "nothing has changed yet");
+    let (status, body) = t
+        .client
+        .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, run, took) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{run}");
+    assert_ne!(run["status"], "awaiting_approval", "{run}");
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+
+    for (query, why) in [
+        ("wait=1", "a wait without the status seen"),
+        ("status=running", "a status without a wait"),
+        ("status=running&wait=soon", "a wait that is not seconds"),
+        ("status=running&wait=21", "a wait over 20 s"),
+        ("status=running&wait=-1", "a negative wait"),
+        ("status=sleeping&wait=1", "a status that does not exist"),
+    ] {
+        let (status, body) = t.client.get(&format!("/v1/runs/{id}?{query}")).await;
+        assert_eq!(status, 400, "{why}: {body}");
+        assert!(body["error"]["message"].as_str().is_some(), "{why}: {body}");
+    }
+}

@@ -7,7 +7,7 @@ use crate::output::outln;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use myloware::domain::RunStatus;
+use myloware::domain::{Run, RunStatus};
 use myloware::pipeline::Evidence;
 use serde_json::{json, Value};
 
@@ -104,7 +104,22 @@ async fn follow_new_run(connection: &Connection, args: &LiveRunArgs) -> anyhow::
             );
             return Ok(ExitCode::FAILURE);
         }
-        tokio::time::sleep(POLL).await;
+        // Wait for the status to change, at most POLL: a gate is approved
+        // or announced, and the end seen, as it happens; progress still
+        // shows at least every POLL.
+        let asked = tokio::time::Instant::now();
+        let run: Run = client
+            .get(&format!(
+                "/v1/runs/{run_id}?status={}&wait={}",
+                evidence.run.status,
+                POLL.as_secs_f64()
+            ))
+            .await?;
+        if run.status == evidence.run.status {
+            // A stack that answered before the wait was over (one that does
+            // not wait) is not asked again at once.
+            tokio::time::sleep_until(asked + POLL).await;
+        }
     };
 
     let duration_s = follower.elapsed_s();

@@ -1,4 +1,6 @@
 //! `/v1/runs`: start, list, show, evidence, graph, spans (the run tree), cancel.
+use std::time::Duration;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -7,7 +9,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{Project, Run, RunStatus};
-use crate::pipeline::{Evidence, NewRunRequest, RunGraph, RunTree};
+use crate::pipeline::{Evidence, NewRunRequest, RunGraph, RunTree, MAX_WAIT};
 use crate::store::{RunFilter, RunPage};
 
 pub fn router() -> Router<AppState> {
@@ -80,11 +82,48 @@ async fn list(
     Ok(Json(state.pipeline.store.list_runs(&filter).await?))
 }
 
+/// `?status=S&wait=SECONDS`: answer once the run's status is no longer `S`,
+/// or after `SECONDS` (at most `MAX_WAIT`), with the run as it is then.
+#[derive(Debug, Deserialize)]
+struct ShowQuery {
+    status: Option<String>,
+    wait: Option<String>,
+}
+
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
 ) -> Result<Json<Run>, ApiError> {
-    Ok(Json(state.pipeline.find_run(&id).await?))
+    let (seen, wait) = match (q.status, q.wait) {
+        (None, None) => return Ok(Json(state.pipeline.find_run(&id).await?)),
+        (Some(status), Some(wait)) => (status, wait),
+        _ => {
+            return Err(ApiError::bad_request(
+                "status and wait go together: ?status=<the status you saw>&wait=<seconds>",
+            ))
+        }
+    };
+    let seen: RunStatus = seen
+        .parse()
+        .map_err(|e: crate::domain::ParseError| ApiError::bad_request(e.to_string()))?;
+    let wait = wait
+        .parse::<f64>()
+        .ok()
+        .filter(|w| (0.0..=MAX_WAIT.as_secs_f64()).contains(w))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "wait must be a number of seconds from 0 to {}, not {wait:?}",
+                MAX_WAIT.as_secs()
+            ))
+        })?;
+    Ok(Json(
+        state
+            .pipeline
+            .wait_for_status_change(&id, seen, wait)
+            .await?,
+    ))
 }
 
 async fn evidence(

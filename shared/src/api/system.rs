@@ -44,7 +44,7 @@ pub fn openapi_document() -> Value {
             "/health": { "get": op("Liveness and configuration summary", false) },
             "/v1/chat/brendan": { "post": op("Talk to Brendan: {user_id, message} → {response, run_ids, trace_id}", true) },
             "/v1/runs": { "post": op("Start a run: {project, message?, user_id?}", true), "get": op("List runs (status, project, limit, after)", true) },
-            "/v1/runs/{id}": { "get": op("A run by id or job code", true) },
+            "/v1/runs/{id}": { "get": op("A run by id or job code; with ?status=S&wait=SECONDS (at most 20), once its status is no longer S or the wait is over", true) },
             "/v1/runs/{id}/evidence": { "get": op("The run with artifacts, webhook events, provider jobs, gates and history", true) },
             "/v1/runs/{id}/graph": { "get": op("The run's state machine definition, its steps from the execution history, and its current states", true) },
             "/v1/runs/{id}/spans": { "get": op("The run tree: {run, trace_id, spans} with every span open or closed, by start time", true) },

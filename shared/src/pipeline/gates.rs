@@ -193,7 +193,8 @@ impl Pipeline {
                     ))
                     .await
                 {
-                    Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                    Ok(_) => self.status_changed(run.run_id),
+                    Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
                 self.engine

@@ -9,6 +9,7 @@ mod graph;
 mod runs;
 mod spans;
 mod tools;
+mod watch;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
 pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use runs::{Evidence, NewRunRequest};
 pub use spans::{usage_attributes, RunTree};
+pub use watch::{RunWatch, MAX_WAIT};
 
 /// Where things are reachable and which modes are on; fixed at start-up.
 #[derive(Debug, Clone)]
@@ -59,6 +61,8 @@ pub struct Pipeline {
     pub webhook_secrets: Arc<WebhookSecrets>,
     /// Records the run trees (spans) and exports them.
     pub tracer: Tracer,
+    /// The requests waiting for a run's status to change.
+    pub run_watch: Arc<RunWatch>,
 }
 
 impl Pipeline {

@@ -127,6 +127,7 @@ impl Pipeline {
                             )),
                     )
                     .await?;
+                self.status_changed(failed.run_id);
                 self.end_run_spans(&failed).await;
                 Err(err.into())
             }
@@ -177,6 +178,7 @@ impl Pipeline {
             .artifact(artifact);
         match self.store.transition_run(change).await {
             Ok(run) => {
+                self.status_changed(run.run_id);
                 tracing::Span::current().record("state", run.status.as_str());
                 tracing::info!(by, "run cancelled");
                 self.end_run_spans(&run).await;

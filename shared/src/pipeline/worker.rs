@@ -162,6 +162,7 @@ impl Pipeline {
             .await
         {
             Ok(_) | Err(StoreError::Conflict { .. }) => {
+                self.status_changed(run.run_id);
                 tracing::Span::current().record("state", RunStatus::Running.as_str());
                 Ok(())
             }
@@ -203,7 +204,7 @@ impl Pipeline {
             artifact: Some(artifact),
         };
         match self.store.record_hitl_request(request).await {
-            Ok(_) => {}
+            Ok(_) => self.status_changed(run.run_id),
             Err(StoreError::Refused(reason)) => return Err(PipelineError::Conflict(reason)),
             Err(e) => return Err(e.into()),
         }
@@ -267,6 +268,7 @@ impl Pipeline {
         // task, so the graph records the failure.
         let ended = match self.store.transition_run(change).await {
             Ok(run) => {
+                self.status_changed(run.run_id);
                 tracing::Span::current().record("state", run.status.as_str());
                 tracing::info!(status = %run.status, "run ended");
                 crate::telemetry::metrics::count(

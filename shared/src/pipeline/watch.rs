@@ -1,0 +1,149 @@
+//! Waiting for a run's status to change (`GET /v1/runs/{id}?status=…&wait=…`),
+//! so a client that watches a run learns of a gate or of the run's end as it
+//! happens, with one request where polling takes many.
+//!
+//! Every status change this process writes goes through
+//! `Pipeline::status_changed`, which wakes the requests waiting on that run.
+//! A change written elsewhere (another process on the same store, another
+//! Lambda function) wakes nobody: a waiting request reads the run again every
+//! `RECHECK` as well.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{Pipeline, PipelineError};
+use crate::domain::{Run, RunId, RunStatus};
+
+/// The longest a request may wait: below the 29 s API Gateway allows.
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// How often a waiting request reads the run again, for changes written by
+/// another process.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The runs some request is waiting on, each with what wakes its waiters.
+#[derive(Debug, Default)]
+pub struct RunWatch {
+    waiting: Mutex<HashMap<RunId, Arc<Notify>>>,
+}
+
+impl RunWatch {
+    /// Wakes the requests waiting on `run_id`, if any.
+    fn changed(&self, run_id: RunId) {
+        if let Some(notify) = self.lock().get(&run_id) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// What wakes a request waiting on `run_id`; the run stays watched while
+    /// the returned `Listening` lives.
+    fn listen(self: &Arc<Self>, run_id: RunId) -> Listening {
+        let notify = Arc::clone(self.lock().entry(run_id).or_default());
+        Listening {
+            watch: Arc::clone(self),
+            run_id,
+            notify,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Arc<Notify>>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One request waiting on a run; the last one to go stops watching it.
+struct Listening {
+    watch: Arc<RunWatch>,
+    run_id: RunId,
+    notify: Arc<Notify>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let mut waiting = self.watch.lock();
+        // Ours and the map's: no other request waits on this run.
+        if Arc::strong_count(&self.notify) == 2 {
+            waiting.remove(&self.run_id);
+        }
+    }
+}
+
+impl Pipeline {
+    /// Wakes the requests waiting for `run`'s status to change.
+    pub(crate) fn status_changed(&self, run: RunId) {
+        self.run_watch.changed(run);
+    }
+
+    /// The run `key` names once its status is no longer `seen`, or as it is
+    /// after `wait` (at most `MAX_WAIT`).
+    pub async fn wait_for_status_change(
+        &self,
+        key: &str,
+        seen: RunStatus,
+        wait: Duration,
+    ) -> Result<Run, PipelineError> {
+        let run = self.find_run(key).await?;
+        if run.status != seen || wait.is_zero() {
+            return Ok(run);
+        }
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        let listening = self.run_watch.listen(run.run_id);
+        loop {
+            // Listening before reading: a change written after the read
+            // still wakes this request.
+            let woken = listening.notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let run = self
+                .store
+                .get_run(run.run_id)
+                .await?
+                .ok_or_else(|| PipelineError::not_found(format!("run {key}")))?;
+            let now = tokio::time::Instant::now();
+            if run.status != seen || now >= deadline {
+                return Ok(run);
+            }
+            let _ = tokio::time::timeout_at(deadline.min(now + RECHECK), woken).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_wakes_the_requests_waiting_on_that_run_only() {
+        let watch = Arc::new(RunWatch::default());
+        let (ours, other) = (RunId::new(), RunId::new());
+        let first = watch.listen(ours);
+        let second = watch.listen(ours);
+        let elsewhere = watch.listen(other);
+        {
+            let (a, b, c) = (
+                first.notify.notified(),
+                second.notify.notified(),
+                elsewhere.notify.notified(),
+            );
+            tokio::pin!(a, b, c);
+            for woken in [a.as_mut(), b.as_mut(), c.as_mut()] {
+                woken.enable();
+            }
+            watch.changed(ours);
+            assert!(a.now_or_never().is_some(), "its first request wakes");
+            assert!(b.now_or_never().is_some(), "and its second");
+            assert!(c.now_or_never().is_none(), "one on another run sleeps on");
+        }
+        drop((first, second));
+        assert_eq!(watch.lock().len(), 1, "a run nobody waits on is forgotten");
+        drop(elsewhere);
+        assert!(watch.lock().is_empty());
+        watch.changed(ours); // nobody waits: nothing happens
+    }
+}
