@@ -1,7 +1,8 @@
 //! Whole aismr runs through real HTTP on the embedded stack (SQLite): every
 //! provider submission, callback and confirmation a real request to the mock
 //! providers (zero latency), gates approved by the client as soon as they
-//! wait. Prints aggregate runs per second with 64 runs in flight, and the
+//! wait: each client waits on its run's status (`GET /v1/runs/{id}?status=…
+//! &wait=…`). Prints aggregate runs per second with 64 runs in flight, the
 //! latency from a webhook's arrival to the next state entered (median, p99),
 //! idle (one run at a time) and loaded (64 in flight), and the CPU time
 //! the process (client and server) spent per run in the loaded phase: on a
@@ -11,7 +12,8 @@
 //! Run: `cargo bench -p myloware --bench pipeline`. `MW_BENCH_RUNS` (default
 //! 256) runs in the loaded phase, `MW_BENCH_IN_FLIGHT` (default 64),
 //! `MW_BENCH_DIR` a folder to keep the database in (default: a temporary one,
-//! removed at the end).
+//! removed at the end), `MW_BENCH_POLL_MS` clients that poll their run that
+//! often instead of waiting on it.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -25,9 +27,8 @@ use serde_json::{json, Value};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const KEY: &str = "bench-api-key-0123456789";
-/// How often a client looks at its run: often enough to approve gates
-/// promptly, seldom enough not to become the load itself.
-const POLL: Duration = Duration::from_millis(50);
+/// How long one request waits for a run's status to change.
+const WAIT_S: u32 = 5;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -40,6 +41,10 @@ fn env_usize(name: &str, default: usize) -> usize {
 async fn main() {
     let runs = env_usize("MW_BENCH_RUNS", 256);
     let in_flight = env_usize("MW_BENCH_IN_FLIGHT", 64);
+    let poll = std::env::var("MW_BENCH_POLL_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis);
     let temporary = tempfile::tempdir().unwrap();
     let dir = match std::env::var_os("MW_BENCH_DIR") {
         Some(dir) => std::path::PathBuf::from(dir),
@@ -74,11 +79,11 @@ async fn main() {
     let base = stack.base_url.clone();
 
     let idle = 16;
-    let ids = drive(&http, &base, idle, 1).await;
+    let ids = drive(&http, &base, idle, 1, poll).await;
     let idle_latencies = resume_latencies(&http, &base, &ids).await;
 
     let (start, cpu_before) = (Instant::now(), cpu_time());
-    let ids = drive(&http, &base, runs, in_flight).await;
+    let ids = drive(&http, &base, runs, in_flight, poll).await;
     let elapsed = start.elapsed();
     let cpu = cpu_time()
         .zip(cpu_before)
@@ -128,15 +133,23 @@ fn report(label: &str, mut ms: Vec<f64>) {
 }
 
 /// Runs `runs` aismr runs to the end, `in_flight` at a time; their ids.
-async fn drive(http: &reqwest::Client, base: &str, runs: usize, in_flight: usize) -> Vec<String> {
+async fn drive(
+    http: &reqwest::Client,
+    base: &str,
+    runs: usize,
+    in_flight: usize,
+    poll: Option<Duration>,
+) -> Vec<String> {
     futures::stream::iter(0..runs)
-        .map(|_| one_run(http, base))
+        .map(|_| one_run(http, base, poll))
         .buffer_unordered(in_flight)
         .collect()
         .await
 }
 
-async fn one_run(http: &reqwest::Client, base: &str) -> String {
+/// One run to its end: its client waits for each change of its status (or
+/// polls every `poll`) and approves each gate as it waits.
+async fn one_run(http: &reqwest::Client, base: &str, poll: Option<Duration>) -> String {
     let run: Value = http
         .post(format!("{base}/v1/runs"))
         .header("x-api-key", KEY)
@@ -149,9 +162,14 @@ async fn one_run(http: &reqwest::Client, base: &str) -> String {
         .unwrap();
     let id = run["run_id"].as_str().unwrap().to_owned();
     let mut gates = ["ideate", "prepublish"].into_iter().peekable();
+    let mut seen: Option<String> = None;
     loop {
+        let url = match (&seen, poll) {
+            (Some(status), None) => format!("{base}/v1/runs/{id}?status={status}&wait={WAIT_S}"),
+            _ => format!("{base}/v1/runs/{id}"),
+        };
         let run: Value = http
-            .get(format!("{base}/v1/runs/{id}"))
+            .get(url)
             .header("x-api-key", KEY)
             .send()
             .await
@@ -159,28 +177,38 @@ async fn one_run(http: &reqwest::Client, base: &str) -> String {
             .json()
             .await
             .unwrap();
-        match run["status"].as_str().unwrap() {
+        let status = run["status"].as_str().unwrap().to_owned();
+        match status.as_str() {
             "published" => return id,
             "awaiting_approval" => {
-                if let Some(gate) = gates.peek() {
-                    let answer = http
-                        .post(format!("{base}/v1/hitl/approve/{id}/{gate}"))
-                        .header("x-api-key", KEY)
-                        .send()
-                        .await
-                        .unwrap();
-                    let approved = answer.status().is_success();
-                    // Read to the end, so the connection goes back to the pool.
-                    let _ = answer.bytes().await;
-                    if approved {
-                        gates.next();
-                    }
+                let Some(gate) = gates.peek() else {
+                    panic!("run {id} waits at a third gate")
+                };
+                let answer = http
+                    .post(format!("{base}/v1/hitl/approve/{id}/{gate}"))
+                    .header("x-api-key", KEY)
+                    .send()
+                    .await
+                    .unwrap();
+                let approved = answer.status().is_success();
+                // Read to the end, so the connection goes back to the pool.
+                let _ = answer.bytes().await;
+                if approved {
+                    gates.next();
+                } else {
+                    // Not decidable yet: look again shortly.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    seen = None;
+                    continue;
                 }
             }
             "running" | "pending" => {}
             other => panic!("run {id} ended {other}: {}", run["error"]),
         }
-        tokio::time::sleep(POLL).await;
+        match poll {
+            Some(every) => tokio::time::sleep(every).await,
+            None => seen = Some(status),
+        }
     }
 }
 
