@@ -148,10 +148,12 @@ impl Stack {
         };
         let router = api::router(state);
         let (stop, stopped) = oneshot::channel::<()>();
+        let run_watch = Arc::clone(&pipeline.run_watch);
         let server = tokio::spawn(async move {
             let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
+                .with_graceful_shutdown(async move {
                     let _ = stopped.await;
+                    run_watch.close();
                 })
                 .await;
             if let Err(e) = served {

@@ -6,8 +6,10 @@
 //! `Pipeline::status_changed`, which wakes the requests waiting on that run.
 //! A change written elsewhere (another process on the same store, another
 //! Lambda function) wakes nobody: a waiting request reads the run again every
-//! `RECHECK` as well.
+//! `RECHECK` as well. A stack that stops answers its waiting requests at
+//! once (`RunWatch::close`), so they do not hold up its shutdown.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,9 +29,23 @@ const RECHECK: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct RunWatch {
     waiting: Mutex<HashMap<RunId, Arc<Notify>>>,
+    closed: AtomicBool,
 }
 
 impl RunWatch {
+    /// Answers every waiting request now, and every later one without
+    /// waiting: the server is stopping.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for notify in self.lock().values() {
+            notify.notify_waiters();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Wakes the requests waiting on `run_id`, if any.
     fn changed(&self, run_id: RunId) {
         if let Some(notify) = self.lock().get(&run_id) {
@@ -104,7 +120,7 @@ impl Pipeline {
                 .await?
                 .ok_or_else(|| PipelineError::not_found(format!("run {key}")))?;
             let now = tokio::time::Instant::now();
-            if run.status != seen || now >= deadline {
+            if run.status != seen || now >= deadline || self.run_watch.is_closed() {
                 return Ok(run);
             }
             let _ = tokio::time::timeout_at(deadline.min(now + RECHECK), woken).await;
@@ -145,5 +161,19 @@ mod tests {
         drop(elsewhere);
         assert!(watch.lock().is_empty());
         watch.changed(ours); // nobody waits: nothing happens
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_every_waiting_request() {
+        let watch = Arc::new(RunWatch::default());
+        let (one, two) = (watch.listen(RunId::new()), watch.listen(RunId::new()));
+        let (a, b) = (one.notify.notified(), two.notify.notified());
+        tokio::pin!(a, b);
+        a.as_mut().enable();
+        b.as_mut().enable();
+        assert!(!watch.is_closed());
+        watch.close();
+        assert!(watch.is_closed(), "later requests do not wait either");
+        assert!(a.now_or_never().is_some() && b.now_or_never().is_some());
     }
 }

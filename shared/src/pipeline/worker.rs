@@ -161,13 +161,12 @@ impl Pipeline {
             ))
             .await
         {
-            Ok(_) | Err(StoreError::Conflict { .. }) => {
-                self.status_changed(run.run_id);
-                tracing::Span::current().record("state", RunStatus::Running.as_str());
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
+            Ok(_) => self.status_changed(run.run_id),
+            Err(StoreError::Conflict { .. }) => {} // another task moved it first
+            Err(e) => return Err(e.into()),
         }
+        tracing::Span::current().record("state", RunStatus::Running.as_str());
+        Ok(())
     }
 
     /// A gate: record the request with its token, and wait for a human.
