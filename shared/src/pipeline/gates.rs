@@ -185,7 +185,6 @@ impl Pipeline {
         match decision {
             HitlDecision::Approved => {
                 match self
-                    .store
                     .transition_run(Transition::new(
                         run.run_id,
                         RunStatus::AwaitingApproval,
@@ -193,8 +192,7 @@ impl Pipeline {
                     ))
                     .await
                 {
-                    Ok(_) => self.status_changed(run.run_id),
-                    Err(StoreError::Conflict { .. }) => {}
+                    Ok(_) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
                 self.engine

@@ -116,7 +116,6 @@ impl Pipeline {
             Err(err) => {
                 let reason = format!("the engine did not start the run: {err}");
                 let failed = self
-                    .store
                     .transition_run(
                         Transition::new(run.run_id, RunStatus::Pending, RunStatus::Failed)
                             .error(&reason)
@@ -127,7 +126,6 @@ impl Pipeline {
                             )),
                     )
                     .await?;
-                self.status_changed(failed.run_id);
                 self.end_run_spans(&failed).await;
                 Err(err.into())
             }
@@ -176,9 +174,8 @@ impl Pipeline {
         let change = Transition::new(run.run_id, run.status, RunStatus::Cancelled)
             .error(format!("cancelled by {by}"))
             .artifact(artifact);
-        match self.store.transition_run(change).await {
+        match self.transition_run(change).await {
             Ok(run) => {
-                self.status_changed(run.run_id);
                 tracing::Span::current().record("state", run.status.as_str());
                 tracing::info!(by, "run cancelled");
                 self.end_run_spans(&run).await;

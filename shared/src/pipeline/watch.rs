@@ -3,7 +3,8 @@
 //! happens, with one request where polling takes many.
 //!
 //! Every status change this process writes goes through
-//! `Pipeline::status_changed`, which wakes the requests waiting on that run.
+//! `Pipeline::transition_run` (a gate's request through
+//! `Pipeline::status_changed`), which wakes the requests waiting on that run.
 //! A change written elsewhere (another process on the same store, another
 //! Lambda function) wakes nobody: a waiting request reads the run again every
 //! `RECHECK` as well. A stack that stops answers its waiting requests at
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 
 use super::{Pipeline, PipelineError};
 use crate::domain::{Run, RunId, RunStatus};
+use crate::store::{StoreError, Transition};
 
 /// The longest a request may wait: below the 29 s API Gateway allows.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
@@ -92,6 +94,14 @@ impl Pipeline {
     /// Wakes the requests waiting for `run`'s status to change.
     pub(crate) fn status_changed(&self, run: RunId) {
         self.run_watch.changed(run);
+    }
+
+    /// `Store::transition_run`, waking the requests waiting on the run when
+    /// it changed: how the pipeline changes a run's status.
+    pub(crate) async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
+        let run = self.store.transition_run(change).await?;
+        self.status_changed(run.run_id);
+        Ok(run)
     }
 
     /// The run `key` names once its status is no longer `seen`, or as it is

@@ -153,7 +153,6 @@ impl Pipeline {
             return Ok(());
         }
         match self
-            .store
             .transition_run(Transition::new(
                 run.run_id,
                 RunStatus::Pending,
@@ -161,12 +160,12 @@ impl Pipeline {
             ))
             .await
         {
-            Ok(_) => self.status_changed(run.run_id),
-            Err(StoreError::Conflict { .. }) => {} // another task moved it first
-            Err(e) => return Err(e.into()),
+            Ok(_) | Err(StoreError::Conflict { .. }) => {
+                tracing::Span::current().record("state", RunStatus::Running.as_str());
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
         }
-        tracing::Span::current().record("state", RunStatus::Running.as_str());
-        Ok(())
     }
 
     /// A gate: record the request with its token, and wait for a human.
@@ -265,9 +264,8 @@ impl Pipeline {
         // A refused change is not papered over: a conflict (the run changed
         // meanwhile) is retried with a fresh read; an illegal one fails this
         // task, so the graph records the failure.
-        let ended = match self.store.transition_run(change).await {
+        let ended = match self.transition_run(change).await {
             Ok(run) => {
-                self.status_changed(run.run_id);
                 tracing::Span::current().record("state", run.status.as_str());
                 tracing::info!(status = %run.status, "run ended");
                 crate::telemetry::metrics::count(
