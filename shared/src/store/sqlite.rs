@@ -8,10 +8,12 @@
 //!
 //! - Writes are group-committed (`SqliteStore::write`): they queue, and
 //!   whichever caller finds the one writer connection free runs every queued
-//!   write in one transaction, each in a savepoint of its own, and hands each
-//!   caller its result once the commit is done. A caller that finds the
-//!   writer busy waits without holding its thread. One writer is SQLite's own
-//!   model: writes queue instead of failing with `SQLITE_BUSY`.
+//!   write in one transaction, and hands each caller its result once the
+//!   commit is done; should one write fail, the batch runs again with each
+//!   write in a savepoint of its own, so that one is undone alone. A caller
+//!   that finds the writer busy waits without holding its thread. One writer
+//!   is SQLite's own model: writes queue instead of failing with
+//!   `SQLITE_BUSY`.
 //! - Under load commits are paced (`COMMIT_SPACING`): after a commit that
 //!   carried several writes, the next waits until that long after it, so
 //!   that it carries more. Every commit writes each page it changed to the
@@ -193,30 +195,24 @@ impl SqliteStore {
     ///
     /// Group commit without a thread of its own: the write is queued, and
     /// whichever caller finds the writer connection free runs every queued
-    /// write in one transaction (each in a savepoint of its own, so one that
-    /// fails leaves the others), commits once, and hands each caller its
+    /// write in one transaction, commits once, and hands each caller its
     /// result. A caller that finds the writer busy waits without holding its
     /// thread; under load one commit, and one write of the pages the writes
-    /// share, serves many writes.
+    /// share, serves many writes. `f` may run twice: should a write of the
+    /// batch fail, the batch is rolled back and run again, each write in a
+    /// savepoint of its own, so the one that fails leaves the others
+    /// (`run_batch`).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
-        let write: PendingWrite = Box::new(move |connection| {
-            let outcome = match connection {
-                Ok(connection) => in_savepoint(connection, f),
-                Err(e) => Err(StoreError::NotCommitted(e.to_string())),
-            };
-            Box::new(move |committed: Result<(), &StoreError>| {
-                let _ = done.send(match committed {
-                    Ok(()) => outcome,
-                    Err(e) => outcome.and(Err(StoreError::NotCommitted(e.to_string()))),
-                });
-            })
-        });
-        locked(&self.db.pending).push(write);
+        locked(&self.db.pending).push(Box::new(Queued {
+            f,
+            outcome: None,
+            done,
+        }));
         self.flush();
         result.await.unwrap_or_else(|_| {
             Err(StoreError::NotCommitted(
@@ -325,34 +321,85 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A queued write: runs on the writer connection (or learns why it cannot)
-/// and returns what hands the caller its result once the commit is known.
-type PendingWrite = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Deliver + Send>;
-type Deliver = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+/// A queued write (see `SqliteStore::write`).
+type PendingWrite = Box<dyn Write>;
+
+/// A write waiting in the queue, type-erased.
+trait Write: Send {
+    /// Runs the write on the writer connection (again, when its batch is
+    /// replayed), in a savepoint when `alone`, and keeps its outcome; whether
+    /// it succeeded.
+    fn run(&mut self, connection: &Connection, alone: bool) -> bool;
+    /// Hands the caller the outcome of the last run, once whether its
+    /// batch committed is known.
+    fn deliver(self: Box<Self>, committed: Result<(), &StoreError>);
+}
+
+struct Queued<T, F> {
+    f: F,
+    outcome: Option<Result<T, StoreError>>,
+    done: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Write for Queued<T, F>
+where
+    T: Send,
+    F: Fn(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, connection: &Connection, alone: bool) -> bool {
+        let outcome = if alone {
+            in_savepoint(connection, &self.f)
+        } else {
+            (self.f)(connection)
+        };
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn deliver(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let not_committed = |e: &StoreError| StoreError::NotCommitted(e.to_string());
+        let _ = self.done.send(match (self.outcome, committed) {
+            (Some(outcome), Ok(())) => outcome,
+            (Some(outcome), Err(e)) => outcome.and(Err(not_committed(e))),
+            (None, Err(e)) => Err(not_committed(e)),
+            (None, Ok(())) => Err(StoreError::NotCommitted("the write did not run".into())),
+        });
+    }
+}
 
 /// Runs `batch` in one transaction and tells each write how it ended.
-fn run_batch(connection: &mut Connection, batch: Vec<PendingWrite>) {
+///
+/// The writes run one after the other with nothing between them: a
+/// savepoint around each would copy every page a write changes into the
+/// statement journal first, most of it for nothing, since writes rarely
+/// fail. Should one fail, the whole transaction is rolled back and the batch
+/// runs again, each write in a savepoint of its own: the failing write is
+/// undone alone and the others commit.
+fn run_batch(connection: &mut Connection, mut batch: Vec<PendingWrite>) {
     if !connection.is_autocommit() {
         let _ = connection.execute_batch("ROLLBACK");
     }
-    if let Err(e) = connection.execute_batch("BEGIN IMMEDIATE") {
-        let e = StoreError::from(e);
-        for write in batch {
-            write(Err(&e))(Err(&e));
+    let committed = begin(connection).and_then(|()| {
+        if !batch.iter_mut().all(|write| write.run(connection, false)) {
+            let _ = connection.execute_batch("ROLLBACK");
+            begin(connection)?;
+            for write in &mut batch {
+                write.run(connection, true);
+            }
         }
-        return;
-    }
-    let delivers: Vec<Deliver> = batch
-        .into_iter()
-        .map(|write| write(Ok(connection)))
-        .collect();
-    let committed = connection.execute_batch("COMMIT").map_err(|e| {
-        let _ = connection.execute_batch("ROLLBACK");
-        StoreError::from(e)
+        connection.execute_batch("COMMIT").map_err(|e| {
+            let _ = connection.execute_batch("ROLLBACK");
+            StoreError::from(e)
+        })
     });
-    for deliver in delivers {
-        deliver(committed.as_ref().map(|_| ()));
+    for write in batch {
+        write.deliver(committed.as_ref().map(|_| ()));
     }
+}
+
+fn begin(connection: &Connection) -> Result<(), StoreError> {
+    Ok(connection.execute_batch("BEGIN IMMEDIATE")?)
 }
 
 /// Runs `f` in a savepoint: undone alone if it fails.
@@ -405,7 +452,7 @@ fn checkpoint_until(connection: Connection, stop: mpsc::Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ArtifactType, NewArtifact, NewRun, ProvidersMode, RunId};
+    use crate::domain::{Artifact, ArtifactType, NewArtifact, NewRun, ProvidersMode, RunId};
     use crate::store::Store;
 
     /// The workspace's `.cargo/config.toml` builds the bundled SQLite
@@ -462,6 +509,68 @@ mod tests {
         }
         assert_eq!(refused, 1);
         assert_eq!(store.list_artifacts(run).await.unwrap().len(), 10);
+    }
+
+    /// A write that fails after changing something leaves no trace, while
+    /// the writes of its batch commit, each with the outcome of its run in
+    /// the transaction that committed (the batch ran again).
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_failing_halfway_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, run) = store_with_run(dir.path()).await;
+        let busy = locked(&store.db.writer);
+        let mut writes = tokio::task::JoinSet::new();
+        for i in 0..3 {
+            let store = store.clone();
+            writes.spawn(async move {
+                if i != 1 {
+                    return store.append_artifact(artifact(run, i)).await.map(Some);
+                }
+                store
+                    .write(move |tx| {
+                        tx.execute(
+                            "UPDATE runs SET status = 'failed' WHERE run_id = ?1",
+                            [run.to_string()],
+                        )?;
+                        Err::<Option<Artifact>, _>(StoreError::Refused("changed my mind".into()))
+                    })
+                    .await
+            });
+        }
+        while locked(&store.db.pending).len() < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(busy);
+        store.run_pending();
+        let mut written = Vec::new();
+        while let Some(done) = writes.join_next().await {
+            match done.unwrap() {
+                Ok(artifact) => written.push(artifact.unwrap().id),
+                Err(StoreError::Refused(why)) => assert_eq!(why, "changed my mind"),
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        let mut stored: Vec<_> = store
+            .list_artifacts(run)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        written.sort();
+        stored.sort();
+        assert_eq!(written.len(), 2);
+        assert_eq!(
+            written, stored,
+            "each caller holds the artifact that was committed"
+        );
+        let status = store.get_run(run).await.unwrap().unwrap().status;
+        assert_eq!(
+            status.as_str(),
+            "pending",
+            "the failed write's change was undone"
+        );
     }
 
     /// A new store in `dir` holding one run.

@@ -1,6 +1,8 @@
 //! The `Store` port on SQLite: the same statements as the Postgres adapter
 //! (`sql.rs`), run on the calling thread; writes go through
 //! `SqliteStore::write` (group commit), reads through `SqliteStore::with`.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, Row};
@@ -24,8 +26,8 @@ use crate::store::{
     SettledForEvent, Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
 };
 
-fn insert_artifact(conn: &Connection, new: NewArtifact) -> Result<Artifact, StoreError> {
-    let artifact = new.stored_at(now());
+fn insert_artifact(conn: &Connection, new: &NewArtifact) -> Result<Artifact, StoreError> {
+    let artifact = new.clone().stored_at(now());
     conn.prepare_cached(&format!(
         "INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?
@@ -162,9 +164,9 @@ impl Store for SqliteStore {
             // not a reason to undo the write.
             let inserted = self
                 .write(move |tx| {
-                    let (sql, run_id, project, code, user, input, mode, at) = row;
+                    let (sql, run_id, project, code, user, input, mode, at) = &row;
                     Ok(tx
-                        .prepare_cached(&sql)?
+                        .prepare_cached(sql)?
                         .execute(params![run_id, project, code, user, input, mode, at]))
                 })
                 .await?;
@@ -251,7 +253,7 @@ impl Store for SqliteStore {
                     actual: current.status,
                 });
             };
-            if let Some(artifact) = change.artifact {
+            if let Some(artifact) = &change.artifact {
                 insert_artifact(tx, artifact)?;
             }
             Ok(updated)
@@ -270,7 +272,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError> {
-        self.write(move |tx| insert_artifact(tx, artifact)).await
+        self.write(move |tx| insert_artifact(tx, &artifact)).await
     }
 
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
@@ -406,12 +408,15 @@ impl Store for SqliteStore {
     }
 
     async fn register_provider_job(&self, job: NewProviderJob) -> Result<ProviderJob, StoreError> {
-        let registered = job.registered_at(now());
+        // Shared with the write, which may run twice (`SqliteStore::write`).
+        let registered = Arc::new(job.registered_at(now()));
+        let written = Arc::clone(&registered);
         let sql = format!(
             "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL)"
         );
         self.write(move |tx| {
+            let registered = &written;
             tx.prepare_cached(&sql)?
                 .execute(params![
                     registered.provider.as_str(),
@@ -431,9 +436,10 @@ impl Store for SqliteStore {
                     }
                     _ => e.into(),
                 })?;
-            Ok(registered)
+            Ok(())
         })
-        .await
+        .await?;
+        Ok(Arc::unwrap_or_clone(registered))
     }
 
     async fn find_provider_job(
@@ -452,7 +458,7 @@ impl Store for SqliteStore {
         artifact: Option<NewArtifact>,
     ) -> Result<Settled, StoreError> {
         let job_id = job_id.to_owned();
-        self.write(move |tx| settle_job(tx, provider, &job_id, outcome, artifact))
+        self.write(move |tx| settle_job(tx, provider, &job_id, &outcome, artifact.as_ref()))
             .await
     }
 
@@ -466,7 +472,7 @@ impl Store for SqliteStore {
     ) -> Result<SettledForEvent, StoreError> {
         let job_id = job_id.to_owned();
         self.write(move |tx| {
-            let settled = settle_job(tx, provider, &job_id, outcome, artifact)?;
+            let settled = settle_job(tx, provider, &job_id, &outcome, artifact.as_ref())?;
             let event_finished = match &settled {
                 Settled::Now(ProviderJob {
                     run_id,
@@ -550,7 +556,7 @@ impl Store for SqliteStore {
                             RunStatus::AwaitingApproval,
                         ),
                     )?;
-                    if let Some(artifact) = request.artifact {
+                    if let Some(artifact) = &request.artifact {
                         insert_artifact(tx, artifact)?;
                     }
                 }
@@ -631,7 +637,7 @@ impl Store for SqliteStore {
                 "INSERT INTO conversation_messages (user_id, seq, role, content, run_ids, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (role, content, run_ids) in messages {
+            for (role, content, run_ids) in &messages {
                 seq += 1;
                 insert.execute(params![
                     user_id,
@@ -671,7 +677,11 @@ impl Store for SqliteStore {
             "INSERT INTO spans ({SPAN_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         );
+        // Shared with the write, which may run twice (`SqliteStore::write`).
+        let span = Arc::new(span);
+        let written = Arc::clone(&span);
         self.write(move |tx| {
+            let span = &written;
             tx.prepare_cached(&sql)?
                 .execute(params![
                     span.trace_id.to_string(),
@@ -694,9 +704,10 @@ impl Store for SqliteStore {
                     )),
                     _ => e.into(),
                 })?;
-            Ok(span)
+            Ok(())
         })
-        .await
+        .await?;
+        Ok(Arc::unwrap_or_clone(span))
     }
 
     async fn close_span(
@@ -714,7 +725,7 @@ impl Store for SqliteStore {
             if !span.is_open() || end.status == SpanStatus::Open {
                 return Ok(span);
             }
-            let closed = span.closed(end);
+            let closed = span.closed(end.clone());
             tx.prepare_cached(
                 "UPDATE spans SET status = ?1, attributes = ?2, output = ?3, error = ?4, end_time = ?5 \
                  WHERE trace_id = ?6 AND span_id = ?7 AND status = 'open'",
@@ -791,10 +802,10 @@ fn settle_job(
     tx: &Connection,
     provider: Provider,
     job_id: &str,
-    outcome: JobOutcome,
-    artifact: Option<NewArtifact>,
+    outcome: &JobOutcome,
+    artifact: Option<&NewArtifact>,
 ) -> Result<Settled, StoreError> {
-    let (status, result, error) = outcome.into_parts();
+    let (status, result, error) = outcome.clone().into_parts();
     let sql = format!(
         "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
          WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
