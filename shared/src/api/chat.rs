@@ -84,10 +84,12 @@ async fn chat(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
-            pipeline
-                .tracer
-                .close(trace_id, span_id, SpanEnd::error(e.to_string()))
-                .await;
+            tokio::join!(
+                observer.flush(),
+                pipeline
+                    .tracer
+                    .close(trace_id, span_id, SpanEnd::error(e.to_string()))
+            );
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "brendan_failed",
@@ -108,16 +110,17 @@ async fn chat(
             }
         }
     }
-    pipeline
-        .store
-        .append_conversation(
+    let (appended, ()) = tokio::join!(
+        pipeline.store.append_conversation(
             user,
             vec![
                 (ChatRole::User, body.message, Vec::new()),
                 (ChatRole::Brendan, outcome.summary.clone(), run_ids.clone()),
             ],
-        )
-        .await?;
+        ),
+        observer.flush()
+    );
+    appended?;
     let ids: Vec<String> = run_ids.iter().map(RunId::to_string).collect();
     let mut end = SpanEnd::ok(Some(bounded(
         json!({ "response": outcome.summary, "run_ids": run_ids }),

@@ -365,13 +365,15 @@ impl Pipeline {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!(error = %err, "persona failed");
-                self.close_persona_span(
-                    run.run_id,
-                    persona,
-                    token,
-                    SpanEnd::error(err.to_string()),
-                )
-                .await;
+                tokio::join!(
+                    observer.flush(),
+                    self.close_persona_span(
+                        run.run_id,
+                        persona,
+                        token,
+                        SpanEnd::error(err.to_string()),
+                    )
+                );
                 return self.fail_task(token, err.code(), &err.to_string()).await;
             }
         };
@@ -381,8 +383,9 @@ impl Pipeline {
             .filter(|r| r.error.is_none())
             .map(|r| (r.name.clone(), r.args.clone()))
             .collect();
-        self.store
-            .append_artifact(
+        // The calls' spans and the completion record go in one commit.
+        let (completed, ()) = tokio::join!(
+            self.store.append_artifact(
                 NewArtifact::new(
                     run.run_id,
                     PERSONA_COMPLETED.parse().expect("a valid artifact type"),
@@ -390,8 +393,10 @@ impl Pipeline {
                             "turns": outcome.turns, "usage": outcome.usage }),
                 )
                 .persona(persona),
-            )
-            .await?;
+            ),
+            observer.flush()
+        );
+        completed?;
         tracing::info!(turns = outcome.turns, "persona finished");
         crate::telemetry::metrics::observe_seconds(
             "mw_persona_step_seconds",

@@ -3,6 +3,9 @@
 //! closed spans to the OTLP exporter when one is configured. An LLM or tool
 //! call's span is written once, closed, when the call ends within
 //! `CALL_OPEN_AFTER`; a longer call's span is written open at that point.
+//! The closed spans of quick calls wait for the agent's next write (a long
+//! call's opening, or `AgentSpans::flush` when the agent ends): an agent's
+//! quick calls do not each wait for a commit of their own.
 //!
 //! Recording never fails the work it watches: a span the store refuses is
 //! logged and the run carries on.
@@ -215,6 +218,7 @@ impl Tracer {
             run_id,
             parent,
             calls: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            finished: Arc::new(std::sync::Mutex::new(Vec::new())),
         }
     }
 }
@@ -234,6 +238,21 @@ pub struct AgentSpans {
     /// The calls under way, by `llm:<turn>` / `tool:<call id>`. Held across
     /// a span's first write, so a call's end waits for its opening.
     calls: Arc<tokio::sync::Mutex<HashMap<String, Call>>>,
+    /// Quick calls' spans, closed and not written yet (see `flush`).
+    finished: Finished,
+}
+
+/// Spans closed before they were written, waiting for the next write.
+type Finished = Arc<std::sync::Mutex<Vec<Span>>>;
+
+/// Writes `spans`, all issued together (on SQLite, one commit).
+async fn record_all(tracer: &Tracer, spans: Vec<Span>) {
+    futures::future::join_all(spans.into_iter().map(|span| tracer.record(span))).await;
+}
+
+/// The spans in `finished`, taken out.
+fn take(finished: &Finished) -> Vec<Span> {
+    std::mem::take(&mut *finished.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// A call under way: its span not written yet (and the timer that writes it
@@ -259,9 +278,11 @@ impl AgentSpans {
     }
 
     /// A call started: its span is written open if it is still running
-    /// after `CALL_OPEN_AFTER`.
+    /// after `CALL_OPEN_AFTER`, with the spans of the calls that ended
+    /// before it.
     async fn started(&self, key: String, span: NewSpan) {
         let calls = Arc::clone(&self.calls);
+        let finished = Arc::clone(&self.finished);
         let tracer = self.tracer.clone();
         let timer_key = key.clone();
         let mut held = self.calls.lock().await;
@@ -270,24 +291,50 @@ impl AgentSpans {
             let mut calls = calls.lock().await;
             if let Some(Call::Unwritten(span, _)) = calls.remove(&timer_key) {
                 let span_id = span.span_id;
-                tracer.open(*span).await;
+                tokio::join!(tracer.open(*span), record_all(&tracer, take(&finished)));
                 calls.insert(timer_key, Call::Open(span_id));
             }
         });
         held.insert(key, Call::Unwritten(Box::new(span), timer.abort_handle()));
     }
 
-    /// A call ended: its span written whole, or closed if it was written
-    /// open.
+    /// A call ended: its span kept, closed, for the next write, or closed
+    /// in the store if it was written open.
     async fn ended(&self, key: &str, end: SpanEnd) {
         let call = self.calls.lock().await.remove(key);
         match call {
             Some(Call::Unwritten(span, timer)) => {
                 timer.abort();
-                self.tracer.record(Span::opened(*span).closed(end)).await;
+                let closed = Span::opened(*span).closed(end);
+                self.finished
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(closed);
             }
             Some(Call::Open(span_id)) => self.tracer.close(self.trace_id, span_id, end).await,
             None => {}
+        }
+    }
+
+    /// Writes the spans of the calls that ended before they were written.
+    /// Called when the agent has ended, before its outcome is acted on, so
+    /// the run tree holds every call of a finished agent.
+    pub async fn flush(&self) {
+        record_all(&self.tracer, take(&self.finished)).await;
+    }
+}
+
+/// An observer dropped with spans unwritten (its agent's task ended
+/// without `flush`) still writes them, on a task of their own.
+impl Drop for AgentSpans {
+    fn drop(&mut self) {
+        let spans = take(&self.finished);
+        if spans.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tracer = self.tracer.clone();
+            runtime.spawn(async move { record_all(&tracer, spans).await });
         }
     }
 }
@@ -391,10 +438,14 @@ mod tests {
     }
 
     async fn start(spans: &AgentSpans, args: &Value) {
+        start_call(spans, "call-1", args).await;
+    }
+
+    async fn start_call(spans: &AgentSpans, call_id: &str, args: &Value) {
         spans
             .tool_call_started(&ToolCallStarted {
                 persona: Agent::Persona(Persona::Riley),
-                call_id: "call-1",
+                call_id,
                 name: "write_script",
                 args,
                 started_at: Utc::now(),
@@ -403,8 +454,12 @@ mod tests {
     }
 
     async fn end(spans: &AgentSpans, args: &Value) {
+        end_call(spans, "call-1", args).await;
+    }
+
+    async fn end_call(spans: &AgentSpans, call_id: &str, args: &Value) {
         let record = ToolCallRecord {
-            call_id: "call-1".into(),
+            call_id: call_id.into(),
             name: "write_script".into(),
             args: args.clone(),
             result: Some(json!({"stored": true})),
@@ -418,7 +473,7 @@ mod tests {
     }
 
     /// A call that ends at once is written once, already closed, with its
-    /// input and output.
+    /// input and output, when the agent's spans are flushed.
     #[tokio::test]
     async fn a_quick_call_is_written_once_closed() {
         let dir = tempfile::tempdir().unwrap();
@@ -430,6 +485,11 @@ mod tests {
             "nothing is written while the call is young"
         );
         end(&spans, &args).await;
+        assert!(
+            store.list_spans(spans.trace_id).await.unwrap().is_empty(),
+            "the closed span waits for the agent's next write"
+        );
+        spans.flush().await;
         let listed = store.list_spans(spans.trace_id).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].status, SpanStatus::Ok);
@@ -437,6 +497,44 @@ mod tests {
         assert_eq!(listed[0].output, Some(json!({"stored": true})));
         assert_eq!(listed[0].parent_span_id, Some(spans.parent));
         assert!(listed[0].end_time.is_some());
+    }
+
+    /// The spans of quick calls are written with the opening of a later
+    /// long call, or by the observer dropped without a flush.
+    #[tokio::test]
+    async fn quick_calls_are_written_with_the_next_long_call_or_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, spans) = observer(dir.path()).await;
+        let args = json!({"scenes": 12});
+        start_call(&spans, "quick", &args).await;
+        end_call(&spans, "quick", &args).await;
+        start_call(&spans, "long", &args).await;
+        tokio::time::sleep(CALL_OPEN_AFTER * 2).await;
+        let listed = store.list_spans(spans.trace_id).await.unwrap();
+        let status = |call: &str| {
+            listed
+                .iter()
+                .find(|s| s.attributes.get(attr::TOOL_CALL_ID) == Some(&json!(call)))
+                .map(|s| s.status)
+        };
+        assert_eq!(status("quick"), Some(SpanStatus::Ok));
+        assert_eq!(status("long"), Some(SpanStatus::Open));
+
+        end_call(&spans, "long", &args).await;
+        start_call(&spans, "last", &args).await;
+        end_call(&spans, "last", &args).await;
+        let trace_id = spans.trace_id;
+        drop(spans);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let listed = store.list_spans(trace_id).await.unwrap();
+            if listed.len() == 3 {
+                assert!(listed.iter().all(|s| s.status == SpanStatus::Ok));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{listed:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A call still running after `CALL_OPEN_AFTER` shows as open until it
