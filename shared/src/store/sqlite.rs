@@ -477,31 +477,53 @@ mod tests {
         );
     }
 
-    /// Writes queued while the writer is busy run together in one
-    /// transaction once it is free: each answers for itself, a refused one
-    /// undone alone.
+    /// The outcomes of `count` writes, `write(0)` … `write(count - 1)`,
+    /// queued while the writer is busy and then run as one batch.
     // Holding the writer across the awaits is the point: writes queue.
     #[allow(clippy::await_holding_lock)]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn queued_writes_run_in_one_batch_and_fail_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, run) = store_with_run(dir.path()).await;
+    async fn in_one_batch<T, F>(
+        store: &SqliteStore,
+        count: usize,
+        write: impl Fn(usize) -> F,
+    ) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
         let busy = locked(&store.db.writer);
         let mut writes = tokio::task::JoinSet::new();
-        for i in 0..11 {
-            let store = store.clone();
-            // The sixth names a run that does not exist.
-            let run_id = if i == 5 { RunId::new() } else { run };
-            writes.spawn(async move { store.append_artifact(artifact(run_id, i)).await });
+        for i in 0..count {
+            writes.spawn(write(i));
         }
-        while locked(&store.db.pending).len() < 11 {
+        while locked(&store.db.pending).len() < count {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         drop(busy);
         store.run_pending();
-        let mut refused = 0;
+        let mut outcomes = Vec::new();
         while let Some(done) = writes.join_next().await {
-            match done.unwrap() {
+            outcomes.push(done.unwrap());
+        }
+        outcomes
+    }
+
+    /// Writes queued while the writer is busy run together in one
+    /// transaction once it is free: each answers for itself, a refused one
+    /// undone alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_run_in_one_batch_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, run) = store_with_run(dir.path()).await;
+        let outcomes = in_one_batch(&store, 11, |i| {
+            let store = store.clone();
+            // The sixth names a run that does not exist.
+            let run_id = if i == 5 { RunId::new() } else { run };
+            async move { store.append_artifact(artifact(run_id, i)).await }
+        })
+        .await;
+        let mut refused = 0;
+        for outcome in outcomes {
+            match outcome {
                 Ok(_) => {}
                 Err(StoreError::NotFound { .. }) => refused += 1,
                 Err(e) => panic!("unexpected error: {e}"),
@@ -514,16 +536,13 @@ mod tests {
     /// A write that fails after changing something leaves no trace, while
     /// the writes of its batch commit, each with the outcome of its run in
     /// the transaction that committed (the batch ran again).
-    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_failing_halfway_is_undone_alone() {
         let dir = tempfile::tempdir().unwrap();
         let (store, run) = store_with_run(dir.path()).await;
-        let busy = locked(&store.db.writer);
-        let mut writes = tokio::task::JoinSet::new();
-        for i in 0..3 {
+        let outcomes = in_one_batch(&store, 3, |i| {
             let store = store.clone();
-            writes.spawn(async move {
+            async move {
                 if i != 1 {
                     return store.append_artifact(artifact(run, i)).await.map(Some);
                 }
@@ -536,16 +555,12 @@ mod tests {
                         Err::<Option<Artifact>, _>(StoreError::Refused("changed my mind".into()))
                     })
                     .await
-            });
-        }
-        while locked(&store.db.pending).len() < 3 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        drop(busy);
-        store.run_pending();
+            }
+        })
+        .await;
         let mut written = Vec::new();
-        while let Some(done) = writes.join_next().await {
-            match done.unwrap() {
+        for outcome in outcomes {
+            match outcome {
                 Ok(artifact) => written.push(artifact.unwrap().id),
                 Err(StoreError::Refused(why)) => assert_eq!(why, "changed my mind"),
                 Err(e) => panic!("unexpected error: {e}"),
