@@ -383,7 +383,8 @@ impl Pipeline {
             .filter(|r| r.error.is_none())
             .map(|r| (r.name.clone(), r.args.clone()))
             .collect();
-        // The calls' spans and the completion record go in one commit.
+        // The calls' spans and the completion record, issued together (one
+        // commit on SQLite).
         let (completed, ()) = tokio::join!(
             self.store.append_artifact(
                 NewArtifact::new(
