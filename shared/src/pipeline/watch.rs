@@ -4,7 +4,8 @@
 //!
 //! Every status change this process writes goes through
 //! `Pipeline::transition_run` (a gate's request through
-//! `Pipeline::status_changed`), which wakes the requests waiting on that run.
+//! `Pipeline::record_hitl_request`), which wakes the requests waiting on that
+//! run.
 //! A change written elsewhere (another process on the same store, another
 //! Lambda function) wakes nobody: a waiting request reads the run again every
 //! `RECHECK` as well. A stack that stops answers its waiting requests at
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::{Pipeline, PipelineError};
+use crate::domain::{HitlRequest, NewHitlRequest};
 use crate::domain::{Run, RunId, RunStatus};
 use crate::store::{StoreError, Transition};
 
@@ -91,17 +93,24 @@ impl Drop for Listening {
 }
 
 impl Pipeline {
-    /// Wakes the requests waiting for `run`'s status to change.
-    pub(crate) fn status_changed(&self, run: RunId) {
-        self.run_watch.changed(run);
-    }
-
     /// `Store::transition_run`, waking the requests waiting on the run when
     /// it changed: how the pipeline changes a run's status.
     pub(crate) async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
         let run = self.store.transition_run(change).await?;
-        self.status_changed(run.run_id);
+        self.run_watch.changed(run.run_id);
         Ok(run)
+    }
+
+    /// `Store::record_hitl_request`, which moves the run to
+    /// `awaiting_approval`, waking the requests waiting on the run.
+    pub(crate) async fn record_hitl_request(
+        &self,
+        request: NewHitlRequest,
+    ) -> Result<HitlRequest, StoreError> {
+        let run_id = request.run_id;
+        let recorded = self.store.record_hitl_request(request).await?;
+        self.run_watch.changed(run_id);
+        Ok(recorded)
     }
 
     /// The run `key` names once its status is no longer `seen`, or as it is

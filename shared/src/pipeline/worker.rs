@@ -201,8 +201,8 @@ impl Pipeline {
             task_token: Some(message.task_token.clone()),
             artifact: Some(artifact),
         };
-        match self.store.record_hitl_request(request).await {
-            Ok(_) => self.status_changed(run.run_id),
+        match self.record_hitl_request(request).await {
+            Ok(_) => {}
             Err(StoreError::Refused(reason)) => return Err(PipelineError::Conflict(reason)),
             Err(e) => return Err(e.into()),
         }
