@@ -2,13 +2,16 @@
 //! heartbeats — the same cases on the durable local engine (over SQLite
 //! and Postgres) and on the Step Functions adapter against the AWS
 //! emulator's interpreter, plus the local engine's restarts.
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use myloware::aws::sfn::StepFunctionsEngine;
+use myloware::config::DatabaseConfig;
 use myloware::engine::asl::testing::{echo_answer, TaskAnswer};
 use myloware::engine::local::spawn_echo_worker;
 use myloware::engine::{Engine, EngineError, ExecutionDescription, LocalEngine};
+use myloware::queue::{HandlerError, MessageHandler, SharedHandler};
 use myloware::store::engine::QueueMessage;
 use myloware_tests::aws::Emulator;
 use myloware_tests::StoreUnderTest;
@@ -675,4 +678,75 @@ async fn a_handed_over_message_is_delivered_but_not_stored(t: StoreUnderTest) {
         "a message handed over to a listening consumer was never stored"
     );
     assert_eq!(second.queued_messages(QUEUE).await.unwrap(), 2);
+}
+
+/// `queue::local::consume` handles each message (stored or handed over) on
+/// a task of its own and acknowledges it; the engine holds the consumer
+/// weakly, so when the runtime stops the handler (and what it holds) is let
+/// go although the engine lives on.
+#[test]
+fn a_local_consumer_acks_what_it_handles_and_goes_with_its_runtime() {
+    struct Recording {
+        bodies: std::sync::Mutex<Vec<String>>,
+        handled: tokio::sync::Notify,
+    }
+    #[async_trait]
+    impl MessageHandler for Recording {
+        async fn handle(&self, body: &str) -> Result<(), HandlerError> {
+            self.bodies.lock().unwrap().push(body.to_owned());
+            self.handled.notify_one();
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database = DatabaseConfig::Sqlite {
+        path: dir.path().join("mw.db"),
+    };
+    let recording = Arc::new(Recording {
+        bodies: Default::default(),
+        handled: Default::default(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = runtime.block_on(async {
+        let backend = myloware::store::open(&database).await.unwrap();
+        let engine = LocalEngine::start(backend.engine_store().unwrap())
+            .await
+            .unwrap();
+        // Stored before anyone listens: delivered once the consumer subscribes.
+        engine.send_message(QUEUE, "stored".into()).await.unwrap();
+        let handler: SharedHandler = recording.clone();
+        myloware::queue::consume(&engine, QUEUE, handler)
+            .await
+            .unwrap();
+        engine.hand_over(QUEUE, "handed over".into()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while recording.bodies.lock().unwrap().len() < 2 {
+                recording.handled.notified().await;
+            }
+            while engine.queued_messages(QUEUE).await.unwrap() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("both handled and acknowledged in time");
+        engine
+    });
+    let mut bodies = recording.bodies.lock().unwrap().clone();
+    bodies.sort();
+    assert_eq!(bodies, ["handed over", "stored"], "each handled once");
+    assert!(
+        Arc::strong_count(&recording) > 1,
+        "the consumer holds the handler while its runtime runs"
+    );
+    drop(runtime);
+    assert_eq!(
+        Arc::strong_count(&recording),
+        1,
+        "the handler is let go with the runtime, though the engine lives on"
+    );
+    drop(engine);
 }

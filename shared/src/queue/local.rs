@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Depth, Queue, QueueError, SharedHandler};
+use crate::engine::local::Deliver;
 use crate::engine::LocalEngine;
+use crate::store::engine::QueueMessage;
 
 /// Retries of a message whose handler failed with a retryable error, before
 /// it is left in the store (it is delivered again when the process restarts).
@@ -63,46 +65,66 @@ impl Queue for LocalQueue {
     }
 }
 
-/// Consumes `queue_url` with `handler` until the engine goes away: each
-/// message on its own task; acknowledged when handled, or when it can never
-/// be (a permanent error, logged).
+/// Consumes `queue_url` with `handler` until another consumer replaces it or
+/// the runtime stops: each message handled on a task of its own, started
+/// where the message is delivered; acknowledged when handled, or when it can
+/// never be (a permanent error, logged).
 pub async fn consume(
     engine: &LocalEngine,
     queue_url: &str,
     handler: SharedHandler,
 ) -> Result<(), crate::engine::EngineError> {
-    let mut messages = engine.subscribe(queue_url).await?;
-    let engine = engine.clone();
-    let queue_url = queue_url.to_owned();
+    let runtime = tokio::runtime::Handle::current();
+    let deliver: Arc<Deliver> = {
+        let engine = engine.clone();
+        let queue_url: Arc<str> = queue_url.into();
+        Arc::new(move |message: QueueMessage| {
+            runtime.spawn(handle(
+                engine.clone(),
+                Arc::clone(&handler),
+                Arc::clone(&queue_url),
+                message,
+            ));
+        })
+    };
+    let replaced = engine
+        .subscribe_function(queue_url, Arc::downgrade(&deliver))
+        .await?;
+    // The engine holds the function weakly (it holds the engine): this task
+    // keeps it, until the queue's consumer is replaced or the runtime stops.
     tokio::spawn(async move {
-        while let Some(message) = messages.recv().await {
-            let engine = engine.clone();
-            let handler = Arc::clone(&handler);
-            let queue_url = queue_url.clone();
-            tokio::spawn(async move {
-                for attempt in 1..=ATTEMPTS {
-                    match handler.handle(&message.body).await {
-                        Ok(()) => break,
-                        Err(err) if err.retryable && attempt < ATTEMPTS => {
-                            tracing::warn!(queue = %queue_url, message_id = %message.id, attempt, error = %err, "message failed; retrying");
-                            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt)))
-                                .await;
-                        }
-                        Err(err) if err.retryable => {
-                            tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message failed; left for the next start");
-                            return;
-                        }
-                        Err(err) => {
-                            tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message cannot be handled; dropped");
-                            break;
-                        }
-                    }
-                }
-                if let Err(err) = engine.ack(&message.id).await {
-                    tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "ack failed");
-                }
-            });
-        }
+        let _ = replaced.await;
+        drop(deliver);
     });
     Ok(())
+}
+
+/// Handles one message, retrying a retryable failure, and acknowledges it
+/// unless it is left for the next start.
+async fn handle(
+    engine: LocalEngine,
+    handler: SharedHandler,
+    queue_url: Arc<str>,
+    message: QueueMessage,
+) {
+    for attempt in 1..=ATTEMPTS {
+        match handler.handle(&message.body).await {
+            Ok(()) => break,
+            Err(err) if err.retryable && attempt < ATTEMPTS => {
+                tracing::warn!(queue = %queue_url, message_id = %message.id, attempt, error = %err, "message failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+            }
+            Err(err) if err.retryable => {
+                tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message failed; left for the next start");
+                return;
+            }
+            Err(err) => {
+                tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message cannot be handled; dropped");
+                break;
+            }
+        }
+    }
+    if let Err(err) = engine.ack(&message.id).await {
+        tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "ack failed");
+    }
 }

@@ -38,6 +38,7 @@ use crate::store::engine::{
 };
 use committer::Committer;
 pub use echo::spawn_echo_worker;
+pub use queue::Deliver;
 use queue::LocalQueues;
 use timers::{Due, Timers};
 
@@ -152,11 +153,33 @@ impl LocalEngine {
         &self,
         queue_url: &str,
     ) -> Result<mpsc::UnboundedReceiver<QueueMessage>, EngineError> {
-        let (tx, rx) = self.inner.queues.subscribe(queue_url);
+        let messages = self.inner.queues.subscribe(queue_url);
+        self.deliver_stored(queue_url).await?;
+        Ok(messages)
+    }
+
+    /// Makes `deliver` the consumer of the local queue `queue_url`: it is
+    /// given every message left unacknowledged (after a restart, say), then
+    /// each message as it is committed or handed over, on the caller's
+    /// thread, so it must only start the handling (spawn it). The engine
+    /// holds `deliver` weakly: the caller keeps it for as long as it
+    /// consumes. The receiver completes once another consumer replaces it.
+    pub async fn subscribe_function(
+        &self,
+        queue_url: &str,
+        deliver: Weak<Deliver>,
+    ) -> Result<oneshot::Receiver<()>, EngineError> {
+        let replaced = self.inner.queues.subscribe_function(queue_url, deliver);
+        self.deliver_stored(queue_url).await?;
+        Ok(replaced)
+    }
+
+    /// Delivers the messages of `queue_url` waiting in the store.
+    async fn deliver_stored(&self, queue_url: &str) -> Result<(), EngineError> {
         for message in self.inner.store.queued_messages(queue_url).await? {
-            let _ = tx.send(message);
+            self.inner.queues.deliver(message);
         }
-        Ok(rx)
+        Ok(())
     }
 
     /// Sends a message on the local queue `queue_url`: durable once this
