@@ -138,4 +138,10 @@ pub trait EngineStore: Send + Sync + std::fmt::Debug {
     async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryRecord>, StoreError>;
     /// Messages not yet acknowledged, oldest first.
     async fn queued_messages(&self, queue_url: &str) -> Result<Vec<QueueMessage>, StoreError>;
+    /// Whether concurrent `commit` calls are grouped into one transaction by
+    /// the store itself (SQLite's group commit), so the engine need not
+    /// batch them first.
+    fn groups_writes(&self) -> bool {
+        false
+    }
 }

@@ -3,6 +3,11 @@
 //! transaction per batch, so throughput is not bounded by one commit per
 //! transition. Each caller waits until its own write is durable (or refused)
 //! before acting on it; nothing committed is lost.
+//!
+//! A store that groups concurrent writes into one commit itself (SQLite:
+//! `EngineStore::groups_writes`) is given each request as a write of its
+//! own, on the caller's task: batching it here as well would only add two
+//! hand-overs between threads to every transition.
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -14,7 +19,7 @@ use crate::store::StoreError;
 pub(super) type CommitOutcome = Result<Result<(), CommitRefused>, Arc<StoreError>>;
 
 #[derive(Debug)]
-enum Request {
+pub(super) enum Request {
     Commit(Box<Commit>, oneshot::Sender<CommitOutcome>),
     Ack(String, oneshot::Sender<Result<(), Arc<StoreError>>>),
     Send(QueueMessage, oneshot::Sender<Result<(), Arc<StoreError>>>),
@@ -24,12 +29,26 @@ enum Request {
 const MAX_BATCH: usize = 1024;
 
 #[derive(Debug, Clone)]
-pub(super) struct Committer {
-    requests: mpsc::UnboundedSender<Request>,
+pub(super) enum Committer {
+    /// Requests batched by a thread of its own (`Committer::spawn`).
+    Thread(mpsc::UnboundedSender<Request>),
+    /// Requests written one by one by the caller, into a store that groups
+    /// them.
+    Direct(Arc<dyn EngineStore>),
 }
 
 impl Committer {
-    pub(super) fn spawn(store: Arc<dyn EngineStore>) -> Self {
+    /// The committer `store` needs: direct when the store groups writes
+    /// itself, else a thread of its own.
+    pub(super) fn start(store: Arc<dyn EngineStore>) -> Self {
+        if store.groups_writes() {
+            Self::Direct(store)
+        } else {
+            Self::spawn(store)
+        }
+    }
+
+    fn spawn(store: Arc<dyn EngineStore>) -> Self {
         let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
         let work = async move {
             let mut pending: Vec<Request> = Vec::with_capacity(MAX_BATCH);
@@ -55,15 +74,7 @@ impl Committer {
                 }
                 match store.commit(batch).await {
                     Ok(outcomes) => {
-                        let applied = outcomes.iter().filter(|o| o.is_ok()).count();
-                        if applied > 0 {
-                            crate::telemetry::metrics::count_n(
-                                "mw_engine_transitions_total",
-                                "State machine transitions committed by the local engine.",
-                                &[],
-                                applied as u64,
-                            );
-                        }
+                        count_transitions(&outcomes);
                         for (reply, outcome) in commit_replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(outcome));
                         }
@@ -72,8 +83,7 @@ impl Committer {
                         }
                     }
                     Err(err) => {
-                        tracing::error!(error = %err, "engine commit failed");
-                        let err = Arc::new(err);
+                        let err = failed(err);
                         for reply in commit_replies {
                             let _ = reply.send(Err(Arc::clone(&err)));
                         }
@@ -100,30 +110,88 @@ impl Committer {
             // Every commit then answers that the engine has shut down.
             tracing::error!(error = %e, "cannot start the engine's commit thread");
         }
-        Self { requests }
+        Self::Thread(requests)
     }
 
     /// Writes `commit` with whatever else is waiting, and says how it went;
     /// `None` when the engine is shutting down.
     pub(super) async fn commit(&self, commit: Commit) -> Option<CommitOutcome> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Commit(Box::new(commit), reply))
-            .ok()?;
-        answer.await.ok()
+        match self {
+            Self::Thread(requests) => {
+                let (reply, answer) = oneshot::channel();
+                requests
+                    .send(Request::Commit(Box::new(commit), reply))
+                    .ok()?;
+                answer.await.ok()
+            }
+            Self::Direct(store) => {
+                let batch = Batch {
+                    commits: vec![commit],
+                    ..Batch::default()
+                };
+                Some(match store.commit(batch).await {
+                    Ok(mut outcomes) => {
+                        count_transitions(&outcomes);
+                        Ok(outcomes.pop().expect("one outcome per commit"))
+                    }
+                    Err(err) => Err(failed(err)),
+                })
+            }
+        }
     }
 
     /// Deletes a handled queue message with the next batch.
     pub(super) async fn ack(&self, message_id: String) -> Option<Result<(), Arc<StoreError>>> {
-        let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Ack(message_id, reply)).ok()?;
-        answer.await.ok()
+        match self {
+            Self::Thread(requests) => {
+                let (reply, answer) = oneshot::channel();
+                requests.send(Request::Ack(message_id, reply)).ok()?;
+                answer.await.ok()
+            }
+            Self::Direct(store) => {
+                let batch = Batch {
+                    acks: vec![message_id],
+                    ..Batch::default()
+                };
+                Some(store.commit(batch).await.map(|_| ()).map_err(failed))
+            }
+        }
     }
 
     /// Writes a message on its own with the next batch.
     pub(super) async fn send(&self, message: QueueMessage) -> Option<Result<(), Arc<StoreError>>> {
-        let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Send(message, reply)).ok()?;
-        answer.await.ok()
+        match self {
+            Self::Thread(requests) => {
+                let (reply, answer) = oneshot::channel();
+                requests.send(Request::Send(message, reply)).ok()?;
+                answer.await.ok()
+            }
+            Self::Direct(store) => {
+                let batch = Batch {
+                    messages: vec![message],
+                    ..Batch::default()
+                };
+                Some(store.commit(batch).await.map(|_| ()).map_err(failed))
+            }
+        }
     }
+}
+
+/// Counts the transitions a batch applied.
+fn count_transitions(outcomes: &[Result<(), CommitRefused>]) {
+    let applied = outcomes.iter().filter(|o| o.is_ok()).count();
+    if applied > 0 {
+        crate::telemetry::metrics::count_n(
+            "mw_engine_transitions_total",
+            "State machine transitions committed by the local engine.",
+            &[],
+            applied as u64,
+        );
+    }
+}
+
+/// A store error, logged, as every caller of the failed write gets it.
+fn failed(err: StoreError) -> Arc<StoreError> {
+    tracing::error!(error = %err, "engine commit failed");
+    Arc::new(err)
 }

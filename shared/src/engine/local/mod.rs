@@ -103,7 +103,7 @@ impl LocalEngine {
                 }
             });
             Inner {
-                committer: Committer::spawn(Arc::clone(&store)),
+                committer: Committer::start(Arc::clone(&store)),
                 store,
                 machines: RwLock::default(),
                 parsed: Mutex::default(),

@@ -227,6 +227,11 @@ impl EngineStore for SqliteStore {
             )
         })
     }
+
+    /// Every `commit` is a write of the store's group commit.
+    fn groups_writes(&self) -> bool {
+        true
+    }
 }
 
 impl SqliteStore {
