@@ -7,8 +7,8 @@
 //!
 //! A consumer is either a channel it reads (`LocalEngine::subscribe`) or a
 //! function that starts handling each message where it is delivered
-//! (`LocalEngine::consume`): no task stands between a committed message and
-//! its handling.
+//! (`LocalEngine::subscribe_function`, which `queue::consume` uses): no task
+//! stands between a committed message and its handling.
 //!
 //! A sender that keeps its own durable record of what it owes (the webhook
 //! route: the stored event says which callbacks are still to be handled)
@@ -45,7 +45,8 @@ struct Subscription {
 
 /// Where a queue's messages go.
 #[derive(Clone)]
-pub(super) enum Consumer {
+enum Consumer {
+    /// A channel its consumer reads.
     Channel(mpsc::UnboundedSender<QueueMessage>),
     /// Held weakly: the consumer owns its function, and with it what the
     /// function holds (the engine, often), so the queues, which the engine
@@ -64,7 +65,7 @@ impl std::fmt::Debug for Consumer {
 
 impl Consumer {
     /// Hands `message` over; gives it back when the consumer is gone.
-    pub(super) fn send(&self, message: QueueMessage) -> Result<(), QueueMessage> {
+    fn send(&self, message: QueueMessage) -> Result<(), QueueMessage> {
         match self {
             Self::Channel(tx) => tx.send(message).map_err(|returned| returned.0),
             Self::Function(deliver) => match deliver.upgrade() {
@@ -108,6 +109,8 @@ impl LocalQueues {
             .lock()
             .expect("queue lock")
             .insert(queue_url.to_owned(), subscription);
+        // Dropped once the lock is let go: its function's owner learns it
+        // was replaced.
         drop(previous);
     }
 
