@@ -236,10 +236,10 @@ impl SqliteStore {
     }
 
     /// Runs the queued writes now, or, under load (the last commit ended
-    /// less than `COMMIT_SPACING` ago), once
-    /// the runtime's ready tasks have had `DEFERRED_TURNS` turns: a task of
-    /// its own then runs them, and the writes queued meanwhile join the same
-    /// commit. Outside a tokio runtime they run now.
+    /// less than `COMMIT_SPACING` ago), once the runtime's ready tasks have
+    /// had `DEFERRED_TURNS` turns: a task of its own then runs them, and the
+    /// writes queued meanwhile join the same commit. Outside a tokio runtime
+    /// they run now.
     fn flush(&self) {
         let runtime = {
             let mut pace = locked(&self.db.pace);
