@@ -252,7 +252,13 @@ async fn record_all(tracer: &Tracer, spans: Vec<Span>) {
 
 /// The spans in `finished`, taken out.
 fn take(finished: &Finished) -> Vec<Span> {
-    std::mem::take(&mut *finished.lock().unwrap_or_else(|p| p.into_inner()))
+    std::mem::take(&mut *held(finished))
+}
+
+/// `finished`, locked. A panic while it was held leaves a list of whole
+/// spans, so a poisoned lock is taken over.
+fn held(finished: &Finished) -> std::sync::MutexGuard<'_, Vec<Span>> {
+    finished.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A call under way: its span not written yet (and the timer that writes it
@@ -306,10 +312,7 @@ impl AgentSpans {
             Some(Call::Unwritten(span, timer)) => {
                 timer.abort();
                 let closed = Span::opened(*span).closed(end);
-                self.finished
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(closed);
+                held(&self.finished).push(closed);
             }
             Some(Call::Open(span_id)) => self.tracer.close(self.trace_id, span_id, end).await,
             None => {}

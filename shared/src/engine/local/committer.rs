@@ -118,11 +118,7 @@ impl Committer {
     pub(super) async fn commit(&self, commit: Commit) -> Option<CommitOutcome> {
         match self {
             Self::Thread(requests) => {
-                let (reply, answer) = oneshot::channel();
-                requests
-                    .send(Request::Commit(Box::new(commit), reply))
-                    .ok()?;
-                answer.await.ok()
+                ask(requests, |reply| Request::Commit(Box::new(commit), reply)).await
             }
             Self::Direct(store) => {
                 let batch = Batch {
@@ -143,17 +139,11 @@ impl Committer {
     /// Deletes a handled queue message with the next batch.
     pub(super) async fn ack(&self, message_id: String) -> Option<Result<(), Arc<StoreError>>> {
         match self {
-            Self::Thread(requests) => {
-                let (reply, answer) = oneshot::channel();
-                requests.send(Request::Ack(message_id, reply)).ok()?;
-                answer.await.ok()
-            }
+            Self::Thread(requests) => ask(requests, |reply| Request::Ack(message_id, reply)).await,
             Self::Direct(store) => {
-                let batch = Batch {
-                    acks: vec![message_id],
-                    ..Batch::default()
-                };
-                Some(store.commit(batch).await.map(|_| ()).map_err(failed))
+                let mut batch = Batch::default();
+                batch.acks.push(message_id);
+                write(store, batch).await
             }
         }
     }
@@ -161,20 +151,30 @@ impl Committer {
     /// Writes a message on its own with the next batch.
     pub(super) async fn send(&self, message: QueueMessage) -> Option<Result<(), Arc<StoreError>>> {
         match self {
-            Self::Thread(requests) => {
-                let (reply, answer) = oneshot::channel();
-                requests.send(Request::Send(message, reply)).ok()?;
-                answer.await.ok()
-            }
+            Self::Thread(requests) => ask(requests, |reply| Request::Send(message, reply)).await,
             Self::Direct(store) => {
-                let batch = Batch {
-                    messages: vec![message],
-                    ..Batch::default()
-                };
-                Some(store.commit(batch).await.map(|_| ()).map_err(failed))
+                let mut batch = Batch::default();
+                batch.messages.push(message);
+                write(store, batch).await
             }
         }
     }
+}
+
+/// Hands the commit thread the request `make` builds around its reply
+/// channel, and waits for the answer; `None` once the thread is gone.
+async fn ask<T>(
+    requests: &mpsc::UnboundedSender<Request>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Request,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    requests.send(make(reply)).ok()?;
+    answer.await.ok()
+}
+
+/// Writes a batch of acknowledgements or messages straight into the store.
+async fn write(store: &Arc<dyn EngineStore>, batch: Batch) -> Option<Result<(), Arc<StoreError>>> {
+    Some(store.commit(batch).await.map(|_| ()).map_err(failed))
 }
 
 /// Counts the transitions a batch applied.
