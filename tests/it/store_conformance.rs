@@ -51,6 +51,7 @@ conformance!(
     webhook_events_are_recorded_once,
     racing_webhook_events_insert_exactly_once,
     orphan_webhook_events_are_kept_and_finished,
+    narrow_reads_agree_with_the_whole_rows,
     received_webhook_events_list_what_is_still_owed,
     provider_jobs_settle_exactly_once,
     a_settlement_finishes_its_event_while_the_task_waits_for_others,
@@ -643,6 +644,44 @@ async fn orphan_webhook_events_are_kept_and_finished(t: StoreUnderTest) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+/// A callback's path reads only a run's labels and an event's status: the
+/// same values the whole rows hold, after they change too.
+async fn narrow_reads_agree_with_the_whole_rows(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let run = store.get_run(id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(store.get_run_labels(id).await.unwrap(), Some(run.labels()));
+    assert_eq!(store.get_run_labels(RunId::new()).await.unwrap(), None);
+
+    let Recorded::Inserted(event) = store
+        .record_webhook_event(webhook(Some(id), "kieai:narrow:200"))
+        .await
+        .unwrap()
+    else {
+        panic!("a new key inserts")
+    };
+    assert_eq!(
+        store.get_webhook_event_status(event.id).await.unwrap(),
+        Some((WebhookEventStatus::Received, event.created_at))
+    );
+    store
+        .finish_webhook_event(event.id, WebhookEventStatus::Processed, None, Some(id))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_webhook_event_status(event.id).await.unwrap(),
+        Some((WebhookEventStatus::Processed, event.created_at))
+    );
+    assert_eq!(
+        store
+            .get_webhook_event_status(Uuid::new_v4())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 fn job(run_id: RunId, job_id: &str) -> NewProviderJob {

@@ -65,7 +65,7 @@ async fn receive(
         None => None,
     };
     let run = match &job {
-        Some(job) => pipeline.store.get_run(job.run_id).await?,
+        Some(job) => pipeline.store.get_run_labels(job.run_id).await?,
         None => None,
     };
     let span = match &run {

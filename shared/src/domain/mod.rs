@@ -18,7 +18,7 @@ pub use hitl::{HitlDecision, HitlRequest, NewHitlRequest};
 pub use ids::{JobCode, RunId, RunRef};
 pub use project::{Gate, Persona, Project};
 pub use provider_job::{JobStatus, NewProviderJob, Provider, ProviderJob};
-pub use run::{NewRun, ProvidersMode, Run};
+pub use run::{NewRun, ProvidersMode, Run, RunLabels};
 pub use span::{NewSpan, Span, SpanEnd, SpanId, SpanLink, SpanStatus, TraceId};
 pub use status::RunStatus;
 pub use webhook::{NewWebhookEvent, SignatureStatus, WebhookEvent, WebhookEventStatus};

@@ -30,6 +30,28 @@ pub struct Run {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Run {
+    pub fn labels(&self) -> RunLabels {
+        RunLabels {
+            run_id: self.run_id,
+            project: self.project.clone(),
+            providers_mode: self.providers_mode,
+            status: self.status,
+        }
+    }
+}
+
+/// What every log line of a run's work carries (`telemetry::run_span`):
+/// all a callback's path needs of its run, read without the run's input and
+/// result (`Store::get_run_labels`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunLabels {
+    pub run_id: RunId,
+    pub project: Project,
+    pub providers_mode: ProvidersMode,
+    pub status: RunStatus,
+}
+
 /// What it takes to create a run; the store assigns the job code and times.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {

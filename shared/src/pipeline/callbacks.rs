@@ -173,19 +173,19 @@ impl Pipeline {
         &self,
         message: &CallbackMessage,
     ) -> Result<Option<(ProviderJob, tracing::Span)>, HandlerError> {
-        let event = self
+        let (status, received_at) = self
             .store
-            .get_webhook_event(message.event_id)
+            .get_webhook_event_status(message.event_id)
             .await
             .map_err(PipelineError::from)?
             .ok_or_else(|| {
                 HandlerError::permanent(format!("webhook event {} is gone", message.event_id))
             })?;
-        if event.status != WebhookEventStatus::Received {
+        if status != WebhookEventStatus::Received {
             return Ok(None); // handled before: a repeated queue message
         }
-        let Some(job) = self.callback_job(message, &event).await? else {
-            if chrono::Utc::now() - event.created_at < chrono::Duration::seconds(ORPHAN_AFTER_S) {
+        let Some(job) = self.callback_job(message, received_at).await? else {
+            if chrono::Utc::now() - received_at < chrono::Duration::seconds(ORPHAN_AFTER_S) {
                 return Err(HandlerError::retryable(format!(
                     "no {} job {} yet",
                     message.provider, message.job_id
@@ -203,7 +203,7 @@ impl Pipeline {
         };
         let run = self
             .store
-            .get_run(job.run_id)
+            .get_run_labels(job.run_id)
             .await
             .map_err(PipelineError::from)?;
         let span = match &run {
@@ -225,7 +225,7 @@ impl Pipeline {
     async fn callback_job(
         &self,
         message: &CallbackMessage,
-        event: &crate::domain::WebhookEvent,
+        received_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<ProviderJob>, HandlerError> {
         let mut pause = std::time::Duration::from_millis(1);
         let mut waited = std::time::Duration::ZERO;
@@ -236,7 +236,7 @@ impl Pipeline {
                 .await
                 .map_err(PipelineError::from)?;
             let young =
-                chrono::Utc::now() - event.created_at < chrono::Duration::seconds(ORPHAN_AFTER_S);
+                chrono::Utc::now() - received_at < chrono::Duration::seconds(ORPHAN_AFTER_S);
             if job.is_some() || !young || waited >= REGISTRATION_WAIT {
                 return Ok(job);
             }

@@ -110,7 +110,7 @@ impl Pipeline {
         comment: Option<String>,
     ) -> Result<GateDecision, PipelineError> {
         let (run, request) = self.waiting_gate(key, gate).await?;
-        let span = crate::telemetry::run_span(&run);
+        let span = crate::telemetry::run_span(&run.labels());
         span.record("gate", gate.as_str());
         self.decide_waiting_gate(run, request, gate, decision, by, comment)
             .instrument(span)

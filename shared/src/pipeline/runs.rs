@@ -59,7 +59,7 @@ impl Pipeline {
             new = new.for_user(user);
         }
         let run = self.store.create_run(new).await?;
-        let span = crate::telemetry::run_span(&run);
+        let span = crate::telemetry::run_span(&run.labels());
         self.start_execution(run, state_machine, message, request.chat_turn)
             .instrument(span)
             .await
@@ -146,7 +146,7 @@ impl Pipeline {
     /// `run.cancelled` artifact. A finished run cannot be cancelled.
     pub async fn cancel_run(&self, key: &str, by: &str) -> Result<Run, PipelineError> {
         let run = self.find_run(key).await?;
-        let span = crate::telemetry::run_span(&run);
+        let span = crate::telemetry::run_span(&run.labels());
         self.cancel_found_run(run, by).instrument(span).await
     }
 

@@ -81,7 +81,7 @@ impl Pipeline {
                 .await?;
             return Ok(());
         };
-        let span = crate::telemetry::run_span(&run);
+        let span = crate::telemetry::run_span(&run.labels());
         if let Some(persona) = message.persona {
             span.record("persona", persona.as_str());
         }

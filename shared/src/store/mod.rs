@@ -28,8 +28,8 @@ use crate::config::DatabaseConfig;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, JobStatus,
     NewArtifact, NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Project,
-    Provider, ProviderJob, Run, RunId, RunRef, RunStatus, Span, SpanEnd, SpanId, TraceId,
-    WebhookEvent, WebhookEventStatus,
+    Provider, ProviderJob, Run, RunId, RunLabels, RunRef, RunStatus, Span, SpanEnd, SpanId,
+    TraceId, WebhookEvent, WebhookEventStatus,
 };
 
 pub use dynamodb::DynamoDbStore;
@@ -287,6 +287,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Creates a `pending` run with a fresh unique job code.
     async fn create_run(&self, run: NewRun) -> Result<Run, StoreError>;
     async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError>;
+    /// The run's labels, for the span its work is logged in: all a
+    /// callback's path needs of its run. SQLite reads them without the
+    /// run's input and result; the others read the whole run.
+    async fn get_run_labels(&self, run_id: RunId) -> Result<Option<RunLabels>, StoreError> {
+        Ok(self.get_run(run_id).await?.as_ref().map(Run::labels))
+    }
     async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError>;
     async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError>;
     /// Compare-and-set: succeeds only if the run is still in `from`.
@@ -315,6 +321,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Idempotent on `(provider, idempotency_key)`.
     async fn record_webhook_event(&self, event: NewWebhookEvent) -> Result<Recorded, StoreError>;
     async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError>;
+    /// A webhook event's status and arrival: whether its callback is still
+    /// owed handling. SQLite reads them without the event's headers and
+    /// payload; the others read the whole event.
+    async fn get_webhook_event_status(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(WebhookEventStatus, DateTime<Utc>)>, StoreError> {
+        Ok(self
+            .get_webhook_event(id)
+            .await?
+            .map(|event| (event.status, event.created_at)))
+    }
     /// Oldest first.
     async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError>;
     /// Every event still `received` (stored, not yet processed), oldest

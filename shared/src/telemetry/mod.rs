@@ -25,7 +25,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, Layer};
 
-use crate::domain::Run;
+use crate::domain::RunLabels;
 
 /// The span a run's work is done in: its fields are on every line logged
 /// inside it. Open it where the work of a run starts (a task, a callback, a
@@ -35,7 +35,7 @@ use crate::domain::Run;
 /// At `error` level on purpose: a span's level only decides whether it is
 /// enabled, and the context must be there at every level the logs let
 /// through (`RUST_LOG=warn` keeps it on the warnings).
-pub fn run_span(run: &Run) -> tracing::Span {
+pub fn run_span(run: &RunLabels) -> tracing::Span {
     tracing::error_span!(
         "run",
         run_id = %run.run_id,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
-    Artifact, ChatMessage, HitlRequest, ParseError, ProviderJob, Run, Span, WebhookEvent,
+    Artifact, ChatMessage, HitlRequest, ParseError, ProviderJob, Run, RunLabels, Span, WebhookEvent,
 };
 use crate::store::StoreError;
 
@@ -180,6 +180,15 @@ pub(super) fn run(row: &Row<'_>) -> Result<Run, StoreError> {
         error: owned(row, 9)?,
         created_at: time(row, 10)?,
         updated_at: time(row, 11)?,
+    })
+}
+
+pub(super) fn run_labels(row: &Row<'_>) -> Result<RunLabels, StoreError> {
+    Ok(RunLabels {
+        run_id: parsed(row, 0)?,
+        project: parsed(row, 1)?,
+        providers_mode: parsed(row, 2)?,
+        status: parsed(row, 3)?,
     })
 }
 

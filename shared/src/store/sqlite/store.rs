@@ -13,8 +13,8 @@ use super::rows::*;
 use super::SqliteStore;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
-    NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus, Span,
-    SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+    NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunLabels,
+    RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
@@ -206,6 +206,17 @@ impl Store for SqliteStore {
         self.with(|conn| fetch_run(conn, run_id))
     }
 
+    async fn get_run_labels(&self, run_id: RunId) -> Result<Option<RunLabels>, StoreError> {
+        self.with(|conn| {
+            one(
+                conn,
+                "SELECT run_id, project, providers_mode, status FROM runs WHERE run_id = ?1",
+                params![run_id.to_string()],
+                run_labels,
+            )
+        })
+    }
+
     async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError> {
         self.with(|conn| {
             one(
@@ -356,6 +367,20 @@ impl Store for SqliteStore {
                 &format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE id = ?1"),
                 params![id.to_string()],
                 webhook_event,
+            )
+        })
+    }
+
+    async fn get_webhook_event_status(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(WebhookEventStatus, DateTime<Utc>)>, StoreError> {
+        self.with(|conn| {
+            one(
+                conn,
+                "SELECT status, created_at FROM webhook_events WHERE id = ?1",
+                params![id.to_string()],
+                |row| Ok((parsed(row, 0)?, time(row, 1)?)),
             )
         })
     }
