@@ -74,6 +74,8 @@ impl Browser {
             .arg(format!("--remote-debugging-port={port}"))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
+            // Chromium's own temporary folders go with the profile.
+            .env("TMPDIR", profile.path())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
