@@ -5,6 +5,8 @@
 //!
 //! Results are JSON objects chosen by each implementation; the fields listed
 //! under each tool are the ones the scripted brain and the run summary read.
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -175,11 +177,17 @@ pub fn entry(name: &str) -> Option<&'static Entry> {
 }
 
 /// The spec of a catalog tool; panics on an unknown name, which is a typo in
-/// code (implementations pass the constants above).
+/// code (implementations pass the constants above). Built once per process:
+/// every persona task registers its tools and hands their specs to the
+/// model.
 pub fn spec(name: &str) -> ToolSpec {
-    entry(name)
+    static SPECS: OnceLock<Vec<ToolSpec>> = OnceLock::new();
+    SPECS
+        .get_or_init(|| ENTRIES.iter().map(Entry::spec).collect())
+        .iter()
+        .find(|spec| spec.name == name)
+        .cloned()
         .unwrap_or_else(|| panic!("{name:?} is not in the tool catalog"))
-        .spec()
 }
 
 /// `record_ideas` arguments.
