@@ -827,6 +827,28 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         jobs.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
         ["task-1", "task-2"]
     );
+
+    // A task's jobs alone, as they stand, in the run's order.
+    store
+        .register_provider_job(NewProviderJob {
+            task_token: Some("token-other".into()),
+            ..job(id, "task-5")
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.list_task_jobs(id, "token-abc").await.unwrap(), jobs);
+    let other = store.list_task_jobs(id, "token-other").await.unwrap();
+    assert_eq!(
+        other
+            .iter()
+            .map(|j| (j.job_id.as_str(), j.status))
+            .collect::<Vec<_>>(),
+        [("task-5", JobStatus::Pending)]
+    );
+    assert_eq!(
+        store.list_task_jobs(id, "token-none").await.unwrap(),
+        Vec::new()
+    );
 }
 
 async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: StoreUnderTest) {

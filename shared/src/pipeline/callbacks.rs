@@ -525,17 +525,13 @@ impl Pipeline {
         persona: Persona,
         token: &str,
     ) -> Result<(), PipelineError> {
-        // Jobs first: while any is pending (the common case, one callback
-        // of many) there is nothing more to read.
-        if self.store.task_jobs(run_id, token).await?.pending > 0 {
-            return Ok(());
-        }
+        // Jobs first: while any is pending there is nothing more to read.
         let jobs: Vec<ProviderJob> = self
             .store
-            .list_provider_jobs(run_id)
+            .list_task_jobs(run_id, token)
             .await?
             .into_iter()
-            .filter(|j| j.persona == persona && j.task_token.as_deref() == Some(token))
+            .filter(|j| j.persona == persona)
             .collect();
         if jobs.iter().any(|j| j.status == JobStatus::Pending) {
             return Ok(());

@@ -397,6 +397,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         })
     }
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError>;
+    /// The jobs the task `task_token` submitted, in the order
+    /// `list_provider_jobs` gives: what a finished persona's output is made
+    /// of. SQLite reads them alone; the others read every job of the run.
+    async fn list_task_jobs(
+        &self,
+        run_id: RunId,
+        task_token: &str,
+    ) -> Result<Vec<ProviderJob>, StoreError> {
+        let mut jobs = self.list_provider_jobs(run_id).await?;
+        jobs.retain(|j| j.task_token.as_deref() == Some(task_token));
+        Ok(jobs)
+    }
     /// How many jobs the task `task_token` submitted, and how many of them
     /// are still pending: what each callback and each finished persona ask,
     /// without reading every job of the run.

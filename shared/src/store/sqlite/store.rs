@@ -524,6 +524,25 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn list_task_jobs(
+        &self,
+        run_id: RunId,
+        task_token: &str,
+    ) -> Result<Vec<ProviderJob>, StoreError> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = ?1 AND task_token = ?2 \
+             ORDER BY created_at, job_id"
+        );
+        self.with(|conn| {
+            all(
+                conn,
+                &sql,
+                params![run_id.to_string(), task_token],
+                provider_job,
+            )
+        })
+    }
+
     async fn task_jobs(&self, run_id: RunId, task_token: &str) -> Result<TaskJobs, StoreError> {
         self.with(|conn| {
             Ok(conn
