@@ -525,14 +525,22 @@ impl Pipeline {
         persona: Persona,
         token: &str,
     ) -> Result<(), PipelineError> {
+        let jobs = self.store.list_task_jobs(run_id, token).await?;
+        self.complete_persona_with(run_id, persona, token, jobs)
+            .await
+    }
+
+    /// `complete_persona_if_done` with the task's jobs as just read
+    /// (`Store::list_task_jobs`).
+    pub(crate) async fn complete_persona_with(
+        &self,
+        run_id: RunId,
+        persona: Persona,
+        token: &str,
+        mut jobs: Vec<ProviderJob>,
+    ) -> Result<(), PipelineError> {
         // Jobs first: while any is pending there is nothing more to read.
-        let jobs: Vec<ProviderJob> = self
-            .store
-            .list_task_jobs(run_id, token)
-            .await?
-            .into_iter()
-            .filter(|j| j.persona == persona)
-            .collect();
+        jobs.retain(|j| j.persona == persona);
         if jobs.iter().any(|j| j.status == JobStatus::Pending) {
             return Ok(());
         }

@@ -405,8 +405,9 @@ impl Pipeline {
             &[("persona", persona.as_str())],
             started.elapsed().as_secs_f64(),
         );
-        if self.store.task_jobs(run.run_id, token).await?.submitted > 0 {
-            self.complete_persona_if_done(run.run_id, persona, token)
+        let jobs = self.store.list_task_jobs(run.run_id, token).await?;
+        if !jobs.is_empty() {
+            self.complete_persona_with(run.run_id, persona, token, jobs)
                 .await
         } else {
             // What the persona wrote, flattened: Iggy's `record_ideas`

@@ -229,13 +229,6 @@ impl JobOutcome {
     }
 }
 
-/// The provider jobs of one persona task (`Store::task_jobs`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TaskJobs {
-    pub submitted: u64,
-    pub pending: u64,
-}
-
 /// What settling a provider job did: settled it now, or found it settled.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settled {
@@ -398,8 +391,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError>;
     /// The jobs the task `task_token` submitted, in the order
-    /// `list_provider_jobs` gives: what a finished persona's output is made
-    /// of. SQLite reads them alone; the others read every job of the run.
+    /// `list_provider_jobs` gives: whether a persona is done, and what its
+    /// output is made of. The SQL stores read them alone (the
+    /// `provider_jobs_by_task` index); DynamoDB reads every job of the run.
     async fn list_task_jobs(
         &self,
         run_id: RunId,
@@ -408,19 +402,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         let mut jobs = self.list_provider_jobs(run_id).await?;
         jobs.retain(|j| j.task_token.as_deref() == Some(task_token));
         Ok(jobs)
-    }
-    /// How many jobs the task `task_token` submitted, and how many of them
-    /// are still pending: what each callback and each finished persona ask,
-    /// without reading every job of the run.
-    async fn task_jobs(&self, run_id: RunId, task_token: &str) -> Result<TaskJobs, StoreError> {
-        let jobs = self.list_provider_jobs(run_id).await?;
-        let of_task = jobs
-            .iter()
-            .filter(|j| j.task_token.as_deref() == Some(task_token));
-        Ok(TaskJobs {
-            submitted: of_task.clone().count() as u64,
-            pending: of_task.filter(|j| j.status == JobStatus::Pending).count() as u64,
-        })
     }
 
     /// Records that the run waits at `gate`, in one write: the request, its

@@ -55,7 +55,7 @@ macro_rules! sql_store {
         use crate::store::sql::*;
         use crate::store::{
             Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
-            SettledForEvent, Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
+            SettledForEvent, Store, StoreError, Transition, JOB_CODE_ATTEMPTS,
         };
 
         /// A trace's spans by start time; `only` narrows them (`AND …` on
@@ -583,23 +583,21 @@ macro_rules! sql_store {
                 convert(rows)
             }
 
-            async fn task_jobs(
+            async fn list_task_jobs(
                 &self,
                 run_id: RunId,
                 task_token: &str,
-            ) -> Result<TaskJobs, StoreError> {
-                let (submitted, pending): (i64, i64) = sqlx::query_as(
-                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'pending') \
-                     FROM provider_jobs WHERE run_id = $1 AND task_token = $2",
-                )
-                .bind(run_id.to_string())
-                .bind(task_token)
-                .fetch_one(self.reader())
-                .await?;
-                Ok(TaskJobs {
-                    submitted: submitted as u64,
-                    pending: pending as u64,
-                })
+            ) -> Result<Vec<ProviderJob>, StoreError> {
+                let sql = format!(
+                    "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = $1 AND task_token = $2 \
+                     ORDER BY created_at, job_id"
+                );
+                let rows: Vec<ProviderJobRow> = sqlx::query_as(&sql)
+                    .bind(run_id.to_string())
+                    .bind(task_token)
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
             }
 
             async fn record_hitl_request(

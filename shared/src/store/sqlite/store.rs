@@ -23,7 +23,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
-    SettledForEvent, Store, StoreError, TaskJobs, Transition, JOB_CODE_ATTEMPTS,
+    SettledForEvent, Store, StoreError, Transition, JOB_CODE_ATTEMPTS,
 };
 
 fn insert_artifact(conn: &Connection, new: &NewArtifact) -> Result<Artifact, StoreError> {
@@ -540,22 +540,6 @@ impl Store for SqliteStore {
                 params![run_id.to_string(), task_token],
                 provider_job,
             )
-        })
-    }
-
-    async fn task_jobs(&self, run_id: RunId, task_token: &str) -> Result<TaskJobs, StoreError> {
-        self.with(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'pending') \
-                     FROM provider_jobs WHERE run_id = ?1 AND task_token = ?2",
-                )?
-                .query_row(params![run_id.to_string(), task_token], |row| {
-                    Ok(TaskJobs {
-                        submitted: row.get(0)?,
-                        pending: row.get(1)?,
-                    })
-                })?)
         })
     }
 
