@@ -31,6 +31,7 @@ pub struct Run {
 }
 
 impl Run {
+    /// What the run's log lines carry.
     pub fn labels(&self) -> RunLabels {
         RunLabels {
             run_id: self.run_id,
