@@ -54,6 +54,7 @@ conformance!(
     received_webhook_events_list_what_is_still_owed,
     provider_jobs_settle_exactly_once,
     a_settlement_finishes_its_event_while_the_task_waits_for_others,
+    racing_last_settlements_leave_their_task_owed,
     racing_settlements_have_one_winner,
     hitl_gates_are_decided_once,
     a_recorded_gate_leaves_its_run_awaiting_approval,
@@ -949,6 +950,58 @@ async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: Stor
         3,
         "one clip per settlement, none for the late one"
     );
+}
+
+/// A task's last two jobs settled at once, by callbacks handled side by
+/// side: each may see the other job still pending, but they must not both
+/// finish their events, or neither caller completes the task and the run
+/// waits for ever.
+async fn racing_last_settlements_leave_their_task_owed(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    for round in 0..24 {
+        let token = format!("token-race-{round}");
+        let mut settles = Vec::new();
+        for side in ["a", "b"] {
+            let job_id = format!("race-{round}-{side}");
+            let mut new = job(id, &job_id);
+            new.task_token = Some(token.clone());
+            store.register_provider_job(new).await.unwrap();
+            let Recorded::Inserted(event) = store
+                .record_webhook_event(webhook(None, &format!("kieai:{job_id}")))
+                .await
+                .unwrap()
+            else {
+                panic!("{job_id}'s event must insert")
+            };
+            let store = Arc::clone(&store);
+            settles.push(async move {
+                tokio::spawn(async move {
+                    store
+                        .settle_provider_job_for_event(
+                            Provider::KieAi,
+                            &job_id,
+                            JobOutcome::Succeeded(json!({"urls": []})),
+                            None,
+                            event.id,
+                        )
+                        .await
+                })
+                .await
+                .unwrap()
+                .unwrap()
+            });
+        }
+        let [a, b]: [_; 2] = futures::future::join_all(settles).await.try_into().unwrap();
+        assert!(
+            matches!(a.settled, Settled::Now(_)) && matches!(b.settled, Settled::Now(_)),
+            "round {round}: {a:?} {b:?}"
+        );
+        assert!(
+            !(a.event_finished && b.event_finished),
+            "round {round}: both events finished, so no caller completes task {token}"
+        );
+    }
 }
 
 async fn racing_settlements_have_one_winner(t: StoreUnderTest) {

@@ -231,6 +231,15 @@ macro_rules! sql_store {
                 }
                 let mut event_finished = false;
                 if let (Some(event), Some(token)) = (event, &job.task_token) {
+                    // Settlements of one task take turns from here to their
+                    // commit: otherwise the task's last two, side by side,
+                    // would each see the other still pending (read committed),
+                    // both finish their events, and neither caller would
+                    // complete the task. The next statement reads afresh.
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(format!("{}:{token}", job.run_id))
+                        .execute(&mut *tx)
+                        .await?;
                     let finished = sqlx::query(
                         "UPDATE webhook_events SET status = 'processed', error = NULL, \
                            processed_at = $1, run_id = COALESCE(run_id, $2) \
