@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatus};
+use crate::domain::{ArtifactType, JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatus};
 use crate::personas::spec::contract;
 use crate::personas::ProjectSpec;
 use crate::pipeline::Evidence;
@@ -108,7 +108,7 @@ fn persona(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     let finished = e
         .artifacts
         .iter()
-        .any(|a| a.artifact_type.as_str() == "persona.completed" && a.persona == Some(persona));
+        .any(|a| a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona));
     if finished {
         return; // its jobs are what it waits for: see the webhook findings
     }

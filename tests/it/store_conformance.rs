@@ -907,6 +907,43 @@ async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: Stor
         async move { store.get_webhook_event(event).await.unwrap().unwrap() }
     };
 
+    // Before the persona's agent has ended, its task's last job leaves
+    // nothing owed on SQLite either: the worker completes the task after it
+    // records the agent's end.
+    let mut solo = job(id, "task-solo");
+    solo.task_token = Some("token-solo".into());
+    store.register_provider_job(solo).await.unwrap();
+    let Recorded::Inserted(solo_event) = store
+        .record_webhook_event(webhook(None, "kieai:task-solo"))
+        .await
+        .unwrap()
+    else {
+        panic!("kieai:task-solo must insert")
+    };
+    let early = settle("task-solo", solo_event.id).await;
+    assert!(matches!(early.settled, Settled::Now(_)), "{early:?}");
+    let waits_for_agent = store.backend() == "sqlite";
+    assert_eq!(early.event_finished, waits_for_agent, "{early:?}");
+    assert_eq!(
+        status_of(solo_event.id).await.status,
+        if waits_for_agent {
+            WebhookEventStatus::Processed
+        } else {
+            WebhookEventStatus::Received
+        }
+    );
+    store
+        .append_artifact(
+            NewArtifact::new(
+                id,
+                ArtifactType::PERSONA_COMPLETED,
+                json!({"summary": "done"}),
+            )
+            .persona(Persona::Riley),
+        )
+        .await
+        .unwrap();
+
     let first = settle("task-1", events[0].id).await;
     assert!(matches!(first.settled, Settled::Now(_)), "{first:?}");
     assert_eq!(first.event_finished, folds, "task-2 still waits");
@@ -947,7 +984,7 @@ async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: Stor
     let clips = store.list_artifacts_of(id, &["kieai.clip"]).await.unwrap();
     assert_eq!(
         clips.len(),
-        3,
+        4,
         "one clip per settlement, none for the late one"
     );
 }
@@ -959,6 +996,18 @@ async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: Stor
 async fn racing_last_settlements_leave_their_task_owed(t: StoreUnderTest) {
     let store = t.store;
     let id = running_run(store.as_ref()).await;
+    // The agent has ended: only the jobs keep the task waiting.
+    store
+        .append_artifact(
+            NewArtifact::new(
+                id,
+                ArtifactType::PERSONA_COMPLETED,
+                json!({"summary": "done"}),
+            )
+            .persona(Persona::Riley),
+        )
+        .await
+        .unwrap();
     for round in 0..24 {
         let token = format!("token-race-{round}");
         let mut settles = Vec::new();

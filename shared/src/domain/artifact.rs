@@ -28,6 +28,9 @@ impl ArtifactType {
     pub const HITL_APPROVAL: Self = Self::known("hitl.approval");
     pub const RUN_FAILED: Self = Self::known("run.failed");
     pub const RUN_CANCELLED: Self = Self::known("run.cancelled");
+    /// The worker's record that a persona's agent has ended (its summary,
+    /// tools and usage): its task completes once its jobs have settled too.
+    pub const PERSONA_COMPLETED: Self = Self::known("persona.completed");
 
     /// Every type the design names.
     pub const WELL_KNOWN: &'static [Self] = &[

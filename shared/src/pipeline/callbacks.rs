@@ -546,11 +546,14 @@ impl Pipeline {
         }
         let artifacts = self
             .store
-            .list_artifacts_of(run_id, &[PERSONA_COMPLETED, "caption.text"])
+            .list_artifacts_of(
+                run_id,
+                &[ArtifactType::PERSONA_COMPLETED.as_str(), "caption.text"],
+            )
             .await?;
-        let agent_done = artifacts
-            .iter()
-            .any(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona));
+        let agent_done = artifacts.iter().any(|a| {
+            a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona)
+        });
         if !agent_done {
             return Ok(()); // the worker completes it when the agent ends
         }
@@ -569,7 +572,9 @@ impl Pipeline {
         let usage = artifacts
             .iter()
             .rev()
-            .find(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona))
+            .find(|a| {
+                a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona)
+            })
             .and_then(|a| a.metadata.get("usage"));
         let end = super::spans::usage_attributes(SpanEnd::ok(Some(output.clone())), usage);
         self.close_persona_span_and_succeed(run_id, persona, token, end, &output)
@@ -618,9 +623,6 @@ fn result_artifact(job: &ProviderJob, outcome: &JobOutcome) -> Option<NewArtifac
     })
 }
 
-/// The marker artifact the worker writes when a persona's agent has ended.
-pub(crate) const PERSONA_COMPLETED: &str = "persona.completed";
-
 fn is_publish_result(a: &Artifact) -> bool {
     a.artifact_type == ArtifactType::PUBLISH_URL || a.artifact_type.as_str() == "publish.error"
 }
@@ -637,7 +639,7 @@ fn persona_output(persona: Persona, jobs: &[ProviderJob], artifacts: &[Artifact]
     let summary = artifacts
         .iter()
         .rev()
-        .find(|a| a.artifact_type.as_str() == PERSONA_COMPLETED && a.persona == Some(persona))
+        .find(|a| a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona))
         .and_then(|a| a.metadata.get("summary").cloned())
         .unwrap_or(Value::Null);
     match persona {

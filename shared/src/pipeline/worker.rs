@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
-use super::callbacks::PERSONA_COMPLETED;
 use super::spans::usage_attributes;
 use super::{Pipeline, PipelineError};
 use crate::domain::SpanEnd;
@@ -312,7 +311,7 @@ impl Pipeline {
         self.ensure_running(run).await?;
         let done_before = self
             .store
-            .list_artifacts_of(run.run_id, &[PERSONA_COMPLETED])
+            .list_artifacts_of(run.run_id, &[ArtifactType::PERSONA_COMPLETED.as_str()])
             .await?
             .iter()
             .any(|a| a.persona == Some(persona));
@@ -389,7 +388,7 @@ impl Pipeline {
             self.store.append_artifact(
                 NewArtifact::new(
                     run.run_id,
-                    PERSONA_COMPLETED.parse().expect("a valid artifact type"),
+                    ArtifactType::PERSONA_COMPLETED,
                     json!({ "summary": outcome.summary, "tools": tools.keys().collect::<Vec<_>>(),
                             "turns": outcome.turns, "usage": outcome.usage }),
                 )

@@ -368,11 +368,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `settle_provider_job` does. When the job settles now and its task
     /// still has other jobs pending, nothing more is owed for the callback:
     /// the event is finished too (`processed`, with the job's run) in the
-    /// same write, and `event_finished` says so. Otherwise (the task's last
-    /// job, a job of no task, one settled before) the event is left
-    /// `received` for the caller, who finishes it once the task is completed,
-    /// so that a process stopping in between leaves the callback owed. By
-    /// default (DynamoDB) the event is always left to the caller.
+    /// same write, and `event_finished` says so. SQLite, whose writes are
+    /// serialized, also finishes it while the persona's agent has not ended
+    /// (no `persona.completed` of the job's persona): the worker records
+    /// that after this write and completes the task itself. Otherwise (the
+    /// task's last job, a job of no task, one settled before) the event is
+    /// left `received` for the caller, who finishes it once the task is
+    /// completed, so that a process stopping in between leaves the callback
+    /// owed. By default (DynamoDB) the event is always left to the caller.
     async fn settle_provider_job_for_event(
         &self,
         provider: Provider,

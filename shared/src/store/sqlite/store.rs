@@ -12,9 +12,10 @@ use uuid::Uuid;
 use super::rows::*;
 use super::SqliteStore;
 use crate::domain::{
-    Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
-    NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunLabels,
-    RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+    Artifact, ArtifactType, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact,
+    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Persona, Provider, ProviderJob, Run,
+    RunId, RunLabels, RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
+    WebhookEventStatus,
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
@@ -501,9 +502,10 @@ impl Store for SqliteStore {
             let event_finished = match &settled {
                 Settled::Now(ProviderJob {
                     run_id,
+                    persona,
                     task_token: Some(token),
                     ..
-                }) => finish_event_if_task_waits(tx, *run_id, token, event)?,
+                }) => finish_event_if_task_waits(tx, *run_id, *persona, token, event)?,
                 _ => false,
             };
             Ok(SettledForEvent {
@@ -865,10 +867,14 @@ fn settle_job(
 }
 
 /// Finishes the still-received webhook `event` as processed when the task
-/// `token` of `run_id` has jobs pending; answers whether it did.
+/// `token` of `run_id` still waits for something else: another of its jobs,
+/// or its agent (no `persona.completed` of `persona` yet: the worker, whose
+/// record of it commits after this write, completes the task then); answers
+/// whether it did.
 fn finish_event_if_task_waits(
     tx: &Connection,
     run_id: RunId,
+    persona: Persona,
     token: &str,
     event: Uuid,
 ) -> Result<bool, StoreError> {
@@ -876,14 +882,18 @@ fn finish_event_if_task_waits(
         .prepare_cached(
             "UPDATE webhook_events SET status = 'processed', error = NULL, processed_at = ?1, \
                run_id = COALESCE(run_id, ?2) \
-             WHERE id = ?3 AND status = 'received' AND EXISTS (SELECT 1 FROM provider_jobs \
-               WHERE run_id = ?2 AND task_token = ?4 AND status = 'pending')",
+             WHERE id = ?3 AND status = 'received' AND (EXISTS (SELECT 1 FROM provider_jobs \
+               WHERE run_id = ?2 AND task_token = ?4 AND status = 'pending') \
+               OR NOT EXISTS (SELECT 1 FROM artifacts \
+               WHERE run_id = ?2 AND type = ?5 AND persona = ?6))",
         )?
         .execute(params![
             ts(&now()),
             run_id.to_string(),
             event.to_string(),
-            token
+            token,
+            ArtifactType::PERSONA_COMPLETED.as_str(),
+            persona.as_str(),
         ])?;
     Ok(finished == 1)
 }
