@@ -684,6 +684,18 @@ async fn narrow_reads_agree_with_the_whole_rows(t: StoreUnderTest) {
     );
 }
 
+/// Records that Riley's agent has ended in run `id` (the worker's
+/// `persona.completed`).
+async fn riley_has_ended(store: &dyn Store, id: RunId) {
+    let ended = NewArtifact::new(
+        id,
+        ArtifactType::PERSONA_COMPLETED,
+        json!({"summary": "done"}),
+    )
+    .persona(Persona::Riley);
+    store.append_artifact(ended).await.unwrap();
+}
+
 fn job(run_id: RunId, job_id: &str) -> NewProviderJob {
     NewProviderJob {
         provider: Provider::KieAi,
@@ -932,17 +944,7 @@ async fn a_settlement_finishes_its_event_while_the_task_waits_for_others(t: Stor
             WebhookEventStatus::Received
         }
     );
-    store
-        .append_artifact(
-            NewArtifact::new(
-                id,
-                ArtifactType::PERSONA_COMPLETED,
-                json!({"summary": "done"}),
-            )
-            .persona(Persona::Riley),
-        )
-        .await
-        .unwrap();
+    riley_has_ended(store.as_ref(), id).await;
 
     let first = settle("task-1", events[0].id).await;
     assert!(matches!(first.settled, Settled::Now(_)), "{first:?}");
@@ -997,17 +999,7 @@ async fn racing_last_settlements_leave_their_task_owed(t: StoreUnderTest) {
     let store = t.store;
     let id = running_run(store.as_ref()).await;
     // The agent has ended: only the jobs keep the task waiting.
-    store
-        .append_artifact(
-            NewArtifact::new(
-                id,
-                ArtifactType::PERSONA_COMPLETED,
-                json!({"summary": "done"}),
-            )
-            .persona(Persona::Riley),
-        )
-        .await
-        .unwrap();
+    riley_has_ended(store.as_ref(), id).await;
     for round in 0..24 {
         let token = format!("token-race-{round}");
         let mut settles = Vec::new();
