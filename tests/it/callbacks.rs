@@ -234,6 +234,10 @@ async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
             })
             .await
             .unwrap();
+        store
+            .append_artifact(publish_request(run.run_id, "up-1", &["tiktok"]))
+            .await
+            .unwrap();
         let recorded = store
             .record_webhook_event(NewWebhookEvent {
                 run_id: Some(run.run_id),
@@ -278,4 +282,102 @@ async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
         .filter_map(|a| a.url.as_deref())
         .collect();
     assert_eq!(urls, ["https://www.tiktok.com/@brand/video/1"]);
+}
+
+/// The `publish.request` Quinn's publish tool records for upload-post job
+/// `job_id`.
+fn publish_request(
+    run_id: myloware::domain::RunId,
+    job_id: &str,
+    platforms: &[&str],
+) -> myloware::domain::NewArtifact {
+    myloware::domain::NewArtifact::new(
+        run_id,
+        "publish.request".parse().unwrap(),
+        json!({ "job_id": job_id, "platforms": platforms }),
+    )
+    .provider(myloware::domain::Provider::UploadPost)
+    .persona(myloware::domain::Persona::Quinn)
+}
+
+/// An upload-post callback handled before its job's publish request is
+/// recorded cannot know which platforms are still owed: it records its
+/// platform's result but leaves the job pending, and settles it once the
+/// request is there (the queue's retry, a moment later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_callback_waits_for_its_publish_request() {
+    use myloware::domain::{NewProviderJob, NewWebhookEvent, Persona, Provider};
+
+    let dir = tempfile::tempdir().unwrap();
+    let vars = myloware_tests::stack_vars(dir.path(), &[]);
+    let config = myloware_tests::config_from(&vars);
+    let run_id = {
+        let store = myloware::store::open(&config.database).await.unwrap().store;
+        let run = myloware_tests::running_run(store.as_ref(), "aismr").await;
+        store
+            .register_provider_job(NewProviderJob {
+                provider: Provider::UploadPost,
+                job_id: "up-2".into(),
+                run_id: run.run_id,
+                persona: Persona::Quinn,
+                task_token: None,
+            })
+            .await
+            .unwrap();
+        store
+            .record_webhook_event(NewWebhookEvent {
+                run_id: Some(run.run_id),
+                provider: Provider::UploadPost,
+                idempotency_key: "upload-post:up-2:tiktok".into(),
+                provider_job_id: Some("up-2".into()),
+                signature_status: SignatureStatus::Verified,
+                headers: json!({}),
+                payload: json!({ "event": "upload_completed", "job_id": "up-2", "platform": "tiktok",
+                    "result": { "success": true, "url": "https://www.tiktok.com/@brand/video/2" } }),
+                status: WebhookEventStatus::Received,
+            })
+            .await
+            .unwrap();
+        run.run_id
+    };
+
+    let t = myloware_tests::TestStack::start_with(
+        dir,
+        vars,
+        myloware::stack::StackOptions::ephemeral(),
+    )
+    .await;
+    let run = run_id.to_string();
+    t.wait_for(&run, 10, "tiktok's result recorded", |e| {
+        count(e, "publish.url") == 1
+    })
+    .await;
+    // Settling would follow the result's record at once, in the same handling.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let e = t.evidence(&run).await;
+    let job = e.provider_jobs.iter().find(|j| j.job_id == "up-2").unwrap();
+    assert_eq!(
+        job.status.as_str(),
+        "pending",
+        "settled without its request: {job:?}"
+    );
+
+    t.stack
+        .pipeline
+        .store
+        .append_artifact(publish_request(run_id, "up-2", &["tiktok"]))
+        .await
+        .unwrap();
+    let e = t
+        .wait_for(&run, 10, "the job settled", |e| {
+            e.provider_jobs
+                .iter()
+                .any(|j| j.job_id == "up-2" && j.status.as_str() == "succeeded")
+        })
+        .await;
+    assert_eq!(count(&e, "publish.url"), 1, "the result recorded once");
+    assert!(e
+        .webhook_events
+        .iter()
+        .all(|w| w.status == WebhookEventStatus::Processed));
 }

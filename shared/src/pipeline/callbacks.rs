@@ -459,20 +459,24 @@ impl Pipeline {
             };
             self.store.append_artifact(artifact).await?;
         }
-        let requested: Vec<String> = artifacts
-            .iter()
-            .find(|a| {
-                a.artifact_type.as_str() == "publish.request"
-                    && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
-            })
-            .and_then(|a| {
-                a.metadata
-                    .get("platforms")
-                    .and_then(Value::as_array)
-                    .cloned()
-            })
-            .unwrap_or_default()
-            .iter()
+        let request = artifacts.iter().find(|a| {
+            a.artifact_type.as_str() == "publish.request"
+                && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
+        });
+        let Some(request) = request else {
+            // Without the request, which platforms are owed is unknown:
+            // settling now would leave out the ones yet to report.
+            return Err(PipelineError::Conflict(format!(
+                "upload-post job {}: its publish request is not recorded yet",
+                job.job_id
+            )));
+        };
+        let requested: Vec<String> = request
+            .metadata
+            .get("platforms")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
             .filter_map(|p| p.as_str().map(str::to_owned))
             .collect();
         let results: Vec<Artifact> = self

@@ -288,6 +288,11 @@ impl Tool for PublishVideo {
         }
         let p = &self.0;
         if let Some(done) = p.mine(scope, "publish.request").await?.pop() {
+            // Registered again (a no-op once registered): a process that
+            // stopped between the two writes left the request alone.
+            if let Some(job_id) = done.metadata["job_id"].as_str() {
+                p.register(scope, Provider::UploadPost, job_id).await?;
+            }
             return Ok(json!({ "job_id": done.metadata["job_id"], "again": true }));
         }
         let platforms: Vec<&str> = args.platforms.iter().map(String::as_str).collect();
@@ -303,7 +308,9 @@ impl Tool for PublishVideo {
             .clone()
             .or_else(|| result.request_id.clone())
             .ok_or_else(|| ToolError::failed("upload-post answered without a job id"))?;
-        p.register(scope, Provider::UploadPost, &job_id).await?;
+        // The request first: a callback is handled only once its job is
+        // registered, and settles the job only when every platform the
+        // request names has reported.
         p.append(
             NewArtifact::new(
                 scope.run_id,
@@ -315,6 +322,7 @@ impl Tool for PublishVideo {
             .persona(scope.persona),
         )
         .await?;
+        p.register(scope, Provider::UploadPost, &job_id).await?;
         tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "upload-post",
             provider_job_id = %job_id, "publish submitted");
         Ok(
