@@ -216,8 +216,6 @@ impl OrphanWait for TestStack {
 /// keeps no copy of its message): the next stack to start handles it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
-    use myloware::domain::{NewProviderJob, NewWebhookEvent, Persona, Provider};
-
     let dir = tempfile::tempdir().unwrap();
     let vars = myloware_tests::stack_vars(dir.path(), &[]);
     let config = myloware_tests::config_from(&vars);
@@ -225,34 +223,17 @@ async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
         let store = myloware::store::open(&config.database).await.unwrap().store;
         let run = myloware_tests::running_run(store.as_ref(), "aismr").await;
         store
-            .register_provider_job(NewProviderJob {
-                provider: Provider::UploadPost,
-                job_id: "up-1".into(),
-                run_id: run.run_id,
-                persona: Persona::Quinn,
-                task_token: None,
-            })
-            .await
-            .unwrap();
-        store
             .append_artifact(publish_request(run.run_id, "up-1", &["tiktok"]))
             .await
             .unwrap();
-        let recorded = store
-            .record_webhook_event(NewWebhookEvent {
-                run_id: Some(run.run_id),
-                provider: Provider::UploadPost,
-                idempotency_key: "upload-post:up-1:tiktok".into(),
-                provider_job_id: Some("up-1".into()),
-                signature_status: SignatureStatus::Verified,
-                headers: json!({}),
-                payload: json!({ "event": "upload_completed", "job_id": "up-1", "platform": "tiktok",
-                    "result": { "success": true, "url": "https://www.tiktok.com/@brand/video/1" } }),
-                status: WebhookEventStatus::Received,
-            })
-            .await
-            .unwrap();
-        (run.run_id, recorded.event().id)
+        let event_id = stored_tiktok_callback(
+            store.as_ref(),
+            run.run_id,
+            "up-1",
+            "https://www.tiktok.com/@brand/video/1",
+        )
+        .await;
+        (run.run_id, event_id)
     };
 
     let t = myloware_tests::TestStack::start_with(
@@ -284,6 +265,45 @@ async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
     assert_eq!(urls, ["https://www.tiktok.com/@brand/video/1"]);
 }
 
+/// An upload-post job `job_id` of Quinn's (no task) and a verified tiktok
+/// result for it at `url`, stored `received` as a callback nobody handled
+/// yet; the event's id.
+async fn stored_tiktok_callback(
+    store: &dyn myloware::store::Store,
+    run_id: myloware::domain::RunId,
+    job_id: &str,
+    url: &str,
+) -> uuid::Uuid {
+    use myloware::domain::{NewProviderJob, NewWebhookEvent, Persona, Provider};
+
+    store
+        .register_provider_job(NewProviderJob {
+            provider: Provider::UploadPost,
+            job_id: job_id.into(),
+            run_id,
+            persona: Persona::Quinn,
+            task_token: None,
+        })
+        .await
+        .unwrap();
+    store
+        .record_webhook_event(NewWebhookEvent {
+            run_id: Some(run_id),
+            provider: Provider::UploadPost,
+            idempotency_key: format!("upload-post:{job_id}:tiktok"),
+            provider_job_id: Some(job_id.into()),
+            signature_status: SignatureStatus::Verified,
+            headers: json!({}),
+            payload: json!({ "event": "upload_completed", "job_id": job_id, "platform": "tiktok",
+                "result": { "success": true, "url": url } }),
+            status: WebhookEventStatus::Received,
+        })
+        .await
+        .unwrap()
+        .event()
+        .id
+}
+
 /// The `publish.request` Quinn's publish tool records for upload-post job
 /// `job_id`.
 fn publish_request(
@@ -306,38 +326,19 @@ fn publish_request(
 /// request is there (the queue's retry, a moment later).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upload_callback_waits_for_its_publish_request() {
-    use myloware::domain::{NewProviderJob, NewWebhookEvent, Persona, Provider};
-
     let dir = tempfile::tempdir().unwrap();
     let vars = myloware_tests::stack_vars(dir.path(), &[]);
     let config = myloware_tests::config_from(&vars);
     let run_id = {
         let store = myloware::store::open(&config.database).await.unwrap().store;
         let run = myloware_tests::running_run(store.as_ref(), "aismr").await;
-        store
-            .register_provider_job(NewProviderJob {
-                provider: Provider::UploadPost,
-                job_id: "up-2".into(),
-                run_id: run.run_id,
-                persona: Persona::Quinn,
-                task_token: None,
-            })
-            .await
-            .unwrap();
-        store
-            .record_webhook_event(NewWebhookEvent {
-                run_id: Some(run.run_id),
-                provider: Provider::UploadPost,
-                idempotency_key: "upload-post:up-2:tiktok".into(),
-                provider_job_id: Some("up-2".into()),
-                signature_status: SignatureStatus::Verified,
-                headers: json!({}),
-                payload: json!({ "event": "upload_completed", "job_id": "up-2", "platform": "tiktok",
-                    "result": { "success": true, "url": "https://www.tiktok.com/@brand/video/2" } }),
-                status: WebhookEventStatus::Received,
-            })
-            .await
-            .unwrap();
+        stored_tiktok_callback(
+            store.as_ref(),
+            run.run_id,
+            "up-2",
+            "https://www.tiktok.com/@brand/video/2",
+        )
+        .await;
         run.run_id
     };
 
