@@ -97,32 +97,15 @@ impl Aismr {
 
         ctx.run(|| async { Ok(()) }).name("Riley").await?;
         let clips: Vec<String> = (0..CLIPS).map(|i| format!("clip-{i}")).collect();
-        for clip in &clips {
-            submit(&ctx, &run, clip).await?;
-        }
-        let arrived = settled(&ctx, &clips).await?;
-        let entered = ctx.run(|| async { Ok(now_us()) }).name("Alex").await?;
-        latencies.push(entered.saturating_sub(arrived));
+        latencies.push(jobs_then(&ctx, &run, &clips, "Alex").await?);
 
         let render = ["render".to_owned()];
-        submit(&ctx, &run, &render[0]).await?;
-        let arrived = settled(&ctx, &render).await?;
-        let entered = ctx
-            .run(|| async { Ok(now_us()) })
-            .name("GatePrepublish")
-            .await?;
-        latencies.push(entered.saturating_sub(arrived));
+        latencies.push(jobs_then(&ctx, &run, &render, "GatePrepublish").await?);
         gate(&ctx, "prepublish").await?;
 
         ctx.run(|| async { Ok(()) }).name("Quinn").await?;
         let publish = ["publish".to_owned()];
-        submit(&ctx, &run, &publish[0]).await?;
-        let arrived = settled(&ctx, &publish).await?;
-        let entered = ctx
-            .run(|| async { Ok(now_us()) })
-            .name("RecordPublished")
-            .await?;
-        latencies.push(entered.saturating_sub(arrived));
+        latencies.push(jobs_then(&ctx, &run, &publish, "RecordPublished").await?);
         Ok(Json(latencies))
     }
 
@@ -196,13 +179,23 @@ async fn submit(ctx: &WorkflowContext<'_>, run: &str, job: &str) -> Result<(), H
     Ok(())
 }
 
-/// Waits for every job's callback; the latest arrival.
-async fn settled(ctx: &WorkflowContext<'_>, jobs: &[String]) -> Result<u64, HandlerError> {
-    let mut latest = 0;
+/// Submits `jobs`, waits for every one's callback, then journals the step
+/// `next`: the time (µs) from the last callback's arrival to that step.
+async fn jobs_then(
+    ctx: &WorkflowContext<'_>,
+    run: &str,
+    jobs: &[String],
+    next: &str,
+) -> Result<u64, HandlerError> {
     for job in jobs {
-        latest = latest.max(ctx.promise::<u64>(job).await?);
+        submit(ctx, run, job).await?;
     }
-    Ok(latest)
+    let mut arrived = 0;
+    for job in jobs {
+        arrived = arrived.max(ctx.promise::<u64>(job).await?);
+    }
+    let entered = ctx.run(|| async { Ok(now_us()) }).name(next).await?;
+    Ok(entered.saturating_sub(arrived))
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -308,6 +301,8 @@ async fn main() {
     restate.kill().await.ok();
 }
 
+/// Prints as the pipeline bench does (`shared/benches/pipeline.rs`; this
+/// crate stands outside the workspace, so the few lines are its own).
 fn report(label: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
