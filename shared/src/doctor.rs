@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{ArtifactType, JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatus};
+use crate::domain::{JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatus};
 use crate::personas::spec::contract;
 use crate::personas::ProjectSpec;
 use crate::pipeline::Evidence;
@@ -105,10 +105,7 @@ fn persona(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     let Ok(persona) = state.to_lowercase().parse::<Persona>() else {
         return;
     };
-    let finished = e
-        .artifacts
-        .iter()
-        .any(|a| a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona));
+    let finished = e.artifacts.iter().any(|a| a.is_persona_completed(persona));
     if finished {
         return; // its jobs are what it waits for: see the webhook findings
     }

@@ -103,6 +103,13 @@ pub struct Artifact {
     pub created_at: DateTime<Utc>,
 }
 
+impl Artifact {
+    /// Whether this is the worker's record that `persona`'s agent has ended.
+    pub fn is_persona_completed(&self, persona: Persona) -> bool {
+        self.artifact_type == ArtifactType::PERSONA_COMPLETED && self.persona == Some(persona)
+    }
+}
+
 /// An artifact to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewArtifact {

@@ -555,12 +555,13 @@ impl Pipeline {
                 &[ArtifactType::PERSONA_COMPLETED.as_str(), "caption.text"],
             )
             .await?;
-        let agent_done = artifacts.iter().any(|a| {
-            a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona)
-        });
-        if !agent_done {
+        let Some(completed) = artifacts
+            .iter()
+            .rev()
+            .find(|a| a.is_persona_completed(persona))
+        else {
             return Ok(()); // the worker completes it when the agent ends
-        }
+        };
         if let Some(failed) = jobs.iter().find(|j| j.status == JobStatus::Failed) {
             let cause = format!(
                 "persona {persona}: {} job {} failed: {}",
@@ -572,14 +573,8 @@ impl Pipeline {
                 .await;
             return self.fail_task(token, JOB_FAILED_ERROR, &cause).await;
         }
-        let output = persona_output(persona, &jobs, &artifacts);
-        let usage = artifacts
-            .iter()
-            .rev()
-            .find(|a| {
-                a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona)
-            })
-            .and_then(|a| a.metadata.get("usage"));
+        let output = persona_output(persona, &jobs, completed, &artifacts);
+        let usage = completed.metadata.get("usage");
         let end = super::spans::usage_attributes(SpanEnd::ok(Some(output.clone())), usage);
         self.close_persona_span_and_succeed(run_id, persona, token, end, &output)
             .await
@@ -631,8 +626,14 @@ fn is_publish_result(a: &Artifact) -> bool {
     a.artifact_type == ArtifactType::PUBLISH_URL || a.artifact_type.as_str() == "publish.error"
 }
 
-/// What a persona hands to the next one, from its settled jobs.
-fn persona_output(persona: Persona, jobs: &[ProviderJob], artifacts: &[Artifact]) -> Value {
+/// What a persona hands to the next one, from its settled jobs and the
+/// record of its agent's end (`completed`).
+fn persona_output(
+    persona: Persona,
+    jobs: &[ProviderJob],
+    completed: &Artifact,
+    artifacts: &[Artifact],
+) -> Value {
     let urls = |j: &ProviderJob, key: &str| -> Vec<Value> {
         match j.result.as_ref().and_then(|r| r.get(key)) {
             Some(Value::Array(urls)) => urls.clone(),
@@ -640,11 +641,10 @@ fn persona_output(persona: Persona, jobs: &[ProviderJob], artifacts: &[Artifact]
             _ => Vec::new(),
         }
     };
-    let summary = artifacts
-        .iter()
-        .rev()
-        .find(|a| a.artifact_type == ArtifactType::PERSONA_COMPLETED && a.persona == Some(persona))
-        .and_then(|a| a.metadata.get("summary").cloned())
+    let summary = completed
+        .metadata
+        .get("summary")
+        .cloned()
         .unwrap_or(Value::Null);
     match persona {
         Persona::Riley => json!({

@@ -132,6 +132,7 @@ impl Aismr {
         Ok(())
     }
 
+    /// The client's approval of `gate`.
     #[handler]
     async fn approve(
         &self,
