@@ -20,7 +20,7 @@ use sqlx::Connection;
 
 /// The allocator the `mw` binary, which hosts the engine, uses.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

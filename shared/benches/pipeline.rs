@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 /// The allocator the `mw` binary, which hosts the stack, uses.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const KEY: &str = "bench-api-key-0123456789";
 /// How long one request waits for a run's status to change.
