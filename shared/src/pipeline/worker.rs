@@ -314,7 +314,7 @@ impl Pipeline {
             .list_artifacts_of(run.run_id, &[ArtifactType::PERSONA_COMPLETED.as_str()])
             .await?
             .iter()
-            .any(|a| a.persona == Some(persona));
+            .any(|a| a.is_persona_completed(persona));
         if done_before {
             return self
                 .complete_persona_if_done(run.run_id, persona, token)
