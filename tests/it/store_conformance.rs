@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use myloware::domain::{
     ArtifactType, Gate, HitlDecision, JobCode, JobStatus, NewArtifact, NewHitlRequest,
     NewProviderJob, NewRun, NewWebhookEvent, Persona, Project, Provider, ProvidersMode, RunId,
-    RunStatus, SignatureStatus, WebhookEventStatus,
+    RunStatus, SettledBy, SignatureStatus, WebhookEventStatus,
 };
 use myloware::store::{
     Decided, Decision, JobOutcome, Recorded, RunFilter, Settled, Store, StoreError, Transition,
@@ -770,6 +770,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
                 ArtifactType::KIEAI_CLIP,
                 json!({"task_id": "task-1"}),
             )),
+            SettledBy::Callback,
         )
         .await
         .unwrap()
@@ -781,6 +782,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         (JobStatus::Succeeded, Some(clip))
     );
     assert!(settled.settled_at.is_some());
+    assert_eq!(settled.settled_by, Some(SettledBy::Callback));
     let again = store
         .settle_provider_job(
             Provider::KieAi,
@@ -791,6 +793,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
                 ArtifactType::KIEAI_ERROR,
                 json!({"task_id": "task-1"}),
             )),
+            SettledBy::Callback,
         )
         .await
         .unwrap();
@@ -816,6 +819,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
             "task-2",
             JobOutcome::Failed("content policy".into()),
             None,
+            SettledBy::Callback,
         )
         .await
         .unwrap()
@@ -834,6 +838,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
             "nope",
             JobOutcome::Failed("x".into()),
             None,
+            SettledBy::Callback,
         )
         .await
         .unwrap_err();
@@ -1062,6 +1067,7 @@ async fn racing_settlements_have_one_winner(t: StoreUnderTest) {
                         ArtifactType::KIEAI_CLIP,
                         json!({"n": i}),
                     )),
+                    SettledBy::Callback,
                 )
                 .await
         })

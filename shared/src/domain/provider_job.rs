@@ -23,6 +23,15 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// How a provider job was settled: by the provider's callback, or by a
+    /// reconciler that asked the provider after the callback was overdue.
+    pub enum SettledBy: "settled by" {
+        Callback => "callback",
+        Poll => "poll",
+    }
+}
+
 /// A `provider_jobs` row: provider job id → run, persona and waiting task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderJob {
@@ -39,6 +48,8 @@ pub struct ProviderJob {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+    /// How the job was settled; `None` while pending.
+    pub settled_by: Option<SettledBy>,
 }
 
 /// A job to register right after the provider accepted it.
@@ -65,6 +76,38 @@ impl NewProviderJob {
             error: None,
             created_at: at,
             settled_at: None,
+            settled_by: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// API answers and evidence show how a job settled, never its task
+    /// token.
+    #[test]
+    fn a_job_serializes_how_it_settled_but_not_its_token() {
+        let at = DateTime::from_timestamp(1_764_336_000, 0).unwrap();
+        let job = NewProviderJob {
+            provider: Provider::Shotstack,
+            job_id: "render-1".into(),
+            run_id: RunId::new(),
+            persona: Persona::Alex,
+            task_token: Some("secret-token".into()),
+        }
+        .registered_at(at);
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["settled_by"], Value::Null);
+        assert!(json.get("task_token").is_none(), "{json}");
+        let settled = ProviderJob {
+            settled_by: Some(SettledBy::Poll),
+            ..job
+        };
+        assert_eq!(
+            serde_json::to_value(&settled).unwrap()["settled_by"],
+            "poll"
+        );
     }
 }

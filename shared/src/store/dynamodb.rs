@@ -25,6 +25,8 @@
 //!
 //! Each item also has `entity` (what it is) and its fields under their SQL
 //! column names; JSON is kept as text, times as RFC 3339 with microseconds.
+//! A job's lookup item repeats the job's `settled_by`, and both items change
+//! together, in one transaction.
 //! A run's partition holds its artifacts, jobs and gates, so reading them is
 //! one strongly consistent query and pruning a run empties one partition.
 //!
@@ -90,7 +92,8 @@ use super::{
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
     NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
-    RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+    RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
+    WebhookEventStatus,
 };
 
 /// How many times a compare-and-set re-reads after losing a race.
@@ -467,6 +470,18 @@ impl DynamoDbStore {
             .await?
             .map(|item| job_from(&item))
             .transpose()
+    }
+
+    /// The writes that change a job read at version `read_at` into `job`:
+    /// the job, compare-and-set on that version (so the change holds only
+    /// while the job is exactly as read), and its lookup item, which carries
+    /// the same settlement. Every change of a job writes both, in one
+    /// transaction.
+    fn job_writes(job: &ProviderJob, read_at: i64) -> Vec<Write> {
+        vec![
+            Write::Put(job_item(job, read_at + 1), Cond::version(read_at)),
+            Write::Put(job_lookup_item(job), Cond::exists()),
+        ]
     }
 
     async fn fetch_gate(
@@ -909,11 +924,8 @@ impl Store for DynamoDbStore {
 
     async fn register_provider_job(&self, new: NewProviderJob) -> Result<ProviderJob, StoreError> {
         let job = new.registered_at(now());
-        let lookup = ItemBuilder::new(job_lookup_key(job.provider, &job.job_id), "job_lookup")
-            .s("run_id", job.run_id.to_string())
-            .build();
         let writes = vec![
-            Write::Put(lookup, Cond::absent()),
+            Write::Put(job_lookup_item(&job), Cond::absent()),
             Write::Put(job_item(&job, 1), Cond::absent()),
             Write::Check(
                 items::key((run_pk(job.run_id), RUN_SK.into())),
@@ -943,6 +955,7 @@ impl Store for DynamoDbStore {
         job_id: &str,
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
+        by: SettledBy,
     ) -> Result<Settled, StoreError> {
         let (status, result, error) = outcome.into_parts();
         for _ in 0..CAS_ATTEMPTS {
@@ -958,12 +971,10 @@ impl Store for DynamoDbStore {
                 result: result.clone(),
                 error: error.clone(),
                 settled_at: Some(now()),
+                settled_by: Some(by),
                 ..current.value
             };
-            let mut writes = vec![Write::Put(
-                job_item(&job, current.version + 1),
-                Cond::version(current.version),
-            )];
+            let mut writes = Self::job_writes(&job, current.version);
             if let Some(a) = &artifact {
                 writes.extend(Self::artifact_writes(a.clone(), Some(job.run_id)).1);
             }

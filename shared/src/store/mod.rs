@@ -28,8 +28,8 @@ use crate::config::DatabaseConfig;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, JobStatus,
     NewArtifact, NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Project,
-    Provider, ProviderJob, Run, RunId, RunLabels, RunRef, RunStatus, Span, SpanEnd, SpanId,
-    TraceId, WebhookEvent, WebhookEventStatus,
+    Provider, ProviderJob, Run, RunId, RunLabels, RunRef, RunStatus, SettledBy, Span, SpanEnd,
+    SpanId, TraceId, WebhookEvent, WebhookEventStatus,
 };
 
 pub use dynamodb::DynamoDbStore;
@@ -356,16 +356,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         job_id: &str,
     ) -> Result<Option<ProviderJob>, StoreError>;
     /// Settles a pending job once, writing `artifact` (its result) in the
-    /// same transaction; later calls answer `Already` and write nothing.
+    /// same transaction and recording `by` (`settled_by`) in the same write;
+    /// later calls answer `Already` and write nothing.
     async fn settle_provider_job(
         &self,
         provider: Provider,
         job_id: &str,
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
+        by: SettledBy,
     ) -> Result<Settled, StoreError>;
     /// Settles a job for the callback whose webhook event is `event`, as
-    /// `settle_provider_job` does. When the job settles now and its task
+    /// `settle_provider_job` does (`SettledBy::Callback`). When the job settles now and its task
     /// still has other jobs pending, nothing more is owed for the callback:
     /// the event is finished too (`processed`, with the job's run) in the
     /// same write, and `event_finished` says so. SQLite, whose writes are
@@ -385,7 +387,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         _event: Uuid,
     ) -> Result<SettledForEvent, StoreError> {
         let settled = self
-            .settle_provider_job(provider, job_id, outcome, artifact)
+            .settle_provider_job(provider, job_id, outcome, artifact, SettledBy::Callback)
             .await?;
         Ok(SettledForEvent {
             settled,

@@ -134,6 +134,7 @@ pub(crate) struct ProviderJobRow {
     error: Option<String>,
     created_at: DateTime<Utc>,
     settled_at: Option<DateTime<Utc>>,
+    settled_by: Option<String>,
 }
 
 impl TryFrom<ProviderJobRow> for ProviderJob {
@@ -150,6 +151,7 @@ impl TryFrom<ProviderJobRow> for ProviderJob {
             error: row.error,
             created_at: row.created_at,
             settled_at: row.settled_at,
+            settled_by: parse_opt(row.settled_by)?,
         })
     }
 }

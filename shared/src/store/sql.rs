@@ -10,8 +10,8 @@ pub(crate) const ARTIFACT_COLUMNS: &str =
     "id, run_id, type, provider, persona, url, checksum, metadata, created_at";
 pub(crate) const WEBHOOK_COLUMNS: &str = "id, run_id, provider, idempotency_key, provider_job_id, \
      signature_status, headers, payload, status, error, created_at, processed_at";
-pub(crate) const JOB_COLUMNS: &str =
-    "provider, job_id, run_id, persona, task_token, status, result, error, created_at, settled_at";
+pub(crate) const JOB_COLUMNS: &str = "provider, job_id, run_id, persona, task_token, status, \
+     result, error, created_at, settled_at, settled_by";
 pub(crate) const HITL_COLUMNS: &str =
     "run_id, gate, task_token, requested_at, decision, decided_by, comment, decided_at";
 
@@ -45,7 +45,8 @@ macro_rules! sql_store {
         use crate::domain::{
             Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
             NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus,
-            Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+            SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
+            WebhookEventStatus,
         };
         use crate::store::error::{is_foreign_key_violation, is_unique_violation};
         use crate::store::rows::{
@@ -186,22 +187,24 @@ macro_rules! sql_store {
                 row.map(ProviderJob::try_from).transpose()
             }
 
-            /// Settles a pending job once with its result artifact and, for
-            /// `event`, finishes that webhook event in the same transaction
-            /// when the job's task still has jobs pending (see
-            /// `Store::settle_provider_job_for_event`).
+            /// Settles a pending job once, as `by` says, with its result
+            /// artifact and, for `event`, finishes that webhook event in the
+            /// same transaction when the job's task still has jobs pending
+            /// (see `Store::settle_provider_job_for_event`).
             async fn settle_job(
                 &self,
                 provider: Provider,
                 job_id: &str,
                 outcome: JobOutcome,
                 artifact: Option<NewArtifact>,
+                by: SettledBy,
                 event: Option<Uuid>,
             ) -> Result<SettledForEvent, StoreError> {
                 let (status, result, error) = outcome.into_parts();
                 let sql = format!(
-                    "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4 \
-                     WHERE provider = $5 AND job_id = $6 AND status = 'pending' \
+                    "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4, \
+                       settled_by = $5 \
+                     WHERE provider = $6 AND job_id = $7 AND status = 'pending' \
                      RETURNING {JOB_COLUMNS}"
                 );
                 let mut tx = self.writer().begin().await?;
@@ -210,6 +213,7 @@ macro_rules! sql_store {
                     .bind(result.map(Json))
                     .bind(error)
                     .bind(now())
+                    .bind(by.as_str())
                     .bind(provider.as_str())
                     .bind(job_id)
                     .fetch_optional(&mut *tx)
@@ -523,7 +527,7 @@ macro_rules! sql_store {
             ) -> Result<ProviderJob, StoreError> {
                 let sql = format!(
                     "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, NULL) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, NULL, NULL) \
                      RETURNING {JOB_COLUMNS}"
                 );
                 let row: ProviderJobRow = sqlx::query_as(&sql)
@@ -561,9 +565,10 @@ macro_rules! sql_store {
                 job_id: &str,
                 outcome: JobOutcome,
                 artifact: Option<NewArtifact>,
+                by: SettledBy,
             ) -> Result<Settled, StoreError> {
                 Ok(self
-                    .settle_job(provider, job_id, outcome, artifact, None)
+                    .settle_job(provider, job_id, outcome, artifact, by, None)
                     .await?
                     .settled)
             }
@@ -576,7 +581,8 @@ macro_rules! sql_store {
                 artifact: Option<NewArtifact>,
                 event: Uuid,
             ) -> Result<SettledForEvent, StoreError> {
-                self.settle_job(provider, job_id, outcome, artifact, Some(event))
+                let by = SettledBy::Callback;
+                self.settle_job(provider, job_id, outcome, artifact, by, Some(event))
                     .await
             }
 

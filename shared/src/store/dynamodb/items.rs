@@ -390,7 +390,17 @@ pub(super) fn job_item(j: &ProviderJob, version: i64) -> Item {
         .opt_s("error", j.error.as_deref())
         .time("created_at", j.created_at)
         .opt_time("settled_at", j.settled_at)
+        .opt_s("settled_by", j.settled_by.map(|b| b.as_str()))
         .n(VERSION, version)
+        .build()
+}
+
+/// The lookup item of a job (`job_lookup_key`): its run, and how the job
+/// settled, as the job item has it.
+pub(super) fn job_lookup_item(j: &ProviderJob) -> Item {
+    ItemBuilder::new(job_lookup_key(j.provider, &j.job_id), "job_lookup")
+        .s("run_id", j.run_id.to_string())
+        .opt_s("settled_by", j.settled_by.map(|b| b.as_str()))
         .build()
 }
 
@@ -408,6 +418,7 @@ pub(super) fn job_from(item: &Item) -> Result<Versioned<ProviderJob>, StoreError
             error: f.opt_string("error")?,
             created_at: f.time("created_at")?,
             settled_at: f.opt_time("settled_at")?,
+            settled_by: f.opt_parse("settled_by")?,
         },
         version: f.int(VERSION)?,
     })

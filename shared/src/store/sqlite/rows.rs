@@ -235,6 +235,7 @@ pub(super) fn provider_job(row: &Row<'_>) -> Result<ProviderJob, StoreError> {
         error: owned(row, 7)?,
         created_at: time(row, 8)?,
         settled_at: opt_time(row, 9)?,
+        settled_by: opt_parsed(row, 10)?,
     })
 }
 

@@ -14,8 +14,8 @@ use super::SqliteStore;
 use crate::domain::{
     Artifact, ArtifactType, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact,
     NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Persona, Provider, ProviderJob, Run,
-    RunId, RunLabels, RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
-    WebhookEventStatus,
+    RunId, RunLabels, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId,
+    WebhookEvent, WebhookEventStatus,
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
@@ -439,7 +439,7 @@ impl Store for SqliteStore {
         let written = Arc::clone(&registered);
         let sql = format!(
             "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL)"
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL, NULL)"
         );
         self.write(move |tx| {
             let registered = &written;
@@ -482,9 +482,10 @@ impl Store for SqliteStore {
         job_id: &str,
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
+        by: SettledBy,
     ) -> Result<Settled, StoreError> {
         let job_id = job_id.to_owned();
-        self.write(move |tx| settle_job(tx, provider, &job_id, &outcome, artifact.as_ref()))
+        self.write(move |tx| settle_job(tx, provider, &job_id, &outcome, artifact.as_ref(), by))
             .await
     }
 
@@ -498,7 +499,14 @@ impl Store for SqliteStore {
     ) -> Result<SettledForEvent, StoreError> {
         let job_id = job_id.to_owned();
         self.write(move |tx| {
-            let settled = settle_job(tx, provider, &job_id, &outcome, artifact.as_ref())?;
+            let settled = settle_job(
+                tx,
+                provider,
+                &job_id,
+                &outcome,
+                artifact.as_ref(),
+                SettledBy::Callback,
+            )?;
             let event_finished = match &settled {
                 Settled::Now(ProviderJob {
                     run_id,
@@ -826,19 +834,21 @@ impl Store for SqliteStore {
     }
 }
 
-/// Settles a pending job once, writing `artifact` with it (see
-/// `Store::settle_provider_job`).
+/// Settles a pending job once, as `by` says, writing `artifact` with it
+/// (see `Store::settle_provider_job`).
 fn settle_job(
     tx: &Connection,
     provider: Provider,
     job_id: &str,
     outcome: &JobOutcome,
     artifact: Option<&NewArtifact>,
+    by: SettledBy,
 ) -> Result<Settled, StoreError> {
     let (status, result, error) = outcome.clone().into_parts();
     let sql = format!(
-        "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
-         WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
+        "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4, \
+           settled_by = ?5 \
+         WHERE provider = ?6 AND job_id = ?7 AND status = 'pending' RETURNING {JOB_COLUMNS}"
     );
     let settled = one(
         tx,
@@ -848,6 +858,7 @@ fn settle_job(
             result.as_ref().map(json_text),
             error,
             ts(&now()),
+            by.as_str(),
             provider.as_str(),
             job_id,
         ],
