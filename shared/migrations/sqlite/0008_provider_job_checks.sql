@@ -1,5 +1,14 @@
--- How a provider job was settled: by its callback, or by a reconciler that
--- asked the provider once the callback was overdue (settled_by). Jobs
--- settled before this migration were all settled by their callbacks.
+-- A provider job whose callback is overdue is asked about by a reconciler
+-- (Store::claim_due_provider_jobs): while pending, next_check_at is when it
+-- is next due, checks how many times a reconciler has claimed it; once
+-- settled, settled_by says whether its callback or a poll settled it.
+-- Jobs pending before this migration are due at once; those settled before
+-- it were all settled by their callbacks.
+ALTER TABLE provider_jobs ADD COLUMN next_check_at TEXT;
+ALTER TABLE provider_jobs ADD COLUMN checks BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE provider_jobs ADD COLUMN settled_by TEXT;
+UPDATE provider_jobs SET next_check_at = created_at WHERE status = 'pending';
 UPDATE provider_jobs SET settled_by = 'callback' WHERE status <> 'pending';
+-- The due jobs, earliest first; it holds only the pending ones, so it stays
+-- small however many have settled.
+CREATE INDEX provider_jobs_due ON provider_jobs (next_check_at) WHERE status = 'pending';

@@ -48,6 +48,11 @@ pub struct ProviderJob {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+    /// While pending: when a reconciler should next ask the provider about
+    /// the job (its callback is overdue then). `None` once settled.
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// How many times a reconciler has claimed the job.
+    pub checks: u32,
     /// How the job was settled; `None` while pending.
     pub settled_by: Option<SettledBy>,
 }
@@ -60,10 +65,14 @@ pub struct NewProviderJob {
     pub run_id: RunId,
     pub persona: Persona,
     pub task_token: Option<String>,
+    /// When a reconciler first asks the provider about the job, should its
+    /// callback not have come by then: the caller's now plus the delay after
+    /// which a callback counts as overdue.
+    pub check_at: DateTime<Utc>,
 }
 
 impl NewProviderJob {
-    /// The job as registered: pending since `at`.
+    /// The job as registered: pending since `at`, first due at `check_at`.
     pub fn registered_at(self, at: DateTime<Utc>) -> ProviderJob {
         ProviderJob {
             provider: self.provider,
@@ -76,6 +85,8 @@ impl NewProviderJob {
             error: None,
             created_at: at,
             settled_at: None,
+            next_check_at: Some(self.check_at),
+            checks: 0,
             settled_by: None,
         }
     }
@@ -85,10 +96,10 @@ impl NewProviderJob {
 mod tests {
     use super::*;
 
-    /// API answers and evidence show how a job settled, never its task
-    /// token.
+    /// API answers and evidence show how a job is being reconciled, never
+    /// its task token.
     #[test]
-    fn a_job_serializes_how_it_settled_but_not_its_token() {
+    fn a_job_serializes_its_checks_but_not_its_token() {
         let at = DateTime::from_timestamp(1_764_336_000, 0).unwrap();
         let job = NewProviderJob {
             provider: Provider::Shotstack,
@@ -96,9 +107,12 @@ mod tests {
             run_id: RunId::new(),
             persona: Persona::Alex,
             task_token: Some("secret-token".into()),
+            check_at: at + chrono::TimeDelta::minutes(2),
         }
         .registered_at(at);
         let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["next_check_at"], "2025-11-28T13:22:00Z");
+        assert_eq!(json["checks"], 0);
         assert_eq!(json["settled_by"], Value::Null);
         assert!(json.get("task_token").is_none(), "{json}");
         let settled = ProviderJob {

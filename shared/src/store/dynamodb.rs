@@ -15,7 +15,7 @@
 //! | job code | `JOBCODE#<code>` | `JOBCODE` | | |
 //! | artifact | `RUN#<run_id>` | `ART#<created_at>#<id>` | | |
 //! | provider job | `RUN#<run_id>` | `JOB#<provider>#<job_id>` | | |
-//! | provider job lookup | `JOB#<provider>#<job_id>` | `JOB` | | |
+//! | provider job lookup | `JOB#<provider>#<job_id>` | `JOB` | | while pending: `DUEJOBS#<shard>` / `<next_check_at>#<provider>#<job_id>` |
 //! | hitl request | `RUN#<run_id>` | `GATE#<gate>` | | |
 //! | webhook event | `EVENT#<id>` | `EVENT` | `EVENTS#<run_id>` or `EVENTS#ORPHAN` / `<created_at>#<id>` | |
 //! | idempotency key | `WHKEY#<provider>#<key>` | `WHKEY` | | |
@@ -25,8 +25,10 @@
 //!
 //! Each item also has `entity` (what it is) and its fields under their SQL
 //! column names; JSON is kept as text, times as RFC 3339 with microseconds.
-//! A job's lookup item repeats the job's `settled_by`, and both items change
-//! together, in one transaction.
+//! A job's lookup item repeats the job's `next_check_at`, `checks` and
+//! `settled_by`, and both items change together, in one transaction.
+//! `<shard>` is `0..8`, a stable hash of the provider and job id, so that
+//! no one index partition takes every job's writes.
 //! A run's partition holds its artifacts, jobs and gates, so reading them is
 //! one strongly consistent query and pruning a run empties one partition.
 //!
@@ -48,6 +50,14 @@
 //! - Global secondary indexes are eventually consistent: run listings and a
 //!   run's webhook events (both read through an index) may lag a write by a
 //!   moment in AWS. Everything read by key is strongly consistent.
+//! - Due provider jobs are found through `gsi2` (sparse: only a pending
+//!   job's lookup item is in it): each shard is queried for the jobs due by
+//!   now and the answers merged by due time. As the index may lag, each job
+//!   is read again by key and claimed with a transaction on condition that
+//!   its version is the one read (so it is still pending and still due as
+//!   read); of racing claims one wins, the others skip the job. Jobs
+//!   registered before their items carried a due time are never due (the
+//!   SQL migration backfills theirs).
 //! - Listing runs filtered by project reads the status index (with a status
 //!   filter) or the all-runs index and filters: cost grows with the runs
 //!   skipped. All runs share one index partition (`RUNS`), fine for the run
@@ -475,8 +485,8 @@ impl DynamoDbStore {
     /// The writes that change a job read at version `read_at` into `job`:
     /// the job, compare-and-set on that version (so the change holds only
     /// while the job is exactly as read), and its lookup item, which carries
-    /// the same settlement. Every change of a job writes both, in one
-    /// transaction.
+    /// the same reconciliation fields and, while pending, the due-jobs index
+    /// keys. Every change of a job writes both, in one transaction.
     fn job_writes(job: &ProviderJob, read_at: i64) -> Vec<Write> {
         vec![
             Write::Put(job_item(job, read_at + 1), Cond::version(read_at)),
@@ -922,7 +932,11 @@ impl Store for DynamoDbStore {
         Err(StoreError::not_found(format!("webhook event {id}")))
     }
 
-    async fn register_provider_job(&self, new: NewProviderJob) -> Result<ProviderJob, StoreError> {
+    async fn register_provider_job(
+        &self,
+        mut new: NewProviderJob,
+    ) -> Result<ProviderJob, StoreError> {
+        new.check_at = truncate(new.check_at);
         let job = new.registered_at(now());
         let writes = vec![
             Write::Put(job_lookup_item(&job), Cond::absent()),
@@ -972,6 +986,7 @@ impl Store for DynamoDbStore {
                 error: error.clone(),
                 settled_at: Some(now()),
                 settled_by: Some(by),
+                next_check_at: None,
                 ..current.value
             };
             let mut writes = Self::job_writes(&job, current.version);
@@ -1001,6 +1016,101 @@ impl Store for DynamoDbStore {
             .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
         Ok(jobs)
+    }
+
+    async fn claim_due_provider_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ProviderJob>, StoreError> {
+        let (now, lease_until) = (truncate(now), truncate(lease_until));
+        let limit = limit as usize;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Each shard's jobs due by `now` (sort keys below the next
+        // microsecond's), earliest first; then all of them in that order.
+        let after_now = time(now + chrono::TimeDelta::microseconds(1));
+        let shards = (0..DUE_SHARDS).map(|shard| {
+            let mut q = Self::index(GSI2, due_shard_pk(shard), Some(after_now.clone()));
+            q.page_limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+            self.query(q, Some(limit))
+        });
+        let mut due = Vec::new();
+        for item in futures::future::try_join_all(shards)
+            .await?
+            .iter()
+            .flatten()
+        {
+            due.push((Fields(item).str(GSI2SK)?.to_owned(), due_job_key(item)?));
+        }
+        due.sort();
+        let mut claimed = Vec::new();
+        for (_, key) in due {
+            if claimed.len() == limit {
+                break;
+            }
+            // The index may lag: the job is read again by key, and claimed
+            // only if it is still pending and due, on condition that it has
+            // not changed since (its version).
+            let Some(current) = self.get(key).await?.map(|i| job_from(&i)).transpose()? else {
+                continue;
+            };
+            let still_due = current.value.status == JobStatus::Pending
+                && current.value.next_check_at.is_some_and(|at| at <= now);
+            if !still_due {
+                continue;
+            }
+            let job = ProviderJob {
+                checks: current.value.checks.saturating_add(1),
+                next_check_at: Some(lease_until),
+                ..current.value
+            };
+            // A lost race (another claim, a settlement) skips the job.
+            if self
+                .commit(Self::job_writes(&job, current.version))
+                .await?
+                .is_ok()
+            {
+                claimed.push(job);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn schedule_provider_job_check(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let at = truncate(at);
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self
+                .fetch_job(provider, job_id)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))?;
+            if current.value.status != JobStatus::Pending {
+                return Ok(false);
+            }
+            let job = ProviderJob {
+                next_check_at: Some(at),
+                ..current.value
+            };
+            match self.commit(Self::job_writes(&job, current.version)).await? {
+                Ok(()) => return Ok(true),
+                Err(codes) if failed(&codes, 0) => continue,
+                // The lookup item is gone: the job was pruned meanwhile.
+                Err(_) => break,
+            }
+        }
+        if self.fetch_job(provider, job_id).await?.is_none() {
+            return Err(StoreError::not_found(format!("{provider} job {job_id}")));
+        }
+        Err(StoreError::Refused(format!(
+            "{provider} job {job_id} changed {CAS_ATTEMPTS} times while its check was scheduled"
+        )))
     }
 
     async fn record_hitl_request(&self, new: NewHitlRequest) -> Result<HitlRequest, StoreError> {

@@ -356,8 +356,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         job_id: &str,
     ) -> Result<Option<ProviderJob>, StoreError>;
     /// Settles a pending job once, writing `artifact` (its result) in the
-    /// same transaction and recording `by` (`settled_by`) in the same write;
-    /// later calls answer `Already` and write nothing.
+    /// same transaction, recording `by` (`settled_by`) and clearing
+    /// `next_check_at` in the same write; later calls answer `Already` and
+    /// write nothing.
     async fn settle_provider_job(
         &self,
         provider: Provider,
@@ -408,6 +409,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         jobs.retain(|j| j.task_token.as_deref() == Some(task_token));
         Ok(jobs)
     }
+    /// Claims up to `limit` pending jobs due by `now` (`next_check_at <=
+    /// now`), earliest due first, for a reconciler to ask their providers
+    /// about: each claimed job's `checks` goes up by one and its
+    /// `next_check_at` becomes `lease_until`, compare-and-set per job, so no
+    /// concurrent reconciler claims it again before the lease ends (and one
+    /// that crashes leaves it due again then). Returns the claimed jobs as
+    /// written, task token included. Settled jobs are never due.
+    async fn claim_due_provider_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ProviderJob>, StoreError>;
+    /// Sets when a pending job is next due (`next_check_at`): after a
+    /// reconciler's check, or to ask sooner. Answers whether it did: a
+    /// settled job is left alone (false). An unknown job is `NotFound`.
+    async fn schedule_provider_job_check(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Records that the run waits at `gate`, in one write: the request, its
     /// artifact, and a `running` run's move to `awaiting_approval` — so a

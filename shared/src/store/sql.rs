@@ -11,7 +11,7 @@ pub(crate) const ARTIFACT_COLUMNS: &str =
 pub(crate) const WEBHOOK_COLUMNS: &str = "id, run_id, provider, idempotency_key, provider_job_id, \
      signature_status, headers, payload, status, error, created_at, processed_at";
 pub(crate) const JOB_COLUMNS: &str = "provider, job_id, run_id, persona, task_token, status, \
-     result, error, created_at, settled_at, settled_by";
+     result, error, created_at, settled_at, next_check_at, checks, settled_by";
 pub(crate) const HITL_COLUMNS: &str =
     "run_id, gate, task_token, requested_at, decision, decided_by, comment, decided_at";
 
@@ -203,7 +203,7 @@ macro_rules! sql_store {
                 let (status, result, error) = outcome.into_parts();
                 let sql = format!(
                     "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4, \
-                       settled_by = $5 \
+                       settled_by = $5, next_check_at = NULL \
                      WHERE provider = $6 AND job_id = $7 AND status = 'pending' \
                      RETURNING {JOB_COLUMNS}"
                 );
@@ -527,7 +527,7 @@ macro_rules! sql_store {
             ) -> Result<ProviderJob, StoreError> {
                 let sql = format!(
                     "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, NULL, NULL) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, NULL, $7, 0, NULL) \
                      RETURNING {JOB_COLUMNS}"
                 );
                 let row: ProviderJobRow = sqlx::query_as(&sql)
@@ -537,6 +537,7 @@ macro_rules! sql_store {
                     .bind(job.persona.as_str())
                     .bind(job.task_token.as_deref())
                     .bind(now())
+                    .bind(truncate(job.check_at))
                     .fetch_one(self.writer())
                     .await
                     .map_err(|e| {
@@ -613,6 +614,60 @@ macro_rules! sql_store {
                     .fetch_all(self.reader())
                     .await?;
                 convert(rows)
+            }
+
+            async fn claim_due_provider_jobs(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<ProviderJob>, StoreError> {
+                // Jobs another claim holds locked are skipped, not waited for;
+                // one it has just claimed is read again once unlocked, and is
+                // no longer due (its lease is in the future).
+                let sql = format!(
+                    "WITH due AS (SELECT provider, job_id, next_check_at FROM provider_jobs \
+                       WHERE status = 'pending' AND next_check_at <= $1 \
+                       ORDER BY next_check_at, provider, job_id LIMIT $2 \
+                       FOR UPDATE SKIP LOCKED), \
+                     claimed AS (UPDATE provider_jobs SET checks = checks + 1, next_check_at = $3 \
+                       WHERE (provider, job_id) IN (SELECT provider, job_id FROM due) \
+                       RETURNING {JOB_COLUMNS}) \
+                     SELECT claimed.* FROM claimed JOIN due USING (provider, job_id) \
+                     ORDER BY due.next_check_at, provider, job_id"
+                );
+                let rows: Vec<ProviderJobRow> = sqlx::query_as(&sql)
+                    .bind(truncate(now))
+                    .bind(i64::from(limit))
+                    .bind(truncate(lease_until))
+                    .fetch_all(self.writer())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn schedule_provider_job_check(
+                &self,
+                provider: Provider,
+                job_id: &str,
+                at: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let scheduled = sqlx::query(
+                    "UPDATE provider_jobs SET next_check_at = $1 \
+                     WHERE provider = $2 AND job_id = $3 AND status = 'pending'",
+                )
+                .bind(truncate(at))
+                .bind(provider.as_str())
+                .bind(job_id)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                if scheduled == 1 {
+                    return Ok(true);
+                }
+                match self.fetch_job(provider, job_id).await? {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::not_found(format!("{provider} job {job_id}"))),
+                }
             }
 
             async fn record_hitl_request(
