@@ -59,6 +59,7 @@ conformance!(
     due_jobs_are_claimed_once_per_lease,
     a_settled_job_is_never_due_and_says_how_it_settled,
     racing_claims_have_one_winner_per_job,
+    orphaned_events_are_adopted_once_when_their_job_appears,
     hitl_gates_are_decided_once,
     a_recorded_gate_leaves_its_run_awaiting_approval,
     racing_hitl_decisions_have_one_winner,
@@ -1349,6 +1350,105 @@ async fn racing_claims_have_one_winner_per_job(t: StoreUnderTest) {
         store.claim_due_provider_jobs(now, lease, 20).await.unwrap(),
         []
     );
+}
+
+/// A callback for provider job `job_id` of `provider`, kept `orphaned` (it
+/// came before its job was registered).
+async fn orphaned_callback(store: &dyn Store, provider: Provider, job_id: &str, key: &str) -> Uuid {
+    let mut new = webhook(None, key);
+    new.provider = provider;
+    new.provider_job_id = Some(job_id.to_owned());
+    let Recorded::Inserted(event) = store.record_webhook_event(new).await.unwrap() else {
+        panic!("{key} must insert")
+    };
+    let error = format!("no job {job_id}");
+    store
+        .finish_webhook_event(event.id, WebhookEventStatus::Orphaned, Some(&error), None)
+        .await
+        .unwrap();
+    event.id
+}
+
+async fn orphaned_events_are_adopted_once_when_their_job_appears(t: StoreUnderTest) {
+    let store = t.store;
+    let s = store.as_ref();
+    let x_first = orphaned_callback(s, Provider::KieAi, "job-x", "kieai:job-x:1").await;
+    let x_second = orphaned_callback(s, Provider::KieAi, "job-x", "kieai:job-x:2").await;
+    let y = orphaned_callback(s, Provider::KieAi, "job-y", "kieai:job-y").await;
+    let other_provider =
+        orphaned_callback(s, Provider::Shotstack, "job-x", "shotstack:job-x").await;
+    let mut handled = webhook(None, "kieai:job-x:handled");
+    handled.provider_job_id = Some("job-x".into());
+    let handled = store.record_webhook_event(handled).await.unwrap();
+    let handled = store
+        .finish_webhook_event(
+            handled.event().id,
+            WebhookEventStatus::Processed,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let adopted = store
+        .adopt_orphaned_webhook_events(Provider::KieAi, "job-x")
+        .await
+        .unwrap();
+    assert_eq!(
+        adopted.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [x_first, x_second],
+        "the job's orphans, oldest first"
+    );
+    for event in &adopted {
+        assert_eq!(event.status, WebhookEventStatus::Received);
+        assert_eq!((event.processed_at, event.error.as_deref()), (None, None));
+        assert_eq!(event.provider_job_id.as_deref(), Some("job-x"));
+        assert_eq!(
+            store.get_webhook_event(event.id).await.unwrap().as_ref(),
+            Some(event)
+        );
+    }
+    assert_eq!(
+        store
+            .adopt_orphaned_webhook_events(Provider::KieAi, "job-x")
+            .await
+            .unwrap(),
+        [],
+        "adopted once"
+    );
+    for (event, status) in [
+        (y, WebhookEventStatus::Orphaned),
+        (other_provider, WebhookEventStatus::Orphaned),
+        (handled.id, WebhookEventStatus::Processed),
+    ] {
+        let stored = store.get_webhook_event(event).await.unwrap().unwrap();
+        assert_eq!(stored.status, status, "{stored:?}");
+    }
+    assert_eq!(
+        store.get_webhook_event(handled.id).await.unwrap(),
+        Some(handled)
+    );
+
+    let mut orphans = HashSet::new();
+    for i in 0..3 {
+        orphans.insert(
+            orphaned_callback(s, Provider::KieAi, "job-z", &format!("kieai:job-z:{i}")).await,
+        );
+    }
+    let adoptions = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .adopt_orphaned_webhook_events(Provider::KieAi, "job-z")
+                .await
+        })
+    });
+    let mut adopted = Vec::new();
+    for events in futures::future::join_all(adoptions).await {
+        adopted.extend(events.unwrap().unwrap().into_iter().map(|e| e.id));
+    }
+    assert_eq!(adopted.len(), 3, "each moved once: {adopted:?}");
+    assert_eq!(adopted.into_iter().collect::<HashSet<_>>(), orphans);
 }
 
 fn gate(name: &str) -> Gate {

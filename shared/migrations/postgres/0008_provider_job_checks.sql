@@ -12,3 +12,6 @@ UPDATE provider_jobs SET settled_by = 'callback' WHERE status <> 'pending';
 -- The due jobs, earliest first; it holds only the pending ones, so it stays
 -- small however many have settled.
 CREATE INDEX provider_jobs_due ON provider_jobs (next_check_at) WHERE status = 'pending';
+-- A job's callbacks, found by its provider and id: the orphans a newly
+-- registered job adopts (Store::adopt_orphaned_webhook_events).
+CREATE INDEX webhook_events_by_provider_job ON webhook_events (provider, provider_job_id);

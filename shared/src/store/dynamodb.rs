@@ -17,7 +17,7 @@
 //! | provider job | `RUN#<run_id>` | `JOB#<provider>#<job_id>` | | |
 //! | provider job lookup | `JOB#<provider>#<job_id>` | `JOB` | | while pending: `DUEJOBS#<shard>` / `<next_check_at>#<provider>#<job_id>` |
 //! | hitl request | `RUN#<run_id>` | `GATE#<gate>` | | |
-//! | webhook event | `EVENT#<id>` | `EVENT` | `EVENTS#<run_id>` or `EVENTS#ORPHAN` / `<created_at>#<id>` | |
+//! | webhook event | `EVENT#<id>` | `EVENT` | `EVENTS#<run_id>` or `EVENTS#ORPHAN` / `<created_at>#<id>` | with a provider job id: `JOBEVENTS#<provider>#<job_id>` / `<created_at>#<id>` |
 //! | idempotency key | `WHKEY#<provider>#<key>` | `WHKEY` | | |
 //! | conversation message | `CONV#<user_id>` | `MSG#<seq, 20 digits>` | | `MESSAGES` / `<created_at>#<user_id>#<seq>` |
 //! | conversation counter | `CONV#<user_id>` | `SEQ` | | |
@@ -58,6 +58,10 @@
 //!   read); of racing claims one wins, the others skip the job. Jobs
 //!   registered before their items carried a due time are never due (the
 //!   SQL migration backfills theirs).
+//! - A job's callbacks are found through `gsi2` too (events recorded with a
+//!   provider job id, since events carry that key); adopting its orphans
+//!   moves each on condition that the event item itself is still
+//!   `orphaned`, since the index's copy of the status may lag.
 //! - Listing runs filtered by project reads the status index (with a status
 //!   filter) or the all-runs index and filters: cost grows with the runs
 //!   skipped. All runs share one index partition (`RUNS`), fine for the run
@@ -930,6 +934,50 @@ impl Store for DynamoDbStore {
             }
         }
         Err(StoreError::not_found(format!("webhook event {id}")))
+    }
+
+    async fn adopt_orphaned_webhook_events(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        // The job's events, as the index has them (in order of arrival).
+        // Its copy of their status may lag, so each is moved on condition
+        // that the event item itself is still orphaned: one of concurrent
+        // adoptions moves it, the others skip it.
+        let candidates = self
+            .query(
+                Self::index(GSI2, job_events_pk(provider, job_id), None),
+                None,
+            )
+            .await?;
+        let mut adopted = Vec::new();
+        for candidate in &candidates {
+            let id = Fields(candidate).uuid("id")?;
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(items::key(event_key(id))))
+                .update_expression("SET #status = :received REMOVE #processed_at, #error")
+                .condition_expression("#status = :orphaned")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#processed_at", "processed_at")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":received", s(WebhookEventStatus::Received.as_str()))
+                .expression_attribute_values(":orphaned", s(WebhookEventStatus::Orphaned.as_str()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match out {
+                Ok(out) => adopted.push(event_from(&out.attributes.unwrap_or_default())?),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(aws_error("UpdateItem", e)),
+            }
+        }
+        Ok(adopted)
     }
 
     async fn register_provider_job(

@@ -347,6 +347,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         error: Option<&str>,
         run_id: Option<RunId>,
     ) -> Result<WebhookEvent, StoreError>;
+    /// The `orphaned` webhook events of `provider` whose `provider_job_id`
+    /// is `job_id` (callbacks that came before their job was registered),
+    /// moved back to `received` (`processed_at` and `error` cleared) so that
+    /// they are handled now that the job exists; oldest first. Each moves
+    /// once, compare-and-set on its status: of concurrent calls, one returns
+    /// it. Events of other jobs, or in another status, are left alone.
+    async fn adopt_orphaned_webhook_events(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Vec<WebhookEvent>, StoreError>;
 
     /// Fails with `Duplicate` if the provider already has a job with that id.
     async fn register_provider_job(&self, job: NewProviderJob) -> Result<ProviderJob, StoreError>;

@@ -521,6 +521,28 @@ macro_rules! sql_store {
                     .try_into()
             }
 
+            async fn adopt_orphaned_webhook_events(
+                &self,
+                provider: Provider,
+                job_id: &str,
+            ) -> Result<Vec<WebhookEvent>, StoreError> {
+                // A concurrent adoption of the same event waits for the row
+                // lock, then finds it no longer orphaned and leaves it.
+                let sql = format!(
+                    "WITH adopted AS (UPDATE webhook_events \
+                       SET status = 'received', processed_at = NULL, error = NULL \
+                       WHERE provider = $1 AND provider_job_id = $2 AND status = 'orphaned' \
+                       RETURNING {WEBHOOK_COLUMNS}) \
+                     SELECT {WEBHOOK_COLUMNS} FROM adopted ORDER BY created_at, id"
+                );
+                let rows: Vec<WebhookEventRow> = sqlx::query_as(&sql)
+                    .bind(provider.as_str())
+                    .bind(job_id)
+                    .fetch_all(self.writer())
+                    .await?;
+                convert(rows)
+            }
+
             async fn register_provider_job(
                 &self,
                 job: NewProviderJob,

@@ -121,6 +121,12 @@ pub(super) fn due_order(at: DateTime<Utc>, provider: Provider, job_id: &str) -> 
     format!("{}#{provider}#{job_id}", time(at))
 }
 
+/// `gsi2pk` of the webhook events that name a provider job: the callbacks
+/// of that job.
+pub(super) fn job_events_pk(provider: Provider, job_id: &str) -> String {
+    format!("JOBEVENTS#{provider}#{job_id}")
+}
+
 /// The job itself, in its run's partition.
 pub(super) fn job_key(run_id: RunId, provider: Provider, job_id: &str) -> (String, String) {
     (run_pk(run_id), format!("{JOB_PREFIX}{provider}#{job_id}"))
@@ -373,12 +379,14 @@ pub(super) fn artifact_from(item: &Item) -> Result<Artifact, StoreError> {
 }
 
 pub(super) fn event_item(e: &WebhookEvent) -> Item {
+    let order = format!("{}#{}", time(e.created_at), e.id);
+    let of_job = e.provider_job_id.as_deref();
     ItemBuilder::new(event_key(e.id), "webhook_event")
         .s("id", e.id.to_string())
         .opt_s("run_id", e.run_id.map(|r| r.to_string()))
         .s("provider", e.provider.as_str())
         .s("idempotency_key", e.idempotency_key.as_str())
-        .opt_s("provider_job_id", e.provider_job_id.as_deref())
+        .opt_s("provider_job_id", of_job)
         .s("signature_status", e.signature_status.as_str())
         .json("headers", &e.headers)
         .json("payload", &e.payload)
@@ -387,7 +395,12 @@ pub(super) fn event_item(e: &WebhookEvent) -> Item {
         .time("created_at", e.created_at)
         .opt_time("processed_at", e.processed_at)
         .s(GSI1PK, events_of(e.run_id))
-        .s(GSI1SK, format!("{}#{}", time(e.created_at), e.id))
+        .s(GSI1SK, order.clone())
+        .opt_s(
+            GSI2PK,
+            of_job.map(|job_id| job_events_pk(e.provider, job_id)),
+        )
+        .opt_s(GSI2SK, of_job.map(|_| order))
         .build()
 }
 
@@ -712,6 +725,34 @@ mod tests {
             (back.next_check_at, back.checks, back.settled_by),
             (None, 0, None)
         );
+    }
+
+    /// A callback that names its job is found among the job's callbacks,
+    /// in order of arrival; one that names none is in no such partition.
+    #[test]
+    fn an_event_of_a_job_is_among_the_jobs_callbacks() {
+        let event = crate::domain::NewWebhookEvent {
+            run_id: None,
+            provider: Provider::Shotstack,
+            idempotency_key: "shotstack:render-1".into(),
+            provider_job_id: Some("render-1".into()),
+            signature_status: crate::domain::SignatureStatus::Unsigned,
+            headers: json!({}),
+            payload: json!({}),
+            status: crate::domain::WebhookEventStatus::Received,
+        }
+        .stored_at(crate::store::rows::now());
+        let item = event_item(&event);
+        let f = Fields(&item);
+        assert_eq!(f.str(GSI2PK).unwrap(), "JOBEVENTS#shotstack#render-1");
+        assert_eq!(f.str(GSI2SK).unwrap(), f.str(GSI1SK).unwrap());
+        assert_eq!(event_from(&item).unwrap(), event);
+        let unnamed = WebhookEvent {
+            provider_job_id: None,
+            ..event
+        };
+        let item = event_item(&unnamed);
+        assert!(!item.contains_key(GSI2PK) && !item.contains_key(GSI2SK));
     }
 
     #[test]

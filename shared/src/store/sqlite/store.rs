@@ -439,6 +439,24 @@ impl Store for SqliteStore {
         .ok_or_else(|| StoreError::not_found(format!("webhook event {id}")))
     }
 
+    async fn adopt_orphaned_webhook_events(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        let sql = format!(
+            "UPDATE webhook_events SET status = 'received', processed_at = NULL, error = NULL \
+             WHERE provider = ?1 AND provider_job_id = ?2 AND status = 'orphaned' \
+             RETURNING {WEBHOOK_COLUMNS}"
+        );
+        let job_id = job_id.to_owned();
+        let mut adopted = self
+            .write(move |tx| all(tx, &sql, params![provider.as_str(), job_id], webhook_event))
+            .await?;
+        adopted.sort_by_key(|e| (e.created_at, e.id));
+        Ok(adopted)
+    }
+
     async fn register_provider_job(
         &self,
         mut job: NewProviderJob,
