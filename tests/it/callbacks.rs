@@ -283,6 +283,7 @@ async fn stored_tiktok_callback(
             run_id,
             persona: Persona::Quinn,
             task_token: None,
+            check_at: Utc::now() + chrono::Duration::minutes(2),
         })
         .await
         .unwrap();

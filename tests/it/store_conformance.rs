@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use myloware::domain::{
     ArtifactType, Gate, HitlDecision, JobCode, JobStatus, NewArtifact, NewHitlRequest,
-    NewProviderJob, NewRun, NewWebhookEvent, Persona, Project, Provider, ProvidersMode, RunId,
-    RunStatus, SignatureStatus, WebhookEventStatus,
+    NewProviderJob, NewRun, NewWebhookEvent, Persona, Project, Provider, ProviderJob,
+    ProvidersMode, RunId, RunStatus, SettledBy, SignatureStatus, WebhookEventStatus,
 };
 use myloware::store::{
     Decided, Decision, JobOutcome, Recorded, RunFilter, Settled, Store, StoreError, Transition,
@@ -56,6 +56,10 @@ conformance!(
     a_settlement_finishes_its_event_while_the_task_waits_for_others,
     racing_last_settlements_leave_their_task_owed,
     racing_settlements_have_one_winner,
+    due_jobs_are_claimed_once_per_lease,
+    a_settled_job_is_never_due_and_says_how_it_settled,
+    racing_claims_have_one_winner_per_job,
+    orphaned_events_are_adopted_once_when_their_job_appears,
     hitl_gates_are_decided_once,
     a_recorded_gate_leaves_its_run_awaiting_approval,
     racing_hitl_decisions_have_one_winner,
@@ -470,6 +474,7 @@ async fn concurrent_writes_commit_or_fail_each_alone(t: StoreUnderTest) {
                     run_id: id,
                     persona: Persona::Riley,
                     task_token: None,
+                    check_at: Utc::now() + Duration::minutes(2),
                 })
                 .await
                 .map(|_| "job")
@@ -703,6 +708,7 @@ fn job(run_id: RunId, job_id: &str) -> NewProviderJob {
         run_id,
         persona: Persona::Riley,
         task_token: Some("token-abc".into()),
+        check_at: Utc::now() + Duration::minutes(2),
     }
 }
 
@@ -770,6 +776,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
                 ArtifactType::KIEAI_CLIP,
                 json!({"task_id": "task-1"}),
             )),
+            SettledBy::Callback,
         )
         .await
         .unwrap()
@@ -781,6 +788,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
         (JobStatus::Succeeded, Some(clip))
     );
     assert!(settled.settled_at.is_some());
+    assert_eq!(settled.settled_by, Some(SettledBy::Callback));
     let again = store
         .settle_provider_job(
             Provider::KieAi,
@@ -791,6 +799,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
                 ArtifactType::KIEAI_ERROR,
                 json!({"task_id": "task-1"}),
             )),
+            SettledBy::Callback,
         )
         .await
         .unwrap();
@@ -816,6 +825,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
             "task-2",
             JobOutcome::Failed("content policy".into()),
             None,
+            SettledBy::Callback,
         )
         .await
         .unwrap()
@@ -834,6 +844,7 @@ async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {
             "nope",
             JobOutcome::Failed("x".into()),
             None,
+            SettledBy::Callback,
         )
         .await
         .unwrap_err();
@@ -1062,6 +1073,7 @@ async fn racing_settlements_have_one_winner(t: StoreUnderTest) {
                         ArtifactType::KIEAI_CLIP,
                         json!({"n": i}),
                     )),
+                    SettledBy::Callback,
                 )
                 .await
         })
@@ -1090,6 +1102,353 @@ async fn racing_settlements_have_one_winner(t: StoreUnderTest) {
         .unwrap()
         .unwrap();
     assert_eq!(Some(stored.result), winners.into_iter().next());
+}
+
+/// `t` as the stores keep it: whole microseconds.
+fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap()
+}
+
+/// Job `job_id` of run `run_id`, first due at `check_at`.
+fn due_job(run_id: RunId, job_id: &str, check_at: DateTime<Utc>) -> NewProviderJob {
+    NewProviderJob {
+        check_at,
+        ..job(run_id, job_id)
+    }
+}
+
+fn ids(jobs: &[ProviderJob]) -> Vec<&str> {
+    jobs.iter().map(|j| j.job_id.as_str()).collect()
+}
+
+async fn due_jobs_are_claimed_once_per_lease(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let now = stored(Utc::now());
+    // Registered out of order: the claim orders them by due time.
+    for (job_id, due_in) in [("due-b", -10), ("later", 60), ("due-a", -30), ("due-c", 0)] {
+        let check_at = now + Duration::seconds(due_in);
+        let registered = store
+            .register_provider_job(due_job(id, job_id, check_at))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                registered.next_check_at,
+                registered.checks,
+                registered.settled_by
+            ),
+            (Some(check_at), 0, None)
+        );
+    }
+    let lease = now + Duration::seconds(30);
+
+    let claimed = store.claim_due_provider_jobs(now, lease, 10).await.unwrap();
+    assert_eq!(
+        ids(&claimed),
+        ["due-a", "due-b", "due-c"],
+        "due ones, earliest first"
+    );
+    for job in &claimed {
+        assert_eq!((job.checks, job.next_check_at), (1, Some(lease)), "{job:?}");
+        assert_eq!(job.status, JobStatus::Pending);
+        assert_eq!(job.task_token.as_deref(), Some("token-abc"));
+        let found = store
+            .find_provider_job(Provider::KieAi, &job.job_id)
+            .await
+            .unwrap();
+        assert_eq!(found.as_ref(), Some(job), "returned as written");
+    }
+    let before_lease_ends = now + Duration::seconds(29);
+    assert_eq!(
+        store
+            .claim_due_provider_jobs(before_lease_ends, lease, 10)
+            .await
+            .unwrap(),
+        [],
+        "leased jobs are not claimed again before the lease ends"
+    );
+
+    let after_lease = lease + Duration::seconds(1);
+    let next_lease = lease + Duration::seconds(60);
+    let first = store
+        .claim_due_provider_jobs(after_lease, next_lease, 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&first), ["due-a", "due-b"], "the limit is honoured");
+    let rest = store
+        .claim_due_provider_jobs(after_lease, next_lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), ["due-c"]);
+    for job in first.iter().chain(&rest) {
+        assert_eq!(
+            (job.checks, job.next_check_at),
+            (2, Some(next_lease)),
+            "{job:?}"
+        );
+    }
+    let later = store
+        .claim_due_provider_jobs(now + Duration::seconds(60), next_lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&later), ["later"]);
+    assert_eq!(later[0].checks, 1);
+    assert_eq!(
+        store
+            .claim_due_provider_jobs(after_lease, next_lease, 0)
+            .await
+            .unwrap(),
+        []
+    );
+}
+
+async fn a_settled_job_is_never_due_and_says_how_it_settled(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let now = stored(Utc::now());
+    let overdue = now - Duration::seconds(5);
+    for job_id in ["polled", "called-back", "waiting"] {
+        store
+            .register_provider_job(due_job(id, job_id, overdue))
+            .await
+            .unwrap();
+    }
+    let Settled::Now(polled) = store
+        .settle_provider_job(
+            Provider::KieAi,
+            "polled",
+            JobOutcome::Succeeded(json!({"resultUrls": []})),
+            None,
+            SettledBy::Poll,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a pending job settles")
+    };
+    assert_eq!(
+        (polled.settled_by, polled.next_check_at),
+        (Some(SettledBy::Poll), None)
+    );
+    let Recorded::Inserted(event) = store
+        .record_webhook_event(webhook(None, "kieai:called-back"))
+        .await
+        .unwrap()
+    else {
+        panic!("a new key inserts")
+    };
+    let by_callback = store
+        .settle_provider_job_for_event(
+            Provider::KieAi,
+            "called-back",
+            JobOutcome::Failed("content policy".into()),
+            None,
+            event.id,
+        )
+        .await
+        .unwrap();
+    let Settled::Now(called_back) = by_callback.settled else {
+        panic!("a pending job settles: {by_callback:?}")
+    };
+    assert_eq!(
+        (called_back.settled_by, called_back.next_check_at),
+        (Some(SettledBy::Callback), None)
+    );
+    for settled in [&polled, &called_back] {
+        let found = store
+            .find_provider_job(Provider::KieAi, &settled.job_id)
+            .await
+            .unwrap();
+        assert_eq!(found.as_ref(), Some(settled), "stored as answered");
+    }
+
+    let lease = now + Duration::seconds(30);
+    let claimed = store.claim_due_provider_jobs(now, lease, 10).await.unwrap();
+    assert_eq!(ids(&claimed), ["waiting"], "settled jobs are never due");
+
+    let scheduled = store
+        .schedule_provider_job_check(Provider::KieAi, "polled", overdue)
+        .await
+        .unwrap();
+    assert!(!scheduled, "a settled job is left alone");
+    assert_eq!(
+        store
+            .find_provider_job(Provider::KieAi, "polled")
+            .await
+            .unwrap(),
+        Some(polled)
+    );
+    let much_later = now + Duration::minutes(10);
+    assert!(store
+        .schedule_provider_job_check(Provider::KieAi, "waiting", much_later)
+        .await
+        .unwrap());
+    let waiting = store
+        .find_provider_job(Provider::KieAi, "waiting")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (waiting.next_check_at, waiting.checks),
+        (Some(much_later), 1)
+    );
+    let after_lease = lease + Duration::seconds(1);
+    assert_eq!(
+        store
+            .claim_due_provider_jobs(after_lease, after_lease + Duration::seconds(30), 10)
+            .await
+            .unwrap(),
+        [],
+        "its due time moved past the lease"
+    );
+    let claimed = store
+        .claim_due_provider_jobs(much_later, much_later + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&claimed), ["waiting"]);
+    assert_eq!(claimed[0].checks, 2);
+
+    let err = store
+        .schedule_provider_job_check(Provider::KieAi, "nope", now)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+async fn racing_claims_have_one_winner_per_job(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let now = stored(Utc::now());
+    let all: HashSet<String> = (0..12).map(|i| format!("race-{i:02}")).collect();
+    for job_id in &all {
+        let check_at = now - Duration::seconds(60);
+        store
+            .register_provider_job(due_job(id, job_id, check_at))
+            .await
+            .unwrap();
+    }
+    let lease = now + Duration::seconds(30);
+    let claims = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.claim_due_provider_jobs(now, lease, 5).await })
+    });
+    let mut claimed = Vec::new();
+    for jobs in futures::future::join_all(claims).await {
+        claimed.extend(jobs.unwrap().unwrap().into_iter().map(|j| j.job_id));
+    }
+    let once: HashSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(
+        once.len(),
+        claimed.len(),
+        "no job claimed twice: {claimed:?}"
+    );
+    assert_eq!(once, all, "every due job claimed");
+    let jobs = store.list_provider_jobs(id).await.unwrap();
+    assert!(jobs.iter().all(|j| j.checks == 1), "{jobs:?}");
+    assert_eq!(
+        store.claim_due_provider_jobs(now, lease, 20).await.unwrap(),
+        []
+    );
+}
+
+/// A callback for provider job `job_id` of `provider`, kept `orphaned` (it
+/// came before its job was registered).
+async fn orphaned_callback(store: &dyn Store, provider: Provider, job_id: &str, key: &str) -> Uuid {
+    let mut new = webhook(None, key);
+    new.provider = provider;
+    new.provider_job_id = Some(job_id.to_owned());
+    let Recorded::Inserted(event) = store.record_webhook_event(new).await.unwrap() else {
+        panic!("{key} must insert")
+    };
+    let error = format!("no job {job_id}");
+    store
+        .finish_webhook_event(event.id, WebhookEventStatus::Orphaned, Some(&error), None)
+        .await
+        .unwrap();
+    event.id
+}
+
+async fn orphaned_events_are_adopted_once_when_their_job_appears(t: StoreUnderTest) {
+    let store = t.store;
+    let s = store.as_ref();
+    let x_first = orphaned_callback(s, Provider::KieAi, "job-x", "kieai:job-x:1").await;
+    let x_second = orphaned_callback(s, Provider::KieAi, "job-x", "kieai:job-x:2").await;
+    let y = orphaned_callback(s, Provider::KieAi, "job-y", "kieai:job-y").await;
+    let other_provider =
+        orphaned_callback(s, Provider::Shotstack, "job-x", "shotstack:job-x").await;
+    let mut handled = webhook(None, "kieai:job-x:handled");
+    handled.provider_job_id = Some("job-x".into());
+    let handled = store.record_webhook_event(handled).await.unwrap();
+    let handled = store
+        .finish_webhook_event(
+            handled.event().id,
+            WebhookEventStatus::Processed,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let adopted = store
+        .adopt_orphaned_webhook_events(Provider::KieAi, "job-x")
+        .await
+        .unwrap();
+    assert_eq!(
+        adopted.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [x_first, x_second],
+        "the job's orphans, oldest first"
+    );
+    for event in &adopted {
+        assert_eq!(event.status, WebhookEventStatus::Received);
+        assert_eq!((event.processed_at, event.error.as_deref()), (None, None));
+        assert_eq!(event.provider_job_id.as_deref(), Some("job-x"));
+        assert_eq!(
+            store.get_webhook_event(event.id).await.unwrap().as_ref(),
+            Some(event)
+        );
+    }
+    assert_eq!(
+        store
+            .adopt_orphaned_webhook_events(Provider::KieAi, "job-x")
+            .await
+            .unwrap(),
+        [],
+        "adopted once"
+    );
+    for (event, status) in [
+        (y, WebhookEventStatus::Orphaned),
+        (other_provider, WebhookEventStatus::Orphaned),
+        (handled.id, WebhookEventStatus::Processed),
+    ] {
+        let stored = store.get_webhook_event(event).await.unwrap().unwrap();
+        assert_eq!(stored.status, status, "{stored:?}");
+    }
+    assert_eq!(
+        store.get_webhook_event(handled.id).await.unwrap(),
+        Some(handled)
+    );
+
+    let mut orphans = HashSet::new();
+    for i in 0..3 {
+        orphans.insert(
+            orphaned_callback(s, Provider::KieAi, "job-z", &format!("kieai:job-z:{i}")).await,
+        );
+    }
+    let adoptions = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .adopt_orphaned_webhook_events(Provider::KieAi, "job-z")
+                .await
+        })
+    });
+    let mut adopted = Vec::new();
+    for events in futures::future::join_all(adoptions).await {
+        adopted.extend(events.unwrap().unwrap().into_iter().map(|e| e.id));
+    }
+    assert_eq!(adopted.len(), 3, "each moved once: {adopted:?}");
+    assert_eq!(adopted.into_iter().collect::<HashSet<_>>(), orphans);
 }
 
 fn gate(name: &str) -> Gate {

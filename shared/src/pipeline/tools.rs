@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::Pipeline;
@@ -104,6 +105,9 @@ impl Pipeline {
             run_id: scope.run_id,
             persona: scope.persona,
             task_token: scope.task_token.clone(),
+            // A callback not here two minutes after submission is overdue:
+            // a reconciler asks the provider from then on.
+            check_at: Utc::now() + chrono::Duration::minutes(2),
         };
         match self.store.register_provider_job(job).await {
             Ok(_) | Err(StoreError::Duplicate { .. }) => Ok(()),

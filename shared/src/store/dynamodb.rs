@@ -15,9 +15,9 @@
 //! | job code | `JOBCODE#<code>` | `JOBCODE` | | |
 //! | artifact | `RUN#<run_id>` | `ART#<created_at>#<id>` | | |
 //! | provider job | `RUN#<run_id>` | `JOB#<provider>#<job_id>` | | |
-//! | provider job lookup | `JOB#<provider>#<job_id>` | `JOB` | | |
+//! | provider job lookup | `JOB#<provider>#<job_id>` | `JOB` | | while pending: `DUEJOBS#<shard>` / `<next_check_at>#<provider>#<job_id>` |
 //! | hitl request | `RUN#<run_id>` | `GATE#<gate>` | | |
-//! | webhook event | `EVENT#<id>` | `EVENT` | `EVENTS#<run_id>` or `EVENTS#ORPHAN` / `<created_at>#<id>` | |
+//! | webhook event | `EVENT#<id>` | `EVENT` | `EVENTS#<run_id>` or `EVENTS#ORPHAN` / `<created_at>#<id>` | with a provider job id: `JOBEVENTS#<provider>#<job_id>` / `<created_at>#<id>` |
 //! | idempotency key | `WHKEY#<provider>#<key>` | `WHKEY` | | |
 //! | conversation message | `CONV#<user_id>` | `MSG#<seq, 20 digits>` | | `MESSAGES` / `<created_at>#<user_id>#<seq>` |
 //! | conversation counter | `CONV#<user_id>` | `SEQ` | | |
@@ -25,6 +25,10 @@
 //!
 //! Each item also has `entity` (what it is) and its fields under their SQL
 //! column names; JSON is kept as text, times as RFC 3339 with microseconds.
+//! A job's lookup item repeats the job's `next_check_at`, `checks` and
+//! `settled_by`, and both items change together, in one transaction.
+//! `<shard>` is `0..8`, a stable hash of the provider and job id, so that
+//! no one index partition takes every job's writes.
 //! A run's partition holds its artifacts, jobs and gates, so reading them is
 //! one strongly consistent query and pruning a run empties one partition.
 //!
@@ -46,6 +50,18 @@
 //! - Global secondary indexes are eventually consistent: run listings and a
 //!   run's webhook events (both read through an index) may lag a write by a
 //!   moment in AWS. Everything read by key is strongly consistent.
+//! - Due provider jobs are found through `gsi2` (sparse: only a pending
+//!   job's lookup item is in it): each shard is queried for the jobs due by
+//!   now and the answers merged by due time. As the index may lag, each job
+//!   is read again by key and claimed with a transaction on condition that
+//!   its version is the one read (so it is still pending and still due as
+//!   read); of racing claims one wins, the others skip the job. Jobs
+//!   registered before their items carried a due time are never due (the
+//!   SQL migration backfills theirs).
+//! - A job's callbacks are found through `gsi2` too (events recorded with a
+//!   provider job id, since events carry that key); adopting its orphans
+//!   moves each on condition that the event item itself is still
+//!   `orphaned`, since the index's copy of the status may lag.
 //! - Listing runs filtered by project reads the status index (with a status
 //!   filter) or the all-runs index and filters: cost grows with the runs
 //!   skipped. All runs share one index partition (`RUNS`), fine for the run
@@ -90,7 +106,8 @@ use super::{
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
     NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
-    RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+    RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
+    WebhookEventStatus,
 };
 
 /// How many times a compare-and-set re-reads after losing a race.
@@ -467,6 +484,18 @@ impl DynamoDbStore {
             .await?
             .map(|item| job_from(&item))
             .transpose()
+    }
+
+    /// The writes that change a job read at version `read_at` into `job`:
+    /// the job, compare-and-set on that version (so the change holds only
+    /// while the job is exactly as read), and its lookup item, which carries
+    /// the same reconciliation fields and, while pending, the due-jobs index
+    /// keys. Every change of a job writes both, in one transaction.
+    fn job_writes(job: &ProviderJob, read_at: i64) -> Vec<Write> {
+        vec![
+            Write::Put(job_item(job, read_at + 1), Cond::version(read_at)),
+            Write::Put(job_lookup_item(job), Cond::exists()),
+        ]
     }
 
     async fn fetch_gate(
@@ -907,13 +936,58 @@ impl Store for DynamoDbStore {
         Err(StoreError::not_found(format!("webhook event {id}")))
     }
 
-    async fn register_provider_job(&self, new: NewProviderJob) -> Result<ProviderJob, StoreError> {
+    async fn adopt_orphaned_webhook_events(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        // The job's events, as the index has them (in order of arrival).
+        // Its copy of their status may lag, so each is moved on condition
+        // that the event item itself is still orphaned: one of concurrent
+        // adoptions moves it, the others skip it.
+        let candidates = self
+            .query(
+                Self::index(GSI2, job_events_pk(provider, job_id), None),
+                None,
+            )
+            .await?;
+        let mut adopted = Vec::new();
+        for candidate in &candidates {
+            let id = Fields(candidate).uuid("id")?;
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(items::key(event_key(id))))
+                .update_expression("SET #status = :received REMOVE #processed_at, #error")
+                .condition_expression("#status = :orphaned")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#processed_at", "processed_at")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":received", s(WebhookEventStatus::Received.as_str()))
+                .expression_attribute_values(":orphaned", s(WebhookEventStatus::Orphaned.as_str()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match out {
+                Ok(out) => adopted.push(event_from(&out.attributes.unwrap_or_default())?),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(aws_error("UpdateItem", e)),
+            }
+        }
+        Ok(adopted)
+    }
+
+    async fn register_provider_job(
+        &self,
+        mut new: NewProviderJob,
+    ) -> Result<ProviderJob, StoreError> {
+        new.check_at = truncate(new.check_at);
         let job = new.registered_at(now());
-        let lookup = ItemBuilder::new(job_lookup_key(job.provider, &job.job_id), "job_lookup")
-            .s("run_id", job.run_id.to_string())
-            .build();
         let writes = vec![
-            Write::Put(lookup, Cond::absent()),
+            Write::Put(job_lookup_item(&job), Cond::absent()),
             Write::Put(job_item(&job, 1), Cond::absent()),
             Write::Check(
                 items::key((run_pk(job.run_id), RUN_SK.into())),
@@ -943,6 +1017,7 @@ impl Store for DynamoDbStore {
         job_id: &str,
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
+        by: SettledBy,
     ) -> Result<Settled, StoreError> {
         let (status, result, error) = outcome.into_parts();
         for _ in 0..CAS_ATTEMPTS {
@@ -958,12 +1033,11 @@ impl Store for DynamoDbStore {
                 result: result.clone(),
                 error: error.clone(),
                 settled_at: Some(now()),
+                settled_by: Some(by),
+                next_check_at: None,
                 ..current.value
             };
-            let mut writes = vec![Write::Put(
-                job_item(&job, current.version + 1),
-                Cond::version(current.version),
-            )];
+            let mut writes = Self::job_writes(&job, current.version);
             if let Some(a) = &artifact {
                 writes.extend(Self::artifact_writes(a.clone(), Some(job.run_id)).1);
             }
@@ -990,6 +1064,101 @@ impl Store for DynamoDbStore {
             .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
         Ok(jobs)
+    }
+
+    async fn claim_due_provider_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ProviderJob>, StoreError> {
+        let (now, lease_until) = (truncate(now), truncate(lease_until));
+        let limit = limit as usize;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Each shard's jobs due by `now` (sort keys below the next
+        // microsecond's), earliest first; then all of them in that order.
+        let after_now = time(now + chrono::TimeDelta::microseconds(1));
+        let shards = (0..DUE_SHARDS).map(|shard| {
+            let mut q = Self::index(GSI2, due_shard_pk(shard), Some(after_now.clone()));
+            q.page_limit = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+            self.query(q, Some(limit))
+        });
+        let mut due = Vec::new();
+        for item in futures::future::try_join_all(shards)
+            .await?
+            .iter()
+            .flatten()
+        {
+            due.push((Fields(item).str(GSI2SK)?.to_owned(), due_job_key(item)?));
+        }
+        due.sort();
+        let mut claimed = Vec::new();
+        for (_, key) in due {
+            if claimed.len() == limit {
+                break;
+            }
+            // The index may lag: the job is read again by key, and claimed
+            // only if it is still pending and due, on condition that it has
+            // not changed since (its version).
+            let Some(current) = self.get(key).await?.map(|i| job_from(&i)).transpose()? else {
+                continue;
+            };
+            let still_due = current.value.status == JobStatus::Pending
+                && current.value.next_check_at.is_some_and(|at| at <= now);
+            if !still_due {
+                continue;
+            }
+            let job = ProviderJob {
+                checks: current.value.checks.saturating_add(1),
+                next_check_at: Some(lease_until),
+                ..current.value
+            };
+            // A lost race (another claim, a settlement) skips the job.
+            if self
+                .commit(Self::job_writes(&job, current.version))
+                .await?
+                .is_ok()
+            {
+                claimed.push(job);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn schedule_provider_job_check(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let at = truncate(at);
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self
+                .fetch_job(provider, job_id)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))?;
+            if current.value.status != JobStatus::Pending {
+                return Ok(false);
+            }
+            let job = ProviderJob {
+                next_check_at: Some(at),
+                ..current.value
+            };
+            match self.commit(Self::job_writes(&job, current.version)).await? {
+                Ok(()) => return Ok(true),
+                Err(codes) if failed(&codes, 0) => continue,
+                // The lookup item is gone: the job was pruned meanwhile.
+                Err(_) => break,
+            }
+        }
+        if self.fetch_job(provider, job_id).await?.is_none() {
+            return Err(StoreError::not_found(format!("{provider} job {job_id}")));
+        }
+        Err(StoreError::Refused(format!(
+            "{provider} job {job_id} changed {CAS_ATTEMPTS} times while its check was scheduled"
+        )))
     }
 
     async fn record_hitl_request(&self, new: NewHitlRequest) -> Result<HitlRequest, StoreError> {

@@ -28,8 +28,8 @@ use crate::config::DatabaseConfig;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, JobStatus,
     NewArtifact, NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Project,
-    Provider, ProviderJob, Run, RunId, RunLabels, RunRef, RunStatus, Span, SpanEnd, SpanId,
-    TraceId, WebhookEvent, WebhookEventStatus,
+    Provider, ProviderJob, Run, RunId, RunLabels, RunRef, RunStatus, SettledBy, Span, SpanEnd,
+    SpanId, TraceId, WebhookEvent, WebhookEventStatus,
 };
 
 pub use dynamodb::DynamoDbStore;
@@ -347,6 +347,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         error: Option<&str>,
         run_id: Option<RunId>,
     ) -> Result<WebhookEvent, StoreError>;
+    /// The `orphaned` webhook events of `provider` whose `provider_job_id`
+    /// is `job_id` (callbacks that came before their job was registered),
+    /// moved back to `received` (`processed_at` and `error` cleared) so that
+    /// they are handled now that the job exists; oldest first. Each moves
+    /// once, compare-and-set on its status: of concurrent calls, one returns
+    /// it. Events of other jobs, or in another status, are left alone.
+    async fn adopt_orphaned_webhook_events(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Vec<WebhookEvent>, StoreError>;
 
     /// Fails with `Duplicate` if the provider already has a job with that id.
     async fn register_provider_job(&self, job: NewProviderJob) -> Result<ProviderJob, StoreError>;
@@ -356,16 +367,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         job_id: &str,
     ) -> Result<Option<ProviderJob>, StoreError>;
     /// Settles a pending job once, writing `artifact` (its result) in the
-    /// same transaction; later calls answer `Already` and write nothing.
+    /// same transaction, recording `by` (`settled_by`) and clearing
+    /// `next_check_at` in the same write; later calls answer `Already` and
+    /// write nothing.
     async fn settle_provider_job(
         &self,
         provider: Provider,
         job_id: &str,
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
+        by: SettledBy,
     ) -> Result<Settled, StoreError>;
     /// Settles a job for the callback whose webhook event is `event`, as
-    /// `settle_provider_job` does. When the job settles now and its task
+    /// `settle_provider_job` does (`SettledBy::Callback`). When the job settles now and its task
     /// still has other jobs pending, nothing more is owed for the callback:
     /// the event is finished too (`processed`, with the job's run) in the
     /// same write, and `event_finished` says so. SQLite, whose writes are
@@ -385,7 +399,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         _event: Uuid,
     ) -> Result<SettledForEvent, StoreError> {
         let settled = self
-            .settle_provider_job(provider, job_id, outcome, artifact)
+            .settle_provider_job(provider, job_id, outcome, artifact, SettledBy::Callback)
             .await?;
         Ok(SettledForEvent {
             settled,
@@ -406,6 +420,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         jobs.retain(|j| j.task_token.as_deref() == Some(task_token));
         Ok(jobs)
     }
+    /// Claims up to `limit` pending jobs due by `now` (`next_check_at <=
+    /// now`), earliest due first, for a reconciler to ask their providers
+    /// about: each claimed job's `checks` goes up by one and its
+    /// `next_check_at` becomes `lease_until`, compare-and-set per job, so no
+    /// concurrent reconciler claims it again before the lease ends (and one
+    /// that crashes leaves it due again then). Returns the claimed jobs as
+    /// written, task token included. Settled jobs are never due.
+    async fn claim_due_provider_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ProviderJob>, StoreError>;
+    /// Sets when a pending job is next due (`next_check_at`): after a
+    /// reconciler's check, or to ask sooner. Answers whether it did: a
+    /// settled job is left alone (false). An unknown job is `NotFound`.
+    async fn schedule_provider_job_check(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Records that the run waits at `gate`, in one write: the request, its
     /// artifact, and a `running` run's move to `awaiting_approval` — so a

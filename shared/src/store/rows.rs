@@ -134,6 +134,9 @@ pub(crate) struct ProviderJobRow {
     error: Option<String>,
     created_at: DateTime<Utc>,
     settled_at: Option<DateTime<Utc>>,
+    next_check_at: Option<DateTime<Utc>>,
+    checks: i64,
+    settled_by: Option<String>,
 }
 
 impl TryFrom<ProviderJobRow> for ProviderJob {
@@ -150,6 +153,9 @@ impl TryFrom<ProviderJobRow> for ProviderJob {
             error: row.error,
             created_at: row.created_at,
             settled_at: row.settled_at,
+            next_check_at: row.next_check_at,
+            checks: check_count(row.checks)?,
+            settled_by: parse_opt(row.settled_by)?,
         })
     }
 }
@@ -180,6 +186,13 @@ impl TryFrom<HitlRequestRow> for HitlRequest {
             decided_at: row.decided_at,
         })
     }
+}
+
+/// A provider job's `checks` as stored (a `BIGINT`): never negative, and
+/// far below `u32::MAX`, unless the row is corrupt.
+pub(crate) fn check_count(stored: i64) -> Result<u32, StoreError> {
+    u32::try_from(stored)
+        .map_err(|_| ParseError::new("check count", &stored.to_string(), "expected a u32").into())
 }
 
 /// Converts every row, failing on the first corrupt one.

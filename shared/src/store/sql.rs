@@ -10,8 +10,8 @@ pub(crate) const ARTIFACT_COLUMNS: &str =
     "id, run_id, type, provider, persona, url, checksum, metadata, created_at";
 pub(crate) const WEBHOOK_COLUMNS: &str = "id, run_id, provider, idempotency_key, provider_job_id, \
      signature_status, headers, payload, status, error, created_at, processed_at";
-pub(crate) const JOB_COLUMNS: &str =
-    "provider, job_id, run_id, persona, task_token, status, result, error, created_at, settled_at";
+pub(crate) const JOB_COLUMNS: &str = "provider, job_id, run_id, persona, task_token, status, \
+     result, error, created_at, settled_at, next_check_at, checks, settled_by";
 pub(crate) const HITL_COLUMNS: &str =
     "run_id, gate, task_token, requested_at, decision, decided_by, comment, decided_at";
 
@@ -45,7 +45,8 @@ macro_rules! sql_store {
         use crate::domain::{
             Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
             NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus,
-            Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
+            SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
+            WebhookEventStatus,
         };
         use crate::store::error::{is_foreign_key_violation, is_unique_violation};
         use crate::store::rows::{
@@ -186,22 +187,24 @@ macro_rules! sql_store {
                 row.map(ProviderJob::try_from).transpose()
             }
 
-            /// Settles a pending job once with its result artifact and, for
-            /// `event`, finishes that webhook event in the same transaction
-            /// when the job's task still has jobs pending (see
-            /// `Store::settle_provider_job_for_event`).
+            /// Settles a pending job once, as `by` says, with its result
+            /// artifact and, for `event`, finishes that webhook event in the
+            /// same transaction when the job's task still has jobs pending
+            /// (see `Store::settle_provider_job_for_event`).
             async fn settle_job(
                 &self,
                 provider: Provider,
                 job_id: &str,
                 outcome: JobOutcome,
                 artifact: Option<NewArtifact>,
+                by: SettledBy,
                 event: Option<Uuid>,
             ) -> Result<SettledForEvent, StoreError> {
                 let (status, result, error) = outcome.into_parts();
                 let sql = format!(
-                    "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4 \
-                     WHERE provider = $5 AND job_id = $6 AND status = 'pending' \
+                    "UPDATE provider_jobs SET status = $1, result = $2, error = $3, settled_at = $4, \
+                       settled_by = $5, next_check_at = NULL \
+                     WHERE provider = $6 AND job_id = $7 AND status = 'pending' \
                      RETURNING {JOB_COLUMNS}"
                 );
                 let mut tx = self.writer().begin().await?;
@@ -210,6 +213,7 @@ macro_rules! sql_store {
                     .bind(result.map(Json))
                     .bind(error)
                     .bind(now())
+                    .bind(by.as_str())
                     .bind(provider.as_str())
                     .bind(job_id)
                     .fetch_optional(&mut *tx)
@@ -517,13 +521,35 @@ macro_rules! sql_store {
                     .try_into()
             }
 
+            async fn adopt_orphaned_webhook_events(
+                &self,
+                provider: Provider,
+                job_id: &str,
+            ) -> Result<Vec<WebhookEvent>, StoreError> {
+                // A concurrent adoption of the same event waits for the row
+                // lock, then finds it no longer orphaned and leaves it.
+                let sql = format!(
+                    "WITH adopted AS (UPDATE webhook_events \
+                       SET status = 'received', processed_at = NULL, error = NULL \
+                       WHERE provider = $1 AND provider_job_id = $2 AND status = 'orphaned' \
+                       RETURNING {WEBHOOK_COLUMNS}) \
+                     SELECT {WEBHOOK_COLUMNS} FROM adopted ORDER BY created_at, id"
+                );
+                let rows: Vec<WebhookEventRow> = sqlx::query_as(&sql)
+                    .bind(provider.as_str())
+                    .bind(job_id)
+                    .fetch_all(self.writer())
+                    .await?;
+                convert(rows)
+            }
+
             async fn register_provider_job(
                 &self,
                 job: NewProviderJob,
             ) -> Result<ProviderJob, StoreError> {
                 let sql = format!(
                     "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, NULL) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', NULL, NULL, $6, NULL, $7, 0, NULL) \
                      RETURNING {JOB_COLUMNS}"
                 );
                 let row: ProviderJobRow = sqlx::query_as(&sql)
@@ -533,6 +559,7 @@ macro_rules! sql_store {
                     .bind(job.persona.as_str())
                     .bind(job.task_token.as_deref())
                     .bind(now())
+                    .bind(truncate(job.check_at))
                     .fetch_one(self.writer())
                     .await
                     .map_err(|e| {
@@ -561,9 +588,10 @@ macro_rules! sql_store {
                 job_id: &str,
                 outcome: JobOutcome,
                 artifact: Option<NewArtifact>,
+                by: SettledBy,
             ) -> Result<Settled, StoreError> {
                 Ok(self
-                    .settle_job(provider, job_id, outcome, artifact, None)
+                    .settle_job(provider, job_id, outcome, artifact, by, None)
                     .await?
                     .settled)
             }
@@ -576,7 +604,8 @@ macro_rules! sql_store {
                 artifact: Option<NewArtifact>,
                 event: Uuid,
             ) -> Result<SettledForEvent, StoreError> {
-                self.settle_job(provider, job_id, outcome, artifact, Some(event))
+                let by = SettledBy::Callback;
+                self.settle_job(provider, job_id, outcome, artifact, by, Some(event))
                     .await
             }
 
@@ -607,6 +636,60 @@ macro_rules! sql_store {
                     .fetch_all(self.reader())
                     .await?;
                 convert(rows)
+            }
+
+            async fn claim_due_provider_jobs(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<ProviderJob>, StoreError> {
+                // Jobs another claim holds locked are skipped, not waited for;
+                // one it has just claimed is read again once unlocked, and is
+                // no longer due (its lease is in the future).
+                let sql = format!(
+                    "WITH due AS (SELECT provider, job_id, next_check_at FROM provider_jobs \
+                       WHERE status = 'pending' AND next_check_at <= $1 \
+                       ORDER BY next_check_at, provider, job_id LIMIT $2 \
+                       FOR UPDATE SKIP LOCKED), \
+                     claimed AS (UPDATE provider_jobs SET checks = checks + 1, next_check_at = $3 \
+                       WHERE (provider, job_id) IN (SELECT provider, job_id FROM due) \
+                       RETURNING {JOB_COLUMNS}) \
+                     SELECT claimed.* FROM claimed JOIN due USING (provider, job_id) \
+                     ORDER BY due.next_check_at, provider, job_id"
+                );
+                let rows: Vec<ProviderJobRow> = sqlx::query_as(&sql)
+                    .bind(truncate(now))
+                    .bind(i64::from(limit))
+                    .bind(truncate(lease_until))
+                    .fetch_all(self.writer())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn schedule_provider_job_check(
+                &self,
+                provider: Provider,
+                job_id: &str,
+                at: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let scheduled = sqlx::query(
+                    "UPDATE provider_jobs SET next_check_at = $1 \
+                     WHERE provider = $2 AND job_id = $3 AND status = 'pending'",
+                )
+                .bind(truncate(at))
+                .bind(provider.as_str())
+                .bind(job_id)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                if scheduled == 1 {
+                    return Ok(true);
+                }
+                match self.fetch_job(provider, job_id).await? {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::not_found(format!("{provider} job {job_id}"))),
+                }
             }
 
             async fn record_hitl_request(

@@ -14,9 +14,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
-    Artifact, ChatMessage, Gate, HitlRequest, JobCode, ParseError, Provider, ProviderJob, Run,
-    RunId, RunStatus, Span, SpanId, TraceId, WebhookEvent,
+    Artifact, ChatMessage, Gate, HitlRequest, JobCode, JobStatus, ParseError, Provider,
+    ProviderJob, Run, RunId, RunStatus, Span, SpanId, TraceId, WebhookEvent,
 };
+use crate::store::rows::check_count;
 use crate::store::StoreError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -38,6 +39,9 @@ pub(super) const ALL_RUNS: &str = "RUNS";
 pub(super) const ORPHAN_EVENTS: &str = "EVENTS#ORPHAN";
 /// `gsi2pk` of every conversation message: what `prune` ages out.
 pub(super) const ALL_MESSAGES: &str = "MESSAGES";
+/// How many index partitions the due provider jobs are spread over
+/// (`due_jobs_pk`), so that no one partition takes every job's writes.
+pub(super) const DUE_SHARDS: u8 = 8;
 
 pub(super) const RUN_SK: &str = "RUN";
 pub(super) const ARTIFACT_PREFIX: &str = "ART#";
@@ -95,6 +99,32 @@ pub(super) fn idempotency_key(provider: Provider, key: &str) -> (String, String)
 /// The lookup item that makes `(provider, job_id)` unique and names the run.
 pub(super) fn job_lookup_key(provider: Provider, job_id: &str) -> (String, String) {
     (format!("JOB#{provider}#{job_id}"), "JOB".into())
+}
+
+/// `gsi2pk` of the lookup item of a pending job: one of `DUE_SHARDS`
+/// partitions, the same for the job every time (a hash of its provider and
+/// id, stable across processes and versions).
+pub(super) fn due_jobs_pk(provider: Provider, job_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{provider}#{job_id}").as_bytes());
+    due_shard_pk(digest[0] % DUE_SHARDS)
+}
+
+/// `gsi2pk` of the due jobs of shard `shard` (`0..DUE_SHARDS`).
+pub(super) fn due_shard_pk(shard: u8) -> String {
+    format!("DUEJOBS#{shard}")
+}
+
+/// `gsi2sk` of a pending job's lookup item: due time first, so a shard's
+/// jobs due by a time are one key range, earliest first.
+pub(super) fn due_order(at: DateTime<Utc>, provider: Provider, job_id: &str) -> String {
+    format!("{}#{provider}#{job_id}", time(at))
+}
+
+/// `gsi2pk` of the webhook events that name a provider job: the callbacks
+/// of that job.
+pub(super) fn job_events_pk(provider: Provider, job_id: &str) -> String {
+    format!("JOBEVENTS#{provider}#{job_id}")
 }
 
 /// The job itself, in its run's partition.
@@ -227,11 +257,18 @@ impl<'a> Fields<'a> {
     }
 
     pub(super) fn int(&self, name: &str) -> Result<i64, StoreError> {
+        self.opt_int(name)?
+            .ok_or_else(|| Self::corrupt(name, "expected a number"))
+    }
+
+    pub(super) fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
         match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
             Some(AttributeValue::N(v)) => v
                 .parse()
+                .map(Some)
                 .map_err(|_| Self::corrupt(name, "expected an integer")),
-            _ => Err(Self::corrupt(name, "expected a number")),
+            Some(_) => Err(Self::corrupt(name, "expected a number")),
         }
     }
 
@@ -342,12 +379,14 @@ pub(super) fn artifact_from(item: &Item) -> Result<Artifact, StoreError> {
 }
 
 pub(super) fn event_item(e: &WebhookEvent) -> Item {
+    let order = format!("{}#{}", time(e.created_at), e.id);
+    let of_job = e.provider_job_id.as_deref();
     ItemBuilder::new(event_key(e.id), "webhook_event")
         .s("id", e.id.to_string())
         .opt_s("run_id", e.run_id.map(|r| r.to_string()))
         .s("provider", e.provider.as_str())
         .s("idempotency_key", e.idempotency_key.as_str())
-        .opt_s("provider_job_id", e.provider_job_id.as_deref())
+        .opt_s("provider_job_id", of_job)
         .s("signature_status", e.signature_status.as_str())
         .json("headers", &e.headers)
         .json("payload", &e.payload)
@@ -356,7 +395,12 @@ pub(super) fn event_item(e: &WebhookEvent) -> Item {
         .time("created_at", e.created_at)
         .opt_time("processed_at", e.processed_at)
         .s(GSI1PK, events_of(e.run_id))
-        .s(GSI1SK, format!("{}#{}", time(e.created_at), e.id))
+        .s(GSI1SK, order.clone())
+        .opt_s(
+            GSI2PK,
+            of_job.map(|job_id| job_events_pk(e.provider, job_id)),
+        )
+        .opt_s(GSI2SK, of_job.map(|_| order))
         .build()
 }
 
@@ -390,8 +434,42 @@ pub(super) fn job_item(j: &ProviderJob, version: i64) -> Item {
         .opt_s("error", j.error.as_deref())
         .time("created_at", j.created_at)
         .opt_time("settled_at", j.settled_at)
+        .opt_time("next_check_at", j.next_check_at)
+        .n("checks", i64::from(j.checks))
+        .opt_s("settled_by", j.settled_by.map(|b| b.as_str()))
         .n(VERSION, version)
         .build()
+}
+
+/// The lookup item of a job (`job_lookup_key`): its run, and the job's
+/// reconciliation fields as the job item has them. While the job is
+/// pending it is in the due-jobs index (`due_jobs_pk` / `due_order`); the
+/// item of a settled job is written without those keys, which takes it out.
+pub(super) fn job_lookup_item(j: &ProviderJob) -> Item {
+    let item = ItemBuilder::new(job_lookup_key(j.provider, &j.job_id), "job_lookup")
+        .s("run_id", j.run_id.to_string())
+        .s("provider", j.provider.as_str())
+        .s("job_id", j.job_id.as_str())
+        .opt_time("next_check_at", j.next_check_at)
+        .n("checks", i64::from(j.checks))
+        .opt_s("settled_by", j.settled_by.map(|b| b.as_str()));
+    match j.next_check_at {
+        Some(at) if j.status == JobStatus::Pending => item
+            .s(GSI2PK, due_jobs_pk(j.provider, &j.job_id))
+            .s(GSI2SK, due_order(at, j.provider, &j.job_id))
+            .build(),
+        _ => item.build(),
+    }
+}
+
+/// The key of the job a due-jobs index entry (a lookup item) names.
+pub(super) fn due_job_key(item: &Item) -> Result<(String, String), StoreError> {
+    let f = Fields(item);
+    Ok(job_key(
+        f.parse("run_id")?,
+        f.parse("provider")?,
+        f.str("job_id")?,
+    ))
 }
 
 pub(super) fn job_from(item: &Item) -> Result<Versioned<ProviderJob>, StoreError> {
@@ -408,6 +486,10 @@ pub(super) fn job_from(item: &Item) -> Result<Versioned<ProviderJob>, StoreError
             error: f.opt_string("error")?,
             created_at: f.time("created_at")?,
             settled_at: f.opt_time("settled_at")?,
+            next_check_at: f.opt_time("next_check_at")?,
+            // Absent from jobs registered before it was kept.
+            checks: check_count(f.opt_int("checks")?.unwrap_or(0))?,
+            settled_by: f.opt_parse("settled_by")?,
         },
         version: f.int(VERSION)?,
     })
@@ -563,6 +645,114 @@ mod tests {
         assert!(!item.contains_key("user_id"), "None is left out");
         let back = run_from(&item).unwrap();
         assert_eq!((back.value, back.version), (run, 3));
+    }
+
+    fn pending_job() -> ProviderJob {
+        let now = crate::store::rows::now();
+        crate::domain::NewProviderJob {
+            provider: Provider::KieAi,
+            job_id: "task#1".into(),
+            run_id: RunId::new(),
+            persona: crate::domain::Persona::Riley,
+            task_token: Some("token".into()),
+            check_at: now + chrono::TimeDelta::minutes(2),
+        }
+        .registered_at(now)
+    }
+
+    #[test]
+    fn a_pending_job_is_in_the_due_index_until_it_settles() {
+        let job = pending_job();
+        let lookup = job_lookup_item(&job);
+        let f = Fields(&lookup);
+        assert_eq!(
+            f.str(GSI2PK).unwrap(),
+            due_jobs_pk(job.provider, &job.job_id)
+        );
+        let due = job.next_check_at.unwrap();
+        assert_eq!(
+            f.str(GSI2SK).unwrap(),
+            format!("{}#kieai#task#1", time(due))
+        );
+        assert_eq!(
+            due_job_key(&lookup).unwrap(),
+            job_key(job.run_id, job.provider, &job.job_id),
+            "the index entry names its job, whatever its id holds"
+        );
+        let back = job_from(&job_item(&job, 4)).unwrap();
+        assert_eq!((back.value, back.version), (job.clone(), 4));
+
+        let settled = ProviderJob {
+            status: crate::domain::JobStatus::Succeeded,
+            settled_at: Some(due),
+            settled_by: Some(crate::domain::SettledBy::Poll),
+            next_check_at: None,
+            checks: 3,
+            ..job
+        };
+        let lookup = job_lookup_item(&settled);
+        assert!(!lookup.contains_key(GSI2PK) && !lookup.contains_key(GSI2SK));
+        assert_eq!(Fields(&lookup).str("settled_by").unwrap(), "poll");
+        let back = job_from(&job_item(&settled, 5)).unwrap();
+        assert_eq!(back.value, settled);
+    }
+
+    /// The shard is part of the stored keys: it must not change between
+    /// versions, or pending jobs would be looked for in the wrong partition.
+    #[test]
+    fn due_shards_are_stable_and_in_range() {
+        assert_eq!(due_jobs_pk(Provider::KieAi, "task-1"), "DUEJOBS#0");
+        assert_eq!(due_jobs_pk(Provider::Shotstack, "render-7"), "DUEJOBS#3");
+        let shards: std::collections::HashSet<String> = (0..200)
+            .map(|i| due_jobs_pk(Provider::Shotstack, &format!("render-{i}")))
+            .collect();
+        assert_eq!(
+            shards,
+            (0..DUE_SHARDS).map(due_shard_pk).collect(),
+            "every shard is used, and no other"
+        );
+    }
+
+    #[test]
+    fn a_job_stored_before_its_checks_were_kept_reads_as_never_checked() {
+        let job = pending_job();
+        let mut item = job_item(&job, 1);
+        for name in ["next_check_at", "checks", "settled_by"] {
+            item.remove(name);
+        }
+        let back = job_from(&item).unwrap().value;
+        assert_eq!(
+            (back.next_check_at, back.checks, back.settled_by),
+            (None, 0, None)
+        );
+    }
+
+    /// A callback that names its job is found among the job's callbacks,
+    /// in order of arrival; one that names none is in no such partition.
+    #[test]
+    fn an_event_of_a_job_is_among_the_jobs_callbacks() {
+        let event = crate::domain::NewWebhookEvent {
+            run_id: None,
+            provider: Provider::Shotstack,
+            idempotency_key: "shotstack:render-1".into(),
+            provider_job_id: Some("render-1".into()),
+            signature_status: crate::domain::SignatureStatus::Unsigned,
+            headers: json!({}),
+            payload: json!({}),
+            status: crate::domain::WebhookEventStatus::Received,
+        }
+        .stored_at(crate::store::rows::now());
+        let item = event_item(&event);
+        let f = Fields(&item);
+        assert_eq!(f.str(GSI2PK).unwrap(), "JOBEVENTS#shotstack#render-1");
+        assert_eq!(f.str(GSI2SK).unwrap(), f.str(GSI1SK).unwrap());
+        assert_eq!(event_from(&item).unwrap(), event);
+        let unnamed = WebhookEvent {
+            provider_job_id: None,
+            ..event
+        };
+        let item = event_item(&unnamed);
+        assert!(!item.contains_key(GSI2PK) && !item.contains_key(GSI2SK));
     }
 
     #[test]

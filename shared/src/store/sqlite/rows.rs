@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::{
     Artifact, ChatMessage, HitlRequest, ParseError, ProviderJob, Run, RunLabels, Span, WebhookEvent,
 };
+use crate::store::rows::check_count;
 use crate::store::StoreError;
 
 impl From<rusqlite::Error> for StoreError {
@@ -235,6 +236,9 @@ pub(super) fn provider_job(row: &Row<'_>) -> Result<ProviderJob, StoreError> {
         error: owned(row, 7)?,
         created_at: time(row, 8)?,
         settled_at: opt_time(row, 9)?,
+        next_check_at: opt_time(row, 10)?,
+        checks: check_count(get(row, 11)?)?,
+        settled_by: opt_parsed(row, 12)?,
     })
 }
 

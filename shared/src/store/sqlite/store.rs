@@ -14,8 +14,8 @@ use super::SqliteStore;
 use crate::domain::{
     Artifact, ArtifactType, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact,
     NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Persona, Provider, ProviderJob, Run,
-    RunId, RunLabels, RunStatus, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
-    WebhookEventStatus,
+    RunId, RunLabels, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId,
+    WebhookEvent, WebhookEventStatus,
 };
 use crate::store::rows::{now, truncate};
 use crate::store::sql::{
@@ -26,6 +26,12 @@ use crate::store::{
     Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
     SettledForEvent, Store, StoreError, Transition, JOB_CODE_ATTEMPTS,
 };
+
+/// The keys of up to `?2` pending jobs due by `?1`, earliest first (the
+/// partial index `provider_jobs_due` holds just the pending jobs).
+const DUE_JOBS: &str = "SELECT provider, job_id FROM provider_jobs \
+     WHERE status = 'pending' AND next_check_at <= ?1 \
+     ORDER BY next_check_at, provider, job_id LIMIT ?2";
 
 fn insert_artifact(conn: &Connection, new: &NewArtifact) -> Result<Artifact, StoreError> {
     let artifact = new.clone().stored_at(now());
@@ -433,13 +439,35 @@ impl Store for SqliteStore {
         .ok_or_else(|| StoreError::not_found(format!("webhook event {id}")))
     }
 
-    async fn register_provider_job(&self, job: NewProviderJob) -> Result<ProviderJob, StoreError> {
+    async fn adopt_orphaned_webhook_events(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        let sql = format!(
+            "UPDATE webhook_events SET status = 'received', processed_at = NULL, error = NULL \
+             WHERE provider = ?1 AND provider_job_id = ?2 AND status = 'orphaned' \
+             RETURNING {WEBHOOK_COLUMNS}"
+        );
+        let job_id = job_id.to_owned();
+        let mut adopted = self
+            .write(move |tx| all(tx, &sql, params![provider.as_str(), job_id], webhook_event))
+            .await?;
+        adopted.sort_by_key(|e| (e.created_at, e.id));
+        Ok(adopted)
+    }
+
+    async fn register_provider_job(
+        &self,
+        mut job: NewProviderJob,
+    ) -> Result<ProviderJob, StoreError> {
+        job.check_at = truncate(job.check_at);
         // Shared with the write, which may run twice (`SqliteStore::write`).
         let registered = Arc::new(job.registered_at(now()));
         let written = Arc::clone(&registered);
         let sql = format!(
             "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL)"
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL, ?7, 0, NULL)"
         );
         self.write(move |tx| {
             let registered = &written;
@@ -451,6 +479,7 @@ impl Store for SqliteStore {
                     registered.persona.as_str(),
                     registered.task_token.as_deref(),
                     ts(&registered.created_at),
+                    registered.next_check_at.as_ref().map(ts),
                 ])
                 .map_err(|e| match constraint(&e) {
                     Some(Constraint::Unique) => StoreError::duplicate(format!(
@@ -482,9 +511,10 @@ impl Store for SqliteStore {
         job_id: &str,
         outcome: JobOutcome,
         artifact: Option<NewArtifact>,
+        by: SettledBy,
     ) -> Result<Settled, StoreError> {
         let job_id = job_id.to_owned();
-        self.write(move |tx| settle_job(tx, provider, &job_id, &outcome, artifact.as_ref()))
+        self.write(move |tx| settle_job(tx, provider, &job_id, &outcome, artifact.as_ref(), by))
             .await
     }
 
@@ -498,7 +528,14 @@ impl Store for SqliteStore {
     ) -> Result<SettledForEvent, StoreError> {
         let job_id = job_id.to_owned();
         self.write(move |tx| {
-            let settled = settle_job(tx, provider, &job_id, &outcome, artifact.as_ref())?;
+            let settled = settle_job(
+                tx,
+                provider,
+                &job_id,
+                &outcome,
+                artifact.as_ref(),
+                SettledBy::Callback,
+            )?;
             let event_finished = match &settled {
                 Settled::Now(ProviderJob {
                     run_id,
@@ -543,6 +580,64 @@ impl Store for SqliteStore {
                 provider_job,
             )
         })
+    }
+
+    async fn claim_due_provider_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ProviderJob>, StoreError> {
+        let claim = format!(
+            "UPDATE provider_jobs SET checks = checks + 1, next_check_at = ?1 \
+             WHERE provider = ?2 AND job_id = ?3 AND status = 'pending' RETURNING {JOB_COLUMNS}"
+        );
+        let (now, lease_until) = (ts(&truncate(now)), ts(&truncate(lease_until)));
+        // Writes are serialized: no other claim runs between the read of the
+        // due jobs and their claims, and the next one finds them leased.
+        self.write(move |tx| {
+            let due: Vec<(String, String)> =
+                all(tx, DUE_JOBS, params![now, i64::from(limit)], |row| {
+                    Ok((text(row, 0)?.to_owned(), text(row, 1)?.to_owned()))
+                })?;
+            let mut claimed = Vec::with_capacity(due.len());
+            for (provider, job_id) in due {
+                claimed.extend(one(
+                    tx,
+                    &claim,
+                    params![lease_until, provider, job_id],
+                    provider_job,
+                )?);
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn schedule_provider_job_check(
+        &self,
+        provider: Provider,
+        job_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let job_id = job_id.to_owned();
+        let at = ts(&truncate(at));
+        self.write(move |tx| {
+            let scheduled = tx
+                .prepare_cached(
+                    "UPDATE provider_jobs SET next_check_at = ?1 \
+                     WHERE provider = ?2 AND job_id = ?3 AND status = 'pending'",
+                )?
+                .execute(params![at, provider.as_str(), job_id])?;
+            if scheduled == 1 {
+                return Ok(true);
+            }
+            match fetch_job(tx, provider, &job_id)? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::not_found(format!("{provider} job {job_id}"))),
+            }
+        })
+        .await
     }
 
     async fn record_hitl_request(
@@ -826,19 +921,21 @@ impl Store for SqliteStore {
     }
 }
 
-/// Settles a pending job once, writing `artifact` with it (see
-/// `Store::settle_provider_job`).
+/// Settles a pending job once, as `by` says, writing `artifact` with it
+/// (see `Store::settle_provider_job`).
 fn settle_job(
     tx: &Connection,
     provider: Provider,
     job_id: &str,
     outcome: &JobOutcome,
     artifact: Option<&NewArtifact>,
+    by: SettledBy,
 ) -> Result<Settled, StoreError> {
     let (status, result, error) = outcome.clone().into_parts();
     let sql = format!(
-        "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4 \
-         WHERE provider = ?5 AND job_id = ?6 AND status = 'pending' RETURNING {JOB_COLUMNS}"
+        "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4, \
+           settled_by = ?5, next_check_at = NULL \
+         WHERE provider = ?6 AND job_id = ?7 AND status = 'pending' RETURNING {JOB_COLUMNS}"
     );
     let settled = one(
         tx,
@@ -848,6 +945,7 @@ fn settle_job(
             result.as_ref().map(json_text),
             error,
             ts(&now()),
+            by.as_str(),
             provider.as_str(),
             job_id,
         ],
@@ -918,4 +1016,92 @@ fn transition(tx: &Connection, change: &Transition) -> Result<Option<Run>, Store
         ],
         run,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database migrated up to (not including) `before`, by the files
+    /// themselves.
+    fn migrated_before(before: &str) -> (Connection, Vec<(String, String)>) {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
+        files.sort();
+        let (done, rest): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(name, _)| name.as_str() < before);
+        let conn = Connection::open_in_memory().unwrap();
+        for (_, migration) in &done {
+            conn.execute_batch(migration).unwrap();
+        }
+        (conn, rest)
+    }
+
+    /// Jobs pending when `0008` runs are due at once; those settled before
+    /// it were settled by their callbacks (nothing else settled jobs then).
+    #[test]
+    fn the_checks_migration_makes_pending_jobs_due_and_settled_ones_callbacks() {
+        let (conn, rest) = migrated_before("0008");
+        let run = RunId::new();
+        conn.execute(
+            "INSERT INTO runs (run_id, project, status, job_code, input, providers_mode, \
+               created_at, updated_at) \
+             VALUES (?1, 'aismr', 'running', 'AIS-ABC123', '{}', 'mock', ?2, ?2)",
+            params![run.to_string(), ts(&now())],
+        )
+        .unwrap();
+        let registered = truncate(now() - chrono::TimeDelta::hours(1));
+        for (job_id, status, settled_at) in [
+            ("waiting", "pending", None),
+            ("done", "succeeded", Some(ts(&now()))),
+        ] {
+            conn.execute(
+                "INSERT INTO provider_jobs (provider, job_id, run_id, persona, task_token, \
+                   status, created_at, settled_at) \
+                 VALUES ('kieai', ?1, ?2, 'riley', 'token', ?3, ?4, ?5)",
+                params![job_id, run.to_string(), status, ts(&registered), settled_at],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(&rest[0].1).unwrap();
+
+        let waiting = fetch_job(&conn, Provider::KieAi, "waiting")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (waiting.next_check_at, waiting.checks, waiting.settled_by),
+            (Some(registered), 0, None)
+        );
+        let done = fetch_job(&conn, Provider::KieAi, "done").unwrap().unwrap();
+        assert_eq!(
+            (done.next_check_at, done.checks, done.settled_by),
+            (None, 0, Some(SettledBy::Callback))
+        );
+    }
+
+    /// The due jobs are read from the partial index of pending jobs, not
+    /// from every job ever registered.
+    #[test]
+    fn due_jobs_are_read_from_their_index() {
+        let (conn, _) = migrated_before("9999");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {DUE_JOBS}"))
+            .unwrap()
+            .query_map(params![ts(&now()), 10], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("provider_jobs_due")),
+            "{plan:?}"
+        );
+    }
 }
