@@ -150,6 +150,11 @@ pub struct Config {
     pub llm: LlmConfig,
     /// How long the mock providers take per job (`MOCK_LATENCY_MS`).
     pub mock_latency: std::time::Duration,
+    /// The faults the mock providers inject (`MOCK_FAULTS`).
+    pub mock_faults: crate::providers::mock::MockFaults,
+    /// When overdue provider jobs are asked about (`RECONCILE_AFTER_SECS`,
+    /// `RECONCILE_INTERVAL_SECS`).
+    pub reconcile: crate::pipeline::ReconcileSettings,
     pub api_key: SecretString,
     pub hitl_secret: SecretString,
     pub kieai_webhook_secret: SecretString,
@@ -157,6 +162,10 @@ pub struct Config {
     pub kieai_api_key: Option<SecretString>,
     pub shotstack_api_key: Option<SecretString>,
     pub upload_post_api_key: Option<SecretString>,
+    /// The secrets whose value was generated on this machine (kept in
+    /// `<home>/secrets.env`) rather than set: fine locally, but no provider
+    /// knows a generated webhook secret.
+    pub generated_secrets: Vec<&'static str>,
     /// Where closed spans are exported over OTLP/HTTP
     /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`); `None`:
     /// spans stay in the store only.
@@ -277,6 +286,25 @@ fn url_var(
     }
 }
 
+/// An optional number of seconds (fractions allowed), more than zero.
+fn seconds_var(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    match lookup(name) {
+        None => Ok(None),
+        Some(text) => match text.trim().parse::<f64>() {
+            Ok(seconds) if seconds.is_finite() && seconds > 0.0 => {
+                Ok(Some(std::time::Duration::from_secs_f64(seconds)))
+            }
+            _ => Err(ConfigError::new(
+                name,
+                "expected a number of seconds above 0",
+            )),
+        },
+    }
+}
+
 /// Secrets with a generated local default.
 const GENERATED_SECRETS: &[&str] = &[
     "API_KEY",
@@ -301,7 +329,14 @@ impl Config {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let home = PathBuf::from(env("MYLOWARE_HOME").unwrap_or_else(|| ".myloware".into()));
         let generated = local_secrets(&home, |name| env(name).is_some())?;
-        Self::from_lookup(|name| env(name).or_else(|| generated.get(name).cloned()))
+        let mut config =
+            Self::from_lookup(|name| env(name).or_else(|| generated.get(name).cloned()))?;
+        config.generated_secrets = GENERATED_SECRETS
+            .iter()
+            .copied()
+            .filter(|name| env(name).is_none())
+            .collect();
+        Ok(config)
     }
 
     /// Builds and validates a config from a lookup of variable values.
@@ -400,6 +435,12 @@ impl Config {
                 ProviderUrls {
                     kieai: url_var(&lookup, "KIEAI_BASE_URL")?.unwrap_or(live.kieai),
                     shotstack: url_var(&lookup, "SHOTSTACK_BASE_URL")?.unwrap_or(live.shotstack),
+                    shotstack_stage: match lookup("SHOTSTACK_ENV") {
+                        None => live.shotstack_stage,
+                        Some(stage) => stage
+                            .parse()
+                            .map_err(|e: String| ConfigError::new("SHOTSTACK_ENV", e))?,
+                    },
                     upload_post: url_var(&lookup, "UPLOAD_POST_BASE_URL")?
                         .unwrap_or(live.upload_post),
                 }
@@ -420,11 +461,24 @@ impl Config {
                     })?)
                 }
             },
+            mock_faults: match lookup("MOCK_FAULTS") {
+                None => Default::default(),
+                Some(text) => text
+                    .parse()
+                    .map_err(|e: String| ConfigError::new("MOCK_FAULTS", e))?,
+            },
+            reconcile: crate::pipeline::ReconcileSettings {
+                after: seconds_var(&lookup, "RECONCILE_AFTER_SECS")?
+                    .unwrap_or(crate::pipeline::ReconcileSettings::DEFAULT.after),
+                interval: seconds_var(&lookup, "RECONCILE_INTERVAL_SECS")?
+                    .unwrap_or(crate::pipeline::ReconcileSettings::DEFAULT.interval),
+            },
             task_queue_url,
             api_key: secret("API_KEY")?,
             hitl_secret: secret("HITL_SECRET")?,
             kieai_webhook_secret: secret("KIEAI_WEBHOOK_SECRET")?,
             upload_post_webhook_secret: secret("UPLOAD_POST_WEBHOOK_SECRET")?,
+            generated_secrets: Vec::new(),
             kieai_api_key: live_key(LIVE_KEYS[0])?,
             shotstack_api_key: live_key(LIVE_KEYS[1])?,
             upload_post_api_key: live_key(LIVE_KEYS[2])?,

@@ -23,7 +23,13 @@ impl ArtifactType {
     pub const KIEAI_ERROR: Self = Self::known("kieai.error");
     pub const SHOTSTACK_TIMELINE: Self = Self::known("shotstack.timeline");
     pub const RENDER_URL: Self = Self::known("render.url");
+    pub const RENDER_ERROR: Self = Self::known("render.error");
+    /// The upload's name (`request_id`), recorded before it is sent.
+    pub const PUBLISH_INTENT: Self = Self::known("publish.intent");
+    /// The upload as upload-post accepted it: its ids and platforms.
+    pub const PUBLISH_REQUEST: Self = Self::known("publish.request");
     pub const PUBLISH_URL: Self = Self::known("publish.url");
+    pub const PUBLISH_ERROR: Self = Self::known("publish.error");
     pub const HITL_REQUEST: Self = Self::known("hitl.request");
     pub const HITL_APPROVAL: Self = Self::known("hitl.approval");
     pub const RUN_FAILED: Self = Self::known("run.failed");
@@ -40,7 +46,11 @@ impl ArtifactType {
         Self::KIEAI_ERROR,
         Self::SHOTSTACK_TIMELINE,
         Self::RENDER_URL,
+        Self::RENDER_ERROR,
+        Self::PUBLISH_INTENT,
+        Self::PUBLISH_REQUEST,
         Self::PUBLISH_URL,
+        Self::PUBLISH_ERROR,
         Self::HITL_REQUEST,
         Self::HITL_APPROVAL,
         Self::RUN_FAILED,

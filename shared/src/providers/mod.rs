@@ -16,10 +16,15 @@ use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
 use crate::domain::Provider;
+pub use retry::{CallKind, RetryPolicy};
 
+pub mod check;
+#[cfg(test)]
+mod contract;
 pub mod kieai;
 pub mod llm;
 pub mod mock;
+pub mod retry;
 pub mod shotstack;
 pub mod upload_post;
 
@@ -42,14 +47,27 @@ pub enum ProviderError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("{provider}: the API key was refused (HTTP {status})")]
-    Unauthorized { provider: Provider, status: u16 },
+    /// 401 or 403: a wrong key, a key for another environment (Shotstack's
+    /// stages), or an account that may not do this (upload-post's plans).
+    #[error("{provider}: HTTP {status}, the API key was refused or may not do this: {message}")]
+    Unauthorized {
+        provider: Provider,
+        status: u16,
+        /// The start of the provider's answer.
+        message: String,
+    },
+    /// A quota of the account is used up (upload-post's monthly limit or a
+    /// platform's daily cap): trying again soon will not help.
+    #[error("{provider}: quota used up: {message}")]
+    Quota { provider: Provider, message: String },
     #[error("{provider}: HTTP {status}: {body}")]
     Status {
         provider: Provider,
         status: u16,
         /// The start of the response body, for the operator.
         body: String,
+        /// The wait the answer asked for (`Retry-After`), if any.
+        retry_after: Option<Duration>,
         #[source]
         source: reqwest::Error,
     },
@@ -62,6 +80,46 @@ pub enum ProviderError {
     },
     #[error("{provider}: unexpected response: {detail}")]
     Decode { provider: Provider, detail: String },
+}
+
+impl ProviderError {
+    /// Whether a call that failed this way may be tried again, and after
+    /// how long the provider asked to wait: `Some(hint)` when it may.
+    /// Reads repeat after any transient failure; a submission repeats only
+    /// when the provider said it did not take the work (HTTP or envelope
+    /// 429, 503, kie.ai's 455 "service unavailable", or no connection at
+    /// all), because one that timed out or failed after arriving may have
+    /// been accepted.
+    pub fn retry(&self, kind: CallKind) -> Option<Option<Duration>> {
+        let not_taken = match self {
+            Self::Status {
+                status: 429 | 503,
+                retry_after,
+                ..
+            } => return Some(*retry_after),
+            Self::Api {
+                code: 429 | 455, ..
+            } => return Some(None),
+            Self::Transport { source, .. } => source.is_connect(),
+            _ => false,
+        };
+        (not_taken || (kind == CallKind::Read && self.is_transient())).then_some(None)
+    }
+
+    /// Whether trying again later may succeed: a timeout, a connection
+    /// failure, a throttle or a server-side error. Past the client's own
+    /// retries such a failure reaches the state machine as
+    /// `Worker.Transient`; any other one is the provider's final word.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::Transport { .. } => true,
+            Self::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            // kie.ai's envelope codes: 429 rate limited, 455 service
+            // unavailable, 500 server error.
+            Self::Api { code, .. } => matches!(code, 429 | 455 | 500),
+            Self::Unauthorized { .. } | Self::Quota { .. } | Self::Decode { .. } => false,
+        }
+    }
 }
 
 /// The API keys of the three providers.
@@ -77,15 +135,18 @@ pub struct ProviderKeys {
 pub struct ProviderUrls {
     pub kieai: String,
     pub shotstack: String,
+    /// Shotstack's stage (`SHOTSTACK_ENV`): production or the sandbox.
+    pub shotstack_stage: shotstack::ShotstackStage,
     pub upload_post: String,
 }
 
 impl ProviderUrls {
-    /// The real services.
+    /// The real services (Shotstack's production stage).
     pub fn live() -> Self {
         Self {
             kieai: kieai::LIVE_BASE_URL.to_owned(),
             shotstack: shotstack::LIVE_BASE_URL.to_owned(),
+            shotstack_stage: shotstack::ShotstackStage::Production,
             upload_post: upload_post::LIVE_BASE_URL.to_owned(),
         }
     }
@@ -103,20 +164,32 @@ impl ProviderClients {
     pub fn new(urls: &ProviderUrls, keys: ProviderKeys, timeout: Duration) -> Self {
         Self {
             kieai: KieAiClient::new(&urls.kieai, keys.kieai, timeout),
-            shotstack: ShotstackClient::new(&urls.shotstack, keys.shotstack, timeout),
+            shotstack: ShotstackClient::new(&urls.shotstack, keys.shotstack, timeout)
+                .on_stage(urls.shotstack_stage),
             upload_post: UploadPostClient::new(&urls.upload_post, keys.upload_post, timeout),
         }
+    }
+
+    /// The same clients, retrying as `policy` says (every client starts
+    /// with [`RetryPolicy::DEFAULT`]).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.kieai.api.retry = policy;
+        self.shotstack.api.retry = policy;
+        self.upload_post.api.retry = policy;
+        self
     }
 }
 
 /// What every client shares: a base URL, an HTTP client with the timeout set,
-/// and the mapping of transport and status failures to `ProviderError`.
+/// the retry policy, and the mapping of transport and status failures to
+/// `ProviderError`.
 #[derive(Debug, Clone)]
 struct Api {
     provider: Provider,
     base_url: String,
     timeout: Duration,
     http: reqwest::Client,
+    retry: RetryPolicy,
 }
 
 impl Api {
@@ -132,6 +205,50 @@ impl Api {
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
             http,
+            retry: RetryPolicy::DEFAULT,
+        }
+    }
+
+    /// Runs one `attempt` of a call (request, answer, its reading) until it
+    /// succeeds, fails in a way `kind` may not repeat, or the retry policy
+    /// runs out; answers the last failure then.
+    async fn retrying<T, F, Fut>(
+        &self,
+        kind: CallKind,
+        call: &'static str,
+        mut attempt: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        let mut failed = 0;
+        loop {
+            let error = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            failed += 1;
+            let Some(wait) = error
+                .retry(kind)
+                .and_then(|hint| self.retry.delay(failed, hint))
+            else {
+                return Err(error);
+            };
+            tracing::warn!(
+                provider = %self.provider,
+                call,
+                attempt = failed,
+                wait_ms = wait.as_millis() as u64,
+                error = %error,
+                "provider call failed; trying again"
+            );
+            crate::telemetry::metrics::count(
+                "mw_provider_retries_total",
+                "Provider calls tried again after a transient failure, by provider and call.",
+                &[("provider", self.provider.as_str()), ("call", call)],
+            );
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -149,17 +266,21 @@ impl Api {
             .map_err(|e| self.transport(e))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            let body = response.text().await.unwrap_or_default();
             return Err(ProviderError::Unauthorized {
                 provider: self.provider,
                 status: status.as_u16(),
+                message: body.trim().chars().take(300).collect(),
             });
         }
         if let Err(source) = response.error_for_status_ref() {
+            let retry_after = retry::retry_after(response.headers());
             let body = response.text().await.unwrap_or_default();
             return Err(ProviderError::Status {
                 provider: self.provider,
                 status: status.as_u16(),
                 body: body.chars().take(300).collect(),
+                retry_after,
                 source,
             });
         }

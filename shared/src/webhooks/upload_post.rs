@@ -2,12 +2,17 @@
 //! HMAC-SHA256(key, `<X-Upload-Post-Timestamp>.<raw body>`). The signature
 //! covers the body, so a verified callback's result can be trusted as sent.
 //!
-//! The public docs page on webhooks shows the payload and the dashboard
-//! setting but not the signature; the scheme here is the one upload-post's
-//! API reference describes as integrators quote it (the same header names
-//! and `timestamp.body` message across independent integrations). An
-//! `upload_completed` event is one platform's result for a `job_id`; other
-//! events (account connections) are verified but not job callbacks.
+//! Where it comes from: the stored copies of the webhooks page (to mid-2026)
+//! show the payload and no signature; integrators quoting the newer page
+//! (2026-09/10) describe this scheme, with the secret (`whsec_…`) returned
+//! by the notifications settings and "deliveries before the secret exists
+//! are unsigned". An unsigned delivery is therefore normal on an account
+//! without a secret: it is recorded (`missing`) and not acted on, and the
+//! reconciler settles the upload from the status endpoint instead.
+//!
+//! An `upload_completed` event is one platform's result for a `job_id`;
+//! one without a `job_id` (the docs allow it) and other events (account
+//! connections) are verified but are not job callbacks.
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -22,6 +27,7 @@ use super::{
 };
 use crate::domain::{Provider, SignatureStatus};
 use crate::providers::upload_post::wire::{self, UploadCompleted};
+use crate::providers::upload_post::{state_of, PublishState};
 
 /// The `X-Upload-Post-Signature` value for `body` sent at `timestamp`.
 pub fn sign(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
@@ -54,30 +60,27 @@ pub(super) enum Parsed {
 pub(super) fn parse(payload: &Value) -> Result<Parsed, MalformedCallback> {
     let malformed = |reason: String| MalformedCallback::new(Provider::UploadPost, reason);
     let event = UploadCompleted::deserialize(payload).map_err(|e| malformed(e.to_string()))?;
-    let job_id = event
-        .job_id
-        .or(event.request_id)
-        .filter(|id| !id.is_empty());
-    if event.event != "upload_completed" {
+    let job_id = event.job_id.filter(|id| !id.is_empty());
+    let platform = event.platform.filter(|p| !p.is_empty());
+    // The docs: `job_id` is "only present when the upload was triggered via
+    // the API with a job_id". Without it the result names no job of ours:
+    // kept as a verified event, not acted on (the reconciler asks the status
+    // endpoint about every upload still owed).
+    let (true, Some(job_id), Some(platform)) =
+        (event.event == "upload_completed", job_id.clone(), platform)
+    else {
         return Ok(Parsed::Other {
             event: event.event,
             job_id,
         });
-    }
-    let (Some(job_id), Some(platform)) = (job_id, event.platform.filter(|p| !p.is_empty())) else {
-        return Err(malformed(
-            "upload_completed without job_id or platform".into(),
-        ));
     };
     let result = event.result.unwrap_or_default();
-    let outcome_hint = match result.success {
-        Some(true) => OutcomeHint::Succeeded {
-            urls: result.url.or(result.post_url).into_iter().collect(),
+    let outcome_hint = match state_of(&result, true) {
+        PublishState::Published { url } => OutcomeHint::Succeeded {
+            urls: url.into_iter().collect(),
         },
-        Some(false) => OutcomeHint::Failed {
-            message: result.error.unwrap_or_else(|| "upload failed".to_owned()),
-        },
-        None => OutcomeHint::Progress,
+        PublishState::Failed { error } => OutcomeHint::Failed { message: error },
+        PublishState::Pending => OutcomeHint::Progress,
     };
     Ok(Parsed::Upload {
         key: format!("upload-post:{job_id}:{platform}"),
@@ -150,13 +153,17 @@ pub(super) fn receive(
         Parsed::Upload { key, callback } => {
             Ok(accepted(SignatureStatus::Verified, key, callback, payload))
         }
-        Parsed::Other { event, .. } => Ok(super::Received {
+        Parsed::Other { event, job_id } => Ok(super::Received {
             signature_status: SignatureStatus::Verified,
             callback: None,
             idempotency_key: key,
-            provider_job_id: None,
+            provider_job_id: job_id,
             payload,
-            error: Some(format!("event {event} is not a job callback")),
+            error: Some(if event == "upload_completed" {
+                "an upload result without a job_id or platform: not matched to a job".into()
+            } else {
+                format!("event {event} is not a job callback")
+            }),
         }),
     }
 }
@@ -320,10 +327,28 @@ mod tests {
     }
 
     #[test]
+    fn a_result_without_a_job_id_is_verified_but_matched_to_no_job() {
+        // The docs: `job_id` is "only present when the upload was triggered
+        // via the API with a job_id".
+        let body = r#"{"event":"upload_completed","platform":"tiktok","result":{"success":true}}"#;
+        let headers = signed(body, now().timestamp(), &secrets().upload_post);
+        let received = receive_any(
+            Provider::UploadPost,
+            &headers,
+            body.as_bytes(),
+            &secrets(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(received.signature_status, SignatureStatus::Verified);
+        assert!(received.callback.is_none());
+        assert!(received.error.unwrap().contains("without a job_id"));
+    }
+
+    #[test]
     fn malformed_bodies_are_errors() {
         let headers = signed("{}", now().timestamp(), &secrets().upload_post);
-        let no_job = r#"{"event":"upload_completed","platform":"tiktok"}"#;
-        for body in ["", "nope", "{}", "[]", no_job] {
+        for body in ["", "nope", "{}", "[]"] {
             let result = receive_any(
                 Provider::UploadPost,
                 &headers,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{secret_header, Api, ProviderError};
+use super::{secret_header, Api, CallKind, ProviderError};
 use crate::domain::Provider;
 
 #[cfg(test)]
@@ -22,6 +22,8 @@ pub use wire::VeoGenerate;
 pub const LIVE_BASE_URL: &str = "https://api.kie.ai";
 pub const GENERATE_PATH: &str = "/api/v1/veo/generate";
 pub const RECORD_INFO_PATH: &str = "/api/v1/veo/record-info";
+/// The account's remaining credits (docs.kie.ai, common-api).
+pub const CREDIT_PATH: &str = "/api/v1/chat/credit";
 
 /// A Veo task as `record-info` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +45,7 @@ pub enum VeoState {
 /// The kie.ai client; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct KieAiClient {
-    api: Api,
+    pub(super) api: Api,
     api_key: SecretString,
 }
 
@@ -58,15 +60,15 @@ impl KieAiClient {
     /// Submits a generation and returns kie.ai's `taskId`.
     #[tracing::instrument(skip_all, fields(provider = "kieai", model = request.model))]
     pub async fn generate(&self, request: &VeoGenerate<'_>) -> Result<String, ProviderError> {
-        let call = self
-            .api
-            .http
-            .post(self.api.url(GENERATE_PATH))
-            .header(reqwest::header::AUTHORIZATION, self.bearer())
-            .json(request);
-        let response = self.api.send(call).await?;
-        let envelope: wire::Envelope<wire::Submitted> = self.api.json(response).await?;
-        let data = self.accept(envelope)?;
+        let data: wire::Submitted = self
+            .call(CallKind::Submit, "generate", || {
+                self.api
+                    .http
+                    .post(self.api.url(GENERATE_PATH))
+                    .header(reqwest::header::AUTHORIZATION, self.bearer())
+                    .json(request)
+            })
+            .await?;
         tracing::info!(provider_job_id = %data.task_id, "kie.ai task submitted");
         Ok(data.task_id)
     }
@@ -74,15 +76,15 @@ impl KieAiClient {
     /// Reads a task's state.
     #[tracing::instrument(skip_all, fields(provider = "kieai", provider_job_id = task_id))]
     pub async fn record_info(&self, task_id: &str) -> Result<VeoTask, ProviderError> {
-        let call = self
-            .api
-            .http
-            .get(self.api.url(RECORD_INFO_PATH))
-            .query(&[("taskId", task_id)])
-            .header(reqwest::header::AUTHORIZATION, self.bearer());
-        let response = self.api.send(call).await?;
-        let envelope: wire::Envelope<wire::RecordInfo> = self.api.json(response).await?;
-        let record = self.accept(envelope)?;
+        let record: wire::RecordInfo = self
+            .call(CallKind::Read, "record-info", || {
+                self.api
+                    .http
+                    .get(self.api.url(RECORD_INFO_PATH))
+                    .query(&[("taskId", task_id)])
+                    .header(reqwest::header::AUTHORIZATION, self.bearer())
+            })
+            .await?;
         let state = match record.success_flag {
             0 => VeoState::Pending,
             1 => VeoState::Succeeded {
@@ -103,6 +105,36 @@ impl KieAiClient {
         })
     }
 
+    /// The account's remaining credits (`GET /api/v1/chat/credit`): a call
+    /// that changes nothing, to check the key.
+    #[tracing::instrument(skip_all, fields(provider = "kieai"))]
+    pub async fn credits(&self) -> Result<f64, ProviderError> {
+        self.call(CallKind::Read, "credit", || {
+            self.api
+                .http
+                .get(self.api.url(CREDIT_PATH))
+                .header(reqwest::header::AUTHORIZATION, self.bearer())
+        })
+        .await
+    }
+
+    /// One call, retried as its kind allows: the request `build` makes, its
+    /// envelope read and unwrapped.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: CallKind,
+        name: &'static str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        self.api
+            .retrying(kind, name, || async {
+                let response = self.api.send(build()).await?;
+                let envelope: wire::Envelope<T> = self.api.json(response).await?;
+                self.accept(envelope)
+            })
+            .await
+    }
+
     /// Unwraps `data` when `code` is 200; otherwise the envelope is the error.
     fn accept<T>(&self, envelope: wire::Envelope<T>) -> Result<T, ProviderError> {
         match (envelope.code, envelope.data) {
@@ -111,6 +143,7 @@ impl KieAiClient {
             (401, _) => Err(ProviderError::Unauthorized {
                 provider: Provider::KieAi,
                 status: 401,
+                message: envelope.msg,
             }),
             (code, _) => Err(ProviderError::Api {
                 provider: Provider::KieAi,

@@ -94,9 +94,10 @@ async fn an_error_code_in_the_envelope_is_an_api_error_with_its_message() {
         panic!("expected an API error, got {error:?}");
     };
     assert_eq!((code, message.as_str()), (422, "prompt is required"));
+    // An unknown task: kie.ai's documented `422 record is null`.
     let error = clients.kieai.record_info("no-such-task").await.unwrap_err();
     assert!(
-        matches!(error, ProviderError::Api { code: 404, .. }),
+        matches!(error, ProviderError::Api { code: 422, ref message, .. } if message == "record is null"),
         "{error:?}"
     );
     mocks.shutdown().await;

@@ -3,6 +3,7 @@
 //! Generation Callbacks"). Every answer is an envelope `{code, msg, data}`
 //! sent with HTTP 200; `code` carries the real outcome.
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// `POST /api/v1/veo/generate`. Field names follow the current docs:
 /// `aspect_ratio` in snake case, `callBackUrl` with a capital B. There is no
@@ -63,26 +64,31 @@ pub struct Submitted {
     pub task_id: String,
 }
 
-/// `data` of `GET /api/v1/veo/record-info?taskId=…`.
+/// `data` of `GET /api/v1/veo/record-info?taskId=…`. The docs' example
+/// writes the times as `"2025-06-06 10:30:00"`; real answers carry epoch
+/// milliseconds, so they are kept as given. `errorMessage` is `""` in the
+/// docs and `null` in real answers; the URL lists may be `null` or absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordInfo {
     pub task_id: String,
     #[serde(default)]
     pub param_json: Option<String>,
+    /// Epoch milliseconds (real answers) or `YYYY-MM-DD hh:mm:ss` (the docs).
     #[serde(default)]
-    pub complete_time: Option<String>,
+    pub complete_time: Option<Value>,
     #[serde(default)]
     pub response: Option<RecordResponse>,
     /// 0 generating, 1 success, 2 failed, 3 generation failed.
     pub success_flag: i64,
-    /// `null` or an HTTP-like code such as 400 or 501.
+    /// `null` or an HTTP-like code such as 400, 422, 500 or 501.
     #[serde(default)]
     pub error_code: Option<i64>,
     #[serde(default)]
     pub error_message: Option<String>,
+    /// Like `complete_time`.
     #[serde(default)]
-    pub create_time: Option<String>,
+    pub create_time: Option<Value>,
     #[serde(default)]
     pub fallback_flag: Option<bool>,
 }
@@ -92,9 +98,10 @@ pub struct RecordInfo {
 #[serde(rename_all = "camelCase")]
 pub struct RecordResponse {
     pub task_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "urls")]
     pub result_urls: Vec<String>,
-    #[serde(default)]
+    /// Only set when the aspect ratio is not 16:9; `null` otherwise.
+    #[serde(default, deserialize_with = "urls")]
     pub origin_urls: Vec<String>,
     #[serde(default)]
     pub resolution: Option<String>,
@@ -110,6 +117,9 @@ pub struct CallbackData {
     /// The docs spell it `taskId`; their signature example reads `task_id`.
     #[serde(alias = "task_id")]
     pub task_id: String,
+    /// The request echoed as JSON text (current docs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_json: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<CallbackInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,12 +129,42 @@ pub struct CallbackData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackInfo {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "urls")]
     pub result_urls: Vec<String>,
-    #[serde(default)]
+    /// Absent from a fallback model's result.
+    #[serde(default, deserialize_with = "urls")]
     pub origin_urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
+}
+
+/// A list of URLs as kie.ai sends one: an array (the callback page), `null`
+/// (real record-info answers), or a string — `"[http://…]"` in the generate
+/// page's callback schema, or a JSON-encoded array.
+fn urls<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Urls>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(Urls::List(urls)) => urls,
+        Some(Urls::Text(text)) => {
+            let text = text.trim();
+            if let Ok(urls) = serde_json::from_str::<Vec<String>>(text) {
+                urls
+            } else {
+                text.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|url| url.trim().trim_matches('"').to_owned())
+                    .filter(|url| !url.is_empty())
+                    .collect()
+            }
+        }
+    })
 }
 
 /// The callback headers of kie.ai's webhook HMAC scheme.

@@ -170,7 +170,15 @@ impl std::ops::AddAssign for Usage {
 pub enum LlmError {
     /// The provider answered with an error status.
     #[error("LLM provider answered {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        status: u16,
+        message: String,
+        /// The error's `code` (or `type`): `rate_limit_exceeded`,
+        /// `insufficient_quota`, …
+        code: Option<String>,
+        /// The wait the answer asked for (`retry-after-ms`, `retry-after`).
+        retry_after: Option<Duration>,
+    },
     /// No complete answer within the configured timeout.
     #[error("LLM provider did not answer within {}s", .after.as_secs_f64())]
     Timeout { after: Duration },
@@ -180,9 +188,42 @@ pub enum LlmError {
     /// The provider answered 2xx with something that is not a completion.
     #[error("LLM provider sent a malformed response: {0}")]
     Malformed(String),
+    /// The model answered, but not with something to act on: it refused
+    /// (`refusal`), ran out of tokens (`finish_reason: length`) or was
+    /// filtered (`finish_reason: content_filter`).
+    #[error("the model gave no usable answer: {0}")]
+    Unusable(String),
     /// The scripted brain was asked something it cannot play.
     #[error("scripted LLM: {0}")]
     Script(String),
+}
+
+impl LlmError {
+    /// Whether asking again later may succeed: a timeout, no connection, a
+    /// throttle or a server error. A used-up quota (`insufficient_quota`)
+    /// is a 429 that waiting does not cure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::Transport(_) => true,
+            Self::Status { status, code, .. } => match status {
+                429 => !matches!(
+                    code.as_deref(),
+                    Some("insufficient_quota" | "credit_balance_exhausted")
+                ),
+                408 | 409 | 500..=599 => true,
+                _ => false,
+            },
+            Self::Malformed(_) | Self::Unusable(_) | Self::Script(_) => false,
+        }
+    }
+
+    /// The wait the provider asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// How to build the LLM, from `LLM_BASE_URL`, `LLM_API_KEY` and `LLM_MODEL`.

@@ -67,7 +67,10 @@ async fn a_render_goes_from_queued_to_done_with_a_url() {
     assert_eq!(done.status, RenderState::Done);
     assert_eq!(
         done.url.as_deref(),
-        Some(format!("https://mock-cdn.myloware.local/shotstack/{id}.mp4").as_str())
+        Some(
+            format!("https://mock-cdn.myloware.local/shotstack-output/mockowner1/{id}.mp4")
+                .as_str()
+        )
     );
     assert_eq!(done.error, None);
     mocks.shutdown().await;
@@ -100,15 +103,23 @@ async fn bad_edits_unknown_renders_and_bad_keys_are_errors() {
         matches!(error, ProviderError::Status { status: 400, .. }),
         "{error:?}"
     );
-    let error = clients.shotstack.get_render("nope").await.unwrap_err();
+    let error = clients
+        .shotstack
+        .get_render("2abd5c11-0f3d-4c6d-ba20-235fc9b8e8b7")
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, ProviderError::Status { status: 404, .. }),
         "{error:?}"
     );
+    // Not a render id at all: refused before any request.
+    let error = clients.shotstack.get_render("nope").await.unwrap_err();
+    assert!(matches!(error, ProviderError::Decode { .. }), "{error:?}");
     let wrong = ShotstackClient::new(&mocks.shotstack_url, SecretString::from("wrong"), WAIT);
     let error = wrong.render(&edit(&CLIPS, None)).await.unwrap_err();
+    // Shotstack's gateway refuses a wrong key with 403.
     assert!(
-        matches!(error, ProviderError::Unauthorized { status: 401, .. }),
+        matches!(error, ProviderError::Unauthorized { status: 403, .. }),
         "{error:?}"
     );
     assert!(!error.to_string().contains("wrong"));
@@ -154,7 +165,7 @@ async fn a_render_calls_back_twice_unsigned_render_then_cdn_copy() {
         received[1].outcome_hint,
         OutcomeHint::Succeeded {
             urls: vec![format!(
-                "https://mock-cdn.myloware.local/shotstack/serve/{id}.mp4"
+                "https://mock-cdn.myloware.local/au/v1/mockowner1/{id}.mp4"
             )]
         }
     );

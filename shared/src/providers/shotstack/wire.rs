@@ -1,11 +1,15 @@
-//! Shotstack Edit API v1 wire format, from Shotstack's OpenAPI definition
-//! (`shotstack/oas-api-definition`: `schemas/edit.yaml`, `clip.yaml`,
-//! `output.yaml`, `responses/queuedresponse.yaml`, `renderresponsedata.yaml`)
-//! and the webhook guide (shotstack.io/docs/guide/architecting-an-application/
-//! webhooks, and serving-assets/polling-vs-webhook for the `serve` callback).
+//! Shotstack's Edit and Serve API wire format, from Shotstack's OpenAPI
+//! definition (`shotstack/oas-api-definition`: `schemas/edit.yaml`,
+//! `clip.yaml`, `output.yaml`, `responses/queuedresponse.yaml`,
+//! `renderresponsedata.yaml`, `assetrenderresponse.yaml`) and the guides
+//! (shotstack.io/docs/guide/architecting-an-application/webhooks,
+//! serving-assets/polling-vs-webhook and serve-api). The answers and
+//! callbacks as documented are the fixtures under
+//! `shared/fixtures/providers/shotstack/`, which the client and the mock are
+//! tested against.
 use serde::{Deserialize, Serialize};
 
-/// `POST /edit/v1/render`: an Edit — a timeline, an output and the callback.
+/// `POST /edit/{stage}/render`: an Edit — a timeline, an output and the callback.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderRequest<'a> {
     pub timeline: Timeline<'a>,
@@ -129,7 +133,7 @@ pub struct Queued {
     pub id: String,
 }
 
-/// `response` of `GET /edit/v1/render/{id}`.
+/// `response` of `GET /edit/{stage}/render/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RenderData {
@@ -157,7 +161,9 @@ pub struct RenderData {
     pub updated: Option<String>,
 }
 
-/// A render's status, in Shotstack's order.
+/// A render's status, in Shotstack's order. The list has grown before
+/// (`preprocessing` is new in the 2026 definition): a status this client does
+/// not know is `Other`, read as still in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RenderState {
@@ -168,6 +174,56 @@ pub enum RenderState {
     Saving,
     Done,
     Failed,
+    #[serde(other)]
+    Other,
+}
+
+/// `GET /serve/{stage}/assets/render/{id}`: a json:api list of the render's
+/// hosted assets (up to three: video, thumbnail, poster).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssetList {
+    #[serde(default)]
+    pub data: Vec<AssetItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetItem {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub attributes: AssetAttributes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetAttributes {
+    pub id: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub render_id: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    pub status: AssetState,
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub updated: Option<String>,
+}
+
+/// A hosted asset's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssetState {
+    Importing,
+    Ready,
+    Failed,
+    Deleted,
+    #[serde(other)]
+    Other,
 }
 
 /// The unsigned callback body: `type` `edit` with `action` `render` when the

@@ -20,12 +20,13 @@ fn upload<'a>(title: &'a str, platforms: &'a [&'a str]) -> Upload<'a> {
         user: "brand",
         platforms,
         async_upload: true,
+        request_id: "mw-test-request",
     }
 }
 
 async fn settle(client: &UploadPostClient, request_id: &str) -> UploadStatus {
     for _ in 0..50 {
-        let status = client.status(request_id).await.unwrap();
+        let status = client.status(UploadRef::Request(request_id)).await.unwrap();
         if status.status == "completed" {
             return status;
         }
@@ -43,15 +44,21 @@ async fn an_async_upload_is_pending_then_published_per_platform() {
         .upload(&upload("Hello", &platforms))
         .await
         .unwrap();
-    let request_id = result.request_id.clone().expect("a request id");
+    let request_id = result.request_id.clone();
+    assert_eq!(request_id, "mw-test-request", "our id, echoed");
     let job_id = result.job_id.clone().expect("a job id");
     assert!(result
         .platforms
         .iter()
         .all(|p| p.state == PublishState::Pending));
     assert_eq!(result.platforms.len(), 2);
-    let first = clients.upload_post.status(&request_id).await.unwrap();
-    assert_eq!(first.status, "in_progress");
+    let first = clients
+        .upload_post
+        .status(UploadRef::Request(&request_id))
+        .await
+        .unwrap();
+    assert_eq!(first.status, "processing");
+    assert!(!first.over);
     let done = settle(&clients.upload_post, &request_id).await;
     let tiktok = done
         .platforms
@@ -101,11 +108,14 @@ async fn missing_fields_and_bad_keys_are_errors() {
         "{error:?}"
     );
     assert!(!format!("{error:?}").contains("nope-key"));
-    let error = clients.upload_post.status("unknown").await.unwrap_err();
-    assert!(
-        matches!(error, ProviderError::Status { status: 404, .. }),
-        "{error:?}"
-    );
+    // upload-post answers 404 with `{"status": "not_found"}`.
+    let unknown = clients
+        .upload_post
+        .status(UploadRef::Request("unknown"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, "not_found");
+    assert!(!unknown.over);
     mocks.shutdown().await;
 }
 

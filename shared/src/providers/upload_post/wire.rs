@@ -1,8 +1,17 @@
 //! upload-post's wire format, from docs.upload-post.com: "Upload Video"
-//! (`api/upload-video`), "Avoid Timeouts with Asynchronous Uploads"
-//! (`guides/async-uploads`), "Webhooks & Notifications" (`api/webhooks`).
-//! The per-platform result shapes are read leniently (a map keyed by
-//! platform or a list with a `platform` field), because the docs show both.
+//! (`api/upload-video`), "Upload Status" (`api/upload-status`), "Avoid
+//! Timeouts with Asynchronous Uploads" (`guides/async-uploads`), "Webhooks &
+//! Notifications" (`api/webhooks`), "Current User" (`api/current-user`),
+//! "Rate limits" and "Limit of uploads" (`guides/…`). The answers and
+//! webhooks as documented (and as integrators saw them live, where the docs
+//! are silent) are the fixtures under `shared/fixtures/providers/upload_post/`,
+//! which the client and the mock are tested against.
+//!
+//! Per-platform results come as a map keyed by platform (a synchronous
+//! upload) or as a list with a `platform` field (the status endpoint); both
+//! are read. A row's `success` is not a publishing signal on its own: the
+//! documented in-progress row says `success: true, "Queued"`; its `status`
+//! (or the whole answer's being over) says when it is final.
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -21,8 +30,13 @@ pub struct Upload<'a> {
     pub user: &'a str,
     /// `platform[]`, e.g. `tiktok`, `instagram`, `youtube`.
     pub platforms: &'a [&'a str],
-    /// `async_upload`: answer at once with a `request_id` (the default here).
+    /// `async_upload`: answer at once with the `request_id` (the default here).
     pub async_upload: bool,
+    /// Our own id for the upload: sent as `request_id` (echoed by every answer
+    /// and taken by the status endpoint) and as the `Idempotency-Key` header,
+    /// so sending the same upload again returns the job already made instead
+    /// of publishing twice.
+    pub request_id: &'a str,
 }
 
 impl<'a> Upload<'a> {
@@ -32,6 +46,7 @@ impl<'a> Upload<'a> {
         title: &'a str,
         user: &'a str,
         platforms: &'a [&'a str],
+        request_id: &'a str,
     ) -> Self {
         Self {
             video_url,
@@ -40,11 +55,14 @@ impl<'a> Upload<'a> {
             user,
             platforms,
             async_upload: true,
+            request_id,
         }
     }
 }
 
-/// The answer to `POST /api/upload`.
+/// The answer to `POST /api/upload`: `request_id` for an asynchronous upload
+/// (the docs promise no more; live answers also carry the `job_id` webhooks
+/// name), per-platform `results` for a synchronous one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadAnswer {
     pub success: bool,
@@ -54,12 +72,18 @@ pub struct UploadAnswer {
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_platforms: Option<u32>,
     /// Per-platform results of a synchronous upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Value>,
 }
 
-/// The answer to `GET /api/uploadposts/status?request_id=…`.
+/// The answer to `GET /api/uploadposts/status?request_id=…` (or `job_id=…`):
+/// `pending`, `queued`, `processing`, `in_progress`, then `completed` or
+/// `failed`; `not_found` with HTTP 404.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusAnswer {
     #[serde(default)]
@@ -69,7 +93,52 @@ pub struct StatusAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<String>,
+}
+
+impl StatusAnswer {
+    /// Whether upload-post is done with the whole upload (each row then says
+    /// how its platform ended).
+    pub fn is_over(&self) -> bool {
+        matches!(self.status.as_deref(), Some("completed" | "failed"))
+    }
+}
+
+/// The answer to `GET /api/uploadposts/me`: the key is valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Me {
+    pub success: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// The answer to registering the webhook: the saved settings; newer
+/// accounts also get the secret their deliveries are signed with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationsAnswer {
+    pub success: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub notifications: Option<SavedNotifications>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedNotifications {
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 /// `POST /api/uploadposts/users/notifications`: where upload-post sends its
@@ -99,10 +168,10 @@ pub struct WebhookEvents {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadCompleted {
     pub event: String,
+    /// Present "only when the upload was triggered via the API with a
+    /// job_id" (the docs); live async uploads carry one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_email: Option<String>,
     #[serde(default)]
@@ -121,11 +190,16 @@ pub struct UploadCompleted {
     pub created_at: Option<String>,
 }
 
-/// One platform's outcome, as webhooks and results carry it.
+/// One platform's outcome, as webhooks, upload answers and status rows
+/// carry it (each has some of these fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlatformResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// A status row's own state: `queued`, `processing`, `completed`,
+    /// `failed` or `retryable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     #[serde(default)]
     pub success: Option<bool>,
     #[serde(default)]
@@ -136,8 +210,47 @@ pub struct PlatformResult {
     pub publish_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_post_id: Option<String>,
+    /// Webhooks and upload answers.
     #[serde(default)]
     pub error: Option<String>,
+    /// Status and history rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+impl PlatformResult {
+    /// The post's address, under whichever name this result gives it.
+    pub fn post_address(&self) -> Option<String> {
+        [&self.post_url, &self.url]
+            .into_iter()
+            .flatten()
+            .find(|u| !u.is_empty())
+            .cloned()
+    }
+
+    /// Why the platform failed, under whichever name this result gives it.
+    pub fn failure(&self) -> String {
+        let reason = [&self.error_message, &self.error, &self.message]
+            .into_iter()
+            .flatten()
+            .find(|e| !e.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "upload failed".into());
+        match &self.error_code {
+            Some(code) if !code.is_empty() => format!("{reason} ({code})"),
+            _ => reason,
+        }
+    }
 }
 
 /// The auth header scheme: `Authorization: Apikey <key>`.

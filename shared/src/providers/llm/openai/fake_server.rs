@@ -117,6 +117,7 @@ impl FakeServer {
                     message: WireReply {
                         role: Some("assistant".to_owned()),
                         content: message.content,
+                        refusal: None,
                         tool_calls: (!message.tool_calls.is_empty())
                             .then(|| message.tool_calls.iter().map(WireToolCall::from).collect()),
                     },

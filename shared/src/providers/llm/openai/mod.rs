@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Llm, LlmError, LlmRequest, LlmResponse};
+use crate::providers::retry::RetryPolicy;
 
 #[cfg(test)]
 pub(crate) mod fake_server;
@@ -28,6 +29,7 @@ pub struct OpenAiLlm {
     api_key: Option<SecretString>,
     model: String,
     timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl OpenAiLlm {
@@ -49,7 +51,14 @@ impl OpenAiLlm {
             api_key,
             model: model.to_owned(),
             timeout,
+            retry: RetryPolicy::DEFAULT,
         })
+    }
+
+    /// The same client, retrying as `policy` says.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     fn transport_error(&self, error: reqwest::Error) -> LlmError {
@@ -78,7 +87,44 @@ impl OpenAiLlm {
 
 #[async_trait]
 impl Llm for OpenAiLlm {
+    /// One completion, asked again after a timeout, a lost connection, a
+    /// throttle or a server error (waiting what the provider asks, within
+    /// the retry policy); a used-up quota, a refusal or a cut-off answer is
+    /// final.
     async fn chat(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let mut failed = 0;
+        loop {
+            let error = match self.chat_once(request).await {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            failed += 1;
+            let wait = error
+                .is_transient()
+                .then(|| self.retry.delay(failed, error.retry_after()))
+                .flatten();
+            let Some(wait) = wait else {
+                return Err(error);
+            };
+            tracing::warn!(
+                model = %self.model,
+                attempt = failed,
+                wait_ms = wait.as_millis() as u64,
+                error = %error,
+                "llm call failed; trying again"
+            );
+            crate::telemetry::metrics::count(
+                "mw_llm_retries_total",
+                "LLM calls tried again after a transient failure.",
+                &[],
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+impl OpenAiLlm {
+    async fn chat_once(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         let started = Instant::now();
         let mut builder = self
             .http
@@ -89,6 +135,7 @@ impl Llm for OpenAiLlm {
         }
         let response = builder.send().await.map_err(|e| self.transport_error(e))?;
         let status = response.status();
+        let retry_after = crate::providers::retry::retry_after(response.headers());
         let body = response
             .bytes()
             .await
@@ -100,9 +147,9 @@ impl Llm for OpenAiLlm {
             "llm chat completion"
         );
         if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorEnvelope>(&body)
-                .map(|envelope| envelope.error.into_message())
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            let (message, code) = serde_json::from_slice::<ErrorEnvelope>(&body)
+                .map(|envelope| envelope.error.into_parts())
+                .unwrap_or_else(|_| (String::from_utf8_lossy(&body).into_owned(), None));
             let message = match self.scrub(&message) {
                 m if m.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
                 m => m,
@@ -110,6 +157,8 @@ impl Llm for OpenAiLlm {
             return Err(LlmError::Status {
                 status: status.as_u16(),
                 message,
+                code,
+                retry_after,
             });
         }
         let completion: ChatResponse = serde_json::from_slice(&body)
@@ -119,6 +168,24 @@ impl Llm for OpenAiLlm {
             .into_iter()
             .next()
             .ok_or_else(|| LlmError::Malformed("no choices in the completion".to_owned()))?;
+        if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
+            return Err(LlmError::Unusable(format!(
+                "the model refused: {}",
+                self.scrub(&refusal)
+            )));
+        }
+        match choice.finish_reason.as_deref() {
+            Some("length") => {
+                return Err(LlmError::Unusable(
+                    "the answer was cut off at the token limit (finish_reason length)".into(),
+                ))
+            }
+            Some("content_filter") => return Err(LlmError::Unusable(
+                "the provider's content filter withheld the answer (finish_reason content_filter)"
+                    .into(),
+            )),
+            _ => {}
+        }
         Ok(LlmResponse {
             message: reply_from_wire(choice.message.content, choice.message.tool_calls),
             usage: completion.usage.map(Into::into),

@@ -226,6 +226,9 @@ pub(crate) struct WireReply {
     pub role: Option<String>,
     #[serde(default)]
     pub content: Option<String>,
+    /// Set when the model refused; `content` is absent or null then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<WireToolCall>>,
 }
@@ -249,7 +252,8 @@ impl From<WireUsage> for Usage {
     }
 }
 
-/// The error envelope: `{"error": {"message": …}}`, or a bare string.
+/// The error envelope: `{"error": {"message", "type", "param", "code"}}`,
+/// or a bare string.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ErrorEnvelope {
     pub error: ErrorBody,
@@ -258,14 +262,33 @@ pub(crate) struct ErrorEnvelope {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum ErrorBody {
-    Detailed { message: String },
+    Detailed {
+        message: String,
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+        #[serde(default)]
+        code: Option<Value>,
+    },
     Text(String),
 }
 
 impl ErrorBody {
-    pub fn into_message(self) -> String {
+    /// The message, and the error's `code` (else its `type`) as text.
+    pub fn into_parts(self) -> (String, Option<String>) {
         match self {
-            Self::Detailed { message } | Self::Text(message) => message,
+            Self::Detailed {
+                message,
+                kind,
+                code,
+            } => {
+                let code = match code {
+                    Some(Value::String(code)) => Some(code),
+                    Some(Value::Number(code)) => Some(code.to_string()),
+                    _ => kind,
+                };
+                (message, code)
+            }
+            Self::Text(message) => (message, None),
         }
     }
 }
