@@ -1,13 +1,14 @@
 //! Callback delivery as the real providers do it: a POST with a timeout,
 //! retried twice with a doubling backoff when the receiver fails or is
 //! unreachable. Headers are rebuilt per attempt so a signed scheme signs
-//! with the time of that attempt.
+//! with the time of that attempt. The callback faults (`lost`, `late`,
+//! `duplicate`) apply here.
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
-use super::Shared;
+use super::{faults, MockCounters, Shared};
 
 /// Attempts per callback: the first and two retries.
 const ATTEMPTS: u32 = 3;
@@ -25,8 +26,28 @@ pub(super) struct Callback {
     pub headers: Headers,
 }
 
-/// Sends `callback`; true when the receiver answered 2xx.
+/// Sends `callback`, with the callback faults; true when the receiver
+/// answered 2xx (a lost callback counts as not sent).
 pub(super) async fn deliver(shared: &Shared, callback: Callback) -> bool {
+    let faults = shared.config.faults;
+    if faults::roll(faults.lost) {
+        MockCounters::bump(&shared.counters.callbacks_lost);
+        tracing::debug!(provider = callback.provider, provider_job_id = %callback.job_id, "mock callback lost on purpose");
+        return false;
+    }
+    if faults::roll(faults.late) {
+        tokio::time::sleep(shared.config.late_delay).await;
+    }
+    let sent = send(shared, &callback).await;
+    if sent && faults::roll(faults.duplicate) {
+        MockCounters::bump(&shared.counters.callbacks_repeated);
+        send(shared, &callback).await;
+    }
+    sent
+}
+
+/// One callback's delivery attempts.
+async fn send(shared: &Shared, callback: &Callback) -> bool {
     let mut backoff = shared.config.retry_backoff;
     for attempt in 1..=ATTEMPTS {
         let mut headers = (callback.headers)(&callback.body);

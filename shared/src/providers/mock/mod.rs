@@ -5,11 +5,17 @@
 //! them, so the clients, the webhook receiver and the callback consumer are
 //! exercised for real even offline.
 //!
+//! Their answers and callbacks have the shapes the providers document (and,
+//! where the docs are silent, the shapes live answers show): the fixtures
+//! under `shared/fixtures/providers/`, which tests hold each mock to.
+//!
 //! Results are fake but well-formed and deterministic from the job id
 //! (`https://mock-cdn.myloware.local/kieai/{taskId}.mp4`, …). Failure
 //! injection: a kie.ai prompt, a Shotstack first clip URL or an upload-post
-//! title containing `[fail]` ends that job failed. Counters of received
-//! requests and sent callbacks are there for tests and `mw doctor`.
+//! title containing `[fail]` ends that job failed; `MOCK_FAULTS` adds the
+//! faults of real services (see [`faults`]). Counters of received requests,
+//! work accepted and callbacks sent are there for tests, `mw doctor` and
+//! the soak command.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,8 +30,10 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{ProviderKeys, ProviderUrls};
+pub use faults::MockFaults;
 
 mod deliver;
+pub mod faults;
 mod kieai;
 mod shotstack;
 #[cfg(test)]
@@ -55,6 +63,12 @@ pub struct MockConfig {
     pub callback_timeout: Duration,
     /// Wait before the first retry of a failed delivery; doubled after.
     pub retry_backoff: Duration,
+    /// The faults to inject (`MOCK_FAULTS`); none by default.
+    pub faults: MockFaults,
+    /// How late a `slow` answer is.
+    pub slow_delay: Duration,
+    /// How late a `late` callback is.
+    pub late_delay: Duration,
 }
 
 impl MockConfig {
@@ -70,6 +84,9 @@ impl MockConfig {
             api_keys: None,
             callback_timeout: Duration::from_secs(10),
             retry_backoff: Duration::from_millis(200),
+            faults: MockFaults::default(),
+            slow_delay: faults::DEFAULT_SLOW_DELAY,
+            late_delay: faults::DEFAULT_LATE_DELAY,
         }
     }
 }
@@ -78,19 +95,32 @@ impl MockConfig {
 #[derive(Debug, Default)]
 pub struct MockCounters {
     requests: AtomicU64,
+    accepted: AtomicU64,
+    refused_on_purpose: AtomicU64,
     callbacks_sent: AtomicU64,
     failed_attempts: AtomicU64,
     callbacks_dropped: AtomicU64,
+    callbacks_lost: AtomicU64,
+    callbacks_repeated: AtomicU64,
 }
 
 impl MockCounters {
     pub fn snapshot(&self) -> MockStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         MockStats {
-            requests: self.requests.load(Ordering::Relaxed),
-            callbacks_sent: self.callbacks_sent.load(Ordering::Relaxed),
-            failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
-            callbacks_dropped: self.callbacks_dropped.load(Ordering::Relaxed),
+            requests: load(&self.requests),
+            accepted: load(&self.accepted),
+            refused_on_purpose: load(&self.refused_on_purpose),
+            callbacks_sent: load(&self.callbacks_sent),
+            failed_attempts: load(&self.failed_attempts),
+            callbacks_dropped: load(&self.callbacks_dropped),
+            callbacks_lost: load(&self.callbacks_lost),
+            callbacks_repeated: load(&self.callbacks_repeated),
         }
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -99,12 +129,21 @@ impl MockCounters {
 pub struct MockStats {
     /// HTTP requests received, refused ones included.
     pub requests: u64,
+    /// Pieces of work accepted and created (clips, renders, uploads); a
+    /// repeated upload with the same idempotency key creates none.
+    pub accepted: u64,
+    /// Requests refused by an injected `429` or `5xx` fault.
+    pub refused_on_purpose: u64,
     /// Callbacks the receiver accepted (2xx).
     pub callbacks_sent: u64,
     /// Delivery attempts that failed (and were retried or given up).
     pub failed_attempts: u64,
     /// Callbacks given up after every retry.
     pub callbacks_dropped: u64,
+    /// Callbacks not sent at all: a `lost` fault.
+    pub callbacks_lost: u64,
+    /// Callbacks sent a second time: a `duplicate` fault.
+    pub callbacks_repeated: u64,
 }
 
 /// The three running mocks. Dropping it stops the servers; `shutdown` also
@@ -172,6 +211,7 @@ impl MockProviders {
         ProviderUrls {
             kieai: self.kieai_url.clone(),
             shotstack: self.shotstack_url.clone(),
+            shotstack_stage: super::shotstack::ShotstackStage::Production,
             upload_post: self.upload_post_url.clone(),
         }
     }
@@ -248,6 +288,34 @@ impl Shared {
             (Some(key), Some(keys)) => key == expected(keys).expose_secret(),
         }
     }
+}
+
+/// Wraps a mock's API routes with the front-door faults: a `429` or `5xx`
+/// fault answers with `refusal` (the provider's own shape for that status)
+/// before the request is handled; a `slow` one answers late.
+fn with_faults(router: Router, shared: &Shared, refusal: fn(StatusCode) -> Response) -> Router {
+    let shared = shared.clone();
+    router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        let shared = shared.clone();
+        async move {
+            let faults = shared.config.faults;
+            let refused = if faults::roll(faults.throttle) {
+                Some(StatusCode::TOO_MANY_REQUESTS)
+            } else if faults::roll(faults.server_error) {
+                Some(faults::server_error_status())
+            } else {
+                None
+            };
+            if let Some(status) = refused {
+                MockCounters::bump(&shared.counters.refused_on_purpose);
+                return refusal(status);
+            }
+            if faults::roll(faults.slow) {
+                tokio::time::sleep(shared.config.slow_delay).await;
+            }
+            next.run(request).await
+        }
+    }))
 }
 
 /// Callback tasks not finished yet, so `shutdown` can cancel them.

@@ -78,17 +78,16 @@ async fn requests_are_counted_refused_ones_included() {
     let (mocks, clients) = testing::start().await;
     let anonymous = reqwest::Client::new();
     let refused = anonymous
-        .post(format!(
-            "{}{}",
-            mocks.shotstack_url,
-            crate::providers::shotstack::RENDER_PATH
-        ))
+        .post(format!("{}/edit/v1/render", mocks.shotstack_url))
         .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 401);
-    let _ = clients.shotstack.get_render("x").await;
+    assert_eq!(refused.status(), 403);
+    let _ = clients
+        .shotstack
+        .get_render("2abd5c11-0f3d-4c6d-ba20-235fc9b8e8b7")
+        .await;
     assert_eq!(mocks.shotstack.snapshot().requests, 2);
     assert_eq!(mocks.kieai.snapshot(), MockStats::default());
     mocks.shutdown().await;

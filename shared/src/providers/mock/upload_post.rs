@@ -1,25 +1,35 @@
 //! Mock upload-post: `POST /api/upload` (multipart, `Authorization: Apikey
-//! …`), `GET /api/uploadposts/status`, and
+//! …`, our `request_id` and `Idempotency-Key`), `GET /api/uploadposts/status`
+//! (by `request_id` or `job_id`), `GET /api/uploadposts/me`, and
 //! `POST /api/uploadposts/users/notifications` to register the webhook URL.
 //! After the latency each platform's result is published and, when a
 //! webhook URL is registered, sent as a signed `upload_completed` event.
+//!
+//! Answers take the documented shapes
+//! (`shared/fixtures/providers/upload_post/`): an asynchronous upload is
+//! answered with its `request_id` and, as live answers are, the `job_id`
+//! webhooks carry (without it under the `null` fault, as the docs promise);
+//! status rows are a list with each row's own `status`. An upload sent again
+//! with the same idempotency key returns the job already made.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Multipart, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::deliver::{deliver, Callback};
-use super::{lock, reply, Shared, FAIL_MARKER};
-use crate::providers::upload_post::wire::{self, PlatformResult, UploadCompleted};
-use crate::providers::upload_post::{NOTIFICATIONS_PATH, STATUS_PATH, UPLOAD_PATH};
+use super::{faults, lock, reply, MockCounters, Shared, FAIL_MARKER};
+use crate::providers::upload_post::wire;
+use crate::providers::upload_post::{
+    IDEMPOTENCY_HEADER, ME_PATH, NOTIFICATIONS_PATH, STATUS_PATH, UPLOAD_PATH,
+};
 
 const FAILURE_MESSAGE: &str = "The platform rejected the video";
 
@@ -29,25 +39,67 @@ struct Job {
     user: String,
     title: String,
     platforms: Vec<String>,
+    created: DateTime<Utc>,
     ready_at: Instant,
     fails: bool,
+    /// Answer the upload as the docs promise it: without the `job_id`.
+    without_job_id: bool,
 }
 
 impl Job {
-    fn result(&self, platform: &str) -> PlatformResult {
-        PlatformResult {
-            platform: Some(platform.into()),
-            success: Some(!self.fails),
-            url: (!self.fails).then(|| post_url(platform, &self.job_id)),
-            error: self.fails.then(|| FAILURE_MESSAGE.to_owned()),
-            publish_id: (!self.fails).then(|| format!("{platform}-{}", self.job_id)),
-            ..PlatformResult::default()
+    fn done(&self) -> bool {
+        Instant::now() >= self.ready_at
+    }
+
+    fn post_url(&self, platform: &str) -> String {
+        format!(
+            "https://mock-social.myloware.local/{platform}/{}",
+            self.job_id
+        )
+    }
+
+    /// A platform's row of the status answer.
+    fn row(&self, platform: &str) -> Value {
+        if self.fails {
+            json!({ "platform": platform, "status": "failed", "success": false,
+                    "platform_post_id": null, "post_url": null,
+                    "error_code": "platform_rejected", "failure_stage": "upload",
+                    "error_message": FAILURE_MESSAGE,
+                    "request_id": self.request_id, "job_id": self.job_id })
+        } else {
+            json!({ "platform": platform, "status": "completed", "success": true,
+                    "platform_post_id": format!("{platform}-{}", self.job_id),
+                    "post_url": self.post_url(platform), "error_message": null,
+                    "request_id": self.request_id, "job_id": self.job_id })
         }
+    }
+
+    /// A platform's result as webhooks and synchronous answers carry it.
+    fn result(&self, platform: &str) -> Value {
+        if self.fails {
+            json!({ "success": false, "url": null, "error": FAILURE_MESSAGE })
+        } else {
+            let id = format!("{platform}-{}", self.job_id);
+            json!({ "success": true, "url": self.post_url(platform), "publish_id": id,
+                    "post_id": id, "error": null })
+        }
+    }
+
+    /// The answer to the upload (and to the same upload sent again).
+    fn accepted(&self) -> Value {
+        let mut answer = json!({ "success": true,
+            "message": "Upload initiated successfully in background.",
+            "request_id": self.request_id, "total_platforms": self.platforms.len() });
+        if !self.without_job_id {
+            answer["job_id"] = json!(self.job_id);
+        }
+        answer
     }
 }
 
 #[derive(Default)]
 struct Tables {
+    /// Jobs by request id, job id and idempotency key.
     jobs: HashMap<String, Arc<Job>>,
     webhook_url: Option<String>,
 }
@@ -59,18 +111,36 @@ struct UploadPost {
 
 pub(super) fn router(shared: Shared) -> Router {
     let state = Arc::new(UploadPost {
-        shared,
+        shared: shared.clone(),
         tables: Mutex::default(),
     });
-    Router::new()
+    let router = Router::new()
         .route(UPLOAD_PATH, post(upload))
         .route(STATUS_PATH, get(status))
+        .route(ME_PATH, get(me))
         .route(NOTIFICATIONS_PATH, post(notifications))
-        .with_state(state)
+        .with_state(state);
+    super::with_faults(router, &shared, refusal)
 }
 
-fn post_url(platform: &str, job_id: &str) -> String {
-    format!("https://mock-social.myloware.local/{platform}/{job_id}")
+/// upload-post's refusals: the rate limit (429, with the end of its window
+/// in `X-RateLimit-Reset`) or a server error (`{success, error}`).
+fn refusal(status: StatusCode) -> Response {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let reset = (Utc::now().timestamp() + 1).to_string();
+        let mut response = refused(status, "Too many requests");
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from_static("100"));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        if let Ok(reset) = HeaderValue::from_str(&reset) {
+            headers.insert("x-ratelimit-reset", reset);
+        }
+        return response;
+    }
+    reply(
+        status,
+        json!({ "success": false, "error": "Internal server error" }),
+    )
 }
 
 fn authorized(state: &UploadPost, headers: &HeaderMap) -> bool {
@@ -82,6 +152,10 @@ fn authorized(state: &UploadPost, headers: &HeaderMap) -> bool {
 
 fn refused(status: StatusCode, message: &str) -> Response {
     reply(status, json!({ "success": false, "message": message }))
+}
+
+fn unauthorized() -> Response {
+    refused(StatusCode::UNAUTHORIZED, "Invalid or expired token")
 }
 
 /// The form fields the upload takes.
@@ -117,7 +191,7 @@ async fn upload(
     multipart: Multipart,
 ) -> Response {
     if !authorized(&state, &headers) {
-        return refused(StatusCode::UNAUTHORIZED, "Invalid or expired token");
+        return unauthorized();
     }
     let form = match read_form(multipart).await {
         Ok(form) => form,
@@ -129,8 +203,11 @@ async fn upload(
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
     };
-    let (Some(user), Some(title)) = (field("user"), field("title")) else {
-        return refused(StatusCode::BAD_REQUEST, "user and title are required");
+    let Some(user) = field("user") else {
+        return refused(StatusCode::BAD_REQUEST, "Username required in form data");
+    };
+    let Some(title) = field("title") else {
+        return refused(StatusCode::BAD_REQUEST, "title is required");
     };
     if field("video").is_none() && !form.video_file {
         return refused(
@@ -141,75 +218,92 @@ async fn upload(
     if form.platforms.is_empty() {
         return refused(StatusCode::BAD_REQUEST, "platform[] is required");
     }
+    let key = headers
+        .get(IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| field("request_id").map(str::to_owned));
     let asynchronous = field("async_upload").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let latency = state.shared.config.latency;
+    let config = &state.shared.config;
+    // Out of order: published, and the webhooks sent, before the answer.
+    let early = faults::roll(config.faults.reorder);
+    let latency = if early {
+        std::time::Duration::ZERO
+    } else {
+        config.latency
+    };
     let job = Arc::new(Job {
-        request_id: uuid::Uuid::new_v4().simple().to_string(),
+        request_id: field("request_id")
+            .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned),
         job_id: uuid::Uuid::new_v4().simple().to_string(),
         user: user.to_owned(),
         title: title.to_owned(),
         platforms: form.platforms.clone(),
+        created: Utc::now(),
         ready_at: Instant::now() + latency,
         fails: title.contains(FAIL_MARKER),
+        without_job_id: faults::roll(config.faults.nulls),
     });
-    let webhook_url = {
+    let (job, webhook_url) = {
         let mut tables = lock(&state.tables);
-        tables.jobs.insert(job.request_id.clone(), job.clone());
-        tables.jobs.insert(job.job_id.clone(), job.clone());
-        tables.webhook_url.clone()
+        if let Some(existing) = key.as_ref().and_then(|k| tables.jobs.get(k)) {
+            // The same upload again: the job already made, nothing new.
+            return reply(StatusCode::OK, existing.accepted());
+        }
+        for id in [&job.request_id, &job.job_id].into_iter().chain(&key) {
+            tables.jobs.insert(id.clone(), job.clone());
+        }
+        (job, tables.webhook_url.clone())
     };
+    MockCounters::bump(&state.shared.counters.accepted);
     if let Some(url) = webhook_url {
         let (shared, job) = (state.shared.clone(), job.clone());
-        state.shared.background.spawn(async move {
+        let send = async move {
             tokio::time::sleep(latency).await;
             for platform in &job.platforms {
                 deliver(&shared, completed_callback(&shared, &job, platform, &url)).await;
             }
-        });
+        };
+        if early {
+            send.await;
+        } else {
+            state.shared.background.spawn(send);
+        }
     }
     if asynchronous {
-        return reply(
-            StatusCode::OK,
-            json!({ "success": true, "message": "Upload initiated in background",
-                    "request_id": job.request_id, "job_id": job.job_id,
-                    "total_platforms": job.platforms.len() }),
-        );
+        return reply(StatusCode::OK, job.accepted());
     }
     tokio::time::sleep(latency).await;
     let results: serde_json::Map<String, Value> = job
         .platforms
         .iter()
-        .map(|p| {
-            (
-                p.clone(),
-                serde_json::to_value(job.result(p)).unwrap_or_default(),
-            )
-        })
+        .map(|p| (p.clone(), job.result(p)))
         .collect();
     reply(
         StatusCode::OK,
-        json!({ "success": true, "request_id": job.request_id, "job_id": job.job_id, "results": results }),
+        json!({ "success": true, "results": results,
+                "usage": { "count": 1, "limit": 100, "last_reset": iso(job.created) } }),
     )
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The signed `upload_completed` event for one platform.
 fn completed_callback(shared: &Shared, job: &Job, platform: &str, url: &str) -> Callback {
-    let event = UploadCompleted {
-        event: "upload_completed".into(),
-        job_id: Some(job.job_id.clone()),
-        request_id: None,
-        user_email: Some("mock@myloware.local".into()),
-        profile_username: Some(job.user.clone()),
-        platform: Some(platform.into()),
-        media_type: Some("video".into()),
-        title: Some(job.title.clone()),
-        caption: Some(job.title.clone()),
-        result: Some(PlatformResult {
-            platform: None,
-            ..job.result(platform)
-        }),
-        created_at: Some(Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-    };
+    let event = json!({
+        "event": "upload_completed",
+        "job_id": job.job_id,
+        "user_email": "mock@myloware.local",
+        "profile_username": job.user,
+        "platform": platform,
+        "media_type": "video",
+        "title": job.title,
+        "caption": job.title,
+        "result": job.result(platform),
+        "created_at": Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    });
     let secret = shared.config.upload_post_webhook_secret.clone();
     let delivery = uuid::Uuid::new_v4().to_string();
     Callback {
@@ -251,29 +345,43 @@ async fn status(
     Query(query): Query<StatusQuery>,
 ) -> Response {
     if !authorized(&state, &headers) {
-        return refused(StatusCode::UNAUTHORIZED, "Invalid or expired token");
+        return unauthorized();
     }
     let id = query.request_id.or(query.job_id).unwrap_or_default();
     let Some(job) = lock(&state.tables).jobs.get(&id).cloned() else {
-        return refused(StatusCode::NOT_FOUND, "Request not found");
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "status": "not_found" })),
+        )
+            .into_response();
     };
-    let done = Instant::now() >= job.ready_at;
-    let results: serde_json::Map<String, Value> = if done {
-        job.platforms
-            .iter()
-            .map(|p| {
-                let mut result = job.result(p);
-                result.post_url = result.url.take();
-                (p.clone(), serde_json::to_value(result).unwrap_or_default())
-            })
-            .collect()
+    let done = job.done();
+    let rows: Vec<Value> = if done {
+        job.platforms.iter().map(|p| job.row(p)).collect()
     } else {
-        serde_json::Map::new()
+        Vec::new()
+    };
+    let status = match (done, job.fails) {
+        (false, _) => "processing",
+        (true, true) => "failed",
+        (true, false) => "completed",
     };
     reply(
         StatusCode::OK,
-        json!({ "success": true, "status": if done { "completed" } else { "in_progress" },
-                "request_id": job.request_id, "job_id": job.job_id, "results": results }),
+        json!({ "request_id": job.request_id, "status": status,
+                "completed": rows.len(), "total": job.platforms.len(),
+                "results": rows, "last_update": iso(Utc::now()) }),
+    )
+}
+
+async fn me(State(state): State<Arc<UploadPost>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    reply(
+        StatusCode::OK,
+        json!({ "success": true, "message": "Token is valid", "email": "mock@myloware.local",
+                "plan": "Professional", "preferences": { "weekStartDay": 1 } }),
     )
 }
 
@@ -283,7 +391,7 @@ async fn notifications(
     Json(body): Json<Value>,
 ) -> Response {
     if !authorized(&state, &headers) {
-        return refused(StatusCode::UNAUTHORIZED, "Invalid or expired token");
+        return unauthorized();
     }
     let webhook = body["channels"]["webhook"].as_bool().unwrap_or(false);
     let url = body["webhook_url"].as_str().filter(|u| !u.is_empty());
