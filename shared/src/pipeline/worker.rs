@@ -34,6 +34,10 @@ pub struct TaskMessage {
     #[serde(default)]
     pub input: Value,
     pub task_token: String,
+    /// Which try of the state this is (`$$.State.RetryCount`): 0 the first,
+    /// more after `Worker.Transient` failures the state machine retried.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// The worker: a `MessageHandler` for the task queue.
@@ -54,7 +58,7 @@ impl MessageHandler for Worker {
 impl From<PipelineError> for HandlerError {
     fn from(err: PipelineError) -> Self {
         match err {
-            PipelineError::Store(_) | PipelineError::Queue(_) => {
+            PipelineError::Store(_) | PipelineError::Queue(_) | PipelineError::Provider(_) => {
                 HandlerError::retryable(err.to_string())
             }
             PipelineError::Engine(EngineError::Store(_) | EngineError::Service { .. }) => {
@@ -309,6 +313,19 @@ impl Pipeline {
             return Ok(()); // cancelled meanwhile: the execution was stopped
         }
         self.ensure_running(run).await?;
+        if message.attempt > 0 {
+            // A retry runs under a new token: what the earlier tries
+            // submitted (and the tools will not submit again) completes it.
+            let rebound = self
+                .store
+                .rebind_persona_jobs(run.run_id, persona, token)
+                .await?;
+            tracing::info!(
+                attempt = message.attempt,
+                rebound,
+                "persona step tried again"
+            );
+        }
         let done_before = self
             .store
             .list_artifacts_of(run.run_id, &[ArtifactType::PERSONA_COMPLETED.as_str()])

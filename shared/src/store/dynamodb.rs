@@ -105,8 +105,8 @@ use super::{
 };
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
-    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId,
-    RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
+    NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Persona, Provider, ProviderJob, Run,
+    RunId, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
     WebhookEventStatus,
 };
 
@@ -1064,6 +1064,41 @@ impl Store for DynamoDbStore {
             .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
         Ok(jobs)
+    }
+
+    async fn rebind_persona_jobs(
+        &self,
+        run_id: RunId,
+        persona: Persona,
+        task_token: &str,
+    ) -> Result<u32, StoreError> {
+        let mut changed = 0;
+        for job in self.list_provider_jobs(run_id).await? {
+            if job.persona != persona || job.task_token.as_deref() == Some(task_token) {
+                continue;
+            }
+            for _ in 0..CAS_ATTEMPTS {
+                let Some(current) = self.fetch_job(job.provider, &job.job_id).await? else {
+                    break; // pruned meanwhile
+                };
+                let rebound = ProviderJob {
+                    task_token: Some(task_token.to_owned()),
+                    ..current.value
+                };
+                match self
+                    .commit(Self::job_writes(&rebound, current.version))
+                    .await?
+                {
+                    Ok(()) => {
+                        changed += 1;
+                        break;
+                    }
+                    Err(codes) if failed(&codes, 0) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        Ok(changed)
     }
 
     async fn claim_due_provider_jobs(

@@ -27,9 +27,9 @@ use uuid::Uuid;
 use crate::config::DatabaseConfig;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, JobStatus,
-    NewArtifact, NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Project,
-    Provider, ProviderJob, Run, RunId, RunLabels, RunRef, RunStatus, SettledBy, Span, SpanEnd,
-    SpanId, TraceId, WebhookEvent, WebhookEventStatus,
+    NewArtifact, NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Persona,
+    Project, Provider, ProviderJob, Run, RunId, RunLabels, RunRef, RunStatus, SettledBy, Span,
+    SpanEnd, SpanId, TraceId, WebhookEvent, WebhookEventStatus,
 };
 
 pub use dynamodb::DynamoDbStore;
@@ -420,6 +420,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         jobs.retain(|j| j.task_token.as_deref() == Some(task_token));
         Ok(jobs)
     }
+    /// Binds every job of `persona` in the run to `task_token`, settled or
+    /// not: a persona step the state machine tries again runs under a new
+    /// token, and the jobs an earlier attempt submitted (which the retry does
+    /// not submit again) are then what completes it. Answers how many jobs
+    /// changed.
+    async fn rebind_persona_jobs(
+        &self,
+        run_id: RunId,
+        persona: Persona,
+        task_token: &str,
+    ) -> Result<u32, StoreError>;
     /// Claims up to `limit` pending jobs due by `now` (`next_check_at <=
     /// now`), earliest due first, for a reconciler to ask their providers
     /// about: each claimed job's `checks` goes up by one and its

@@ -44,7 +44,7 @@ macro_rules! sql_store {
 
         use crate::domain::{
             Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, NewArtifact, NewHitlRequest,
-            NewProviderJob, NewRun, NewWebhookEvent, Provider, ProviderJob, Run, RunId, RunStatus,
+            NewProviderJob, NewRun, NewWebhookEvent, Persona, Provider, ProviderJob, Run, RunId, RunStatus,
             SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
             WebhookEventStatus,
         };
@@ -636,6 +636,26 @@ macro_rules! sql_store {
                     .fetch_all(self.reader())
                     .await?;
                 convert(rows)
+            }
+
+            async fn rebind_persona_jobs(
+                &self,
+                run_id: RunId,
+                persona: Persona,
+                task_token: &str,
+            ) -> Result<u32, StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE provider_jobs SET task_token = $1 \
+                     WHERE run_id = $2 AND persona = $3 \
+                       AND task_token IS DISTINCT FROM $1",
+                )
+                .bind(task_token)
+                .bind(run_id.to_string())
+                .bind(persona.as_str())
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                Ok(changed as u32)
             }
 
             async fn claim_due_provider_jobs(

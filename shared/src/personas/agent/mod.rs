@@ -14,6 +14,13 @@
 //! A final answer without every required tool having succeeded is
 //! [`AgentError::MissingRequiredTool`]; more than [`MAX_TURNS`] model calls is
 //! [`AgentError::TooManyTurns`].
+//!
+//! A service failing in a way that may pass (a tool's provider, or the model
+//! itself, still throttled or down after their clients' retries) is not the
+//! model's to handle: the persona stops at once with an error whose
+//! [`code`](AgentError::code) is `Worker.Transient`, which the state
+//! machine's `Retry` repeats with its own backoff. The tools are idempotent,
+//! so the repeat does not submit twice what was already submitted.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -88,6 +95,14 @@ pub enum AgentError {
         tool: String,
         message: String,
     },
+    /// A tool's service failed in a way that may pass: the step is worth
+    /// repeating later.
+    #[error("persona {persona}: tool {tool} failed for now: {message}")]
+    ToolUnavailable {
+        persona: Agent,
+        tool: String,
+        message: String,
+    },
     #[error("persona {persona} finished without calling required tool {tool:?}")]
     MissingRequiredTool { persona: Agent, tool: String },
     #[error("persona {persona} did not finish within {turns} model calls")]
@@ -107,12 +122,17 @@ impl AgentError {
             Self::ToolNotAllowed { .. } => "Agent.ToolNotAllowed",
             Self::ToolNotRegistered { .. } => "Agent.ToolNotRegistered",
             Self::Tool { .. } => "Agent.ToolFailed",
+            Self::ToolUnavailable { .. } => TRANSIENT,
             Self::MissingRequiredTool { .. } => "Agent.MissingRequiredTool",
             Self::TooManyTurns { .. } => "Agent.TooManyTurns",
+            Self::Llm { source, .. } if source.is_transient() => TRANSIENT,
             Self::Llm { .. } => "Agent.LlmFailed",
         }
     }
 }
+
+/// The error name the state machines retry: a failure that may pass.
+pub const TRANSIENT: &str = "Worker.Transient";
 
 /// The tool-result content the model sees for a failed call.
 pub fn error_content(message: &str) -> String {
@@ -193,7 +213,16 @@ pub async fn run_agent(
             });
         }
         for call in &reply.tool_calls {
-            let record = call_tool(registry, ctx, call, persona, observer).await;
+            let (record, transient) = call_tool(registry, ctx, call, persona, observer).await;
+            if transient {
+                let message = record.error.clone().unwrap_or_default();
+                tracing::warn!(tool = %record.name, error = %message, "tool's service unavailable; the step will be repeated");
+                return Err(AgentError::ToolUnavailable {
+                    persona,
+                    tool: record.name,
+                    message,
+                });
+            }
             let content = match (&record.error, &record.result) {
                 (Some(message), _) => error_content(message),
                 (None, result) => result.as_ref().unwrap_or(&Value::Null).to_string(),
@@ -258,13 +287,14 @@ async fn ask(
     Ok((response.message, response.usage))
 }
 
+/// Runs one call; answers its record and whether it failed transiently.
 async fn call_tool(
     registry: &ToolRegistry,
     ctx: &ToolContext,
     call: &ToolCall,
     persona: Agent,
     observer: &dyn AgentObserver,
-) -> ToolCallRecord {
+) -> (ToolCallRecord, bool) {
     let started_at = Utc::now();
     observer
         .tool_call_started(&ToolCallStarted {
@@ -283,6 +313,7 @@ async fn call_tool(
         // Unreachable after the start-up check; kept as an error, not a panic.
         None => Err(ToolError::failed("no implementation is registered")),
     };
+    let transient = outcome.as_ref().is_err_and(ToolError::is_transient);
     let (result, error) = match outcome {
         Ok(result) => (Some(result), None),
         Err(e) => (None, Some(e.to_string())),
@@ -297,7 +328,7 @@ async fn call_tool(
         ended_at: Utc::now(),
     };
     observer.tool_call_ended(persona, &record).await;
-    record
+    (record, transient)
 }
 
 fn check_required(spec: &PersonaSpec, records: &[ToolCallRecord]) -> Result<(), AgentError> {

@@ -145,6 +145,16 @@ pub enum ToolError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A service the tool needs failed in a way that may pass (a timeout,
+    /// a throttle, a server error) and went on failing through the client's
+    /// own retries. Not shown to the model: the persona's step fails as
+    /// `Worker.Transient`, which the state machine retries.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl ToolError {
@@ -164,6 +174,28 @@ impl ToolError {
             message: message.into(),
             source: Some(Box::new(source)),
         }
+    }
+
+    /// A provider call that failed, with what the provider said in the
+    /// message (the HTTP status and its words, never a key): transient or
+    /// final as the failure is.
+    pub fn provider(what: impl std::fmt::Display, error: crate::providers::ProviderError) -> Self {
+        let message = format!("{what}: {error}");
+        if error.is_transient() {
+            Self::Transient {
+                message,
+                source: Some(Box::new(error)),
+            }
+        } else {
+            Self::Failed {
+                message,
+                source: Some(Box::new(error)),
+            }
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
     }
 }
 

@@ -582,6 +582,26 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn rebind_persona_jobs(
+        &self,
+        run_id: RunId,
+        persona: Persona,
+        task_token: &str,
+    ) -> Result<u32, StoreError> {
+        let token = task_token.to_owned();
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE provider_jobs SET task_token = ?1 \
+                     WHERE run_id = ?2 AND persona = ?3 \
+                       AND (task_token IS NULL OR task_token <> ?1)",
+                )?
+                .execute(params![token, run_id.to_string(), persona.as_str()])?;
+            Ok(changed as u32)
+        })
+        .await
+    }
+
     async fn claim_due_provider_jobs(
         &self,
         now: DateTime<Utc>,
