@@ -84,6 +84,33 @@ pub async fn sqs_event(
     response
 }
 
+/// The input the reconciler's schedule sends the callbacks function
+/// (`template.yaml`): `{"reconcile": true}`.
+pub const RECONCILE_EVENT_KEY: &str = "reconcile";
+
+/// What the callbacks function is invoked with: an SQS batch from the
+/// callback queue, or the reconciler's schedule (`{"reconcile": true}`),
+/// which sweeps the jobs whose callback is overdue. Answers the batch's
+/// item failures, or the sweep's report.
+pub async fn callbacks_event(
+    handler: &dyn MessageHandler,
+    pipeline: &Pipeline,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    if event.get(RECONCILE_EVENT_KEY).is_some() {
+        let report = pipeline.reconcile_due_jobs(chrono::Utc::now()).await;
+        pipeline.tracer.flush().await;
+        flush_metrics(&mut std::io::stdout().lock());
+        return report
+            .map(|report| serde_json::to_value(report).unwrap_or_default())
+            .map_err(|e| e.to_string());
+    }
+    let event: SqsEvent = serde_json::from_value(event)
+        .map_err(|e| format!("neither an SQS event nor the reconciler's schedule: {e}"))?;
+    let response = sqs_event(handler, pipeline, event).await;
+    Ok(serde_json::to_value(response).unwrap_or_default())
+}
+
 /// Handles every record of an SQS batch; the ones that failed are reported
 /// as batch item failures.
 pub async fn sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatchResponse {

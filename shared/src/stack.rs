@@ -87,6 +87,8 @@ pub struct Stack {
     serve_file: Option<PathBuf>,
     stop: oneshot::Sender<()>,
     server: JoinHandle<()>,
+    stop_reconciler: tokio::sync::watch::Sender<bool>,
+    reconciler: JoinHandle<()>,
 }
 
 impl Stack {
@@ -142,6 +144,10 @@ impl Stack {
             ),
         }
 
+        // Jobs whose callback is overdue are asked about in the background.
+        let (stop_reconciler, reconciler_stopped) = tokio::sync::watch::channel(false);
+        let reconciler = tokio::spawn(pipeline.clone().run_reconciler(reconciler_stopped));
+
         let state = AppState {
             pipeline: pipeline.clone(),
             api_key: config.api_key.clone(),
@@ -182,11 +188,15 @@ impl Stack {
             serve_file,
             stop,
             server,
+            stop_reconciler,
+            reconciler,
         })
     }
 
     /// Stops serving, lets in-flight requests finish, stops the mocks.
     pub async fn shutdown(self) {
+        let _ = self.stop_reconciler.send(true);
+        let _ = self.reconciler.await;
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
         if let Some(mocks) = self.mocks {
@@ -205,13 +215,15 @@ pub async fn start_mocks(
 ) -> Result<(Option<MockProviders>, ProviderUrls), StackError> {
     match config.providers_mode {
         ProvidersMode::Mock => {
-            let mocks = MockProviders::start(MockConfig::new(
+            let mut mock_config = MockConfig::new(
                 config.mock_latency,
                 config.kieai_webhook_secret.clone(),
                 config.upload_post_webhook_secret.clone(),
-            ))
-            .await
-            .map_err(StackError::Mocks)?;
+            );
+            mock_config.faults = config.mock_faults;
+            let mocks = MockProviders::start(mock_config)
+                .await
+                .map_err(StackError::Mocks)?;
             let urls = mocks.urls();
             Ok((Some(mocks), urls))
         }
@@ -227,8 +239,16 @@ pub async fn register_upload_post_webhook(pipeline: &Pipeline) {
         "{}/v1/webhooks/upload-post",
         pipeline.settings.webhook_base_url
     );
-    if let Err(e) = pipeline.providers.upload_post.set_webhook(&url).await {
-        tracing::warn!(error = %e, "could not register the upload-post webhook URL");
+    match pipeline.providers.upload_post.set_webhook(&url).await {
+        Ok(registration) => {
+            tracing::info!(webhook_url = %url, settings_url = %registration.settings_url, "upload-post webhook registered")
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            webhook_url = %url,
+            "could not register the upload-post webhook: publishing settles only by asking upload-post \
+             (the reconciler); `mw providers check` says more"
+        ),
     }
 }
 
@@ -295,6 +315,7 @@ pub async fn core(
             providers_mode: config.providers_mode,
             task_queue_url: config.task_queue_url.clone(),
             callback_queue_url: config.callback_queue_url.clone(),
+            reconcile: config.reconcile,
         }),
         state_machines: Arc::new(state_machines),
         providers: Arc::new(providers),
@@ -313,11 +334,11 @@ pub async fn core(
 }
 
 /// How long a provider call may take.
-const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
+pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The provider keys: the configured ones (required in live mode), or a
 /// stand-in the mocks accept.
-fn provider_keys(config: &Config) -> ProviderKeys {
+pub fn provider_keys(config: &Config) -> ProviderKeys {
     let key = |k: &Option<secrecy::SecretString>| {
         k.clone()
             .unwrap_or_else(|| secrecy::SecretString::from("mock-provider-key".to_owned()))

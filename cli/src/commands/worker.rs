@@ -55,6 +55,13 @@ pub async fn run(args: WorkerArgs, config: &myloware::Config) -> anyhow::Result<
         consumers.push(sqs.consume(url, handler, stopped.clone()));
         outln!("consuming {name:<9} {url}");
     }
+    // Jobs whose callback is overdue are asked about beside the queues.
+    let reconciler = tokio::spawn(pipeline.clone().run_reconciler(stopped.clone()));
+    outln!(
+        "  reconciler every {:?}, jobs overdue after {:?}",
+        config.reconcile.interval,
+        config.reconcile.after
+    );
     outln!("  store      {}", config.database);
     outln!("  providers  {}", config.providers_mode);
     outln!(
@@ -67,6 +74,7 @@ pub async fn run(args: WorkerArgs, config: &myloware::Config) -> anyhow::Result<
     for consumer in consumers {
         let _ = consumer.await;
     }
+    let _ = reconciler.await;
     if let Some(mocks) = mocks {
         mocks.shutdown().await;
     }

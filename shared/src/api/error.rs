@@ -81,6 +81,9 @@ impl From<PipelineError> for ApiError {
                     "the queue failed; try again",
                 )
             }
+            PipelineError::Provider(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "provider_error", message)
+            }
         }
     }
 }

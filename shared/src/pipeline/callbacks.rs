@@ -19,7 +19,8 @@ use crate::domain::{
     WebhookEventStatus,
 };
 use crate::providers::kieai::VeoState;
-use crate::providers::shotstack::wire::RenderState;
+use crate::providers::shotstack::{AssetState, RenderState};
+use crate::providers::upload_post::{PublishState, UploadRef};
 use crate::queue::{HandlerError, MessageHandler};
 use crate::store::{JobOutcome, Settled, SettledForEvent};
 use crate::webhooks::{CallbackKind, OutcomeHint, ProviderCallback};
@@ -89,7 +90,7 @@ impl MessageHandler for Callbacks {
 }
 
 /// What confirming a callback found.
-enum Confirmed {
+pub(crate) enum Confirmed {
     Settle(JobOutcome),
     /// Not finished yet (or nothing to settle from this callback).
     Progress(String),
@@ -379,40 +380,70 @@ impl Pipeline {
             .record_info(task_id)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(match task.state {
-            VeoState::Succeeded { result_urls } => {
-                Confirmed::Settle(JobOutcome::Succeeded(json!({ "urls": result_urls })))
-            }
-            VeoState::Failed { code, message } => {
-                Confirmed::Settle(JobOutcome::Failed(match code {
-                    Some(code) => format!("kie.ai error {code}: {message}"),
-                    None => message,
-                }))
-            }
+        match task.state {
             VeoState::Pending => {
-                return Err("kie.ai called back, but record-info still says generating".into())
+                Err("kie.ai called back, but record-info still says generating".into())
             }
-        })
+            state => Ok(kieai_settlement(state)),
+        }
     }
 
     async fn ask_shotstack(&self, render_id: &str) -> Result<Confirmed, String> {
-        let render = self
-            .providers
-            .shotstack
+        self.shotstack_outcome(render_id, false).await
+    }
+
+    /// What Shotstack says of a render: failed; done and hosted for good (the
+    /// lasting CDN URL is the result, the render's own URL is deleted after
+    /// 24 hours); or not finished. A render done but not hosted yet waits for
+    /// its hosted copy, unless `accept_unhosted` (the reconciler, after its
+    /// first checks: an account that hosts nothing never gets a copy), and a
+    /// copy that failed leaves the temporary URL as the result.
+    pub(crate) async fn shotstack_outcome(
+        &self,
+        render_id: &str,
+        accept_unhosted: bool,
+    ) -> Result<Confirmed, String> {
+        let shotstack = &self.providers.shotstack;
+        let render = shotstack
             .get_render(render_id)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(match render.status {
-            RenderState::Done => match render.url {
-                Some(url) => Confirmed::Settle(JobOutcome::Succeeded(json!({ "url": url }))),
-                None => return Err("Shotstack says done but gives no URL".into()),
-            },
-            RenderState::Failed => Confirmed::Settle(JobOutcome::Failed(
-                render
-                    .error
-                    .unwrap_or_else(|| "Shotstack render failed".into()),
-            )),
-            other => Confirmed::Progress(format!("render is {other:?}")),
+        let temporary = match render.status {
+            RenderState::Done => render.url.ok_or("Shotstack says done but gives no URL")?,
+            RenderState::Failed => {
+                return Ok(Confirmed::Settle(JobOutcome::Failed(
+                    render
+                        .error
+                        .unwrap_or_else(|| "Shotstack render failed".into()),
+                )))
+            }
+            other => return Ok(Confirmed::Progress(format!("render is {other:?}"))),
+        };
+        let assets = shotstack
+            .hosted_assets(render_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        // The video among the (up to three) hosted files.
+        let video = assets
+            .iter()
+            .find(|a| a.filename.as_deref().is_some_and(|f| f.ends_with(".mp4")))
+            .or(assets.first());
+        let settle = |url: &str, hosting: &str| {
+            Confirmed::Settle(JobOutcome::Succeeded(json!({
+                "url": url, "render_url": temporary, "hosting": hosting,
+            })))
+        };
+        Ok(match video.map(|a| (a.status, a.url.as_deref())) {
+            Some((AssetState::Ready, Some(url))) => settle(url, "ready"),
+            Some((AssetState::Failed | AssetState::Deleted, _)) => {
+                tracing::warn!(render_id, "Shotstack could not host the render: keeping its temporary URL (deleted after 24 h)");
+                settle(&temporary, "failed")
+            }
+            None if accept_unhosted => {
+                tracing::warn!(render_id, "Shotstack hosts no copy of the render: keeping its temporary URL (deleted after 24 h)");
+                settle(&temporary, "none")
+            }
+            _ => Confirmed::Progress("render done; its hosted copy is not ready yet".into()),
         })
     }
 
@@ -424,71 +455,149 @@ impl Pipeline {
         job: &ProviderJob,
     ) -> Result<Confirmed, PipelineError> {
         let platform = message.platform.clone().unwrap_or_else(|| "unknown".into());
-        let artifacts = self
-            .store
-            .list_artifacts_of(
-                job.run_id,
-                &["publish.url", "publish.error", "publish.request"],
-            )
+        let state = match message.claimed.as_str() {
+            "succeeded" => PublishState::Published {
+                url: message.urls.first().cloned(),
+            },
+            "failed" => PublishState::Failed {
+                error: message.message.clone().unwrap_or_default(),
+            },
+            _ => return Ok(Confirmed::Progress(format!("{platform} still publishing"))),
+        };
+        self.record_publish_results(job, &[(platform, state)])
             .await?;
-        let already = artifacts.iter().any(|a| {
-            is_publish_result(a)
-                && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
-                && a.metadata.get("platform").and_then(Value::as_str) == Some(&platform)
-        });
-        if !already {
+        self.publish_outcome(job).await
+    }
+
+    /// What upload-post's status endpoint says of an upload job (the
+    /// reconciler's question when its webhooks are overdue): each platform
+    /// that ended is recorded as a callback's result would be, then the job
+    /// settles when every requested platform has.
+    pub(crate) async fn upload_post_outcome(
+        &self,
+        job: &ProviderJob,
+    ) -> Result<Confirmed, PipelineError> {
+        let request = self.publish_request(job).await?;
+        let request_id = request
+            .metadata
+            .get("request_id")
+            .and_then(Value::as_str)
+            .unwrap_or(&job.job_id)
+            .to_owned();
+        let status = self
+            .providers
+            .upload_post
+            .status(UploadRef::Request(&request_id))
+            .await
+            .map_err(|e| PipelineError::Provider(e.to_string()))?;
+        let mut ended: Vec<(String, PublishState)> = status
+            .platforms
+            .into_iter()
+            .filter(|p| p.state != PublishState::Pending)
+            .map(|p| (p.platform, p.state))
+            .collect();
+        if status.over {
+            // Over, and a requested platform has no row: it never will.
+            for platform in requested_platforms(&request) {
+                if !ended.iter().any(|(p, _)| *p == platform) {
+                    let error = format!(
+                        "upload-post ended the upload ({}) without a result for it",
+                        status.status
+                    );
+                    ended.push((platform, PublishState::Failed { error }));
+                }
+            }
+        }
+        if ended.is_empty() {
+            return Ok(Confirmed::Progress(format!(
+                "upload-post says the upload is {}",
+                status.status
+            )));
+        }
+        self.record_publish_results(job, &ended).await?;
+        self.publish_outcome(job).await
+    }
+
+    /// Records each platform's result of an upload job, once per platform:
+    /// a `publish.url` or a `publish.error`.
+    async fn record_publish_results(
+        &self,
+        job: &ProviderJob,
+        results: &[(String, PublishState)],
+    ) -> Result<(), PipelineError> {
+        let recorded = self.publish_results(job).await?;
+        for (platform, state) in results {
+            let already = recorded
+                .iter()
+                .any(|a| a.metadata.get("platform").and_then(Value::as_str) == Some(platform));
             let base = NewArtifact::new(job.run_id, ArtifactType::PUBLISH_URL, json!({}))
                 .provider(job.provider)
                 .persona(job.persona);
-            let artifact = match message.claimed.as_str() {
-                "succeeded" => {
+            let artifact = match state {
+                _ if already => continue,
+                PublishState::Pending => continue,
+                PublishState::Published { url } => {
                     let mut a = base;
                     a.metadata = json!({ "job_id": job.job_id, "platform": platform });
-                    if let Some(url) = message.urls.first() {
-                        a = a.url(url.clone());
+                    match url {
+                        Some(url) => a.url(url.clone()),
+                        None => a,
                     }
-                    a
                 }
-                "failed" => {
+                PublishState::Failed { error } => {
                     let mut a = base;
-                    a.artifact_type = "publish.error".parse().expect("a valid artifact type");
-                    a.metadata = json!({ "job_id": job.job_id, "platform": platform, "error": message.message });
+                    a.artifact_type = ArtifactType::PUBLISH_ERROR;
+                    a.metadata =
+                        json!({ "job_id": job.job_id, "platform": platform, "error": error });
                     a
                 }
-                _ => return Ok(Confirmed::Progress(format!("{platform} still publishing"))),
             };
             self.store.append_artifact(artifact).await?;
         }
-        let request = artifacts.iter().find(|a| {
-            a.artifact_type.as_str() == "publish.request"
-                && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
-        });
-        let Some(request) = request else {
-            // Without the request, which platforms are owed is unknown:
-            // settling now would leave out the ones yet to report.
-            return Err(PipelineError::Conflict(format!(
-                "upload-post job {}: its publish request is not recorded yet",
-                job.job_id
-            )));
-        };
-        let requested: Vec<String> = request
-            .metadata
-            .get("platforms")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str().map(str::to_owned))
-            .collect();
-        let results: Vec<Artifact> = self
-            .store
-            .list_artifacts_of(job.run_id, &["publish.url", "publish.error"])
+        Ok(())
+    }
+
+    /// The upload's request: which platforms are owed, and our request id.
+    async fn publish_request(&self, job: &ProviderJob) -> Result<Artifact, PipelineError> {
+        self.store
+            .list_artifacts_of(job.run_id, &[ArtifactType::PUBLISH_REQUEST.as_str()])
             .await?
             .into_iter()
-            .filter(|a| {
-                is_publish_result(a)
-                    && a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id)
+            .rev()
+            .find(|a| a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id))
+            // Without the request, which platforms are owed is unknown:
+            // settling now would leave out the ones yet to report.
+            .ok_or_else(|| {
+                PipelineError::Conflict(format!(
+                    "upload-post job {}: its publish request is not recorded yet",
+                    job.job_id
+                ))
             })
-            .collect();
+    }
+
+    /// The platform results recorded for an upload job.
+    async fn publish_results(&self, job: &ProviderJob) -> Result<Vec<Artifact>, PipelineError> {
+        Ok(self
+            .store
+            .list_artifacts_of(
+                job.run_id,
+                &[
+                    ArtifactType::PUBLISH_URL.as_str(),
+                    ArtifactType::PUBLISH_ERROR.as_str(),
+                ],
+            )
+            .await?
+            .into_iter()
+            .filter(|a| a.metadata.get("job_id").and_then(Value::as_str) == Some(&job.job_id))
+            .collect())
+    }
+
+    /// Settles an upload job once every platform its request names has a
+    /// recorded result: published when all are, failed naming each failure.
+    async fn publish_outcome(&self, job: &ProviderJob) -> Result<Confirmed, PipelineError> {
+        let request = self.publish_request(job).await?;
+        let requested = requested_platforms(&request);
+        let results = self.publish_results(job).await?;
         let reported = |p: &str| {
             results
                 .iter()
@@ -503,7 +612,7 @@ impl Pipeline {
         }
         let failures: Vec<String> = results
             .iter()
-            .filter(|a| a.artifact_type.as_str() == "publish.error")
+            .filter(|a| a.artifact_type == ArtifactType::PUBLISH_ERROR)
             .map(|a| {
                 format!(
                     "{}: {}",
@@ -581,9 +690,23 @@ impl Pipeline {
     }
 }
 
+/// How a kie.ai task that has ended settles its job.
+pub(super) fn kieai_settlement(state: VeoState) -> Confirmed {
+    match state {
+        VeoState::Succeeded { result_urls } => {
+            Confirmed::Settle(JobOutcome::Succeeded(json!({ "urls": result_urls })))
+        }
+        VeoState::Failed { code, message } => Confirmed::Settle(JobOutcome::Failed(match code {
+            Some(code) => format!("kie.ai error {code}: {message}"),
+            None => message,
+        })),
+        VeoState::Pending => Confirmed::Progress("kie.ai is still generating".into()),
+    }
+}
+
 /// The artifact a job's settlement writes with it: a clip, a render, or the
 /// error. upload-post results are recorded per platform as they arrive.
-fn result_artifact(job: &ProviderJob, outcome: &JobOutcome) -> Option<NewArtifact> {
+pub(super) fn result_artifact(job: &ProviderJob, outcome: &JobOutcome) -> Option<NewArtifact> {
     let new = |t: ArtifactType, metadata: Value| {
         NewArtifact::new(job.run_id, t, metadata)
             .provider(job.provider)
@@ -611,19 +734,31 @@ fn result_artifact(job: &ProviderJob, outcome: &JobOutcome) -> Option<NewArtifac
             json!({ "task_id": job.job_id, "error": error }),
         ),
         (Provider::Shotstack, JobOutcome::Succeeded(result)) => with_url(
-            new(ArtifactType::RENDER_URL, json!({ "render_id": job.job_id })),
+            new(
+                ArtifactType::RENDER_URL,
+                json!({ "render_id": job.job_id, "temporary_url": result.get("render_url"),
+                        "hosting": result.get("hosting") }),
+            ),
             first_url(result, "url"),
         ),
         (Provider::Shotstack, JobOutcome::Failed(error)) => new(
-            "render.error".parse().expect("a valid artifact type"),
+            ArtifactType::RENDER_ERROR,
             json!({ "render_id": job.job_id, "error": error }),
         ),
         (Provider::UploadPost, _) => return None,
     })
 }
 
-fn is_publish_result(a: &Artifact) -> bool {
-    a.artifact_type == ArtifactType::PUBLISH_URL || a.artifact_type.as_str() == "publish.error"
+/// The platforms an upload's request names.
+fn requested_platforms(request: &Artifact) -> Vec<String> {
+    request
+        .metadata
+        .get("platforms")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// What a persona hands to the next one, from its settled jobs and the

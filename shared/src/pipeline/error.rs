@@ -23,6 +23,9 @@ pub enum PipelineError {
     Engine(#[from] EngineError),
     #[error("the queue failed: {0}")]
     Queue(#[from] crate::queue::QueueError),
+    /// A provider could not be asked (after the client's own retries).
+    #[error("{0}")]
+    Provider(String),
 }
 
 impl PipelineError {

@@ -6,6 +6,7 @@ pub mod callbacks;
 mod error;
 mod gates;
 mod graph;
+mod reconcile;
 mod runs;
 mod spans;
 mod tools;
@@ -28,6 +29,7 @@ use crate::webhooks::WebhookSecrets;
 pub use error::PipelineError;
 pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
 pub use graph::{steps, RunGraph, Step, StepStatus};
+pub use reconcile::{ReconcileReport, ReconcileSettings};
 pub use runs::{Evidence, NewRunRequest};
 pub use spans::{usage_attributes, RunTree};
 pub use watch::{RunWatch, MAX_WAIT};
@@ -42,6 +44,8 @@ pub struct Settings {
     pub providers_mode: ProvidersMode,
     pub task_queue_url: String,
     pub callback_queue_url: String,
+    /// When overdue jobs are asked about.
+    pub reconcile: ReconcileSettings,
 }
 
 /// The pipeline core and the ports it runs on, built once at start-up.

@@ -84,6 +84,9 @@ impl Pipeline {
                     "job_code": run.job_code,
                     "message": message,
                     "providers_mode": run.providers_mode,
+                    // Where this run's providers are told to call back: what
+                    // `mw doctor` judges, whatever the shell it runs in says.
+                    "webhook_base_url": self.settings.webhook_base_url,
                     "state_machine": state_machine,
                 }),
             ))

@@ -105,16 +105,51 @@ impl Pipeline {
             run_id: scope.run_id,
             persona: scope.persona,
             task_token: scope.task_token.clone(),
-            // A callback not here two minutes after submission is overdue:
-            // a reconciler asks the provider from then on.
-            check_at: Utc::now() + chrono::Duration::minutes(2),
+            // A callback not here by then is overdue: the reconciler asks the
+            // provider from then on.
+            check_at: Utc::now()
+                + chrono::Duration::from_std(self.settings.reconcile.after)
+                    .unwrap_or(chrono::Duration::minutes(2)),
         };
         match self.store.register_provider_job(job).await {
-            Ok(_) | Err(StoreError::Duplicate { .. }) => Ok(()),
-            Err(e) => Err(ToolError::caused_by(
-                format!("registering {provider} job {job_id}"),
-                e,
-            )),
+            Ok(_) => {}
+            Err(StoreError::Duplicate { .. }) => return Ok(()),
+            Err(e) => {
+                return Err(ToolError::caused_by(
+                    format!("registering {provider} job {job_id}"),
+                    e,
+                ))
+            }
+        }
+        self.adopt_orphans(provider, job_id).await;
+        Ok(())
+    }
+
+    /// Callbacks that came before their job was registered, and were kept
+    /// as orphans, are handed to the callbacks consumer now that it is. A
+    /// failure here is only logged: the reconciler asks the provider about
+    /// the job when its callback is overdue anyway.
+    async fn adopt_orphans(&self, provider: Provider, job_id: &str) {
+        let adopted = match self
+            .store
+            .adopt_orphaned_webhook_events(provider, job_id)
+            .await
+        {
+            Ok(adopted) => adopted,
+            Err(e) => {
+                tracing::warn!(%provider, provider_job_id = job_id, error = %e, "could not look for the job's orphaned callbacks");
+                return;
+            }
+        };
+        for event in adopted {
+            let Ok(Some(callback)) = crate::webhooks::stored_callback(&event) else {
+                continue;
+            };
+            tracing::info!(%provider, provider_job_id = job_id, event_id = %event.id, "an orphaned callback found its job");
+            let message = super::callbacks::CallbackMessage::new(event.id, callback);
+            if let Err(e) = self.hand_over_callback(&message).await {
+                tracing::warn!(%provider, provider_job_id = job_id, error = %e, "could not hand over an adopted callback");
+            }
         }
     }
 }
@@ -184,19 +219,17 @@ impl Tool for SubmitClipJobs {
             }
             let mut request = VeoGenerate::new(&clip.prompt, &callback);
             request.aspect_ratio = &clip.aspect_ratio;
-            let task_id = p
-                .providers
-                .kieai
-                .generate(&request)
-                .await
-                .map_err(|e| failed(&format!("kie.ai refused clip {}", index + 1), e))?;
+            let task_id = p.providers.kieai.generate(&request).await.map_err(|e| {
+                ToolError::provider(format_args!("kie.ai refused clip {}", index + 1), e)
+            })?;
             p.register(scope, Provider::KieAi, &task_id).await?;
             p.append(
                 NewArtifact::new(
                     scope.run_id,
                     ArtifactType::KIEAI_JOB,
                     json!({ "task_id": task_id, "index": index, "prompt": clip.prompt,
-                            "aspect_ratio": clip.aspect_ratio, "duration_seconds": clip.duration_seconds }),
+                            "aspect_ratio": clip.aspect_ratio, "duration_seconds": clip.duration_seconds,
+                            "callback_url": callback }),
                 )
                 .provider(Provider::KieAi)
                 .persona(scope.persona),
@@ -255,13 +288,14 @@ impl Tool for RenderVideo {
             .shotstack
             .render(&request)
             .await
-            .map_err(|e| failed("Shotstack refused the render", e))?;
+            .map_err(|e| ToolError::provider("Shotstack refused the render", e))?;
         p.register(scope, Provider::Shotstack, &render_id).await?;
         p.append(
             NewArtifact::new(
                 scope.run_id,
                 ArtifactType::SHOTSTACK_TIMELINE,
-                json!({ "render_id": render_id, "title": args.title, "clips": args.clip_urls.len(), "timeline": timeline }),
+                json!({ "render_id": render_id, "title": args.title, "clips": args.clip_urls.len(),
+                        "timeline": timeline, "callback_url": callback }),
             )
             .provider(Provider::Shotstack)
             .persona(scope.persona),
@@ -291,7 +325,11 @@ impl Tool for PublishVideo {
             ));
         }
         let p = &self.0;
-        if let Some(done) = p.mine(scope, "publish.request").await?.pop() {
+        if let Some(done) = p
+            .mine(scope, ArtifactType::PUBLISH_REQUEST.as_str())
+            .await?
+            .pop()
+        {
             // Registered again (a no-op once registered): a process that
             // stopped between the two writes left the request alone.
             if let Some(job_id) = done.metadata["job_id"].as_str() {
@@ -299,26 +337,62 @@ impl Tool for PublishVideo {
             }
             return Ok(json!({ "job_id": done.metadata["job_id"], "again": true }));
         }
+        // The upload is named before it is sent, and the name kept: sent
+        // again after a lost answer or a crash, the same `request_id` (also
+        // the idempotency key) makes upload-post return the job it made
+        // instead of publishing twice.
+        let request_id = match p
+            .mine(scope, ArtifactType::PUBLISH_INTENT.as_str())
+            .await?
+            .pop()
+        {
+            Some(intent) => intent.metadata["request_id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ToolError::failed("a publish intent without its request id"))?,
+            None => {
+                let request_id = format!("mw-{}", uuid::Uuid::new_v4().simple());
+                p.append(
+                    NewArtifact::new(
+                        scope.run_id,
+                        ArtifactType::PUBLISH_INTENT,
+                        json!({ "request_id": request_id, "platforms": args.platforms }),
+                    )
+                    .provider(Provider::UploadPost)
+                    .persona(scope.persona),
+                )
+                .await?;
+                request_id
+            }
+        };
         let platforms: Vec<&str> = args.platforms.iter().map(String::as_str).collect();
-        let upload = Upload::new(&args.video_url, &args.caption, UPLOAD_POST_USER, &platforms);
+        let upload = Upload::new(
+            &args.video_url,
+            &args.caption,
+            UPLOAD_POST_USER,
+            &platforms,
+            &request_id,
+        );
         let result = p
             .providers
             .upload_post
             .upload(&upload)
             .await
-            .map_err(|e| failed("upload-post refused the upload", e))?;
+            .map_err(|e| ToolError::provider("upload-post refused the upload", e))?;
+        // Webhooks name upload-post's `job_id`; an answer without one (the
+        // docs promise only the request id) leaves the job under our request
+        // id, settled from the status endpoint by the reconciler.
         let job_id = result
             .job_id
             .clone()
-            .or_else(|| result.request_id.clone())
-            .ok_or_else(|| ToolError::failed("upload-post answered without a job id"))?;
+            .unwrap_or_else(|| result.request_id.clone());
         // The request first: a callback is handled only once its job is
         // registered, and settles the job only when every platform the
         // request names has reported.
         p.append(
             NewArtifact::new(
                 scope.run_id,
-                "publish.request".parse().expect("a valid artifact type"),
+                ArtifactType::PUBLISH_REQUEST,
                 json!({ "job_id": job_id, "request_id": result.request_id, "platforms": args.platforms,
                         "video_url": args.video_url, "caption": args.caption }),
             )
@@ -328,9 +402,9 @@ impl Tool for PublishVideo {
         .await?;
         p.register(scope, Provider::UploadPost, &job_id).await?;
         tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "upload-post",
-            provider_job_id = %job_id, "publish submitted");
+            provider_job_id = %job_id, request_id = %result.request_id, "publish submitted");
         Ok(
-            json!({ "job_id": job_id, "platforms": args.platforms, "status": "publishing; results arrive by callback" }),
+            json!({ "job_id": job_id, "request_id": result.request_id, "platforms": args.platforms, "status": "publishing; results arrive by callback" }),
         )
     }
 }
