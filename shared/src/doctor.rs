@@ -35,13 +35,12 @@ pub struct Finding {
     pub next: Vec<String>,
 }
 
-/// What the doctor knows besides the evidence.
+/// What the doctor knows besides the evidence. The run's providers mode and
+/// callback address come from the run itself (its row and its `run.start`
+/// record), not from the shell the doctor runs in.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub now: DateTime<Utc>,
-    pub providers_mode: ProvidersMode,
-    /// Where providers call back, as configured.
-    pub webhook_base_url: Option<String>,
     /// A fresh approval link for each waiting gate.
     pub links: Vec<(String, String)>,
 }
@@ -154,8 +153,31 @@ fn persona(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     });
 }
 
+/// Where the run's providers were told to call back: the base its
+/// `run.start` records, else one its submissions name.
+fn callback_base(e: &Evidence) -> Option<String> {
+    let recorded = |a: &crate::domain::Artifact, key: &str| {
+        a.metadata
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+    };
+    e.artifacts
+        .iter()
+        .find_map(|a| recorded(a, "webhook_base_url"))
+        .or_else(|| {
+            e.artifacts.iter().find_map(|a| {
+                recorded(a, "callback_url").map(|u| match u.find("/v1/webhooks/") {
+                    Some(at) => u[..at].to_owned(),
+                    None => u,
+                })
+            })
+        })
+}
+
 /// Whether providers on the internet could reach `url` at all.
-fn unreachable_from_outside(url: &str) -> bool {
+pub fn unreachable_from_outside(url: &str) -> bool {
     let host = url
         .split("://")
         .nth(1)
@@ -210,8 +232,21 @@ fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
             .count();
         let waited = age_s(job.created_at, ctx);
         problem |= waited > STUCK_AFTER_S || refused > 0;
+        let reconciler = match job.next_check_at {
+            Some(next) => format!(
+                "; the reconciler has asked {} {} time(s), next {}",
+                job.provider,
+                job.checks,
+                if next <= ctx.now {
+                    "due now".to_owned()
+                } else {
+                    format!("in {}s", (next - ctx.now).num_seconds())
+                }
+            ),
+            None => String::new(),
+        };
         details.push(format!(
-            "{} job {} ({}, {}): submitted {waited}s ago{}; {} callback(s) arrived, {refused} refused for their signature",
+            "{} job {} ({}, {}): submitted {waited}s ago{}; {} callback(s) arrived, {refused} refused for their signature{reconciler}",
             job.provider,
             job.job_id,
             job.persona,
@@ -220,21 +255,20 @@ fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
             callbacks.len(),
         ));
     }
-    if ctx.providers_mode == ProvidersMode::Live {
-        match &ctx.webhook_base_url {
-            Some(url) if unreachable_from_outside(url) => {
+    if e.run.providers_mode == ProvidersMode::Live {
+        match callback_base(e) {
+            Some(url) if unreachable_from_outside(&url) => {
                 problem = true;
                 details.push(format!(
-                    "WEBHOOK_BASE_URL {url} is loopback or private: providers cannot call it"
+                    "this run's callbacks go to {url}, a loopback or private address: providers \
+                     cannot call it (set WEBHOOK_BASE_URL to a tunnel or the deployed API; \
+                     `mw providers check` says how)"
                 ));
             }
-            None => {
-                problem = true;
-                details.push(
-                    "WEBHOOK_BASE_URL is not set: providers call back the local address".into(),
-                );
-            }
-            Some(url) => details.push(format!("callbacks go to {url}/v1/webhooks/<provider>")),
+            Some(url) => details.push(format!(
+                "this run's callbacks go to {url}/v1/webhooks/<provider>"
+            )),
+            None => details.push("this run recorded no callback address".into()),
         }
     }
     out.push(Finding {

@@ -53,11 +53,6 @@ pub async fn run(
     }
     let context = Context {
         now: Utc::now(),
-        providers_mode: config.providers_mode,
-        webhook_base_url: config
-            .webhook_base_url
-            .clone()
-            .or_else(|| config.public_base_url.clone()),
         links,
     };
     let findings = doctor::diagnose(&evidence, &context);

@@ -23,11 +23,6 @@ pub fn write(
         evidence,
         &Context {
             now: Utc::now(),
-            providers_mode: config.providers_mode,
-            webhook_base_url: config
-                .webhook_base_url
-                .clone()
-                .or_else(|| config.public_base_url.clone()),
             links: Vec::new(),
         },
     );
