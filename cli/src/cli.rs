@@ -56,6 +56,28 @@ pub enum Command {
     /// Dead-letter queues of the SQS queues: list what landed, replay it.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The providers: check keys, webhook secrets and callback URLs before
+    /// going live.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Try each key with a call that changes nothing, look at the webhook
+    /// secrets, register upload-post's webhook, and say whether the callback
+    /// URLs can be reached from outside (exit 1 when something must be fixed).
+    Check(ProvidersCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProvidersCheckArgs {
+    /// Leave upload-post's webhook settings as they are.
+    #[arg(long)]
+    pub no_register: bool,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which SQS queues.

@@ -55,5 +55,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Statemachine(cmd) => commands::statemachine::run(cmd, &config).await,
         Command::Worker(args) => commands::worker::run(args, &config).await,
         Command::Dlq(cmd) => commands::dlq::run(cmd, &config).await,
+        Command::Providers(cmd) => commands::providers::run(cmd, &config).await,
     }
 }

@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod hitl;
 pub mod live_run;
 pub mod logs;
+pub mod providers;
 pub mod runs;
 pub mod serve;
 pub mod statemachine;
