@@ -209,6 +209,7 @@ impl Tool for SubmitClipJobs {
         let submitted = p.mine(scope, ArtifactType::KIEAI_JOB.as_str()).await?;
         let callback = p.webhook_url(Provider::KieAi);
         let mut task_ids = Vec::new();
+        let mut unavailable = Vec::new();
         for (index, clip) in args.clips.iter().enumerate() {
             if let Some(done) = submitted
                 .iter()
@@ -219,9 +220,21 @@ impl Tool for SubmitClipJobs {
             }
             let mut request = VeoGenerate::new(&clip.prompt, &callback);
             request.aspect_ratio = &clip.aspect_ratio;
-            let task_id = p.providers.kieai.generate(&request).await.map_err(|e| {
-                ToolError::provider(format_args!("kie.ai refused clip {}", index + 1), e)
-            })?;
+            let task_id = match p.providers.kieai.generate(&request).await {
+                Ok(task_id) => task_id,
+                Err(e) => {
+                    match ToolError::provider(format_args!("kie.ai refused clip {}", index + 1), e)
+                    {
+                        // The other clips are still submitted: the step's retry
+                        // then owes only the ones that failed.
+                        error if error.is_transient() => {
+                            unavailable.push(error);
+                            continue;
+                        }
+                        error => return Err(error),
+                    }
+                }
+            };
             p.register(scope, Provider::KieAi, &task_id).await?;
             p.append(
                 NewArtifact::new(
@@ -238,6 +251,16 @@ impl Tool for SubmitClipJobs {
             tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "kieai",
                 provider_job_id = %task_id, "clip job submitted");
             task_ids.push(Value::from(task_id));
+        }
+        if let Some(first) = unavailable.first() {
+            return Err(ToolError::Transient {
+                message: format!(
+                    "{} of {} clips not submitted for now; {first}",
+                    unavailable.len(),
+                    args.clips.len()
+                ),
+                source: None,
+            });
         }
         Ok(
             json!({ "submitted": task_ids.len(), "task_ids": task_ids, "status": "generating; results arrive by callback" }),
