@@ -144,9 +144,14 @@ impl Stack {
             ),
         }
 
-        // Jobs whose callback is overdue are asked about in the background.
+        // Jobs whose callback is overdue are asked about in the background,
+        // where this process handles the callbacks (with Step Functions, the
+        // consumers of the SQS queues do: `mw worker`, the callbacks function).
         let (stop_reconciler, reconciler_stopped) = tokio::sync::watch::channel(false);
-        let reconciler = tokio::spawn(pipeline.clone().run_reconciler(reconciler_stopped));
+        let reconciler = match &engine {
+            Some(_) => tokio::spawn(pipeline.clone().run_reconciler(reconciler_stopped)),
+            None => tokio::spawn(async {}),
+        };
 
         let state = AppState {
             pipeline: pipeline.clone(),

@@ -107,7 +107,13 @@ async fn aws_vars(emulator: &Emulator, dir: &std::path::Path) -> BTreeMap<String
 /// Starts an aismr run through the API, approves each gate when it waits,
 /// and answers the evidence once the run has ended.
 async fn drive_aismr(client: &ApiClient, secs: u64) -> Evidence {
-    let (status, run) = client.post("/v1/runs", json!({"project": "aismr"})).await;
+    drive(client, "aismr", secs).await
+}
+
+/// Starts a run of `project`, approves each gate when it waits, and answers
+/// the evidence once the run has ended.
+async fn drive(client: &ApiClient, project: &str, secs: u64) -> Evidence {
+    let (status, run) = client.post("/v1/runs", json!({"project": project})).await;
     assert_eq!(status, 201, "{run}");
     let id = run["run_id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -224,6 +230,55 @@ async fn a_whole_aismr_run_on_step_functions_and_sqs_matches_the_embedded_stack(
     let embedded = TestStack::start(&[("MOCK_LATENCY_MS", "20")]).await;
     let on_embedded = drive_aismr(&embedded.client, 60).await;
     assert_eq!(shape(&on_aws), shape(&on_embedded), "{}", logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_callback_is_recovered_by_the_reconciler_on_the_aws_path() {
+    let Some(emulator) = myloware_tests::aws::emulator().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = aws_vars(&emulator, dir.path()).await;
+    for (k, v) in [
+        ("MOCK_FAULTS", "lost=1"),
+        ("RECONCILE_AFTER_SECS", "0.5"),
+        ("RECONCILE_INTERVAL_SECS", "0.5"),
+    ] {
+        vars.insert(k.into(), v.into());
+    }
+    mw_output(&vars, dir.path(), &["db", "migrate"]);
+    mw_output(&vars, dir.path(), &["statemachine", "deploy"]);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _serve = mw(
+        &vars,
+        dir.path(),
+        &["serve", "--port", &port.to_string()],
+        "serve.log",
+    );
+    myloware_tests::wait_healthy(&base).await;
+    vars.insert("PUBLIC_BASE_URL".into(), base.clone());
+    // The worker submits the jobs, and its reconciler asks about them.
+    let _worker = mw(&vars, dir.path(), &["worker"], "worker.log");
+    let client = ApiClient::new(&base, "test-api-key-0123456789");
+    let e = drive(&client, "test-video-gen", 120).await;
+    let logs = || {
+        format!(
+            "serve: {}\nworker: {}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
+        )
+    };
+    assert_eq!(e.run.status, RunStatus::Published, "{}", logs());
+    assert!(e.webhook_events.is_empty(), "every callback was lost");
+    assert!(e.provider_jobs.len() >= 4);
+    for job in &e.provider_jobs {
+        assert_eq!(
+            job.settled_by,
+            Some(myloware::domain::SettledBy::Poll),
+            "{job:?}"
+        );
+    }
 }
 
 /// Fails messages whose body says so, counting every delivery.
