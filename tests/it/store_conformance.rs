@@ -45,6 +45,7 @@ conformance!(
     results_and_execution_ids_are_kept,
     artifacts_append_in_order_and_keep_their_json,
     artifacts_of_some_types_list_in_order,
+    an_artifact_is_appended_once_per_key,
     concurrent_writes_commit_or_fail_each_alone,
     an_artifact_for_a_missing_run_is_refused,
     webhook_events_are_recorded_once,
@@ -395,6 +396,63 @@ async fn artifacts_append_in_order_and_keep_their_json(t: StoreUnderTest) {
     assert_eq!(listed[0].persona, Some(Persona::Riley));
     assert_eq!(listed[1].artifact_type, custom);
     assert_eq!(listed[1].url.as_deref(), Some("https://cdn.example/x.mp4"));
+}
+
+async fn an_artifact_is_appended_once_per_key(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    let other = running_run(store.as_ref()).await;
+    let result = |run, platform: &str| {
+        NewArtifact::new(
+            run,
+            ArtifactType::PUBLISH_URL,
+            json!({ "platform": platform }),
+        )
+        .provider(Provider::UploadPost)
+        .url(format!("https://social.example/{platform}"))
+    };
+    let first = store
+        .append_artifact_once(result(id, "tiktok"), "publish:job-1:tiktok")
+        .await
+        .unwrap()
+        .expect("recorded the first time");
+    assert_eq!(
+        store
+            .append_artifact_once(result(id, "tiktok"), "publish:job-1:tiktok")
+            .await
+            .unwrap(),
+        None,
+        "the same key again records nothing"
+    );
+    // Reported by several paths at once: one of them records it.
+    let racing = futures::future::join_all(
+        (0..8).map(|_| store.append_artifact_once(result(id, "youtube"), "publish:job-1:youtube")),
+    )
+    .await;
+    assert_eq!(
+        racing.iter().filter(|r| matches!(r, Ok(Some(_)))).count(),
+        1,
+        "{racing:?}"
+    );
+    assert!(racing.iter().all(Result::is_ok), "{racing:?}");
+    // Keys belong to their run; plain appends are not limited.
+    assert!(store
+        .append_artifact_once(result(other, "tiktok"), "publish:job-1:tiktok")
+        .await
+        .unwrap()
+        .is_some());
+    store.append_artifact(result(id, "tiktok")).await.unwrap();
+    let listed = store.list_artifacts(id).await.unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert_eq!(listed[0], first);
+    let missing = store
+        .append_artifact_once(result(RunId::new(), "x"), "k")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
 }
 
 async fn artifacts_of_some_types_list_in_order(t: StoreUnderTest) {

@@ -518,41 +518,36 @@ impl Pipeline {
         self.publish_outcome(job).await
     }
 
-    /// Records each platform's result of an upload job, once per platform:
-    /// a `publish.url` or a `publish.error`.
+    /// Records each platform's result of an upload job, once per platform
+    /// (its webhook and the reconciler's poll may both report it, each more
+    /// than once): a `publish.url` or a `publish.error`.
     async fn record_publish_results(
         &self,
         job: &ProviderJob,
         results: &[(String, PublishState)],
     ) -> Result<(), PipelineError> {
-        let recorded = self.publish_results(job).await?;
         for (platform, state) in results {
-            let already = recorded
-                .iter()
-                .any(|a| a.metadata.get("platform").and_then(Value::as_str) == Some(platform));
-            let base = NewArtifact::new(job.run_id, ArtifactType::PUBLISH_URL, json!({}))
+            let (artifact_type, metadata, url) = match state {
+                PublishState::Pending => continue,
+                PublishState::Published { url } => (
+                    ArtifactType::PUBLISH_URL,
+                    json!({ "job_id": job.job_id, "platform": platform }),
+                    url.clone(),
+                ),
+                PublishState::Failed { error } => (
+                    ArtifactType::PUBLISH_ERROR,
+                    json!({ "job_id": job.job_id, "platform": platform, "error": error }),
+                    None,
+                ),
+            };
+            let mut artifact = NewArtifact::new(job.run_id, artifact_type, metadata)
                 .provider(job.provider)
                 .persona(job.persona);
-            let artifact = match state {
-                _ if already => continue,
-                PublishState::Pending => continue,
-                PublishState::Published { url } => {
-                    let mut a = base;
-                    a.metadata = json!({ "job_id": job.job_id, "platform": platform });
-                    match url {
-                        Some(url) => a.url(url.clone()),
-                        None => a,
-                    }
-                }
-                PublishState::Failed { error } => {
-                    let mut a = base;
-                    a.artifact_type = ArtifactType::PUBLISH_ERROR;
-                    a.metadata =
-                        json!({ "job_id": job.job_id, "platform": platform, "error": error });
-                    a
-                }
-            };
-            self.store.append_artifact(artifact).await?;
+            if let Some(url) = url {
+                artifact = artifact.url(url);
+            }
+            let key = format!("publish:{}:{}:{platform}", job.provider, job.job_id);
+            self.store.append_artifact_once(artifact, &key).await?;
         }
         Ok(())
     }

@@ -800,6 +800,26 @@ impl Store for DynamoDbStore {
         }
     }
 
+    async fn append_artifact_once(
+        &self,
+        new: NewArtifact,
+        key: &str,
+    ) -> Result<Option<Artifact>, StoreError> {
+        let run_id = new.run_id;
+        // The key's guard item sits in the run's partition, so pruning the
+        // run removes it with the run.
+        let guard =
+            ItemBuilder::new((run_pk(run_id), format!("ARTKEY#{key}")), "artifact_key").build();
+        let (artifact, mut writes) = Self::artifact_writes(new, None);
+        writes.insert(0, Write::Put(guard, Cond::absent()));
+        match self.commit(writes).await? {
+            Ok(()) => Ok(Some(artifact)),
+            Err(codes) if failed(&codes, 0) => Ok(None),
+            Err(codes) if failed(&codes, 2) => Err(StoreError::not_found(format!("run {run_id}"))),
+            Err(_) => Err(StoreError::duplicate(format!("artifact {}", artifact.id))),
+        }
+    }
+
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
         self.query(Self::partition(run_pk(run_id), ARTIFACT_PREFIX), None)
             .await?

@@ -294,6 +294,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_execution_id(&self, run_id: RunId, execution_id: &str) -> Result<Run, StoreError>;
 
     async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError>;
+    /// Appends `artifact` unless the run already has one recorded under
+    /// `key`: a fact that several paths may report, each more than once (a
+    /// platform's publishing result, from its webhook and from the
+    /// reconciler's poll), is recorded once. Answers the artifact, or `None`
+    /// when one was recorded under the key before.
+    async fn append_artifact_once(
+        &self,
+        artifact: NewArtifact,
+        key: &str,
+    ) -> Result<Option<Artifact>, StoreError>;
     /// Oldest first.
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError>;
     /// The run's artifacts of the given types, oldest first: what a step

@@ -391,6 +391,41 @@ macro_rules! sql_store {
                 insert_artifact(self.writer(), artifact).await
             }
 
+            async fn append_artifact_once(
+                &self,
+                new: NewArtifact,
+                key: &str,
+            ) -> Result<Option<Artifact>, StoreError> {
+                let artifact = new.stored_at(now());
+                let sql = format!(
+                    "INSERT INTO artifacts ({ARTIFACT_COLUMNS}, once_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (run_id, once_key) WHERE once_key IS NOT NULL DO NOTHING"
+                );
+                let inserted = sqlx::query(&sql)
+                    .bind(artifact.id.to_string())
+                    .bind(artifact.run_id.to_string())
+                    .bind(artifact.artifact_type.as_str())
+                    .bind(artifact.provider.map(Provider::as_str))
+                    .bind(artifact.persona.map(|p| p.as_str()))
+                    .bind(artifact.url.clone())
+                    .bind(artifact.checksum.clone())
+                    .bind(Json(artifact.metadata.clone()))
+                    .bind(artifact.created_at)
+                    .bind(key)
+                    .execute(self.writer())
+                    .await
+                    .map_err(|e| {
+                        if is_foreign_key_violation(&e) {
+                            StoreError::not_found(format!("run {}", artifact.run_id))
+                        } else {
+                            e.into()
+                        }
+                    })?
+                    .rows_affected();
+                Ok((inserted == 1).then_some(artifact))
+            }
+
             async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
                 let sql = format!(
                     "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = $1 \

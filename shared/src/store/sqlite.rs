@@ -126,7 +126,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// The WAL size (pages, 256 MiB) at which the writer checkpoints by itself.
 /// The checkpointer's passive checkpoints cannot start the WAL over while
 /// writes keep coming, so under sustained load this is what bounds the WAL;
-/// it costs the pipeline bench about 7% of its runs per second (README).
+/// it costs the pipeline bench about 7% of its runs per second (docs/performance.md).
 const WRITER_CHECKPOINT_PAGES: i64 = 65_536;
 
 /// How long a call waits for another process's write lock (a CLI command

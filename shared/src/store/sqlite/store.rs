@@ -293,6 +293,43 @@ impl Store for SqliteStore {
         self.write(move |tx| insert_artifact(tx, &artifact)).await
     }
 
+    async fn append_artifact_once(
+        &self,
+        new: NewArtifact,
+        key: &str,
+    ) -> Result<Option<Artifact>, StoreError> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            let artifact = new.clone().stored_at(now());
+            let inserted = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO artifacts ({ARTIFACT_COLUMNS}, once_key) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                     ON CONFLICT (run_id, once_key) WHERE once_key IS NOT NULL DO NOTHING"
+                ))?
+                .execute(params![
+                    artifact.id.to_string(),
+                    artifact.run_id.to_string(),
+                    artifact.artifact_type.as_str(),
+                    artifact.provider.map(Provider::as_str),
+                    artifact.persona.map(|p| p.as_str()),
+                    artifact.url,
+                    artifact.checksum,
+                    json_text(&artifact.metadata),
+                    ts(&artifact.created_at),
+                    key,
+                ])
+                .map_err(|e| match constraint(&e) {
+                    Some(Constraint::ForeignKey) => {
+                        StoreError::not_found(format!("run {}", artifact.run_id))
+                    }
+                    _ => e.into(),
+                })?;
+            Ok((inserted == 1).then_some(artifact))
+        })
+        .await
+    }
+
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
         self.of_run(
             &format!(
