@@ -17,7 +17,7 @@ use cli::{Cli, Command};
 /// many small, short-lived values per transition (JSON values, history
 /// text), and glibc's malloc was a quarter of its CPU time. It also serves
 /// SQLite's allocations (the crate's `unprefixed_malloc…` feature). Against
-/// mimalloc, the pipeline bench spent 5–7% less CPU per run (README).
+/// mimalloc, the pipeline bench spent 5–7% less CPU per run (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -3,7 +3,7 @@
 
 The engine's target is a multiple of LangGraph's whole aismr runs per second with its SQLite
 checkpointer; the machines we measure on differ by about 2x, so the two are measured one after
-the other on the same machine (README, "The engine").
+the other on the same machine (docs/performance.md).
 
 Graph: iggy -> gate_ideate (interrupt) -> riley -> alex -> gate_prepublish (interrupt)
        -> quinn -> record_success -> END, every persona instant, no HTTP.

@@ -1,5 +1,5 @@
 //! MyloWare core: everything the Lambda functions and the `mw` CLI share.
-//! See DESIGN.md for the map; each module's docs say why it exists.
+//! The map is docs/architecture.md; each module's docs say why it exists.
 pub mod api;
 pub mod aws;
 pub mod config;

@@ -1,5 +1,5 @@
 //! The SQS events under `tests/fixtures/events` (what `cargo lambda invoke`
-//! sends the `worker` and `callbacks` functions, see the README) through the
+//! sends the `worker` and `callbacks` functions, see docs/aws.md) through the
 //! functions' own handler, `lambda::sqs_batch`, on the pipeline a cold start
 //! builds: each fixture's records are all reported as batch item failures by
 //! message id (a run or webhook event this store does not have; a body that

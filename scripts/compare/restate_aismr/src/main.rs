@@ -3,7 +3,7 @@
 //! from the same machine. The pipeline's throughput and resume targets were
 //! set against Restate measured on another machine, and the machines we
 //! measure on differ by up to 3x from one day to the next, so only figures
-//! taken side by side compare (README, "Against Restate on the same machine").
+//! taken side by side compare (docs/performance.md, "Against Restate on the same machine").
 //!
 //! The workflow, one Restate workflow per run, steps instant:
 //! Iggy (a journaled step) → gate `ideate` (a durable promise the client
