@@ -38,11 +38,20 @@ async fn kieai_callback(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn shotstack_callback(t: &TestStack, body: Value) -> (u16, Value) {
+/// POSTs a Shotstack callback to the URL the run gave Shotstack (with the
+/// run's callback token).
+async fn shotstack_callback(t: &TestStack, run: &str, body: Value) -> (u16, Value) {
+    let token = myloware::hitl::HitlSigner::new(SecretString::from("test-hitl-secret-0123456789"))
+        .callback_token("shotstack", run.parse().unwrap());
+    shotstack_callback_to(t, &format!("?run={run}&token={token}"), body).await
+}
+
+/// POSTs a Shotstack callback with `query` on the URL.
+async fn shotstack_callback_to(t: &TestStack, query: &str, body: Value) -> (u16, Value) {
     let response = t
         .client
         .http
-        .post(format!("{}/v1/webhooks/shotstack", t.client.base))
+        .post(format!("{}/v1/webhooks/shotstack{query}", t.client.base))
         .json(&body)
         .send()
         .await
@@ -99,13 +108,15 @@ async fn forged_duplicated_late_and_out_of_order_callbacks_leave_exactly_the_rig
     // Out of order and late for the render: the CDN copy, then the render again.
     let (status, body) = shotstack_callback(
         &t,
-        json!({ "type": "serve", "action": "copy", "id": "asset-1", "render": render, "owner": "x",
+        &id,
+        json!({ "type": "serve", "action": "copy", "id": "e4433cbf-e501-76a2-ac8b-715d26997540", "render": render, "owner": "x",
                 "status": "ready", "url": "https://cdn.example/copy.mp4", "error": null, "completed": "2026-11-28T00:00:00Z" }),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = shotstack_callback(
         &t,
+        &id,
         json!({ "type": "edit", "action": "render", "id": render, "owner": "x", "status": "done",
                 "url": "https://cdn.example/r.mp4", "error": null, "completed": "2026-11-28T00:00:00Z" }),
     )

@@ -46,6 +46,28 @@ impl HitlSigner {
         mac
     }
 
+    /// The token in the callback URL a run gives a provider that signs
+    /// nothing (Shotstack): an HMAC over `callback:<provider>:<run id>`, a
+    /// message no approval token signs. Only this service can make one, so a
+    /// callback carrying it came to the URL the run gave out.
+    pub fn callback_token(&self, provider: &str, run_id: RunId) -> String {
+        let signature = self
+            .mac(&format!("callback:{provider}:{run_id}"))
+            .finalize()
+            .into_bytes();
+        URL_SAFE_NO_PAD.encode(signature)
+    }
+
+    /// Whether `token` is the callback token of `provider` for `run_id`
+    /// (compared in constant time).
+    pub fn verify_callback_token(&self, provider: &str, run_id: RunId, token: &str) -> bool {
+        URL_SAFE_NO_PAD.decode(token).is_ok_and(|signature| {
+            self.mac(&format!("callback:{provider}:{run_id}"))
+                .verify_slice(&signature)
+                .is_ok()
+        })
+    }
+
     /// A token approving `gate` of `run_id` until `expires_at`.
     pub fn sign(&self, run_id: RunId, gate: &Gate, expires_at: DateTime<Utc>) -> String {
         let payload = format!("{run_id}:{gate}:{}", expires_at.timestamp());

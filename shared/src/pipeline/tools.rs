@@ -299,7 +299,14 @@ impl Tool for RenderVideo {
             .iter()
             .map(|url| ClipSource { url, length })
             .collect();
-        let callback = p.webhook_url(Provider::Shotstack);
+        // Shotstack signs nothing: the URL carries a token for this run.
+        let callback = format!(
+            "{}?run={}&token={}",
+            p.webhook_url(Provider::Shotstack),
+            scope.run_id,
+            p.hitl
+                .callback_token(Provider::Shotstack.as_str(), scope.run_id)
+        );
         let request = RenderRequest {
             timeline: Timeline::sequence(&sources),
             output: Output::mp4("hd", &args.aspect_ratio),
@@ -464,6 +471,22 @@ impl Tool for ListMyRuns {
     }
 }
 
+impl Pipeline {
+    /// The run `key` names, if it is `user`'s: in a chat, users see and act
+    /// on the runs they started, and another's run is "not found" (whether it
+    /// exists is not theirs to learn). The API key's holder sees every run.
+    async fn run_of_user(&self, key: &str, user: &str) -> Result<crate::domain::Run, ToolError> {
+        let not_found = || ToolError::failed(format!("you have no run {key}"));
+        match self.find_run(key).await {
+            Ok(run) if run.user_id.as_deref() == Some(user) => Ok(run),
+            Ok(_) | Err(super::PipelineError::NotFound(_) | super::PipelineError::Invalid(_)) => {
+                Err(not_found())
+            }
+            Err(e) => Err(ToolError::failed(e.to_string())),
+        }
+    }
+}
+
 struct GetRunStatus(Pipeline);
 
 #[async_trait]
@@ -472,8 +495,10 @@ impl Tool for GetRunStatus {
         catalog::spec(GET_RUN_STATUS)
     }
 
-    async fn call(&self, _ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let user = &ctx.chat_scope()?.user_id;
         let args: GetRunStatusArgs = parse_args(args)?;
+        self.0.run_of_user(&args.run, user).await?;
         let evidence = self
             .0
             .evidence(&args.run)
@@ -533,8 +558,10 @@ impl Tool for RequestHitlLink {
         catalog::spec(REQUEST_HITL_LINK)
     }
 
-    async fn call(&self, _ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+    async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
+        let user = &ctx.chat_scope()?.user_id;
         let args: GateArgs = parse_args(args)?;
+        self.0.run_of_user(&args.run, user).await?;
         let gate = args
             .gate
             .parse()
@@ -561,6 +588,7 @@ impl Tool for ApproveHitlGate {
     async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
         let user = ctx.chat_scope()?.user_id.clone();
         let args: GateArgs = parse_args(args)?;
+        self.0.run_of_user(&args.run, &user).await?;
         let gate = args
             .gate
             .parse()
@@ -572,6 +600,7 @@ impl Tool for ApproveHitlGate {
                 &gate,
                 HitlDecision::Approved,
                 &format!("brendan:{user}"),
+                None,
                 None,
             )
             .await

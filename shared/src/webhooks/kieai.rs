@@ -41,8 +41,11 @@ pub(super) fn parse(payload: &Value) -> Result<(String, ProviderCallback), Malfo
     let data = callback
         .data
         .ok_or_else(|| MalformedCallback::new(Provider::KieAi, "no data"))?;
-    if data.task_id.is_empty() {
-        return Err(MalformedCallback::new(Provider::KieAi, "empty taskId"));
+    if !super::is_plain_id(&data.task_id) {
+        return Err(MalformedCallback::new(
+            Provider::KieAi,
+            "taskId is not a kie.ai task id",
+        ));
     }
     let key = format!("kieai:{}:{}", data.task_id, callback.code);
     let outcome_hint = if callback.code == 200 {

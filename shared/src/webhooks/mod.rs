@@ -188,6 +188,17 @@ pub fn stored_callback(
     })
 }
 
+/// Whether a provider's job id has the plain form kie.ai's and upload-post's
+/// ids take (letters, digits, `_`, `-` and `.`, at most 128): ids from
+/// callbacks are checked before any use (a store key, a query to the
+/// provider).
+pub(crate) fn is_plain_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
 /// Parses a body as JSON, or says why it is malformed.
 fn parse_json(provider: Provider, body: &[u8]) -> Result<Value, MalformedCallback> {
     serde_json::from_slice(body).map_err(|e| MalformedCallback::new(provider, e.to_string()))
@@ -349,7 +360,7 @@ mod tests {
         let secrets = secrets();
         let kieai_body = r#"{"code":200,"msg":"ok","data":{"taskId":"task-7","info":{"resultUrls":["https://cdn.example/7.mp4"]}}}"#;
         let kieai_headers = kieai_headers(&secrets.kieai, "task-7", now);
-        let shotstack_body = r#"{"type":"serve","action":"copy","id":"asset-1","render":"render-1","status":"ready","url":"https://cdn.example/r.mp4"}"#;
+        let shotstack_body = r#"{"type":"serve","action":"copy","id":"e4433cbf-e501-76a2-ac8b-715d26997540","render":"d2b46ed6-998a-4d6b-9d91-b8cf0193a655","status":"ready","url":"https://cdn.example/r.mp4"}"#;
         let upload_body = r#"{"event":"upload_completed","job_id":"up-1","platform":"tiktok","result":{"success":false,"error":"Token expired"}}"#;
         let upload_headers = upload_post_headers(&secrets.upload_post, upload_body, now);
         for (provider, headers, body) in [

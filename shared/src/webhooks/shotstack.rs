@@ -10,6 +10,7 @@ use super::{
     accepted, parse_json, CallbackKind, MalformedCallback, OutcomeHint, ProviderCallback, Received,
 };
 use crate::domain::{Provider, SignatureStatus};
+use crate::providers::shotstack::is_valid_id;
 use crate::providers::shotstack::wire::Callback;
 
 pub(super) fn receive(body: &[u8]) -> Result<Received, MalformedCallback> {
@@ -18,13 +19,44 @@ pub(super) fn receive(body: &[u8]) -> Result<Received, MalformedCallback> {
     Ok(accepted(SignatureStatus::Unsigned, key, callback, payload))
 }
 
+/// Shotstack signs nothing, so the callback URL a run gives it carries a
+/// token only this service can make (`?run=<run id>&token=<HMAC>`, see
+/// `HitlSigner::callback_token`); `checked` is what the route found of it.
+/// With a good token the callback is `verified`; without one (or with a bad
+/// one) it is kept as evidence under a key of its own and never acted on, so
+/// a forged callback never takes the genuine one's key.
+pub fn authenticate(
+    received: Received,
+    checked: Result<(), (SignatureStatus, String)>,
+    body: &[u8],
+) -> Received {
+    match checked {
+        Ok(()) => Received {
+            signature_status: SignatureStatus::Verified,
+            ..received
+        },
+        Err((status, error)) => super::not_accepted(
+            status,
+            received.idempotency_key,
+            received.provider_job_id,
+            received.payload,
+            body,
+            error,
+        ),
+    }
+}
+
 /// What a Shotstack callback body says: the idempotency key and the callback.
 pub(super) fn parse(payload: &Value) -> Result<(String, ProviderCallback), MalformedCallback> {
     let callback = Callback::deserialize(payload)
         .map_err(|e| MalformedCallback::new(Provider::Shotstack, e.to_string()))?;
     let malformed = |reason: &str| MalformedCallback::new(Provider::Shotstack, reason);
-    if callback.id.is_empty() || callback.status.is_empty() {
-        return Err(malformed("empty id or status"));
+    if callback.status.is_empty() {
+        return Err(malformed("empty status"));
+    }
+    // Ids go into requests to Shotstack's API: only the documented form.
+    if !is_valid_id(&callback.id) || callback.render.as_deref().is_some_and(|r| !is_valid_id(r)) {
+        return Err(malformed("an id that is not a Shotstack id (a UUID)"));
     }
     let (kind, job_id, success) = match (callback.kind.as_str(), callback.action.as_str()) {
         ("edit", "render") => (CallbackKind::ShotstackRender, callback.id.clone(), "done"),
@@ -84,7 +116,7 @@ mod tests {
 
     fn cdn_ready(render: &str) -> String {
         format!(
-            r#"{{"type":"serve","action":"copy","id":"asset-{render}","render":"{render}","owner":"o1","status":"ready","url":"https://cdn.example/{render}.mp4","error":null,"completed":"2021-07-12T11:04:44.574Z"}}"#
+            r#"{{"type":"serve","action":"copy","id":"e4433cbf-e501-76a2-ac8b-715d26997540","render":"{render}","owner":"o1","status":"ready","url":"https://cdn.example/{render}.mp4","error":null,"completed":"2021-07-12T11:04:44.574Z"}}"#
         )
     }
 
@@ -127,7 +159,7 @@ mod tests {
     fn redelivery_is_a_duplicate_and_other_jobs_are_not() {
         let first = run(&render_done(RENDER_ID)).unwrap();
         let again = run(&render_done(RENDER_ID)).unwrap();
-        let other = run(&render_done("other-render")).unwrap();
+        let other = run(&render_done("d2b46ed6-998a-4d6b-9d91-b8cf0193a655")).unwrap();
         assert_eq!(first.idempotency_key, again.idempotency_key);
         assert_ne!(first.idempotency_key, other.idempotency_key);
         assert_eq!(
@@ -160,6 +192,10 @@ mod tests {
             r#"{"type":"other","action":"x","id":"1","status":"done"}"#.to_owned(),
             render_done(RENDER_ID).replace(r#""url":"https://out.example/"#, r#""nourl":"#),
             cdn_ready(RENDER_ID).replace(r#""render":"#, r#""not_render":"#),
+            // Ids that would steer a request to Shotstack's API elsewhere.
+            render_done("../../../v1/templates"),
+            render_done(&format!("{RENDER_ID}?x=1")),
+            cdn_ready("../v1/templates"),
         ];
         for body in bodies {
             assert!(run(&body).is_err(), "{body}");

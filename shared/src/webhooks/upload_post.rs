@@ -61,6 +61,9 @@ pub(super) fn parse(payload: &Value) -> Result<Parsed, MalformedCallback> {
     let malformed = |reason: String| MalformedCallback::new(Provider::UploadPost, reason);
     let event = UploadCompleted::deserialize(payload).map_err(|e| malformed(e.to_string()))?;
     let job_id = event.job_id.filter(|id| !id.is_empty());
+    if job_id.as_deref().is_some_and(|id| !super::is_plain_id(id)) {
+        return Err(malformed("job_id is not an upload-post id".into()));
+    }
     let platform = event.platform.filter(|p| !p.is_empty());
     // The docs: `job_id` is "only present when the upload was triggered via
     // the API with a job_id". Without it the result names no job of ours:
