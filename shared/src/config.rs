@@ -155,6 +155,9 @@ pub struct Config {
     /// When overdue provider jobs are asked about (`RECONCILE_AFTER_SECS`,
     /// `RECONCILE_INTERVAL_SECS`).
     pub reconcile: crate::pipeline::ReconcileSettings,
+    /// What the API's server takes on (`MAX_CONNECTIONS`, `MAX_IN_FLIGHT`,
+    /// `HEADER_READ_TIMEOUT_SECS`, `REQUEST_TIMEOUT_SECS`).
+    pub server: crate::api::server::ServerLimits,
     pub api_key: SecretString,
     pub hitl_secret: SecretString,
     pub kieai_webhook_secret: SecretString,
@@ -473,6 +476,26 @@ impl Config {
                 interval: seconds_var(&lookup, "RECONCILE_INTERVAL_SECS")?
                     .unwrap_or(crate::pipeline::ReconcileSettings::DEFAULT.interval),
             },
+            server: {
+                let defaults = crate::api::server::ServerLimits::DEFAULT;
+                let count = |name: &'static str, default: usize| match lookup(name) {
+                    None => Ok(default),
+                    Some(n) => n
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| ConfigError::new(name, "expected a whole number above 0")),
+                };
+                crate::api::server::ServerLimits {
+                    max_connections: count("MAX_CONNECTIONS", defaults.max_connections)?,
+                    max_in_flight: count("MAX_IN_FLIGHT", defaults.max_in_flight)?,
+                    header_read_timeout: seconds_var(&lookup, "HEADER_READ_TIMEOUT_SECS")?
+                        .unwrap_or(defaults.header_read_timeout),
+                    request_timeout: seconds_var(&lookup, "REQUEST_TIMEOUT_SECS")?
+                        .unwrap_or(defaults.request_timeout),
+                }
+            },
             task_queue_url,
             api_key: secret("API_KEY")?,
             hitl_secret: secret("HITL_SECRET")?,
@@ -561,9 +584,9 @@ fn local_secrets(
         for name in missing {
             secrets.insert(name.to_owned(), generate_secret());
         }
-        std::fs::create_dir_all(home).map_err(io_error)?;
+        crate::private_files::create_dir(home).map_err(io_error)?;
         let text: String = secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        write_private(&file, &text).map_err(io_error)?;
+        crate::private_files::write(&file, text).map_err(io_error)?;
     }
     Ok(secrets)
 }
@@ -572,24 +595,6 @@ fn generate_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }
 
 /// The URL with any password replaced by `***`, for messages and logs.

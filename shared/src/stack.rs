@@ -160,16 +160,13 @@ impl Stack {
         let router = api::router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let run_watch = Arc::clone(&pipeline.run_watch);
+        let limits = config.server;
         let server = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                    run_watch.close();
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the API server stopped");
-            }
+            api::server::serve(listener, router, limits, async move {
+                let _ = stopped.await;
+                run_watch.close();
+            })
+            .await;
         });
         let serve_file = if options.write_serve_file {
             let file = ServeFile {
@@ -389,9 +386,9 @@ impl ServeFile {
     }
 
     fn write(&self, home: &Path) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(home)?;
+        crate::private_files::create_dir(home)?;
         let path = Self::path(home);
-        std::fs::write(&path, serde_json::to_string(self)?)?;
+        crate::private_files::write(&path, serde_json::to_string(self)?)?;
         Ok(path)
     }
 }

@@ -8,6 +8,6 @@ async fn main() -> Result<(), Error> {
     myloware::telemetry::init("info", None);
     let state = myloware::lambda::app_state(&config).await?;
     let tracer = state.pipeline.tracer.clone();
-    let router = myloware::api::hitl_router(state);
+    let router = myloware::api::json_errors(myloware::api::hitl_router(state));
     run(myloware::lambda::flushing_telemetry(router, tracer)).await
 }

@@ -9,8 +9,10 @@ async fn main() -> Result<(), Error> {
     myloware::telemetry::init("info", None);
     let state = myloware::lambda::app_state(&config).await?;
     let tracer = state.pipeline.tracer.clone();
-    let router = myloware::api::runs_router(state.clone())
-        .merge(myloware::api::system_router(state.clone()))
-        .merge(myloware::api::ui_router(state));
+    let router = myloware::api::json_errors(
+        myloware::api::runs_router(state.clone())
+            .merge(myloware::api::system_router(state.clone()))
+            .merge(myloware::api::ui_router(state)),
+    );
     run(myloware::lambda::flushing_telemetry(router, tracer)).await
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{ChatRole, NewSpan, RunId, SpanEnd, SpanId, SpanLink, TraceId};
-use crate::personas::agent::run_agent;
+use crate::personas::agent::{run_agent, AgentError, AgentOutcome};
 use crate::personas::{brendan, ToolContext};
 use crate::providers::llm::{AssistantMessage, Message};
 use crate::telemetry::spans::{attr, bounded};
@@ -33,13 +33,14 @@ async fn chat(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = body.user_id.trim();
-    if user.is_empty() || user.len() > 128 {
-        return Err(ApiError::bad_request("user_id must be 1-128 characters"));
-    }
+    let user = crate::pipeline::limits::user_id(&body.user_id)?;
     if body.message.trim().is_empty() {
         return Err(ApiError::bad_request("message is empty"));
     }
+    crate::pipeline::limits::message(
+        Some(body.message.clone()),
+        crate::pipeline::limits::CHAT_MESSAGE_MAX_CHARS,
+    )?;
     let pipeline = &state.pipeline;
     let history = pipeline.store.conversation(user, MEMORY).await?;
     let mut messages: Vec<Message> = history
@@ -83,19 +84,30 @@ async fn chat(
     .await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(e) => {
+        // The model itself failed: not the user's doing.
+        Err(e @ AgentError::Llm { .. }) => {
             tokio::join!(
                 observer.flush(),
                 pipeline
                     .tracer
                     .close(trace_id, span_id, SpanEnd::error(e.to_string()))
             );
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "brendan_failed",
-                e.to_string(),
-            ));
+            let status = if e.code() == crate::personas::agent::TRANSIENT {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            return Err(ApiError::new(status, "brendan_failed", e.to_string()));
         }
+        // What was asked could not be done (an unknown job code, a gate
+        // not reached): an answer that says so, not a server error.
+        Err(e) => AgentOutcome {
+            summary: format!("I couldn't do that: {}", explain(&e)),
+            tool_results: Vec::new(),
+            usage: Default::default(),
+            turns: 0,
+            messages: Vec::new(),
+        },
     };
     let mut run_ids: Vec<RunId> = Vec::new();
     for record in &outcome.tool_results {
@@ -133,4 +145,15 @@ async fn chat(
     Ok(Json(
         json!({ "response": outcome.summary, "run_ids": run_ids, "trace_id": trace_id }),
     ))
+}
+
+/// What went wrong, as Brendan says it: the tool's own words, without the
+/// persona and tool names meant for logs.
+fn explain(error: &AgentError) -> String {
+    match error {
+        AgentError::Tool { message, .. } | AgentError::ToolUnavailable { message, .. } => {
+            message.clone()
+        }
+        other => other.to_string(),
+    }
 }

@@ -1,7 +1,7 @@
 //! Gates over HTTP: a signed link to approve (with the API key), the page or
 //! JSON behind the link, and approve/reject — with the link's token, or with
 //! the API key (the CLI).
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{has_api_key, require_api_key};
+use super::json::{PathParams, QueryParams};
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{Gate, HitlDecision};
 use crate::pipeline::ApprovalLink;
@@ -33,7 +34,7 @@ fn parse_gate(gate: &str) -> Result<Gate, ApiError> {
 
 async fn link(
     State(state): State<AppState>,
-    Path((id, gate)): Path<(String, String)>,
+    PathParams((id, gate)): PathParams<(String, String)>,
 ) -> Result<Json<ApprovalLink>, ApiError> {
     Ok(Json(
         state
@@ -63,22 +64,65 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
-/// The token, or the API key, must allow acting on this gate.
+/// What a request's credential proves: a valid approval link for this gate,
+/// or the API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    Link,
+    ApiKey,
+}
+
+/// The token, or the API key, must allow acting on this gate. To a caller
+/// without the API key, a run that does not exist and a token that is not
+/// good for it get the same answer, so the link routes tell nobody which
+/// runs and job codes exist.
 async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
     gate: &Gate,
     token: Option<&str>,
-) -> Result<&'static str, ApiError> {
+) -> Result<Credential, ApiError> {
     match token {
-        Some(token) => {
-            state.pipeline.check_link(id, gate, token).await?;
-            Ok("link")
-        }
-        None if has_api_key(state, headers) => Ok("api"),
+        Some(token) => match state.pipeline.check_link(id, gate, token).await {
+            Ok(()) => Ok(Credential::Link),
+            Err(
+                crate::pipeline::PipelineError::NotFound(_)
+                | crate::pipeline::PipelineError::Forbidden(_),
+            ) => Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                "this approval link is not valid (wrong, expired, or for another gate)",
+            )),
+            Err(other) => Err(other.into()),
+        },
+        None if has_api_key(state, headers) => Ok(Credential::ApiKey),
         None => Err(ApiError::unauthorized(
             "an approval token (?token=) or x-api-key is required",
+        )),
+    }
+}
+
+/// Who decided, as far as the credential proves it: `link`, or `api-key`
+/// with the label the key's holder gives (`api-key:cli`). A name sent with a
+/// link proves nothing: it is kept apart, as a claim (see `decide`).
+fn decided_by(credential: Credential, label: Option<&str>) -> String {
+    match (credential, label) {
+        (Credential::Link, _) => "link".to_owned(),
+        (Credential::ApiKey, Some(label)) => format!("api-key:{label}"),
+        (Credential::ApiKey, None) => "api-key".to_owned(),
+    }
+}
+
+/// A self-given name or label: printable, at most 64 characters.
+fn label(text: Option<String>) -> Result<Option<String>, ApiError> {
+    match text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) if t.chars().count() <= 64 && !t.chars().any(char::is_control) => Ok(Some(t)),
+        Some(_) => Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "`by` must be at most 64 printable characters",
         )),
     }
 }
@@ -86,8 +130,8 @@ async fn authorize(
 async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((id, gate)): Path<(String, String)>,
-    Query(q): Query<TokenQuery>,
+    PathParams((id, gate)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<TokenQuery>,
 ) -> Result<Response, ApiError> {
     let gate = parse_gate(&gate)?;
     authorize(&state, &headers, &id, &gate, q.token.as_deref()).await?;
@@ -152,12 +196,17 @@ async fn decide(
     decision: HitlDecision,
 ) -> Result<Response, ApiError> {
     let gate = parse_gate(&gate)?;
-    let via = authorize(&state, &headers, &id, &gate, token.as_deref()).await?;
+    let credential = authorize(&state, &headers, &id, &gate, token.as_deref()).await?;
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
-    let by = body.by.unwrap_or_else(|| via.to_owned());
+    let name = label(body.by)?;
+    let comment = crate::pipeline::limits::comment(body.comment)?;
+    let (by, claimed) = match credential {
+        Credential::Link => (decided_by(credential, None), name),
+        Credential::ApiKey => (decided_by(credential, name.as_deref()), None),
+    };
     let decided = state
         .pipeline
-        .decide_gate(&id, &gate, decision, &by, body.comment)
+        .decide_gate(&id, &gate, decision, &by, claimed.as_deref(), comment)
         .await?;
     if wants_html(&headers) {
         let outcome = match (decided.decided_now, decided.request.decision) {
@@ -180,8 +229,8 @@ async fn decide(
 async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((id, gate)): Path<(String, String)>,
-    Query(q): Query<TokenQuery>,
+    PathParams((id, gate)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<TokenQuery>,
     body: Option<JsonBody<DecisionBody>>,
 ) -> Result<Response, ApiError> {
     decide(
@@ -199,8 +248,8 @@ async fn approve(
 async fn reject(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((id, gate)): Path<(String, String)>,
-    Query(q): Query<TokenQuery>,
+    PathParams((id, gate)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<TokenQuery>,
     body: Option<JsonBody<DecisionBody>>,
 ) -> Result<Response, ApiError> {
     decide(

@@ -8,6 +8,7 @@ mod error;
 mod hitl;
 mod json;
 mod runs;
+pub mod server;
 mod system;
 mod ui;
 mod webhooks;
@@ -70,11 +71,27 @@ pub fn webhooks_router(state: AppState) -> Router {
 
 /// Every route on one router: what `mw serve` serves.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(system_router(state.clone()))
-        .merge(runs_router(state.clone()))
-        .merge(chat_router(state.clone()))
-        .merge(hitl_router(state.clone()))
-        .merge(ui_router(state.clone()))
-        .merge(webhooks_router(state))
+    json_errors(
+        Router::new()
+            .merge(system_router(state.clone()))
+            .merge(runs_router(state.clone()))
+            .merge(chat_router(state.clone()))
+            .merge(hitl_router(state.clone()))
+            .merge(ui_router(state.clone()))
+            .merge(webhooks_router(state)),
+    )
+}
+
+/// `router`, answering an unknown route (404) or method (405) in the one
+/// JSON error shape, like every other refusal.
+pub fn json_errors(router: Router) -> Router {
+    router
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
 }

@@ -1,12 +1,13 @@
 //! `/v1/runs`: start, list, show, evidence, graph, spans (the run tree), cancel.
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::json::{PathParams, QueryParams};
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{Project, Run, RunStatus};
 use crate::pipeline::{Evidence, NewRunRequest, RunGraph, RunTree, MAX_WAIT};
@@ -62,7 +63,7 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
     let bad = |e: crate::domain::ParseError| ApiError::bad_request(e.to_string());
     let filter = RunFilter {
@@ -92,8 +93,8 @@ struct ShowQuery {
 
 async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<ShowQuery>,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<ShowQuery>,
 ) -> Result<Json<Run>, ApiError> {
     let (seen, wait) = match (q.status, q.wait) {
         (None, None) => return Ok(Json(state.pipeline.find_run(&id).await?)),
@@ -128,21 +129,21 @@ async fn show(
 
 async fn evidence(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Evidence>, ApiError> {
     Ok(Json(state.pipeline.evidence(&id).await?))
 }
 
 async fn graph(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<RunGraph>, ApiError> {
     Ok(Json(state.pipeline.graph(&id).await?))
 }
 
 async fn spans(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<RunTree>, ApiError> {
     Ok(Json(state.pipeline.run_tree(&id).await?))
 }
@@ -155,7 +156,7 @@ struct CancelBody {
 
 async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     body: Option<JsonBody<CancelBody>>,
 ) -> Result<Json<Run>, ApiError> {
     let by = body

@@ -100,19 +100,22 @@ impl Pipeline {
     }
 
     /// Approves or rejects `gate` of run `key` once; later calls report the
-    /// first decision and change nothing.
+    /// first decision and change nothing. `by` is who the credential proves
+    /// decided; `claimed_by` a name the decider gave that nothing proves,
+    /// kept apart in the `hitl.approval` record.
     pub async fn decide_gate(
         &self,
         key: &str,
         gate: &Gate,
         decision: HitlDecision,
         by: &str,
+        claimed_by: Option<&str>,
         comment: Option<String>,
     ) -> Result<GateDecision, PipelineError> {
         let (run, request) = self.waiting_gate(key, gate).await?;
         let span = crate::telemetry::run_span(&run.labels());
         span.record("gate", gate.as_str());
-        self.decide_waiting_gate(run, request, gate, decision, by, comment)
+        self.decide_waiting_gate(run, request, gate, decision, (by, claimed_by), comment)
             .instrument(span)
             .await
     }
@@ -123,7 +126,7 @@ impl Pipeline {
         request: HitlRequest,
         gate: &Gate,
         decision: HitlDecision,
-        by: &str,
+        (by, claimed_by): (&str, Option<&str>),
         comment: Option<String>,
     ) -> Result<GateDecision, PipelineError> {
         if run.status.is_terminal() && request.decision.is_none() {
@@ -166,7 +169,8 @@ impl Pipeline {
             .append_artifact(NewArtifact::new(
                 run.run_id,
                 ArtifactType::HITL_APPROVAL,
-                json!({ "gate": gate, "decision": decision, "by": by, "comment": comment, "waited_s": waited_s }),
+                json!({ "gate": gate, "decision": decision, "by": by, "comment": comment, "waited_s": waited_s,
+                        "claimed_by": claimed_by.map(|name| format!("{name} (self-declared, not verified)")) }),
             ))
             .await?;
         let token = request.task_token.clone().ok_or_else(|| {

@@ -6,6 +6,7 @@ pub mod callbacks;
 mod error;
 mod gates;
 mod graph;
+pub mod limits;
 mod reconcile;
 mod runs;
 mod spans;

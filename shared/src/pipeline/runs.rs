@@ -46,16 +46,21 @@ impl Pipeline {
     /// is marked failed with the reason, and the error returned.
     pub async fn start_run(&self, request: NewRunRequest) -> Result<Run, PipelineError> {
         let state_machine = self.state_machine(&request.project)?.to_owned();
-        let message = request
-            .message
+        let message = super::limits::message(request.message, super::limits::MESSAGE_MAX_CHARS)?
             .filter(|m| !m.trim().is_empty())
             .unwrap_or_default();
+        let user_id = request
+            .user_id
+            .as_deref()
+            .map(super::limits::user_id)
+            .transpose()?
+            .map(str::to_owned);
         let mut new = NewRun::new(
             request.project.clone(),
             json!({ "message": message }),
             self.settings.providers_mode,
         );
-        if let Some(user) = request.user_id {
+        if let Some(user) = user_id {
             new = new.for_user(user);
         }
         let run = self.store.create_run(new).await?;
@@ -91,11 +96,13 @@ impl Pipeline {
                 }),
             ))
             .await?;
+        // The message stays with the run (the personas read it there): the
+        // execution's input, which its history copies into its events,
+        // carries only the run's names.
         let input = json!({
             "run_id": run.run_id,
             "project": run.project,
             "job_code": run.job_code,
-            "message": message,
         });
         let name = run.run_id.to_string();
         match self

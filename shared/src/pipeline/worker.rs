@@ -349,7 +349,7 @@ impl Pipeline {
         let mut context = PersonaContext::new(
             run.run_id,
             &project,
-            message.input.get("message").and_then(Value::as_str),
+            run.input.get("message").and_then(Value::as_str),
         );
         for earlier in Persona::ALL {
             if let Some(output) = message.input.get(earlier.as_str()) {
