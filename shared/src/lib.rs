@@ -10,6 +10,7 @@ pub mod hitl;
 pub mod lambda;
 pub mod personas;
 pub mod pipeline;
+pub mod private_files;
 pub mod providers;
 pub mod queue;
 pub mod stack;

@@ -172,7 +172,8 @@ async fn aismr_with_manual_approvals_publishes() {
         .iter()
         .map(|g| g.decided_by.clone().unwrap())
         .collect();
-    assert_eq!(by, ["link", "tester"]);
+    // What the credential proves: the link, or the API key with its holder's label.
+    assert_eq!(by, ["link", "api-key:tester"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

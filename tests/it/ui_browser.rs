@@ -143,7 +143,7 @@ async fn the_dashboard_rejects_a_gate_after_asking() {
         assert_eq!(decided.run.status, RunStatus::Rejected);
         assert_eq!(
             decided.hitl_requests[0].decided_by.as_deref(),
-            Some("dashboard")
+            Some("api-key:dashboard")
         );
         Ok(())
     })
@@ -282,7 +282,7 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         .iter()
         .find(|r| r.gate.as_str() == "ideate")
         .context("ideate request")?;
-    assert_eq!(ideate.decided_by.as_deref(), Some("dashboard"));
+    assert_eq!(ideate.decided_by.as_deref(), Some("api-key:dashboard"));
     page.wait_for(
         "document.querySelectorAll('#gantt .row.job').length >= 12",
         10,

@@ -102,11 +102,8 @@ pub async fn run(args: LogsArgs, config: &myloware::Config) -> anyhow::Result<Ex
             .into())
         }
         Err(_) => {
-            std::fs::create_dir_all(path.parent().expect("a folder"))?;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
+            myloware::private_files::create_dir(path.parent().expect("a folder"))?;
+            myloware::private_files::append(&path)?;
             std::fs::File::open(&path)?
         }
     };

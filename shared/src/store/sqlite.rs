@@ -145,9 +145,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, and its folder.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::private_files::create_dir(dir)
                 .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // It holds approval links and task tokens: its owner's alone (SQLite
+        // gives its WAL and shared-memory files the same permissions).
+        crate::private_files::touch(path)
+            .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", path.display())))?;
         let open_error = |e: rusqlite::Error| StoreError::Open(format!("{}: {e}", path.display()));
         let connection = connect(path, WRITER_CACHE_KIB).map_err(open_error)?;
         // Checkpoints are not the writes' work: a checkpoint inside a commit

@@ -87,12 +87,8 @@ pub fn init(default_level: &str, file: Option<&Path>) {
             .boxed()
     };
     let file = file.and_then(|path| {
-        std::fs::create_dir_all(path.parent()?).ok()?;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .ok()
+        crate::private_files::create_dir(path.parent()?).ok()?;
+        crate::private_files::append(path).ok()
     });
     let file_layer = file.map(|file| {
         fmt::layer()

@@ -18,7 +18,8 @@ pub fn write(
     evidence: &Evidence,
     config: &myloware::Config,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    myloware::private_files::create_dir(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     let findings = doctor::diagnose(
         evidence,
         &Context {
@@ -29,9 +30,9 @@ pub fn write(
     let bundle = json!({ "evidence": evidence, "doctor": findings, "generated_at": Utc::now() });
     let redact = |text: String| redact(text, config);
     let json_path = dir.join("evidence.json");
-    std::fs::write(&json_path, redact(serde_json::to_string_pretty(&bundle)?))?;
+    myloware::private_files::write(&json_path, redact(serde_json::to_string_pretty(&bundle)?))?;
     let md_path = dir.join("summary.md");
-    std::fs::write(&md_path, redact(summary(evidence, &findings)))?;
+    myloware::private_files::write(&md_path, redact(summary(evidence, &findings)))?;
     Ok(vec![json_path, md_path])
 }
 
@@ -70,7 +71,32 @@ fn redact(mut text: String, config: &myloware::Config) -> String {
         rest = &rest[end..];
     }
     out.push_str(rest);
-    out
+    redact_task_tokens(out)
+}
+
+/// Removes the engine's task tokens, which the execution history carries
+/// (each task's message names its token; on Step Functions inside the
+/// parameters' JSON text): whoever holds one can complete that task.
+fn redact_task_tokens(text: String) -> String {
+    let mut tokens = Vec::new();
+    for key in ["task_token", "TaskToken", "taskToken"] {
+        for (at, _) in text.match_indices(key) {
+            // `key": "value"` or, inside a JSON string, `key\": \"value\"`.
+            let rest = text[at + key.len()..].trim_start_matches(['"', '\\', ':', ' ']);
+            let value: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_.:=+/".contains(*c))
+                .collect();
+            if value.len() >= 16 && !value.starts_with("$$") {
+                tokens.push(value);
+            }
+        }
+    }
+    tokens.sort();
+    tokens.dedup();
+    tokens.iter().fold(text, |text, token| {
+        text.replace(token.as_str(), "[TASK TOKEN]")
+    })
 }
 
 fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
@@ -155,4 +181,21 @@ fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
         e.history.len()
     );
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_task_tokens;
+
+    #[test]
+    fn task_tokens_are_redacted_wherever_the_history_carries_them() {
+        let token = "exec-1.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-";
+        let text = format!(
+            r#"{{"details":{{"parameters":"{{\"task_token\":\"{token}\"}}"}},"input":{{"task_token":"{token}"}},"note":"again {token}","path":"$$.Task.Token"}}"#
+        );
+        let redacted = redact_task_tokens(text);
+        assert!(!redacted.contains(token), "{redacted}");
+        assert_eq!(redacted.matches("[TASK TOKEN]").count(), 3, "{redacted}");
+        assert!(redacted.contains("$$.Task.Token"));
+    }
 }
