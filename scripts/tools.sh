@@ -4,6 +4,7 @@
 #   aws-sam-cli   `sam validate --lint`, `sam build`, `sam deploy`
 #   cargo-lambda  `cargo lambda build|watch|invoke`
 #   ziglang       the linker cargo-lambda uses to cross-compile for arm64
+#   schemathesis  fuzzes the API against its own OpenAPI document (scripts/fuzz-api.sh)
 # Usage: scripts/tools.sh            install (or check) and print the venv's bin folder
 #        eval "$(scripts/tools.sh env)"   put the venv's bin folder on PATH
 set -euo pipefail
@@ -16,10 +17,11 @@ PACKAGES=(
   'aws-sam-cli>=1.130,<2'
   'cargo-lambda>=1.8,<2'
   'ziglang>=0.13,<0.16'
+  'schemathesis>=4.3,<5'
 )
 
 installed() {
-  [[ -x "$VENV/bin/cfn-lint" && -x "$VENV/bin/sam" && -x "$VENV/bin/cargo-lambda" ]] &&
+  [[ -x "$VENV/bin/cfn-lint" && -x "$VENV/bin/sam" && -x "$VENV/bin/cargo-lambda" && -x "$VENV/bin/st" ]] &&
     "$VENV/bin/python" -c 'import ziglang' 2>/dev/null
 }
 

@@ -23,16 +23,31 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/chat/brendan", post(chat))
 }
 
-#[derive(Debug, Deserialize)]
-struct ChatBody {
+/// One chat turn.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(super) struct ChatBody {
+    /// Who is talking (1-128 printable characters).
+    #[schemars(length(min = 1, max = 128))]
     user_id: String,
+    /// What they say (at most 4,000 characters).
+    #[schemars(length(min = 1, max = 4000))]
     message: String,
+}
+
+/// Brendan's answer.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(super) struct ChatAnswer {
+    pub response: String,
+    /// The runs this turn started or acted on.
+    pub run_ids: Vec<RunId>,
+    /// The turn's `brendan-chat` trace.
+    pub trace_id: TraceId,
 }
 
 async fn chat(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ChatBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChatAnswer>, ApiError> {
     let user = crate::pipeline::limits::user_id(&body.user_id)?;
     if body.message.trim().is_empty() {
         return Err(ApiError::bad_request("message is empty"));
@@ -142,9 +157,11 @@ async fn chat(
         end = crate::pipeline::usage_attributes(end, Some(&usage));
     }
     pipeline.tracer.close(trace_id, span_id, end).await;
-    Ok(Json(
-        json!({ "response": outcome.summary, "run_ids": run_ids, "trace_id": trace_id }),
-    ))
+    Ok(Json(ChatAnswer {
+        response: outcome.summary,
+        run_ids,
+        trace_id,
+    }))
 }
 
 /// What went wrong, as Brendan says it: the tool's own words, without the

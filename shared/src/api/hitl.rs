@@ -44,17 +44,37 @@ async fn link(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct TokenQuery {
+/// The approval link's query.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub(super) struct TokenQuery {
+    /// The link's approval token (else the API key is needed).
     token: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct DecisionBody {
+/// A decision's optional details.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub(super) struct DecisionBody {
+    /// With the API key, a label for who decided (`cli`, `dashboard`); with
+    /// a link, a name kept apart as an unverified claim.
     #[serde(default)]
+    #[schemars(length(max = 64))]
     by: Option<String>,
+    /// Why (at most 2,000 characters).
     #[serde(default)]
+    #[schemars(length(max = 2000))]
     comment: Option<String>,
+}
+
+/// A gate as its link shows it to a client.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(super) struct GatePage {
+    run_id: crate::domain::RunId,
+    job_code: crate::domain::JobCode,
+    project: crate::domain::Project,
+    status: crate::domain::RunStatus,
+    gate: Gate,
+    decision: Option<HitlDecision>,
+    requested_at: chrono::DateTime<chrono::Utc>,
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -149,14 +169,19 @@ async fn page(
                 run.job_code
             ))
         })?;
-    let decision = request.decision.map(|d| d.to_string());
     if !wants_html(&headers) {
-        return Ok(Json(json!({
-            "run_id": run.run_id, "job_code": run.job_code, "project": run.project, "status": run.status,
-            "gate": gate, "decision": decision, "requested_at": request.requested_at,
-        }))
+        return Ok(Json(GatePage {
+            run_id: run.run_id,
+            job_code: run.job_code,
+            project: run.project,
+            status: run.status,
+            gate,
+            decision: request.decision,
+            requested_at: request.requested_at,
+        })
         .into_response());
     }
+    let decision = request.decision.map(|d| d.to_string());
     let token = q.token.unwrap_or_default();
     let action = |verb: &str| {
         format!(

@@ -7,6 +7,7 @@ mod chat;
 mod error;
 mod hitl;
 mod json;
+mod openapi;
 mod runs;
 pub mod server;
 mod system;

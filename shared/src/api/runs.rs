@@ -24,12 +24,19 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-#[derive(Debug, Deserialize)]
-struct StartBody {
+/// `POST /v1/runs`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(super) struct StartBody {
+    /// `test-video-gen` or `aismr`.
+    #[schemars(length(min = 1, max = 64))]
     project: String,
+    /// The creative prompt (the project's own when absent).
     #[serde(default)]
+    #[schemars(length(max = 4000))]
     message: Option<String>,
+    /// Whose run it is (chat users see and act on their own runs).
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128))]
     user_id: Option<String>,
 }
 
@@ -53,11 +60,17 @@ async fn start(
     Ok((StatusCode::CREATED, Json(run)))
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    status: Option<String>,
+/// `GET /v1/runs`'s query.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(super) struct ListQuery {
+    /// Only runs in this status.
+    status: Option<crate::domain::RunStatus>,
+    /// Only runs of this project.
     project: Option<String>,
+    /// Runs per page (1-500, default 20).
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
+    /// The page after this run (the previous page's `next`).
     after: Option<String>,
 }
 
@@ -67,11 +80,7 @@ async fn list(
 ) -> Result<Json<RunPage>, ApiError> {
     let bad = |e: crate::domain::ParseError| ApiError::bad_request(e.to_string());
     let filter = RunFilter {
-        status: q
-            .status
-            .map(|s| s.parse::<RunStatus>())
-            .transpose()
-            .map_err(bad)?,
+        status: q.status,
         project: q
             .project
             .map(|p| p.parse::<Project>())
@@ -85,9 +94,11 @@ async fn list(
 
 /// `?status=S&wait=SECONDS`: answer once the run's status is no longer `S`,
 /// or after `SECONDS` (at most `MAX_WAIT`), with the run as it is then.
-#[derive(Debug, Deserialize)]
-struct ShowQuery {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(super) struct ShowQuery {
+    /// The status you saw: answer once the run's is another.
     status: Option<String>,
+    /// How long to wait for that, in seconds (at most 20); goes with `status`.
     wait: Option<String>,
 }
 
@@ -148,9 +159,12 @@ async fn spans(
     Ok(Json(state.pipeline.run_tree(&id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct CancelBody {
+/// `POST /v1/runs/{id}/cancel`.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub(super) struct CancelBody {
+    /// A label for who cancelled.
     #[serde(default)]
+    #[schemars(length(max = 64))]
     by: Option<String>,
 }
 

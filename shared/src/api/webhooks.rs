@@ -88,10 +88,23 @@ fn kept_headers(headers: &HeaderMap) -> Value {
 }
 
 /// Shotstack's callback URL query: the run it was given for, and its token.
-#[derive(Debug, Default, Deserialize)]
-struct CallbackQuery {
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub(super) struct CallbackQuery {
+    /// The run whose callback URL this is (Shotstack).
     run: Option<String>,
+    /// The run's callback token (Shotstack).
     token: Option<String>,
+}
+
+/// What became of a callback that was not refused.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(super) struct WebhookAnswer {
+    /// `accepted` (queued), `duplicate` (seen before) or `ignored` (verified,
+    /// but about no job: an account event).
+    status: &'static str,
+    event_id: uuid::Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// What the token of a Shotstack callback URL proves: the run it names.
@@ -130,7 +143,7 @@ async fn receive(
     QueryParams(query): QueryParams<CallbackQuery>,
     headers: HeaderMap,
     WebhookBody(body): WebhookBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<WebhookAnswer>), ApiError> {
     let provider: Provider = provider.parse().map_err(|_| {
         ApiError::not_found(format!(
             "no webhook for provider {provider:?} (kieai, shotstack, upload-post)"
@@ -198,7 +211,7 @@ async fn store_and_enqueue(
     body: &[u8],
     received: webhooks::Received,
     job: Option<crate::domain::ProviderJob>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<WebhookAnswer>), ApiError> {
     let acted_on = received.callback.is_some();
     let refused = matches!(
         received.signature_status,
@@ -257,7 +270,11 @@ async fn store_and_enqueue(
             }
             return Ok((
                 StatusCode::OK,
-                Json(json!({ "status": "duplicate", "event_id": existing.id })),
+                Json(WebhookAnswer {
+                    status: "duplicate",
+                    event_id: existing.id,
+                    reason: None,
+                }),
             ));
         }
         Recorded::Inserted(event) => event,
@@ -277,13 +294,21 @@ async fn store_and_enqueue(
     let Some(callback) = received.callback else {
         return Ok((
             StatusCode::OK,
-            Json(json!({ "status": "ignored", "event_id": event.id, "reason": received.error })),
+            Json(WebhookAnswer {
+                status: "ignored",
+                event_id: event.id,
+                reason: received.error,
+            }),
         ));
     };
     enqueue(pipeline, event.id, callback.into_inner()).await?;
     Ok((
         StatusCode::OK,
-        Json(json!({ "status": "accepted", "event_id": event.id })),
+        Json(WebhookAnswer {
+            status: "accepted",
+            event_id: event.id,
+            reason: None,
+        }),
     ))
 }
 

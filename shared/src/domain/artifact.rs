@@ -99,7 +99,7 @@ impl FromStr for ArtifactType {
 serde_via_str!(ArtifactType);
 
 /// An artifact as stored: the `artifacts` row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Artifact {
     pub id: Uuid,
     pub run_id: RunId,

@@ -13,7 +13,7 @@ named_enum! {
 }
 
 /// A `hitl_requests` row: a run waiting at a gate, and once decided, how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HitlRequest {
     pub run_id: RunId,
     pub gate: Gate,

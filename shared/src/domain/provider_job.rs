@@ -33,7 +33,7 @@ named_enum! {
 }
 
 /// A `provider_jobs` row: provider job id → run, persona and waiting task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProviderJob {
     pub provider: Provider,
     pub job_id: String,

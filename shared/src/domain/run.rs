@@ -14,7 +14,7 @@ named_enum! {
 }
 
 /// A run as stored: the `runs` row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     pub run_id: RunId,
     pub project: Project,

@@ -258,7 +258,7 @@ impl SpanEnd {
 }
 
 /// A span as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Span {
     pub trace_id: TraceId,
     pub span_id: SpanId,

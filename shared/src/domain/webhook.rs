@@ -28,7 +28,7 @@ named_enum! {
 }
 
 /// A callback as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookEvent {
     pub id: Uuid,
     pub run_id: Option<RunId>,

@@ -18,7 +18,7 @@ use crate::store::{Decided, Decision, StoreError, Transition};
 pub const REJECTED_ERROR: &str = "Hitl.Rejected";
 
 /// An approval link and until when it works.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ApprovalLink {
     pub url: String,
     pub expires_at: DateTime<Utc>,
@@ -27,7 +27,7 @@ pub struct ApprovalLink {
 }
 
 /// How a decision went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GateDecision {
     pub request: HitlRequest,
     /// False when the gate had been decided before (nothing changed now).

@@ -14,7 +14,7 @@ use crate::engine::asl::machine::HistoryEvent;
 use crate::engine::definitions;
 
 /// How a step went, so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Entered and not left: the run is here now.
@@ -29,7 +29,7 @@ pub enum StepStatus {
 
 /// One visit of one state: when it was entered, when its task was handed to
 /// the worker, when it ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Step {
     /// The state's name in the definition (`Iggy`, `GateIdeate`, …).
     pub state: String,
@@ -48,7 +48,7 @@ pub struct Step {
 }
 
 /// The graph of a run: its definition, its steps, where it is now.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunGraph {
     pub run_id: RunId,
     pub job_code: JobCode,

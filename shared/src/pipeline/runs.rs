@@ -25,7 +25,7 @@ pub struct NewRunRequest {
 }
 
 /// Everything recorded about a run: what a bug report needs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Evidence {
     pub run: Run,
     pub artifacts: Vec<Artifact>,

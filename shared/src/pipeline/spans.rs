@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::telemetry::spans::{attr, bounded, AgentSpans};
 
 /// A run and the spans of its trace, by start time (open ones included).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunTree {
     pub run: Run,
     pub trace_id: TraceId,

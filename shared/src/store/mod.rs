@@ -120,7 +120,7 @@ impl RunFilter {
 }
 
 /// One page of runs; `next` is the cursor for the following page, if any.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RunPage {
     pub runs: Vec<Run>,
     pub next: Option<RunId>,
