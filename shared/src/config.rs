@@ -477,7 +477,7 @@ impl Config {
                     .unwrap_or(crate::pipeline::ReconcileSettings::DEFAULT.interval),
             },
             server: {
-                let defaults = crate::api::server::ServerLimits::DEFAULT;
+                let defaults = crate::api::server::ServerLimits::for_this_process();
                 let count = |name: &'static str, default: usize| match lookup(name) {
                     None => Ok(default),
                     Some(n) => n

@@ -424,3 +424,36 @@ fn local_files_with_secrets_or_links_are_the_owners_alone() {
         "the history's task tokens are redacted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_past_the_limit_are_shed_with_503_and_retry_after() {
+    let t = TestStack::start(&[("MAX_IN_FLIGHT", "1")]).await;
+    let id = t.start_run("aismr").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.wait_for_gate(&id, "ideate").await;
+    // A long-poll holds the one place for a few seconds.
+    let client = t.client.clone();
+    let holder = tokio::spawn(async move {
+        client
+            .get(&format!("/v1/runs/{id}?status=awaiting_approval&wait=3"))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = t
+        .client
+        .http
+        .get(format!("{}/health", t.client.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "unavailable");
+    let (status, _) = holder.await.unwrap();
+    assert_eq!(status, 200, "the held request finishes");
+    let (status, _) = t.client.get("/health").await;
+    assert_eq!(status, 200, "and the place is free again");
+}

@@ -33,22 +33,47 @@ pub struct ServerLimits {
 }
 
 impl ServerLimits {
-    /// 200 connections (under the usual 256 open files of a shell, with
-    /// room for the store and the providers' connections), 128 requests at
-    /// once, 10 s for a request's headers, 60 s for a request (the longest
-    /// long-poll waits 20 s).
+    /// 256 requests at once, 10 s for a request's headers, 60 s for a
+    /// request (the longest long-poll waits 20 s); the connections as
+    /// `connections_for_this_process` says.
     pub const DEFAULT: Self = Self {
-        max_connections: 200,
-        max_in_flight: 128,
+        max_connections: 480,
+        max_in_flight: 256,
         header_read_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(60),
     };
+
+    /// The default, with as many connections as half this process's open-file
+    /// limit allows (the rest is for the store, the providers and the
+    /// queues), between 32 and 1,024.
+    pub fn for_this_process() -> Self {
+        Self {
+            max_connections: open_file_limit()
+                .map_or(Self::DEFAULT.max_connections, |n| {
+                    (n / 2).saturating_sub(32)
+                })
+                .clamp(32, 1_024),
+            ..Self::DEFAULT
+        }
+    }
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        Self::DEFAULT
+        Self::for_this_process()
     }
+}
+
+/// The soft limit on open files (`/proc/self/limits`, Linux), if known.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
 }
 
 /// The answer to a shed or timed-out request: 503, in the JSON error shape,
@@ -67,18 +92,6 @@ async fn overloaded(error: BoxError) -> Response {
     response
 }
 
-/// `router` with the per-request limits: load shedding past
-/// `max_in_flight`, a timeout per request.
-pub fn limited(router: Router, limits: ServerLimits) -> Router {
-    router.layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(overloaded))
-            .load_shed()
-            .concurrency_limit(limits.max_in_flight)
-            .timeout(limits.request_timeout),
-    )
-}
-
 /// Serves `router` on `listener` within `limits` until `shutdown` completes,
 /// then lets the requests in flight finish.
 pub async fn serve(
@@ -87,7 +100,14 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let router = limited(router, limits);
+    // Around the whole router (not each route): one count of the requests
+    // in flight, shed past `max_in_flight`, each with its timeout.
+    let service = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(limits.max_in_flight)
+        .timeout(limits.request_timeout)
+        .service(router);
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -116,7 +136,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone().map_request(
+        let service = TowerToHyperService::new(service.clone().map_request(
             |request: hyper::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
         ));
         let connection = http.serve_connection(TokioIo::new(stream), service);
