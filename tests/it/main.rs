@@ -7,6 +7,7 @@ mod doctor;
 mod dynamodb_table;
 mod engine_durability;
 mod engine_port;
+mod gate_delivery;
 mod hostile;
 mod lambda_events;
 mod live_mode;

@@ -62,6 +62,7 @@ conformance!(
     racing_claims_have_one_winner_per_job,
     orphaned_events_are_adopted_once_when_their_job_appears,
     hitl_gates_are_decided_once,
+    undelivered_decisions_are_listed_until_the_engine_takes_them,
     a_recorded_gate_leaves_its_run_awaiting_approval,
     racing_hitl_decisions_have_one_winner,
     prune_deletes_only_old_finished_runs,
@@ -1587,6 +1588,89 @@ async fn hitl_gates_are_decided_once(t: StoreUnderTest) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     assert_eq!(store.list_hitl_requests(id).await.unwrap().len(), 1);
+}
+
+async fn undelivered_decisions_are_listed_until_the_engine_takes_them(t: StoreUnderTest) {
+    let store = t.store;
+    let (a, b) = (
+        running_run(store.as_ref()).await,
+        running_run(store.as_ref()).await,
+    );
+    for id in [a, b] {
+        store
+            .record_hitl_request(waiting_at(id, "ideate", Some("t")))
+            .await
+            .unwrap();
+    }
+    let later = || Utc::now() + chrono::Duration::seconds(1);
+    // Waiting, not decided: nothing to deliver, and nothing to note.
+    assert!(store
+        .undelivered_hitl_decisions(later(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let err = store
+        .mark_hitl_delivered(a, &gate("ideate"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+    let err = store
+        .mark_hitl_delivered(a, &gate("prepublish"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+
+    for (id, d) in [(a, HitlDecision::Approved), (b, HitlDecision::Rejected)] {
+        store
+            .decide_hitl(id, &gate("ideate"), decision(d, "cli"))
+            .await
+            .unwrap();
+    }
+    let owed = store.undelivered_hitl_decisions(later(), 10).await.unwrap();
+    let owed_runs: Vec<RunId> = owed.iter().map(|r| r.run_id).collect();
+    assert_eq!(owed_runs, vec![a, b], "oldest decision first");
+    assert!(owed
+        .iter()
+        .all(|r| r.delivered_at.is_none() && r.task_token.is_some()));
+    // Only decisions made before the cut-off, and at most `limit`.
+    let before_both = owed[0].decided_at.unwrap();
+    assert!(store
+        .undelivered_hitl_decisions(before_both, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .undelivered_hitl_decisions(later(), 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    store.mark_hitl_delivered(a, &gate("ideate")).await.unwrap();
+    let first = store.list_hitl_requests(a).await.unwrap()[0].delivered_at;
+    assert!(first.is_some());
+    // Noting it again changes nothing.
+    store.mark_hitl_delivered(a, &gate("ideate")).await.unwrap();
+    assert_eq!(
+        store.list_hitl_requests(a).await.unwrap()[0].delivered_at,
+        first
+    );
+    let owed = store.undelivered_hitl_decisions(later(), 10).await.unwrap();
+    assert_eq!(owed.iter().map(|r| r.run_id).collect::<Vec<_>>(), vec![b]);
+    // Decided again: still the first decision, still delivered.
+    let again = store
+        .decide_hitl(a, &gate("ideate"), decision(HitlDecision::Rejected, "link"))
+        .await
+        .unwrap();
+    let Decided::Already(kept) = again else {
+        panic!("decided once")
+    };
+    assert_eq!(
+        (kept.decision, kept.delivered_at),
+        (Some(HitlDecision::Approved), first)
+    );
 }
 
 async fn status(store: &dyn Store, id: RunId) -> RunStatus {

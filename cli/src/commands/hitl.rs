@@ -57,6 +57,11 @@ fn report(answer: &Value, run: &str, gate: &str) {
         .unwrap_or("-");
     if answer["decided_now"].as_bool() == Some(true) {
         outln!("gate {gate} of run {run}: {decision}");
+    } else if answer["resent"].as_bool() == Some(true) {
+        outln!(
+            "gate {gate} of run {run} was already {decision}, but the engine had not taken \
+             the decision: it was sent again"
+        );
     } else {
         outln!("gate {gate} of run {run} was already {decision}; nothing changed");
     }

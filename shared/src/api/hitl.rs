@@ -7,7 +7,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::{has_api_key, require_api_key};
 use super::json::{PathParams, QueryParams};
@@ -238,6 +237,10 @@ async fn decide(
             (true, Some(d)) => format!(
                 "Gate <code>{gate}</code> is now <strong>{d}</strong>. You can close this page."
             ),
+            (false, Some(d)) if decided.resent => format!(
+                "This gate was already <strong>{d}</strong>; the decision had not reached \
+                 the run yet and was sent again."
+            ),
             (false, Some(d)) => {
                 format!("This gate was already <strong>{d}</strong>; nothing changed.")
             }
@@ -245,10 +248,7 @@ async fn decide(
         };
         return Ok(Html(format!("<!doctype html><html><body style=\"font-family:system-ui;margin:3rem\"><p id=\"outcome\">{outcome}</p></body></html>")).into_response());
     }
-    Ok(
-        Json(json!({ "decided_now": decided.decided_now, "request": decided.request }))
-            .into_response(),
-    )
+    Ok(Json(decided).into_response())
 }
 
 async fn approve(

@@ -26,6 +26,11 @@ pub struct HitlRequest {
     pub decided_by: Option<String>,
     pub comment: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// When the engine took the decision (its task completed). A decision
+    /// without it was stored but not yet confirmed by the engine: it is sent
+    /// again (a second click, the reconciler, a restart) until it is.
+    #[serde(default)]
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// A gate the run now waits at.

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::{Pipeline, PipelineError};
 use crate::domain::SpanEnd;
 use crate::domain::{ArtifactType, Gate, HitlDecision, HitlRequest, NewArtifact, RunId, RunStatus};
+use crate::engine::EngineError;
 use crate::hitl::DEFAULT_LINK_TTL;
 use crate::store::{Decided, Decision, StoreError, Transition};
 
@@ -30,8 +31,12 @@ pub struct ApprovalLink {
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GateDecision {
     pub request: HitlRequest,
-    /// False when the gate had been decided before (nothing changed now).
+    /// False when the gate had been decided before.
     pub decided_now: bool,
+    /// True when an earlier decision, stored but never confirmed by the
+    /// engine (the process stopped, or the engine call failed, in between),
+    /// was sent to the engine again by this call.
+    pub resent: bool,
 }
 
 impl Pipeline {
@@ -148,11 +153,23 @@ impl Pipeline {
             )
             .await?;
         let request = match decided {
-            Decided::Already(request) => {
+            Decided::Already(request) if request.delivered_at.is_some() => {
                 return Ok(GateDecision {
                     request,
                     decided_now: false,
+                    resent: false,
                 })
+            }
+            // Decided, but the engine never confirmed it: the first decision
+            // (not this one) is sent again.
+            Decided::Already(request) => {
+                tracing::warn!(gate = %gate, "a stored decision the engine never confirmed is sent again");
+                let request = self.deliver_decision(&run, request, None).await?;
+                return Ok(GateDecision {
+                    request,
+                    decided_now: false,
+                    resent: true,
+                });
             }
             Decided::Now(request) => request,
         };
@@ -165,13 +182,50 @@ impl Pipeline {
             &[("gate", gate.as_str())],
             waited_s.unwrap_or_default(),
         );
+        tracing::info!(decision = %decision, by, "gate decided");
+        let request = self.deliver_decision(&run, request, claimed_by).await?;
+        Ok(GateDecision {
+            request,
+            decided_now: true,
+            resent: false,
+        })
+    }
+
+    /// Hands a stored decision to the engine and notes that it took it:
+    /// the `hitl.approval` record (once), the gate's span closed, the run
+    /// back to `running` on approval, the task completed (or failed with
+    /// `Hitl.Rejected`). Every step is idempotent, so a decision whose
+    /// delivery was interrupted is delivered again the same way; a task the
+    /// engine no longer knows (completed before, or timed out) counts as
+    /// delivered. `claimed_by`, a name the decider gave that nothing proves,
+    /// is known only to the call that decided.
+    pub(crate) async fn deliver_decision(
+        &self,
+        run: &crate::domain::Run,
+        request: HitlRequest,
+        claimed_by: Option<&str>,
+    ) -> Result<HitlRequest, PipelineError> {
+        let gate = &request.gate;
+        let (Some(decision), Some(by)) = (request.decision, request.decided_by.as_deref()) else {
+            return Err(PipelineError::Conflict(format!(
+                "gate {gate} of run {} is not decided",
+                run.job_code
+            )));
+        };
+        let waited_s = request
+            .decided_at
+            .map(|d| (d - request.requested_at).num_milliseconds() as f64 / 1000.0);
+        let comment = &request.comment;
         self.store
-            .append_artifact(NewArtifact::new(
-                run.run_id,
-                ArtifactType::HITL_APPROVAL,
-                json!({ "gate": gate, "decision": decision, "by": by, "comment": comment, "waited_s": waited_s,
-                        "claimed_by": claimed_by.map(|name| format!("{name} (self-declared, not verified)")) }),
-            ))
+            .append_artifact_once(
+                NewArtifact::new(
+                    run.run_id,
+                    ArtifactType::HITL_APPROVAL,
+                    json!({ "gate": gate, "decision": decision, "by": by, "comment": comment, "waited_s": waited_s,
+                            "claimed_by": claimed_by.map(|name| format!("{name} (self-declared, not verified)")) }),
+                ),
+                &format!("hitl.approval:{gate}"),
+            )
             .await?;
         let token = request.task_token.clone().ok_or_else(|| {
             PipelineError::Conflict(format!(
@@ -179,14 +233,13 @@ impl Pipeline {
                 run.job_code
             ))
         })?;
-        tracing::info!(decision = %decision, by, "gate decided");
         let end = match decision {
             HitlDecision::Approved => SpanEnd::ok(Some(json!({ "decision": decision, "by": by }))),
             HitlDecision::Rejected => SpanEnd::error(format!("rejected by {by}")),
         };
         self.close_gate_span(run.run_id, gate, end.attr("myloware.decided_by", by))
             .await;
-        match decision {
+        let sent = match decision {
             HitlDecision::Approved => {
                 match self
                     .transition_run(Transition::new(
@@ -204,18 +257,69 @@ impl Pipeline {
                         &token,
                         &json!({ "gate": gate, "decision": "approved", "by": by }),
                     )
-                    .await?;
+                    .await
             }
             HitlDecision::Rejected => {
                 let cause = json!({ "gate": gate, "by": by, "comment": comment }).to_string();
                 self.engine
                     .send_task_failure(&token, Some(REJECTED_ERROR), Some(&cause))
-                    .await?;
+                    .await
+            }
+        };
+        match sent {
+            Ok(()) => {}
+            Err(EngineError::TaskDoesNotExist | EngineError::TaskTimedOut) => {
+                tracing::info!(gate = %gate, "the gate's task had ended already; the decision counts as delivered");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.store.mark_hitl_delivered(run.run_id, gate).await?;
+        Ok(HitlRequest {
+            delivered_at: Some(Utc::now()),
+            ..request
+        })
+    }
+
+    /// Sends again every decision stored at least `settle` ago that the
+    /// engine never confirmed (at most `limit`): run at start-up and by the
+    /// reconciler, so a decision interrupted by a crash or a failed engine
+    /// call still moves its run. Answers how many were delivered.
+    pub async fn redeliver_decisions(&self, settle: std::time::Duration, limit: usize) -> usize {
+        let before = Utc::now() - chrono::Duration::from_std(settle).unwrap_or_default();
+        let pending = match self.store.undelivered_hitl_decisions(before, limit).await {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for undelivered gate decisions");
+                return 0;
+            }
+        };
+        let mut delivered = 0;
+        for request in pending {
+            let run = match self.store.get_run(request.run_id).await {
+                Ok(Some(run)) => run,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(run_id = %request.run_id, error = %e, "could not read a run with an undelivered decision");
+                    continue;
+                }
+            };
+            let span = crate::telemetry::run_span(&run.labels());
+            span.record("gate", request.gate.as_str());
+            let gate = request.gate.clone();
+            match self
+                .deliver_decision(&run, request, None)
+                .instrument(span)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(run_id = %run.run_id, gate = %gate, "an undelivered gate decision was delivered");
+                    delivered += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %run.run_id, gate = %gate, error = %e, "an undelivered gate decision could not be delivered yet");
+                }
             }
         }
-        Ok(GateDecision {
-            request,
-            decided_now: true,
-        })
+        delivered
     }
 }

@@ -14,6 +14,11 @@
 //! changes nothing; one that comes first leaves the poll nothing to do: the
 //! store settles a job once.
 //!
+//! Each sweep also sends again the gate decisions that were stored but never
+//! confirmed by the engine (a process stopped, or the engine call failed,
+//! between the two), so a decided gate always moves its run; the first
+//! sweep runs at start-up.
+//!
 //! Locally the stack runs the sweep on a timer; on AWS an EventBridge
 //! schedule invokes the callbacks function with a scheduled event, and
 //! `mw worker` runs it beside its queue polling.
@@ -52,6 +57,10 @@ impl Default for ReconcileSettings {
 
 /// Jobs claimed per sweep, at most.
 const BATCH: u32 = 50;
+/// How old an unconfirmed gate decision must be before a sweep sends it
+/// again: younger ones are most likely still being sent by the call that
+/// made them (sending twice is harmless, only noisy).
+const DECISION_SETTLE: Duration = Duration::from_secs(5);
 /// How long a claimed job is left alone by other reconcilers.
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);
 /// The longest wait between two checks of a job.
@@ -74,6 +83,9 @@ pub struct ReconcileReport {
     /// Jobs still running at the provider, or whose provider could not be
     /// asked: checked again later.
     pub deferred: u32,
+    /// Gate decisions stored but never confirmed by the engine, delivered
+    /// now (`Pipeline::redeliver_decisions`).
+    pub decisions_delivered: u32,
 }
 
 impl Pipeline {
@@ -102,8 +114,12 @@ impl Pipeline {
                 }
             }
         }
-        if report.checked > 0 {
+        report.decisions_delivered = self
+            .redeliver_decisions(DECISION_SETTLE, BATCH as usize)
+            .await as u32;
+        if report.checked > 0 || report.decisions_delivered > 0 {
             tracing::info!(
+                decisions_delivered = report.decisions_delivered,
                 checked = report.checked,
                 settled = report.settled,
                 already_settled = report.already_settled,
@@ -114,15 +130,20 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Sweeps every `settings.reconcile.interval` until `stop` turns true:
-    /// what a local stack and `mw worker` run in the background.
+    /// Sweeps at start-up, then every `settings.reconcile.interval` until
+    /// `stop` turns true: what a local stack and `mw worker` run in the
+    /// background.
     pub async fn run_reconciler(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let interval = self.settings.reconcile.interval;
+        // The first sweep at start-up: what a stopped process left owed
+        // (a decision the engine never took, jobs overdue meanwhile).
+        let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
+            wait = interval;
             if let Err(error) = self.reconcile_due_jobs(Utc::now()).await {
                 tracing::warn!(error = %error, "reconciler sweep failed; trying again at the next one");
             }

@@ -1243,6 +1243,7 @@ impl Store for DynamoDbStore {
                         decided_by: None,
                         comment: None,
                         decided_at: None,
+                        delivered_at: None,
                     },
                     1,
                     Cond::absent(),
@@ -1325,6 +1326,57 @@ impl Store for DynamoDbStore {
             (a.requested_at, a.gate.as_str()).cmp(&(b.requested_at, b.gate.as_str()))
         });
         Ok(requests)
+    }
+
+    async fn mark_hitl_delivered(&self, run_id: RunId, gate: &Gate) -> Result<(), StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.fetch_gate(run_id, gate).await?.ok_or_else(|| {
+                StoreError::not_found(format!("gate {gate} request of run {run_id}"))
+            })?;
+            if current.value.decision.is_none() {
+                return Err(StoreError::Refused(format!(
+                    "gate {gate} of run {run_id} is not decided"
+                )));
+            }
+            if current.value.delivered_at.is_some() {
+                return Ok(());
+            }
+            let delivered = HitlRequest {
+                delivered_at: Some(now()),
+                ..current.value
+            };
+            let write = Write::Put(
+                gate_item(&delivered, current.version + 1),
+                Cond::version(current.version),
+            );
+            if self.commit(vec![write]).await?.is_ok() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "gate {gate} of run {run_id} changed {CAS_ATTEMPTS} times while its delivery was noted"
+        )))
+    }
+
+    async fn undelivered_hitl_decisions(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HitlRequest>, StoreError> {
+        let q = Self::index(GSI1, UNDELIVERED_DECISIONS.into(), Some(time(before)));
+        let mut found = Vec::new();
+        for item in self.query(q, Some(limit)).await? {
+            // The index may lag: read the gate itself, and keep it only if
+            // it is still undelivered.
+            let f = Fields(&item);
+            let (run_id, gate): (RunId, Gate) = (f.parse("run_id")?, f.parse("gate")?);
+            if let Some(current) = self.fetch_gate(run_id, &gate).await? {
+                if current.value.decision.is_some() && current.value.delivered_at.is_none() {
+                    found.push(current.value);
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn append_conversation(

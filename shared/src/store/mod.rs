@@ -480,6 +480,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         decision: Decision,
     ) -> Result<Decided, StoreError>;
     async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError>;
+    /// Notes that the engine took the decision of `gate` (its task
+    /// completed, or had completed before). Idempotent; a gate not decided
+    /// is `Refused`.
+    async fn mark_hitl_delivered(&self, run_id: RunId, gate: &Gate) -> Result<(), StoreError>;
+    /// Decisions made before `before` whose delivery to the engine is not
+    /// confirmed, oldest first, at most `limit`: a process stopped, or the
+    /// engine call failed, between storing the decision and completing the
+    /// task. They are sent again until the engine confirms them.
+    async fn undelivered_hitl_decisions(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HitlRequest>, StoreError>;
 
     /// Appends messages to `user_id`'s conversation, in order.
     async fn append_conversation(

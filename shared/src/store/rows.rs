@@ -170,6 +170,7 @@ pub(crate) struct HitlRequestRow {
     decided_by: Option<String>,
     comment: Option<String>,
     decided_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<HitlRequestRow> for HitlRequest {
@@ -184,6 +185,7 @@ impl TryFrom<HitlRequestRow> for HitlRequest {
             decided_by: row.decided_by,
             comment: row.comment,
             decided_at: row.decided_at,
+            delivered_at: row.delivered_at,
         })
     }
 }
@@ -247,5 +249,23 @@ impl TryFrom<SpanRow> for crate::domain::Span {
             start_time: row.start_time,
             end_time: row.end_time,
         })
+    }
+}
+
+/// What noting a gate's delivery found: the gate's decision column, if the
+/// gate exists. Delivery is noted only for a decided gate.
+pub(crate) fn delivered(
+    decision: Option<Option<String>>,
+    run_id: crate::domain::RunId,
+    gate: &crate::domain::Gate,
+) -> Result<(), StoreError> {
+    match decision {
+        None => Err(StoreError::not_found(format!(
+            "gate {gate} request of run {run_id}"
+        ))),
+        Some(None) => Err(StoreError::Refused(format!(
+            "gate {gate} of run {run_id} is not decided"
+        ))),
+        Some(Some(_)) => Ok(()),
     }
 }

@@ -13,7 +13,7 @@ pub(crate) const WEBHOOK_COLUMNS: &str = "id, run_id, provider, idempotency_key,
 pub(crate) const JOB_COLUMNS: &str = "provider, job_id, run_id, persona, task_token, status, \
      result, error, created_at, settled_at, next_check_at, checks, settled_by";
 pub(crate) const HITL_COLUMNS: &str =
-    "run_id, gate, task_token, requested_at, decision, decided_by, comment, decided_at";
+    "run_id, gate, task_token, requested_at, decision, decided_by, comment, decided_at, delivered_at";
 
 pub(crate) const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, run_id, name, status, \
      attributes, input, output, error, start_time, end_time";
@@ -50,7 +50,7 @@ macro_rules! sql_store {
         };
         use crate::store::error::{is_foreign_key_violation, is_unique_violation};
         use crate::store::rows::{
-            convert, now, truncate, ArtifactRow, HitlRequestRow, ProviderJobRow, RunRow, SpanRow,
+            convert, delivered, now, truncate, ArtifactRow, HitlRequestRow, ProviderJobRow, RunRow, SpanRow,
             WebhookEventRow,
         };
         use crate::store::sql::*;
@@ -753,7 +753,7 @@ macro_rules! sql_store {
             ) -> Result<HitlRequest, StoreError> {
                 let sql = format!(
                     "INSERT INTO hitl_requests ({HITL_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, NULL, NULL, NULL, NULL) \
+                     VALUES ($1, $2, $3, $4, NULL, NULL, NULL, NULL, NULL) \
                      ON CONFLICT (run_id, gate) DO UPDATE SET task_token = excluded.task_token \
                        WHERE hitl_requests.decision IS NULL \
                      RETURNING {HITL_COLUMNS}"
@@ -836,6 +836,38 @@ macro_rules! sql_store {
                 );
                 let rows: Vec<HitlRequestRow> = sqlx::query_as(&sql)
                     .bind(run_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                convert(rows)
+            }
+
+            async fn mark_hitl_delivered(&self, run_id: RunId, gate: &Gate) -> Result<(), StoreError> {
+                let decided: Option<(Option<String>,)> = sqlx::query_as(
+                    "UPDATE hitl_requests SET delivered_at = CASE WHEN decision IS NULL THEN NULL \
+                       ELSE COALESCE(delivered_at, $1) END \
+                     WHERE run_id = $2 AND gate = $3 RETURNING decision",
+                )
+                .bind(now())
+                .bind(run_id.to_string())
+                .bind(gate.as_str())
+                .fetch_optional(self.writer())
+                .await?;
+                delivered(decided.map(|(d,)| d), run_id, gate)
+            }
+
+            async fn undelivered_hitl_decisions(
+                &self,
+                before: DateTime<Utc>,
+                limit: usize,
+            ) -> Result<Vec<HitlRequest>, StoreError> {
+                let sql = format!(
+                    "SELECT {HITL_COLUMNS} FROM hitl_requests \
+                     WHERE decision IS NOT NULL AND delivered_at IS NULL AND decided_at < $1 \
+                     ORDER BY decided_at LIMIT $2"
+                );
+                let rows: Vec<HitlRequestRow> = sqlx::query_as(&sql)
+                    .bind(before)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                     .fetch_all(self.reader())
                     .await?;
                 convert(rows)

@@ -495,7 +495,16 @@ pub(super) fn job_from(item: &Item) -> Result<Versioned<ProviderJob>, StoreError
     })
 }
 
+/// `gsi1pk` of the decisions the engine has not confirmed yet.
+pub(super) const UNDELIVERED_DECISIONS: &str = "GATES#UNDELIVERED";
+
 pub(super) fn gate_item(h: &HitlRequest, version: i64) -> Item {
+    // In the undelivered-decisions index from the decision until the
+    // engine confirms it (a sparse index: only those gates are in it).
+    let undelivered = match (h.decision, h.decided_at, h.delivered_at) {
+        (Some(_), Some(at), None) => Some(format!("{}#{}#{}", time(at), h.run_id, h.gate)),
+        _ => None,
+    };
     ItemBuilder::new(gate_key(h.run_id, &h.gate), "hitl_request")
         .s("run_id", h.run_id.to_string())
         .s("gate", h.gate.as_str())
@@ -505,7 +514,10 @@ pub(super) fn gate_item(h: &HitlRequest, version: i64) -> Item {
         .opt_s("decided_by", h.decided_by.as_deref())
         .opt_s("comment", h.comment.as_deref())
         .opt_time("decided_at", h.decided_at)
+        .opt_time("delivered_at", h.delivered_at)
         .n(VERSION, version)
+        .opt_s(GSI1PK, undelivered.as_ref().map(|_| UNDELIVERED_DECISIONS))
+        .opt_s(GSI1SK, undelivered)
         .build()
 }
 
@@ -521,6 +533,7 @@ pub(super) fn gate_from(item: &Item) -> Result<Versioned<HitlRequest>, StoreErro
             decided_by: f.opt_string("decided_by")?,
             comment: f.opt_string("comment")?,
             decided_at: f.opt_time("decided_at")?,
+            delivered_at: f.opt_time("delivered_at")?,
         },
         version: f.int(VERSION)?,
     })

@@ -252,6 +252,7 @@ pub(super) fn hitl_request(row: &Row<'_>) -> Result<HitlRequest, StoreError> {
         decided_by: owned(row, 5)?,
         comment: owned(row, 6)?,
         decided_at: opt_time(row, 7)?,
+        delivered_at: opt_time(row, 8)?,
     })
 }
 

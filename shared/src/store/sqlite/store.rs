@@ -17,7 +17,7 @@ use crate::domain::{
     RunId, RunLabels, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId,
     WebhookEvent, WebhookEventStatus,
 };
-use crate::store::rows::{now, truncate};
+use crate::store::rows::{delivered, now, truncate};
 use crate::store::sql::{
     received_webhook_events_query, ARTIFACT_COLUMNS, HITL_COLUMNS, JOB_COLUMNS, OPEN_SPANS,
     RUN_COLUMNS, SPAN_COLUMNS, TERMINAL_STATUSES, WEBHOOK_COLUMNS,
@@ -703,7 +703,7 @@ impl Store for SqliteStore {
     ) -> Result<HitlRequest, StoreError> {
         let sql = format!(
             "INSERT INTO hitl_requests ({HITL_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, NULL, NULL, NULL, NULL) \
+             VALUES (?1, ?2, ?3, ?4, NULL, NULL, NULL, NULL, NULL) \
              ON CONFLICT (run_id, gate) DO UPDATE SET task_token = excluded.task_token \
                WHERE hitl_requests.decision IS NULL \
              RETURNING {HITL_COLUMNS}"
@@ -802,6 +802,43 @@ impl Store for SqliteStore {
             run_id,
             hitl_request,
         )
+    }
+
+    async fn mark_hitl_delivered(&self, run_id: RunId, gate: &Gate) -> Result<(), StoreError> {
+        let name = gate.as_str().to_owned();
+        let decided = self
+            .write(move |tx| {
+                one(
+                    tx,
+                    "UPDATE hitl_requests SET delivered_at = CASE WHEN decision IS NULL THEN NULL \
+                       ELSE COALESCE(delivered_at, ?1) END \
+                     WHERE run_id = ?2 AND gate = ?3 RETURNING decision",
+                    params![ts(&now()), run_id.to_string(), name],
+                    |row| owned(row, 0),
+                )
+            })
+            .await?;
+        delivered(decided, run_id, gate)
+    }
+
+    async fn undelivered_hitl_decisions(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HitlRequest>, StoreError> {
+        let sql = format!(
+            "SELECT {HITL_COLUMNS} FROM hitl_requests \
+             WHERE decision IS NOT NULL AND delivered_at IS NULL AND decided_at < ?1 \
+             ORDER BY decided_at LIMIT ?2"
+        );
+        self.with(|conn| {
+            all(
+                conn,
+                &sql,
+                params![ts(&before), i64::try_from(limit).unwrap_or(i64::MAX)],
+                hitl_request,
+            )
+        })
     }
 
     async fn append_conversation(
