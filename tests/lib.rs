@@ -15,6 +15,7 @@
 //! return early and say so loudly — except in CI (`CI=true`), where both fail.
 pub mod aws;
 pub mod browser;
+pub mod soak;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -377,34 +378,42 @@ impl ApiClient {
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key)
-            .send()
-            .await
-            .expect("GET");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        self.try_get(path).await.expect("GET")
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key)
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
+        self.try_post(path, body).await.expect("POST")
+    }
+
+    /// `get`, answering a failure to reach the server instead of panicking.
+    pub async fn try_get(&self, path: &str) -> reqwest::Result<(u16, serde_json::Value)> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        Self::answer(request.header("x-api-key", &self.key).send().await?).await
+    }
+
+    /// `post`, answering a failure to reach the server instead of panicking.
+    pub async fn try_post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Result<(u16, serde_json::Value)> {
+        let request = self.http.post(format!("{}{path}", self.base));
+        Self::answer(
+            request
+                .header("x-api-key", &self.key)
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    async fn answer(response: reqwest::Response) -> reqwest::Result<(u16, serde_json::Value)> {
         let status = response.status().as_u16();
-        (
+        Ok((
             status,
             response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        ))
     }
 }
 

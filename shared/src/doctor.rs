@@ -319,9 +319,45 @@ fn provider_errors(e: &Evidence, out: &mut Vec<Finding>) {
     }
 }
 
+/// A decision the engine has not taken this long after it was made is owed
+/// to the run: the call that made it was cut short, or the engine refused it.
+const UNDELIVERED_AFTER_S: i64 = 10;
+
 fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     if e.run.status.is_terminal() {
         return;
+    }
+    let undelivered = e.hitl_requests.iter().filter(|g| {
+        g.delivered_at.is_none()
+            && g.decided_at
+                .is_some_and(|at| age_s(at, ctx) >= UNDELIVERED_AFTER_S)
+    });
+    for gate in undelivered {
+        let decision = gate.decision.map(|d| d.to_string()).unwrap_or_default();
+        out.push(Finding {
+            symptom: Symptom::GateStuck,
+            problem: true,
+            summary: format!(
+                "gate {} was {decision} {}s ago, but the engine has not taken the decision yet",
+                gate.gate,
+                gate.decided_at.map(|at| age_s(at, ctx)).unwrap_or_default()
+            ),
+            details: vec![
+                format!("decided by {}", gate.decided_by.as_deref().unwrap_or("-")),
+                "the reconciler sends it again at every sweep (mw serve, mw worker, or the \
+                 callbacks function's schedule on AWS): is one running?"
+                    .to_owned(),
+            ],
+            next: vec![
+                format!(
+                    "mw hitl {} {} {}",
+                    verb(&decision),
+                    e.run.job_code,
+                    gate.gate
+                ),
+                "mw serve".to_owned(),
+            ],
+        });
     }
     for gate in e.hitl_requests.iter().filter(|g| g.decision.is_none()) {
         let link = ctx
@@ -345,6 +381,15 @@ fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
                 format!("mw hitl reject {} {}", e.run.job_code, gate.gate),
             ],
         });
+    }
+}
+
+/// The `mw hitl` command that repeats a decision (and so sends it again).
+fn verb(decision: &str) -> &'static str {
+    if decision == "rejected" {
+        "reject"
+    } else {
+        "approve"
     }
 }
 

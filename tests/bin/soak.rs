@@ -17,15 +17,14 @@
 //! ```
 //! Gates are approved as soon as they wait. Exits 1 when a run is stuck, a
 //! failure names no cause, or an effect was duplicated.
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use myloware::domain::{ArtifactType, Provider, RunStatus};
+use myloware::domain::RunStatus;
 use myloware::stack::{Stack, StackOptions};
-use myloware_tests::{config_from, stack_vars, ApiClient};
-use serde_json::{json, Value};
+use myloware_tests::{config_from, soak, stack_vars, ApiClient};
+use serde_json::json;
 
 struct Options {
     runs: usize,
@@ -105,31 +104,15 @@ async fn main() -> Result<()> {
     }
     let mut ids = Vec::new();
     while let Some(done) = runs.join_next().await {
-        ids.push(done??);
+        ids.push(done??.parse().context("run id")?);
     }
     // Late callbacks may still come; let them, so their effects are counted.
     tokio::time::sleep(config_late_delay() + Duration::from_secs(1)).await;
-    let report = count(&stack, &ids).await?;
+    let mocks = stack.mocks.as_ref().context("mock providers")?;
+    let report = soak::count(stack.pipeline.store.as_ref(), mocks, &ids).await?;
     println!("finished in {:.1} s", started.elapsed().as_secs_f64());
     report.print();
-    let mocks = stack.mocks.as_ref().context("mock providers")?;
-    for (name, counters) in [
-        ("kieai", &mocks.kieai),
-        ("shotstack", &mocks.shotstack),
-        ("upload-post", &mocks.upload_post),
-    ] {
-        let s = counters.snapshot();
-        println!(
-            "  mock {name:<11} requests {:>5}  refused on purpose {:>4}  accepted {:>4}  \
-             callbacks sent {:>4}  lost {:>3}  repeated {:>3}",
-            s.requests,
-            s.refused_on_purpose,
-            s.accepted,
-            s.callbacks_sent,
-            s.callbacks_lost,
-            s.callbacks_repeated
-        );
-    }
+    soak::print_mocks(mocks);
     let ok = report.stuck == 0 && report.failed_without_cause == 0 && report.duplicated() == 0;
     stack.shutdown().await;
     if !ok {
@@ -177,146 +160,4 @@ async fn drive(client: &ApiClient, deadline: Instant) -> Result<String> {
         seen = status;
     }
     Ok(id)
-}
-
-#[derive(Default)]
-struct Report {
-    runs: usize,
-    published: usize,
-    failed: usize,
-    failed_without_cause: usize,
-    causes: BTreeMap<String, usize>,
-    stuck: usize,
-    stuck_where: Vec<String>,
-    /// Provider-side: work accepted by a mock beyond what the store holds.
-    extra_accepted: BTreeMap<&'static str, i64>,
-    /// Store-side: results recorded twice.
-    settled_twice: usize,
-    settled_by_poll: usize,
-    settled_by_callback: usize,
-}
-
-impl Report {
-    fn duplicated(&self) -> usize {
-        self.settled_twice
-            + self
-                .extra_accepted
-                .values()
-                .map(|n| (*n).max(0) as usize)
-                .sum::<usize>()
-    }
-
-    fn print(&self) {
-        println!("runs                 {}", self.runs);
-        println!("published            {}", self.published);
-        println!(
-            "failed with a cause  {}",
-            self.failed - self.failed_without_cause
-        );
-        for (cause, n) in &self.causes {
-            println!("    {n:>4} × {cause}");
-        }
-        println!("failed, no cause     {}", self.failed_without_cause);
-        println!("stuck                {}", self.stuck);
-        for stuck in &self.stuck_where {
-            println!("    {stuck}");
-        }
-        println!("duplicated effects   {}", self.duplicated());
-        for (provider, extra) in &self.extra_accepted {
-            println!("    {provider}: accepted {extra:+} beyond the jobs registered");
-        }
-        println!("    results settled twice: {}", self.settled_twice);
-        println!(
-            "jobs settled by callback {}, by the reconciler's poll {}",
-            self.settled_by_callback, self.settled_by_poll
-        );
-    }
-}
-
-/// What came of the runs, read from the store and the mocks.
-async fn count(stack: &Stack, ids: &[String]) -> Result<Report> {
-    let store = &stack.pipeline.store;
-    let mut report = Report {
-        runs: ids.len(),
-        ..Report::default()
-    };
-    let mut registered: BTreeMap<Provider, i64> = BTreeMap::new();
-    for id in ids {
-        let run_id = id.parse().context("run id")?;
-        let run = store.get_run(run_id).await?.context("run")?;
-        match run.status {
-            RunStatus::Published => report.published += 1,
-            RunStatus::Failed => {
-                report.failed += 1;
-                match run.error.as_deref().filter(|e| !e.trim().is_empty()) {
-                    Some(error) => *report.causes.entry(cause(error)).or_default() += 1,
-                    None => report.failed_without_cause += 1,
-                }
-            }
-            other => {
-                report.stuck += 1;
-                report
-                    .stuck_where
-                    .push(format!("{} {} is {other}", run.job_code, run.run_id));
-            }
-        }
-        let jobs = store.list_provider_jobs(run_id).await?;
-        for job in &jobs {
-            *registered.entry(job.provider).or_default() += 1;
-            match job.settled_by.map(|b| b.as_str()) {
-                Some("poll") => report.settled_by_poll += 1,
-                Some(_) => report.settled_by_callback += 1,
-                None => {}
-            }
-        }
-        let artifacts = store.list_artifacts(run_id).await?;
-        let mut results: BTreeMap<String, usize> = BTreeMap::new();
-        for a in &artifacts {
-            let key = |field: &str| a.metadata.get(field).and_then(Value::as_str).unwrap_or("");
-            let result_of = match a.artifact_type.clone() {
-                t if t == ArtifactType::KIEAI_CLIP || t == ArtifactType::KIEAI_ERROR => {
-                    format!("clip {}", key("task_id"))
-                }
-                t if t == ArtifactType::RENDER_URL || t == ArtifactType::RENDER_ERROR => {
-                    format!("render {}", key("render_id"))
-                }
-                t if t == ArtifactType::PUBLISH_URL || t == ArtifactType::PUBLISH_ERROR => {
-                    format!("post {} {}", key("job_id"), key("platform"))
-                }
-                _ => continue,
-            };
-            *results.entry(result_of).or_default() += 1;
-        }
-        report.settled_twice += results.values().filter(|n| **n > 1).count();
-    }
-    let mocks = stack.mocks.as_ref().context("mock providers")?;
-    for (name, provider, counters) in [
-        ("kieai", Provider::KieAi, &mocks.kieai),
-        ("shotstack", Provider::Shotstack, &mocks.shotstack),
-        ("upload-post", Provider::UploadPost, &mocks.upload_post),
-    ] {
-        let accepted = counters.snapshot().accepted as i64;
-        let extra = accepted - registered.get(&provider).copied().unwrap_or_default();
-        report.extra_accepted.insert(name, extra);
-    }
-    Ok(report)
-}
-
-/// A failure's cause without its ids, so that alike causes count together.
-fn cause(error: &str) -> String {
-    let words: Vec<String> = error
-        .split_whitespace()
-        .map(|w| {
-            if w.len() >= 16 && w.chars().filter(|c| c.is_ascii_hexdigit()).count() >= 12 {
-                "<id>".to_owned()
-            } else {
-                w.to_owned()
-            }
-        })
-        .collect();
-    let text = words.join(" ");
-    match text.char_indices().nth(160) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
 }

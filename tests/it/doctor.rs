@@ -200,6 +200,31 @@ async fn a_gate_nobody_decided() {
     assert!(diagnose(&e, &now)
         .iter()
         .all(|f| f.symptom != Symptom::GateStuck || f.summary.contains("prepublish")));
+
+    // Decided a minute ago, but the engine never took it (the process that
+    // decided stopped before telling it): the doctor says so, and how.
+    let mut cut = e.clone();
+    let ideate = cut
+        .hitl_requests
+        .iter_mut()
+        .find(|g| g.gate.as_str() == "ideate")
+        .unwrap();
+    assert!(ideate.delivered_at.is_some(), "delivered when decided");
+    ideate.delivered_at = None;
+    ideate.decided_at = Some(Utc::now() - chrono::Duration::seconds(60));
+    let findings = diagnose(&cut, &now);
+    let f = findings
+        .iter()
+        .find(|f| f.summary.starts_with("gate ideate was approved"))
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(
+        f.problem && f.summary.contains("not taken the decision"),
+        "{f:?}"
+    );
+    assert_eq!(
+        f.next[0],
+        format!("mw hitl approve {} ideate", e.run.job_code)
+    );
 }
 
 #[test]
