@@ -9,6 +9,7 @@ mod engine_durability;
 mod engine_port;
 mod hostile;
 mod lambda_events;
+mod lambda_secrets;
 mod live_mode;
 mod personas;
 mod pipeline;
