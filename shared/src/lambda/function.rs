@@ -103,8 +103,9 @@ impl Function {
     }
 }
 
-/// Why a function could not load its configuration.
-#[derive(Debug, thiserror::Error)]
+/// Why a function could not load its configuration. Its `Debug` is its
+/// message: a `main` that returns it prints it so, in the function's log.
+#[derive(thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -116,4 +117,10 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+impl std::fmt::Debug for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
