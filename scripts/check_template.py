@@ -10,9 +10,19 @@ Run with the tools venv's Python (it needs samtranslator, from aws-sam-cli):
    every HttpApi route reaches a handler.
 3. One state machine per statemachine/*.asl.json, substituting every ${Placeholder}.
 4. Every function crate has exactly one function, built by cargo-lambda by its name.
-5. Every environment variable is one shared/src/config.rs reads; every secret comes from a
-   NoEcho parameter with no default but empty.
-6. The DynamoDB table has exactly the store's schema.
+5. Every environment variable is one shared/src/config.rs reads; no secret is in an
+   environment: each function's SECRET_ARN names a secret of its own holding exactly the values
+   shared/src/lambda/function.rs says its code uses, each from a NoEcho parameter.
+6. The DynamoDB table has exactly the store's schema, deletion protection and point-in-time
+   recovery.
+7. IAM: each function is granted exactly the AWS actions its code calls. The AWS SDK operations
+   are read from the adapters' sources and mapped to IAM actions; which of them each function
+   reaches is declared once below (REACHES) and checked both ways: a granted action no code
+   calls, an action the code calls that no function is granted (or that NOT_ON_LAMBDA does not
+   explain), or a declaration the template does not grant, each fail.
+8. Operations: every function logs to a log group of its own with a retention, every log group
+   has one, the API writes access logs, the state machines log, and every function has an
+   errors and a throttles alarm.
 Exits 1 listing every problem found.
 """
 import json
@@ -36,10 +46,6 @@ ROUTER_FUNCTION = {
 }
 # API Gateway's greedy path serves what axum spells as several routes.
 GREEDY = {"/ui/": "/ui/{proxy+}", "/ui/{file}": "/ui/{proxy+}"}
-SECRETS = {
-    "API_KEY", "HITL_SECRET", "KIEAI_WEBHOOK_SECRET", "UPLOAD_POST_WEBHOOK_SECRET",
-    "KIEAI_API_KEY", "SHOTSTACK_API_KEY", "UPLOAD_POST_API_KEY", "LLM_API_KEY",
-}
 TABLE_SCHEMA = {
     "BillingMode": "PAY_PER_REQUEST",
     "AttributeDefinitions": sorted(
@@ -51,6 +57,8 @@ TABLE_SCHEMA = {
         "gsi2": ([("gsi2pk", "HASH"), ("gsi2sk", "RANGE")], "ALL"),
     },
     "TimeToLive": ("expires_at", True),
+    "DeletionProtectionEnabled": True,
+    "PointInTimeRecovery": True,
 }
 
 problems = []
@@ -222,29 +230,108 @@ def check_functions(template):
             problem(f"Globals.Function.{key} is {globals_fn.get(key)!r}, expected {value!r}")
 
 
-# ------------------------------------------------------------------ 5. environment
+# ------------------------------------------------------------------ 5. environment and secrets
+def functions(template):
+    return {
+        rid: res
+        for rid, res in template["Resources"].items()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def binary_of(res):
+    return res.get("Metadata", {}).get("BuildProperties", {}).get("Binary", "")
+
+
+def config_secrets():
+    """shared/src/config.rs's SECRETS: every secret, on Lambda read from Secrets Manager."""
+    config = (ROOT / "shared/src/config.rs").read_text()
+    found = re.search(r"pub const SECRETS: &\[&str\] = &\[(.*?)\];", config, re.S)
+    if not found:
+        problem("found no `pub const SECRETS` in shared/src/config.rs: has it moved?")
+        return set()
+    return set(re.findall(r'"([A-Z0-9_]+)"', found.group(1)))
+
+
+def function_secrets():
+    """shared/src/lambda/function.rs: the secrets each function's code uses, by binary."""
+    text = (ROOT / "shared/src/lambda/function.rs").read_text()
+    arms = re.findall(r"Self::(\w+) => &\[(.*?)\]", text, re.S)
+    if not arms:
+        problem("found no `Function::secrets` table in shared/src/lambda/function.rs")
+    return {name.lower(): set(re.findall(r'"([A-Z0-9_]+)"', body)) for name, body in arms}
+
+
+def env_name(parameter):
+    """ApiKey -> API_KEY: the variable a parameter's value becomes."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", parameter).upper()
+
+
 def check_environment(template):
     config = (ROOT / "shared/src/config.rs").read_text()
     known = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', config))
-    params = template.get("Parameters", {})
+    secrets = config_secrets()
     envs = [("Globals", template.get("Globals", {}).get("Function", {}))]
-    envs += [
-        (rid, res["Properties"])
-        for rid, res in template["Resources"].items()
-        if res.get("Type") == "AWS::Serverless::Function"
-    ]
+    envs += list(functions(template).items())
     for owner, props in envs:
-        variables = props.get("Environment", {}).get("Variables", {})
-        for name, value in variables.items():
+        variables = props.get("Properties", props).get("Environment", {}).get("Variables", {})
+        for name in variables:
             if name not in known:
                 problem(f"{owner}: {name} is not a variable shared/src/config.rs reads")
-            if name in SECRETS:
-                ref = value.get("Ref") if isinstance(value, dict) else None
-                param = params.get(ref, {})
-                if not param.get("NoEcho"):
-                    problem(f"{owner}: {name} does not come from a NoEcho parameter")
-                elif param.get("Default", "") != "":
-                    problem(f"{owner}: {name}'s parameter {ref} has a default value")
+            if name in secrets:
+                problem(
+                    f"{owner}: the secret {name} is in the environment (anyone with "
+                    "lambda:GetFunctionConfiguration reads it): put it in the function's secret"
+                )
+    check_secrets(template)
+
+
+def check_secrets(template):
+    resources, params = template["Resources"], template.get("Parameters", {})
+    wanted = function_secrets()
+    owners = {}
+    for rid, res in functions(template).items():
+        binary = binary_of(res)
+        variables = res["Properties"].get("Environment", {}).get("Variables", {})
+        ref = variables.get("SECRET_ARN")
+        secret_id = ref.get("Ref") if isinstance(ref, dict) else None
+        secret = resources.get(secret_id, {})
+        if secret.get("Type") != "AWS::SecretsManager::Secret":
+            problem(f"{rid}: SECRET_ARN is not a Ref to an AWS::SecretsManager::Secret")
+            continue
+        owners.setdefault(secret_id, []).append(rid)
+        text = secret.get("Properties", {}).get("SecretString", {})
+        text = text.get("Fn::Sub") if isinstance(text, dict) else None
+        if not isinstance(text, str):
+            problem(f"{secret_id}: SecretString is not a !Sub of the parameters")
+            continue
+        try:
+            json.loads(re.sub(r"\$\{\w+\}", "x", text))
+        except ValueError as e:
+            problem(f"{secret_id}: SecretString is not a JSON object ({e})")
+        pairs = re.findall(r'"([A-Z0-9_]+)":\s*"\$\{(\w+)\}"', text)
+        held = {name for name, _ in pairs}
+        if len(held) != len(pairs):
+            problem(f"{secret_id}: SecretString names a value twice")
+        want = wanted.get(binary)
+        if want is None:
+            problem(f"{rid}: shared/src/lambda/function.rs lists no secrets for {binary!r}")
+        elif held != want:
+            problem(
+                f"{rid}: its secret {secret_id} holds {sorted(held)}, but "
+                f"shared/src/lambda/function.rs says the {binary} function uses {sorted(want)}"
+            )
+        for name, parameter in pairs:
+            param = params.get(parameter, {})
+            if env_name(parameter) != name:
+                problem(f"{secret_id}: {name} comes from the parameter {parameter}")
+            if not param.get("NoEcho"):
+                problem(f"{secret_id}: {name}'s parameter {parameter} is not NoEcho")
+            elif param.get("Default", "") != "":
+                problem(f"{secret_id}: {name}'s parameter {parameter} has a default value")
+    for secret_id, rids in owners.items():
+        if len(rids) > 1:
+            problem(f"{secret_id} is the secret of {rids}: each function has its own")
 
 
 # ------------------------------------------------------------------ 6. table
@@ -269,10 +356,283 @@ def check_table(resources):
             for g in p.get("GlobalSecondaryIndexes", [])
         },
         "TimeToLive": (ttl.get("AttributeName"), ttl.get("Enabled")),
+        "DeletionProtectionEnabled": p.get("DeletionProtectionEnabled"),
+        "PointInTimeRecovery": p.get("PointInTimeRecoverySpecification", {}).get(
+            "PointInTimeRecoveryEnabled"
+        ),
     }
     for key, want in TABLE_SCHEMA.items():
         if actual[key] != want:
             problem(f"table {key}: {actual[key]} != the store's {want}")
+
+
+# ------------------------------------------------------------------ 7. IAM
+# The files that call AWS: every SDK client lives in these adapters (checked below).
+AWS_SOURCES = ["shared/src/aws/*.rs", "shared/src/store/dynamodb.rs", "shared/src/store/dynamodb/*.rs"]
+# Each SDK operation the adapters may call, and the IAM action that authorizes it.
+OP_ACTION = {
+    "get_item": "dynamodb:GetItem",
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "query": "dynamodb:Query",
+    "scan": "dynamodb:Scan",
+    "batch_get_item": "dynamodb:BatchGetItem",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    # A transaction has no action of its own: each write in it is authorized as its kind
+    # (TRANSACT_ITEM, read from the builders the store uses).
+    "transact_write_items": None,
+    "transact_get_items": None,
+    "describe_table": "dynamodb:DescribeTable",
+    "create_table": "dynamodb:CreateTable",
+    "update_time_to_live": "dynamodb:UpdateTimeToLive",
+    "start_execution": "states:StartExecution",
+    "stop_execution": "states:StopExecution",
+    "describe_execution": "states:DescribeExecution",
+    "get_execution_history": "states:GetExecutionHistory",
+    "list_executions": "states:ListExecutions",
+    "send_task_success": "states:SendTaskSuccess",
+    "send_task_failure": "states:SendTaskFailure",
+    "send_task_heartbeat": "states:SendTaskHeartbeat",
+    "create_state_machine": "states:CreateStateMachine",
+    "update_state_machine": "states:UpdateStateMachine",
+    "describe_state_machine": "states:DescribeStateMachine",
+    "list_state_machines": "states:ListStateMachines",
+    "send_message": "sqs:SendMessage",
+    "send_message_batch": "sqs:SendMessage",
+    "receive_message": "sqs:ReceiveMessage",
+    "delete_message": "sqs:DeleteMessage",
+    "delete_message_batch": "sqs:DeleteMessage",
+    "change_message_visibility": "sqs:ChangeMessageVisibility",
+    "change_message_visibility_batch": "sqs:ChangeMessageVisibility",
+    "get_queue_attributes": "sqs:GetQueueAttributes",
+    "get_queue_url": "sqs:GetQueueUrl",
+    "list_dead_letter_source_queues": "sqs:ListDeadLetterSourceQueues",
+    "start_message_move_task": "sqs:StartMessageMoveTask",
+    "purge_queue": "sqs:PurgeQueue",
+    "get_secret_value": "secretsmanager:GetSecretValue",
+}
+TRANSACT_ITEM = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+# Which actions each function's code reaches, and why. Every function opens the store (its
+# schema checked with DescribeTable at each cold start), reads and conditionally writes runs,
+# artifacts, events and spans (GetItem, PutItem, UpdateItem, Query; transactions of puts and
+# condition checks) and reads its own secret at cold start.
+STORE = {
+    "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
+    "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+}
+# Store::prune's deletes: only its code deletes (PRUNE_ONLY, checked), and only the callbacks
+# function's hourly schedule runs it.
+PRUNE = {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem"}
+COMPLETE_TASKS = {"states:SendTaskSuccess", "states:SendTaskFailure"}
+OWN_SECRET = {"secretsmanager:GetSecretValue"}
+REACHES = {
+    # Brendan's tools: start_run, get_run_status (the execution's history), approve_hitl_gate.
+    "ChatFunction": STORE | OWN_SECRET | COMPLETE_TASKS
+    | {"states:StartExecution", "states:GetExecutionHistory"},
+    # Verify, store once, hand over to the callback queue.
+    "WebhookFunction": STORE | OWN_SECRET | {"sqs:SendMessage"},
+    # An approval or a rejection completes the gate's task token.
+    "HitlFunction": STORE | OWN_SECRET | COMPLETE_TASKS,
+    # Start, cancel, evidence and graph (history); /metrics reads the queues' depths.
+    "RunsFunction": STORE | OWN_SECRET
+    | {"states:StartExecution", "states:StopExecution", "states:GetExecutionHistory",
+       "sqs:GetQueueAttributes"},
+    # A task completes its token; a provider job whose callback came first hands that stored
+    # callback over to the callback queue.
+    "WorkerFunction": STORE | OWN_SECRET | COMPLETE_TASKS | {"sqs:SendMessage"},
+    # A settled job completes its persona's token; the hourly schedule prunes.
+    "CallbacksFunction": STORE | PRUNE | OWN_SECRET | COMPLETE_TASKS,
+}
+# Actions the code calls that no function is granted, and who calls them instead.
+NOT_ON_LAMBDA = {
+    "dynamodb:CreateTable": "the store creates a missing table (locally, on moto); the template creates it on AWS",
+    "dynamodb:UpdateTimeToLive": "with a table the store creates; the template sets the TTL on AWS",
+    "states:CreateStateMachine": "`mw statemachine deploy`; the template deploys them on AWS",
+    "states:UpdateStateMachine": "`mw statemachine deploy`",
+    "states:ListStateMachines": "`mw` finds state machines by name; functions get STATE_MACHINE_ARNS",
+    "states:DescribeExecution": "`mw statemachine`",
+    "states:SendTaskHeartbeat": "the Engine port offers it; no state sets HeartbeatSeconds",
+    "sqs:ReceiveMessage": "`mw worker` polls; on Lambda the SQS event source does (SAM grants it)",
+    "sqs:DeleteMessage": "`mw worker`, `mw dlq`; on Lambda the SQS event source",
+    "sqs:ChangeMessageVisibility": "`mw worker`, `mw dlq`",
+    "sqs:GetQueueUrl": "`mw dlq` finds a dead-letter queue",
+}
+# Engine and queue port methods called above the adapters, by the action they end in: a call
+# from code the functions run must be reached by one (it is not in NOT_ON_LAMBDA).
+PORT_CALLS = {
+    "start_execution": "states:StartExecution",
+    "stop_execution": "states:StopExecution",
+    "describe_execution": "states:DescribeExecution",
+    "get_execution_history": "states:GetExecutionHistory",
+    "send_task_success": "states:SendTaskSuccess",
+    "send_task_failure": "states:SendTaskFailure",
+    "send_task_heartbeat": "states:SendTaskHeartbeat",
+    "hand_over": "sqs:SendMessage",
+    "depth": "sqs:GetQueueAttributes",
+}
+# The code the functions run above the adapters (the local engine and stores are not AWS).
+FUNCTION_CODE = ["shared/src/api", "shared/src/pipeline", "shared/src/personas",
+                 "shared/src/lambda", "shared/src/stack.rs", "functions"]
+# Where a deleting write may be built: Store::prune and what it calls (transact_item only
+# translates a Write into the SDK's type).
+PRUNE_ONLY = {
+    "Write::Delete(": {"prune", "prune_run", "transact_item"},
+    "delete_all(": {"prune", "prune_run"},
+    ".batch_write_item()": {"delete_all"},
+}
+
+
+def enclosing_fn(text, index):
+    names = re.findall(r"\bfn\s+(\w+)", text[:index])
+    return names[-1] if names else "?"
+
+
+def code_actions():
+    """{action: {file:fn, ...}} of every AWS call in the adapters."""
+    found = {}
+    files = sorted({f for pattern in AWS_SOURCES for f in ROOT.glob(pattern)})
+    if not files:
+        problem("found no AWS adapters under shared/src: has the code moved?")
+    for path in files:
+        text = path.read_text()
+        rel = path.relative_to(ROOT)
+        calls = re.finditer(r"(?:\bclient|Client::new\([^()]*\))\s*\.\s*([a-z_]+)\(\)", text)
+        for m in calls:
+            op = m.group(1)
+            if op not in OP_ACTION:
+                problem(f"{rel}: the SDK operation {op}() is not in OP_ACTION: add its IAM action")
+                continue
+            if OP_ACTION[op]:
+                found.setdefault(OP_ACTION[op], set()).add(f"{rel}:{enclosing_fn(text, m.start())}")
+        for m in re.finditer(r"\b(Put|Update|Delete|ConditionCheck)::builder\(\)", text):
+            if "dynamodb" in str(rel):
+                action = TRANSACT_ITEM[m.group(1)]
+                found.setdefault(action, set()).add(f"{rel}:{enclosing_fn(text, m.start())}")
+        for needle, allowed in PRUNE_ONLY.items():
+            for m in re.finditer(re.escape(needle), text):
+                fn = enclosing_fn(text, m.end())
+                if fn not in allowed and not text[: m.start()].rstrip().endswith("fn"):
+                    problem(
+                        f"{rel}: {needle} in fn {fn}, outside {sorted(allowed)}: deletes are "
+                        "granted only to the pruning schedule's function (REACHES, PRUNE)"
+                    )
+    for path in ROOT.glob("shared/src/**/*.rs"):
+        if path in files:
+            continue
+        if re.search(r"aws_sdk_\w+::Client::(new|from_conf)", path.read_text()):
+            problem(f"{path.relative_to(ROOT)} builds an AWS client outside AWS_SOURCES")
+    return found
+
+
+def port_calls():
+    """{action: {file, ...}} of the engine and queue calls in the code the functions run."""
+    found = {}
+    paths = []
+    for root in FUNCTION_CODE:
+        base = ROOT / root
+        paths += [base] if base.is_file() else sorted(base.rglob("*.rs"))
+    for path in paths:
+        text = path.read_text()
+        for m in re.finditer(r"\.(\w+)\(", text):
+            if m.group(1) in PORT_CALLS and not text[: m.start()].rstrip().endswith("fn"):
+                found.setdefault(PORT_CALLS[m.group(1)], set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def granted_actions(rid, res):
+    """{action: [resources]} of the statements in the function's Policies."""
+    granted = {}
+    for policy in res["Properties"].get("Policies", []):
+        if not isinstance(policy, dict) or "Statement" not in policy:
+            name = policy if isinstance(policy, str) else next(iter(policy), "?")
+            problem(f"{rid}: the policy {name} grants actions the check cannot see: write a Statement")
+            continue
+        for statement in policy["Statement"]:
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = statement.get("Action", [])
+            resources = statement.get("Resource", [])
+            for action in [actions] if isinstance(actions, str) else actions:
+                if "*" in action:
+                    problem(f"{rid}: the wildcard action {action}")
+                granted.setdefault(action, []).extend(
+                    resources if isinstance(resources, list) else [resources]
+                )
+    return granted
+
+
+def check_iam(template):
+    called = code_actions()
+    reached = set().union(*REACHES.values())
+    for action in sorted(called):
+        if action not in reached and action not in NOT_ON_LAMBDA:
+            where = ", ".join(sorted(called[action]))
+            problem(f"the code calls {action} ({where}) but REACHES gives it to no function "
+                    "and NOT_ON_LAMBDA does not say who else calls it")
+    for action in sorted(reached | set(NOT_ON_LAMBDA)):
+        if action not in called:
+            problem(f"{action} is declared (REACHES or NOT_ON_LAMBDA) but no AWS code calls it")
+    for action in sorted(reached & set(NOT_ON_LAMBDA)):
+        problem(f"{action} is both reached by a function and in NOT_ON_LAMBDA")
+    for action, where in sorted(port_calls().items()):
+        if action in NOT_ON_LAMBDA:
+            problem(f"{', '.join(sorted(where))} call(s) {action}, which NOT_ON_LAMBDA says no "
+                    "function does: grant it to the functions that reach that code")
+        elif action not in reached:
+            problem(f"{', '.join(sorted(where))} call(s) {action}, which no function is granted")
+    fns = functions(template)
+    for rid in sorted(set(REACHES) - set(fns)):
+        problem(f"REACHES names {rid}, which the template does not define")
+    for rid, res in sorted(fns.items()):
+        want = REACHES.get(rid)
+        if want is None:
+            problem(f"{rid}: not in REACHES: declare which AWS actions its code reaches")
+            continue
+        granted = granted_actions(rid, res)
+        for action in sorted(set(granted) - want):
+            problem(f"{rid} is granted {action}, which its code does not call (REACHES)")
+        for action in sorted(want - set(granted)):
+            problem(f"{rid}'s code calls {action}, which it is not granted")
+        secret = res["Properties"].get("Environment", {}).get("Variables", {}).get("SECRET_ARN")
+        for resource in granted.get("secretsmanager:GetSecretValue", []):
+            if resource != secret:
+                problem(f"{rid} may read the secret {resource}, not only its own ({secret})")
+
+
+# ------------------------------------------------------------------ 8. operations
+def check_operations(template):
+    resources = template["Resources"]
+    for rid, res in resources.items():
+        if res.get("Type") == "AWS::Logs::LogGroup" and "RetentionInDays" not in res["Properties"]:
+            problem(f"{rid}: a log group without RetentionInDays")
+    alarms = {}
+    for res in resources.values():
+        p = res.get("Properties", {})
+        if res.get("Type") == "AWS::CloudWatch::Alarm" and p.get("Namespace") == "AWS/Lambda":
+            for d in p.get("Dimensions", []):
+                if d.get("Name") == "FunctionName" and isinstance(d.get("Value"), dict):
+                    alarms.setdefault(d["Value"].get("Ref"), set()).add(p.get("MetricName"))
+    for rid, res in functions(template).items():
+        group = res["Properties"].get("LoggingConfig", {}).get("LogGroup", {})
+        group = group.get("Ref") if isinstance(group, dict) else None
+        if resources.get(group, {}).get("Type") != "AWS::Logs::LogGroup":
+            problem(f"{rid}: LoggingConfig.LogGroup is not a Ref to a log group of the stack")
+        missing = {"Errors", "Throttles"} - alarms.get(rid, set())
+        if missing:
+            problem(f"{rid}: no alarm on its {', '.join(sorted(missing))}")
+    for rid, res in resources.items():
+        p = res.get("Properties", {})
+        if res.get("Type") == "AWS::Serverless::HttpApi" and "AccessLogSettings" not in p:
+            problem(f"{rid}: no AccessLogSettings (API access logs)")
+        if res.get("Type") == "AWS::Serverless::StateMachine":
+            if not p.get("Logging", {}).get("Destinations"):
+                problem(f"{rid}: no Logging destination")
 
 
 def main():
@@ -284,12 +644,14 @@ def main():
     check_functions(template)
     check_environment(template)
     check_table(resources)
+    check_iam(template)
+    check_operations(template)
     check_cycles(transformed(json.loads(json.dumps(template)))["Resources"])
     if problems:
         for message in problems:
             print(f"{path.name}: {message}", file=sys.stderr)
         sys.exit(1)
-    print(f"{path.name}: routes, state machines, functions, environment, table and dependencies agree with the code")
+    print(f"{path.name}: routes, state machines, functions, environment, secrets, IAM, operations, table and dependencies agree with the code")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,12 @@ started=$(date +%s)
 cargo lambda build --release "$arch" "${packages[@]}"
 echo "lambda build: $arch in $(( $(date +%s) - started )) s"
 
+# cargo lambda writes under the cargo target folder: CARGO_TARGET_DIR when set.
+target_dir="${CARGO_TARGET_DIR:-target}"
 max_mb="${LAMBDA_MAX_MB:-10}"
 too_big=0
 for f in "${functions[@]}"; do
-  file="target/lambda/$f/bootstrap"
+  file="$target_dir/lambda/$f/bootstrap"
   [ -f "$file" ] || { echo "lambda build: $file is missing" >&2; exit 1; }
   bytes=$(stat -c %s "$file")
   # e_machine (ELF offset 18): 183 aarch64, 62 x86-64.
@@ -49,7 +51,8 @@ if [ "$arch" = --arm64 ]; then
     # Built as scripts/test builds it (the whole workspace's features): `cargo run -p` alone would
     # build the library again with fewer features.
     cargo build -q --workspace --bins
-    "${CARGO_TARGET_DIR:-target}/debug/lambda-cold-start" --runs 1 --runner "qemu-aarch64 -L $sysroot"
+    "$target_dir/debug/lambda-cold-start" --runs 1 --dir "$target_dir/lambda" \
+      --runner "qemu-aarch64 -L $sysroot"
     echo "lambda build: every arm64 bootstrap answered its first invocation (under qemu-aarch64)"
   elif [ "${CI:-}" = true ]; then
     echo "lambda build: CI needs qemu-aarch64 and $sysroot (qemu-user, libc6-arm64-cross)" >&2

@@ -319,6 +319,23 @@ const GENERATED_SECRETS: &[&str] = &[
 /// Provider keys, required only when `PROVIDERS_MODE=live`.
 const LIVE_KEYS: &[&str] = &["KIEAI_API_KEY", "SHOTSTACK_API_KEY", "UPLOAD_POST_API_KEY"];
 
+/// Every secret: on Lambda each comes from the function's own secret in
+/// Secrets Manager, never from the environment (`Config::from_secrets`).
+pub const SECRETS: &[&str] = &[
+    "API_KEY",
+    "HITL_SECRET",
+    "KIEAI_WEBHOOK_SECRET",
+    "UPLOAD_POST_WEBHOOK_SECRET",
+    "KIEAI_API_KEY",
+    "SHOTSTACK_API_KEY",
+    "UPLOAD_POST_API_KEY",
+    "LLM_API_KEY",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+];
+
+/// The variable holding the ARN of a Lambda function's secret.
+pub const SECRET_ARN_VAR: &str = "SECRET_ARN";
+
 impl Config {
     /// Loads `.env` (without overriding the environment), then the
     /// environment, filling absent local secrets from `<home>/secrets.env`
@@ -342,8 +359,50 @@ impl Config {
         Ok(config)
     }
 
+    /// A Lambda function's config: the environment, with every secret
+    /// taken from `secrets` (the function's own secret in Secrets Manager,
+    /// `crate::aws::secrets`) and never from the environment. The secrets in
+    /// `held` are the ones the function's code uses: one missing from
+    /// `secrets` is an error naming it. The others are withheld: a random
+    /// value for those that must have one (nothing can match it, so what
+    /// checks it fails closed), none for the provider and LLM keys, which
+    /// `PROVIDERS_MODE=live` then does not require. Nothing is generated
+    /// under `MYLOWARE_HOME`.
+    pub fn from_secrets(
+        env: impl Fn(&str) -> Option<String>,
+        secrets: &BTreeMap<String, String>,
+        held: &[&str],
+    ) -> Result<Self, ConfigError> {
+        let withheld: BTreeMap<&str, Option<String>> = SECRETS
+            .iter()
+            .filter(|name| !held.contains(name))
+            .map(|&name| {
+                let stand_in = GENERATED_SECRETS.contains(&name).then(generate_secret);
+                (name, stand_in)
+            })
+            .collect();
+        let optional: Vec<&str> = withheld.keys().copied().collect();
+        Self::validated(
+            |name| match withheld.get(name) {
+                Some(stand_in) => stand_in.clone(),
+                None if SECRETS.contains(&name) => secrets.get(name).cloned(),
+                None => env(name),
+            },
+            &optional,
+        )
+    }
+
     /// Builds and validates a config from a lookup of variable values.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::validated(lookup, &[])
+    }
+
+    /// `from_lookup`, with the `optional` provider keys not required in
+    /// live mode.
+    fn validated(
+        lookup: impl Fn(&str) -> Option<String>,
+        optional: &[&str],
+    ) -> Result<Self, ConfigError> {
         let home = PathBuf::from(lookup("MYLOWARE_HOME").unwrap_or_else(|| ".myloware".into()));
         let database = match lookup("DATABASE_URL") {
             Some(url) => DatabaseConfig::parse(&url)?,
@@ -390,11 +449,11 @@ impl Config {
         let live_key = |name: &'static str| -> Result<Option<SecretString>, ConfigError> {
             match (lookup(name), providers_mode) {
                 (Some(v), _) => Ok(Some(SecretString::from(v))),
-                (None, ProvidersMode::Live) => Err(ConfigError::new(
+                (None, ProvidersMode::Live) if !optional.contains(&name) => Err(ConfigError::new(
                     name,
                     "is required when PROVIDERS_MODE=live",
                 )),
-                (None, ProvidersMode::Mock) => Ok(None),
+                (None, _) => Ok(None),
             }
         };
         debug_assert_eq!(LIVE_KEYS.len(), 3);
@@ -777,6 +836,47 @@ mod tests {
         let config = Config::from_lookup(lookup(&[("API_KEY", "super-secret-api-key-1")])).unwrap();
         assert!(!format!("{config:?}").contains("super-secret"));
         assert_eq!(config.api_key.expose_secret(), "super-secret-api-key-1");
+    }
+
+    #[test]
+    fn on_lambda_secrets_come_from_the_functions_secret_only() {
+        let env = |name: &str| match name {
+            "PROVIDERS_MODE" => Some("live".to_owned()),
+            // Never read: on Lambda the environment holds no secret.
+            "API_KEY" => Some("from-the-environment-0123".to_owned()),
+            _ => None,
+        };
+        let held = [
+            "HITL_SECRET",
+            "KIEAI_WEBHOOK_SECRET",
+            "UPLOAD_POST_WEBHOOK_SECRET",
+        ];
+        let secrets: BTreeMap<String, String> = held
+            .iter()
+            .map(|name| (name.to_string(), format!("{name}-0123456789abcdef")))
+            .collect();
+        let config = Config::from_secrets(env, &secrets, &held).unwrap();
+        assert_eq!(
+            config.kieai_webhook_secret.expose_secret(),
+            "KIEAI_WEBHOOK_SECRET-0123456789abcdef"
+        );
+        assert!(
+            config.kieai_api_key.is_none(),
+            "withheld, even in live mode"
+        );
+        assert!(config.generated_secrets.is_empty());
+        let api_key = config.api_key.expose_secret().to_owned();
+        assert_ne!(api_key, "from-the-environment-0123");
+        let again = Config::from_secrets(env, &secrets, &held).unwrap();
+        assert_ne!(again.api_key.expose_secret(), api_key, "random each start");
+
+        let err = Config::from_secrets(env, &secrets, &["API_KEY"]).unwrap_err();
+        assert_eq!(err.variable, "API_KEY", "held but not in the secret");
+        let err = Config::from_secrets(env, &secrets, &["KIEAI_API_KEY"]).unwrap_err();
+        assert_eq!(
+            err.variable, "KIEAI_API_KEY",
+            "held keys stay required in live mode"
+        );
     }
 
     #[test]

@@ -78,3 +78,82 @@ async fn the_callbacks_event_fixture_reports_each_record_it_cannot_settle() {
     let response = myloware::lambda::sqs_batch(&Callbacks { pipeline }, event).await;
     assert_eq!(failed(&response), ids);
 }
+
+#[tokio::test]
+async fn the_pruning_schedule_deletes_the_finished_runs_past_their_retention() {
+    use myloware::domain::RunStatus;
+    use myloware::store::Transition;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = cold_start(dir.path()).await;
+    let store = pipeline.store.clone();
+    let old = myloware_tests::running_run(store.as_ref(), "aismr")
+        .await
+        .run_id;
+    store
+        .transition_run(Transition::new(
+            old,
+            RunStatus::Running,
+            RunStatus::Published,
+        ))
+        .await
+        .unwrap();
+    let recent = myloware_tests::running_run(store.as_ref(), "aismr")
+        .await
+        .run_id;
+    store
+        .transition_run(Transition::new(
+            recent,
+            RunStatus::Running,
+            RunStatus::Published,
+        ))
+        .await
+        .unwrap();
+    // Forty days ago, as the store writes times.
+    let long_ago = (chrono::Utc::now() - chrono::Duration::days(40))
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    let db = store_file(dir.path());
+    let connection = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE runs SET created_at = ?1, updated_at = ?1 WHERE run_id = ?2")
+        .bind(&long_ago)
+        .bind(old.to_string())
+        .execute(&connection)
+        .await
+        .unwrap();
+    connection.close().await;
+
+    let handler = Callbacks {
+        pipeline: pipeline.clone(),
+    };
+    let event = |input| serde_json::json!({ "prune": input });
+    let report = myloware::lambda::callbacks_event(
+        &handler,
+        &pipeline,
+        event(serde_json::json!({"retention_days": 30})),
+    )
+    .await
+    .expect("the schedule's input");
+    assert_eq!(report["runs"], 1, "{report}");
+    assert_eq!(store.get_run(old).await.unwrap(), None);
+    assert!(store.get_run(recent).await.unwrap().is_some());
+
+    for bad in [
+        serde_json::json!({"retention_days": 0}),
+        serde_json::json!({"days": 30}),
+    ] {
+        let err = myloware::lambda::callbacks_event(&handler, &pipeline, event(bad.clone()))
+            .await
+            .expect_err("refused");
+        assert!(
+            err.contains("retention_days") || err.contains("pruning"),
+            "{bad}: {err}"
+        );
+    }
+    assert!(store.get_run(recent).await.unwrap().is_some());
+}
+
+/// The embedded store's file under a stack's home.
+fn store_file(home: &std::path::Path) -> std::path::PathBuf {
+    home.join("mw.db")
+}

@@ -10,6 +10,7 @@ mod engine_port;
 mod gate_delivery;
 mod hostile;
 mod lambda_events;
+mod lambda_secrets;
 mod live_mode;
 mod personas;
 mod pipeline;

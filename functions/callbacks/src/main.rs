@@ -8,7 +8,7 @@ use myloware::pipeline::callbacks::Callbacks;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = myloware::Config::load()?;
+    let config = myloware::lambda::Function::Callbacks.config().await?;
     myloware::telemetry::init("info", None);
     let handler = Callbacks {
         pipeline: myloware::lambda::pipeline(&config).await?,

@@ -1,13 +1,11 @@
 //! The `chat` function: `POST /v1/chat/brendan` behind API Gateway. Only wiring: config,
-//! telemetry, the pipeline once per cold start, then the router.
-use lambda_http::{run, Error};
+//! telemetry, then the router (the pipeline built once per cold start).
+use lambda_http::Error;
+use myloware::lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = myloware::Config::load()?;
+    let config = Function::Chat.config().await?;
     myloware::telemetry::init("info", None);
-    let state = myloware::lambda::app_state(&config).await?;
-    let tracer = state.pipeline.tracer.clone();
-    let router = myloware::api::json_errors(myloware::api::chat_router(state));
-    run(myloware::lambda::flushing_telemetry(router, tracer)).await
+    myloware::lambda::serve_http(config, myloware::api::chat_router).await
 }

@@ -1,18 +1,17 @@
 //! The `runs` function: `/v1/runs…`, `/health`, `/openapi.json` and the
 //! dashboard at `/ui` behind API Gateway. Only wiring: config,
-//! telemetry, the pipeline once per cold start, then the router.
-use lambda_http::{run, Error};
+//! telemetry, then the routers (the pipeline built once per cold start).
+use lambda_http::Error;
+use myloware::lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = myloware::Config::load()?;
+    let config = Function::Runs.config().await?;
     myloware::telemetry::init("info", None);
-    let state = myloware::lambda::app_state(&config).await?;
-    let tracer = state.pipeline.tracer.clone();
-    let router = myloware::api::json_errors(
+    myloware::lambda::serve_http(config, |state| {
         myloware::api::runs_router(state.clone())
             .merge(myloware::api::system_router(state.clone()))
-            .merge(myloware::api::ui_router(state)),
-    );
-    run(myloware::lambda::flushing_telemetry(router, tracer)).await
+            .merge(myloware::api::ui_router(state))
+    })
+    .await
 }

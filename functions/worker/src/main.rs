@@ -7,7 +7,7 @@ use myloware::pipeline::worker::Worker;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = myloware::Config::load()?;
+    let config = myloware::lambda::Function::Worker.config().await?;
     myloware::telemetry::init("info", None);
     let handler = Worker {
         pipeline: myloware::lambda::pipeline(&config).await?,

@@ -1,7 +1,9 @@
 //! The AWS adapters of the ports: Step Functions for the `Engine`
-//! (`sfn`), SQS for the `Queue` and its consumers (`sqs`). Every client is
+//! (`sfn`), SQS for the `Queue` and its consumers (`sqs`), Secrets Manager for
+//! a Lambda function's own secret (`secrets`). Every client is
 //! built from one SDK configuration, so `AWS_ENDPOINT_URL` (an emulator such
 //! as moto's server), the region and the credentials apply to all of them.
+pub mod secrets;
 pub mod sfn;
 pub mod sqs;
 

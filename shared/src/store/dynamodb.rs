@@ -11,7 +11,7 @@
 //! # Items
 //! | item | pk | sk | gsi1pk / gsi1sk | gsi2pk / gsi2sk |
 //! |---|---|---|---|---|
-//! | run | `RUN#<run_id>` | `RUN` | `RUNS` / `<created_at>#<run_id>` | `RUNS#<status>` / `<created_at>#<run_id>` |
+//! | run | `RUN#<run_id>` | `RUN` | `ALLRUNS#<run shard>` / `<created_at>#<run_id>` | `RUNS#<status>#<run shard>` / `<created_at>#<run_id>` |
 //! | job code | `JOBCODE#<code>` | `JOBCODE` | | |
 //! | artifact | `RUN#<run_id>` | `ART#<created_at>#<id>` | | |
 //! | provider job | `RUN#<run_id>` | `JOB#<provider>#<job_id>` | | |
@@ -27,8 +27,10 @@
 //! column names; JSON is kept as text, times as RFC 3339 with microseconds.
 //! A job's lookup item repeats the job's `next_check_at`, `checks` and
 //! `settled_by`, and both items change together, in one transaction.
-//! `<shard>` is `0..8`, a stable hash of the provider and job id, so that
-//! no one index partition takes every job's writes.
+//! `<shard>` is `0..8`, a stable hash of the provider and job id, and
+//! `<run shard>` `0..8`, a stable hash of the run id, so that no one index
+//! partition takes every job's or every run's writes (a run's index entries
+//! are rewritten at each of its changes, with ever-increasing sort keys).
 //! A run's partition holds its artifacts, jobs and gates, so reading them is
 //! one strongly consistent query and pruning a run empties one partition.
 //!
@@ -62,10 +64,12 @@
 //!   provider job id, since events carry that key); adopting its orphans
 //!   moves each on condition that the event item itself is still
 //!   `orphaned`, since the index's copy of the status may lag.
-//! - Listing runs filtered by project reads the status index (with a status
-//!   filter) or the all-runs index and filters: cost grows with the runs
-//!   skipped. All runs share one index partition (`RUNS`), fine for the run
-//!   rates of this system (far below one partition's 1,000 writes/s).
+//! - Listing runs reads the newest runs below the cursor from each shard of
+//!   the all-runs index (or of the status's partitions in the status index)
+//!   and merges them, newest first; filtered by project, each shard's query
+//!   filters, so cost grows with the runs skipped. Runs written before the
+//!   indexes were sharded sit in one partition (`RUNS`, `RUNS#<status>`)
+//!   until they change: reads query it as one more shard.
 //! - `prune` is not one transaction: it deletes a run's dependents, then the
 //!   run on condition it did not change, then sweeps the partition once more
 //!   for anything written meanwhile; run again, it finishes what a crash left.
@@ -704,24 +708,37 @@ impl Store for DynamoDbStore {
             },
             None => None,
         };
-        let mut q = match filter.status {
-            Some(status) => Self::index(GSI2, run_status_pk(status), below),
-            None => Self::index(GSI1, ALL_RUNS.into(), below),
+        // The index is sharded: each partition's newest runs below the
+        // cursor, then all of them newest first (the sort key orders runs
+        // the same way in every partition).
+        let (index, partitions) = match filter.status {
+            Some(status) => (GSI2, run_status_partitions(status)),
+            None => (GSI1, all_runs_partitions()),
         };
-        q.forward = false;
-        match &filter.project {
-            Some(project) => {
-                q.filter = Some("#project = :project".into());
-                q.names.insert("#project".into(), "project".into());
-                q.values.insert(":project".into(), s(project.as_str()));
+        let queries = partitions.into_iter().map(|pk| {
+            let mut q = Self::index(index, pk, below.clone());
+            q.forward = false;
+            match &filter.project {
+                Some(project) => {
+                    q.filter = Some("#project = :project".into());
+                    q.names.insert("#project".into(), "project".into());
+                    q.values.insert(":project".into(), s(project.as_str()));
+                }
+                None => q.page_limit = Some(limit as i32 + 1),
             }
-            None => q.page_limit = Some(limit as i32 + 1),
-        }
-        let items = self.query(q, Some(limit + 1)).await?;
-        let runs = items
+            self.query(q, Some(limit + 1))
+        });
+        let mut runs = Vec::new();
+        for item in futures::future::try_join_all(queries)
+            .await?
             .iter()
-            .map(|item| run_from(item).map(|r| r.value))
-            .collect::<Result<Vec<_>, _>>()?;
+            .flatten()
+        {
+            runs.push((Fields(item).str(GSI1SK)?.to_owned(), run_from(item)?.value));
+        }
+        runs.sort_by(|a, b| b.0.cmp(&a.0));
+        runs.truncate(limit + 1);
+        let runs = runs.into_iter().map(|(_, run)| run).collect();
         Ok(RunPage::from_overfetched(runs, limit))
     }
 
@@ -1514,10 +1531,11 @@ impl Store for DynamoDbStore {
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
         let cutoff_text = time(cutoff);
         let mut report = PruneReport::default();
-        for status in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
+        let finished = RunStatus::ALL.iter().filter(|s| s.is_terminal());
+        for pk in finished.flat_map(|status| run_status_partitions(*status)) {
             // Created before the cutoff (the index's order), updated before it
             // (a filter): a run is updated no earlier than it is created.
-            let mut q = Self::index(GSI2, run_status_pk(*status), Some(cutoff_text.clone()));
+            let mut q = Self::index(GSI2, pk, Some(cutoff_text.clone()));
             q.filter = Some("#updated_at < :cutoff".into());
             q.names.insert("#updated_at".into(), "updated_at".into());
             q.values.insert(":cutoff".into(), s(cutoff_text.clone()));

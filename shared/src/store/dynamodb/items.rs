@@ -33,8 +33,15 @@ pub(super) const GSI2SK: &str = "gsi2sk";
 /// The optimistic-concurrency counter of items that change in place.
 pub(super) const VERSION: &str = "version";
 
-/// `gsi1pk` of every run: the newest-first listing of all runs.
-pub(super) const ALL_RUNS: &str = "RUNS";
+/// How many index partitions the runs are spread over in each run index
+/// (`all_runs_pk`, `run_status_pk`): every change of a run rewrites its
+/// index entries, and in one partition all runs' writes would meet (with
+/// ever-increasing sort keys). Reads query every shard and merge.
+pub(super) const RUN_SHARDS: u8 = 8;
+/// `gsi1pk` of every run before the run indexes were sharded; `RUNS#<status>`
+/// was its `gsi2pk`. The runs that have not changed since are still there,
+/// so reads query these partitions too.
+const UNSHARDED_RUNS: &str = "RUNS";
 /// `gsi1pk` of the webhook events no run claims yet.
 pub(super) const ORPHAN_EVENTS: &str = "EVENTS#ORPHAN";
 /// `gsi2pk` of every conversation message: what `prune` ages out.
@@ -63,8 +70,40 @@ pub(super) fn run_pk(id: RunId) -> String {
     format!("RUN#{id}")
 }
 
-pub(super) fn run_status_pk(status: RunStatus) -> String {
-    format!("RUNS#{status}")
+/// The shard of a run in the run indexes: a hash of its id, the same every
+/// time, so a run's index entries stay in one partition as it changes.
+pub(super) fn run_shard(id: RunId) -> u8 {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(id.to_string().as_bytes())[0] % RUN_SHARDS
+}
+
+/// `gsi1pk` of the runs of shard `shard`: the newest-first listing of all
+/// runs is these partitions merged.
+pub(super) fn all_runs_pk(shard: u8) -> String {
+    format!("ALLRUNS#{shard}")
+}
+
+/// `gsi2pk` of the runs in `status` of shard `shard`.
+pub(super) fn run_status_pk(status: RunStatus, shard: u8) -> String {
+    format!("RUNS#{status}#{shard}")
+}
+
+/// The `gsi1pk` partitions holding all runs: every shard's, and the one
+/// runs were written to before sharding.
+pub(super) fn all_runs_partitions() -> Vec<String> {
+    (0..RUN_SHARDS)
+        .map(all_runs_pk)
+        .chain([UNSHARDED_RUNS.to_owned()])
+        .collect()
+}
+
+/// The `gsi2pk` partitions holding the runs in `status`: every shard's,
+/// and the one runs were written to before sharding.
+pub(super) fn run_status_partitions(status: RunStatus) -> Vec<String> {
+    (0..RUN_SHARDS)
+        .map(|shard| run_status_pk(status, shard))
+        .chain([format!("{UNSHARDED_RUNS}#{status}")])
+        .collect()
 }
 
 /// The sort key of a run in both run indexes: newest first when read
@@ -304,6 +343,7 @@ pub(super) struct Versioned<T> {
 
 pub(super) fn run_item(run: &Run, version: i64) -> Item {
     let order = run_order(run.created_at, run.run_id);
+    let shard = run_shard(run.run_id);
     ItemBuilder::new((run_pk(run.run_id), RUN_SK.into()), "run")
         .s("run_id", run.run_id.to_string())
         .s("project", run.project.as_str())
@@ -318,9 +358,9 @@ pub(super) fn run_item(run: &Run, version: i64) -> Item {
         .time("created_at", run.created_at)
         .time("updated_at", run.updated_at)
         .n(VERSION, version)
-        .s(GSI1PK, ALL_RUNS)
+        .s(GSI1PK, all_runs_pk(shard))
         .s(GSI1SK, order.clone())
-        .s(GSI2PK, run_status_pk(run.status))
+        .s(GSI2PK, run_status_pk(run.status, shard))
         .s(GSI2SK, order)
         .build()
 }
@@ -631,8 +671,7 @@ mod tests {
         assert_eq!(parse_time("t", &time(t)).unwrap(), t);
     }
 
-    #[test]
-    fn a_run_round_trips_through_its_item() {
+    fn sample_run() -> Run {
         let project: Project = "aismr".parse().unwrap();
         let new = NewRun::new(
             project.clone(),
@@ -640,7 +679,7 @@ mod tests {
             ProvidersMode::Mock,
         );
         let now = crate::store::rows::now();
-        let run = Run {
+        Run {
             run_id: new.run_id,
             project: project.clone(),
             status: RunStatus::Pending,
@@ -653,7 +692,12 @@ mod tests {
             error: None,
             created_at: now,
             updated_at: now,
-        };
+        }
+    }
+
+    #[test]
+    fn a_run_round_trips_through_its_item() {
+        let run = sample_run();
         let item = run_item(&run, 3);
         assert!(!item.contains_key("user_id"), "None is left out");
         let back = run_from(&item).unwrap();
@@ -708,6 +752,35 @@ mod tests {
         assert_eq!(Fields(&lookup).str("settled_by").unwrap(), "poll");
         let back = job_from(&job_item(&settled, 5)).unwrap();
         assert_eq!(back.value, settled);
+    }
+
+    /// A run's shard is part of its stored index keys: it must not change
+    /// between versions, or listings would look in the wrong partitions.
+    #[test]
+    fn run_shards_are_stable_in_range_and_read_with_the_unsharded_partition() {
+        let id: RunId = "0b6e2c6e-5b4e-4d39-9d2c-0f7c1e0f7a11".parse().unwrap();
+        assert_eq!(run_shard(id), run_shard(id));
+        let shards: std::collections::HashSet<u8> =
+            (0..400).map(|_| run_shard(RunId::new())).collect();
+        assert_eq!(
+            shards,
+            (0..RUN_SHARDS).collect(),
+            "every shard is used, and no other"
+        );
+        let all = all_runs_partitions();
+        assert_eq!(all.len(), usize::from(RUN_SHARDS) + 1);
+        assert!(all.contains(&"RUNS".to_owned()) && all.contains(&"ALLRUNS#0".to_owned()));
+        let published = run_status_partitions(RunStatus::Published);
+        assert!(published.contains(&"RUNS#published".to_owned()));
+        assert!(published.contains(&"RUNS#published#7".to_owned()));
+        let run = sample_run();
+        let item = run_item(&run, 1);
+        let shard = run_shard(run.run_id);
+        assert_eq!(Fields(&item).str(GSI1PK).unwrap(), all_runs_pk(shard));
+        assert_eq!(
+            Fields(&item).str(GSI2PK).unwrap(),
+            run_status_pk(RunStatus::Pending, shard)
+        );
     }
 
     /// The shard is part of the stored keys: it must not change between

@@ -3,7 +3,10 @@
 //! batch failures (a failed record is reported by id and comes back, up to
 //! the queue's redrive limit, then lands in its dead-letter queue), and
 //! after each invocation the spans flushed to OTLP and the metrics that
-//! changed printed as CloudWatch EMF lines.
+//! changed printed as CloudWatch EMF lines. Each function's config comes
+//! with its own secret (`Function::config`).
+mod function;
+
 use std::io::Write;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -13,6 +16,8 @@ use crate::pipeline::Pipeline;
 use crate::queue::MessageHandler;
 use crate::stack::{self, StackError};
 use crate::Config;
+
+pub use function::{Function, StartupError};
 
 /// The pipeline on the configured store and engine. Functions are reached
 /// through API Gateway, so `PUBLIC_BASE_URL` (its URL) is required.
@@ -30,6 +35,75 @@ pub async fn app_state(config: &Config) -> Result<AppState, StackError> {
         pipeline: pipeline(config).await?,
         api_key: config.api_key.clone(),
     })
+}
+
+/// Serves an HTTP function behind API Gateway: `router` over the function's
+/// state, with errors as JSON and telemetry flushed after each request.
+/// The API's public URL (approval links, provider callbacks) is
+/// `PUBLIC_BASE_URL` when set (a custom domain); otherwise the domain API
+/// Gateway was called at, from the first request's context (API Gateway
+/// sets it, not the caller): the template cannot hand a function the URL of
+/// the API it is attached to (a circular dependency), and a second deploy
+/// to fill it in would be undone by the next one.
+pub async fn serve_http(
+    config: Config,
+    router: fn(AppState) -> axum::Router,
+) -> Result<(), lambda_http::Error> {
+    use tower::ServiceExt;
+    if let Some(public) = config.public_base_url.clone() {
+        return lambda_http::run(http_app(&config, public, router).await?).await;
+    }
+    let app = tokio::sync::OnceCell::new();
+    let (config, app) = (&config, &app);
+    lambda_http::run(lambda_http::service_fn(
+        move |request: lambda_http::Request| async move {
+            let app = app
+                .get_or_try_init(|| async {
+                    let public = called_at(&request).ok_or_else(|| {
+                        StackError::Setup(
+                            "PUBLIC_BASE_URL is not set and the request names no API Gateway domain"
+                                .into(),
+                        )
+                    })?;
+                    tracing::info!(public_base_url = %public, "the API's URL, from the request");
+                    http_app(config, public, router).await
+                })
+                .await?;
+            let response = app.clone().oneshot(request).await;
+            Ok::<_, lambda_http::Error>(response.unwrap_or_else(|never| match never {}))
+        },
+    ))
+    .await
+}
+
+/// `https://<domain>` of the API Gateway domain a request was sent to.
+fn called_at(request: &lambda_http::Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    #[allow(unreachable_patterns)]
+    let domain = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.domain_name.clone(),
+        _ => None,
+    }?;
+    Some(format!("https://{domain}"))
+}
+
+async fn http_app(
+    config: &Config,
+    public_base_url: String,
+    router: fn(AppState) -> axum::Router,
+) -> Result<axum::Router, StackError> {
+    let (pipeline, _engine) =
+        stack::core(config, public_base_url, config.provider_urls.clone()).await?;
+    let tracer = pipeline.tracer.clone();
+    let state = AppState {
+        pipeline,
+        api_key: config.api_key.clone(),
+    };
+    Ok(flushing_telemetry(
+        crate::api::json_errors(router(state)),
+        tracer,
+    ))
 }
 
 /// Writes to `out` the CloudWatch embedded-metric-format lines of the
@@ -88,15 +162,50 @@ pub async fn sqs_event(
 /// (`template.yaml`): `{"reconcile": true}`.
 pub const RECONCILE_EVENT_KEY: &str = "reconcile";
 
+/// The input the pruning schedule sends the callbacks function
+/// (`template.yaml`): `{"prune": {"retention_days": N}}`.
+pub const PRUNE_EVENT_KEY: &str = "prune";
+
+/// What the pruning schedule asks for.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    /// Finished runs last updated longer ago than this are deleted, with
+    /// everything recorded for them (`Store::prune`).
+    pub retention_days: u32,
+}
+
 /// What the callbacks function is invoked with: an SQS batch from the
-/// callback queue, or the reconciler's schedule (`{"reconcile": true}`),
-/// which sweeps the jobs whose callback is overdue. Answers the batch's
-/// item failures, or the sweep's report.
+/// callback queue, the reconciler's schedule (`{"reconcile": true}`),
+/// which sweeps the jobs whose callback is overdue, or the pruning
+/// schedule (`{"prune": {"retention_days": N}}`). Answers the batch's item
+/// failures, or the sweep's or the pruning's report.
 pub async fn callbacks_event(
     handler: &dyn MessageHandler,
     pipeline: &Pipeline,
     event: serde_json::Value,
 ) -> Result<serde_json::Value, String> {
+    if let Some(request) = event.get(PRUNE_EVENT_KEY) {
+        let request: PruneRequest = serde_json::from_value(request.clone())
+            .map_err(|e| format!("the pruning schedule's input: {e}"))?;
+        if request.retention_days == 0 {
+            return Err("the pruning schedule's retention_days must be at least 1".into());
+        }
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(request.retention_days.into());
+        let report = pipeline
+            .store
+            .prune(cutoff)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            retention_days = request.retention_days,
+            runs = report.runs,
+            artifacts = report.artifacts,
+            webhook_events = report.webhook_events,
+            "pruned the finished runs past their retention"
+        );
+        return Ok(serde_json::to_value(report).unwrap_or_default());
+    }
     if event.get(RECONCILE_EVENT_KEY).is_some() {
         let report = pipeline.reconcile_due_jobs(chrono::Utc::now()).await;
         pipeline.tracer.flush().await;
@@ -164,7 +273,7 @@ mod tests {
     #[tokio::test]
     async fn failed_records_are_reported_by_message_id() {
         let event: SqsEvent =
-            serde_json::from_str(include_str!("../../tests/fixtures/sqs-event.json")).unwrap();
+            serde_json::from_str(include_str!("../../../tests/fixtures/sqs-event.json")).unwrap();
         let handler = FailsOnBad(AtomicUsize::new(0));
         let response = sqs_batch(&handler, event).await;
         assert_eq!(handler.0.load(Ordering::SeqCst), 3);
@@ -178,6 +287,18 @@ mod tests {
         assert!(
             metrics.contains("mw_sqs_records_failed_total{retryable=\"true\"}"),
             "{metrics}"
+        );
+    }
+
+    #[test]
+    fn the_public_url_is_the_domain_api_gateway_was_called_at() {
+        let request = lambda_http::request::from_str(include_str!(
+            "../../../tests/fixtures/events/http-api-get-health.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            called_at(&request).as_deref(),
+            Some("https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com")
         );
     }
 
