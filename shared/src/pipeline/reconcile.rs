@@ -114,7 +114,8 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Sweeps every `settings.reconcile.interval` until `stop` turns true:
+    /// Sweeps every `settings.reconcile.interval` until `stop` turns true
+    /// (the overdue jobs, then the queued runs: `start_queued_runs`):
     /// what a local stack and `mw worker` run in the background.
     pub async fn run_reconciler(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let interval = self.settings.reconcile.interval;
@@ -125,6 +126,9 @@ impl Pipeline {
             }
             if let Err(error) = self.reconcile_due_jobs(Utc::now()).await {
                 tracing::warn!(error = %error, "reconciler sweep failed; trying again at the next one");
+            }
+            if let Err(error) = self.start_queued_runs(Utc::now()).await {
+                tracing::warn!(error = %error, "starting queued runs failed; trying again at the next sweep");
             }
         }
     }
