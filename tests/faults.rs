@@ -15,8 +15,9 @@
 //! query protocol's `Action`. moto's own API (`/moto-api/`) is never faulted.
 //!
 //! Rules (`FaultRules::parse`): comma-separated `[scope:]kind=rate`, where
-//! scope is an operation (`StartExecution`), a service (`sfn:*`, `sqs:*`,
-//! `dynamodb:*`) or everything (`*`, the default), kind is `throttle`,
+//! scope is an operation (`StartExecution`, or `sfn:StartExecution`), a
+//! service (`sfn`, `sqs`, `dynamodb`, or `sfn:*` …) or everything (`*`, the
+//! default), kind is `throttle`,
 //! `5xx` or `lost`, and the most specific scope naming a kind wins:
 //! `throttle=0.2,lost=0.05,dynamodb:lost=0` throttles a fifth of every call,
 //! and loses the answer of one in twenty, except DynamoDB's.
@@ -91,7 +92,7 @@ impl FaultRules {
         let specificity = |scope: &str| {
             if scope == operation || scope == format!("{service}:{operation}") {
                 Some(3)
-            } else if scope == service_scope {
+            } else if scope == service_scope || scope == service {
                 Some(2)
             } else if scope == "*" {
                 Some(1)
@@ -179,7 +180,9 @@ pub struct FaultProxy {
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultProxy").field("url", &self.url).finish()
+        f.debug_struct("FaultProxy")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -289,7 +292,11 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let faultable = !path.starts_with("/moto-api");
     let (service, operation) = operation_of(&parts.headers, &body);
     let fault = if faultable && shared.enabled.load(Ordering::SeqCst) {
-        let drawn = shared.rules.lock().expect("lock").draw(&service, &operation);
+        let drawn = shared
+            .rules
+            .lock()
+            .expect("lock")
+            .draw(&service, &operation);
         let mut counts = shared.counts.lock().expect("lock");
         let entry = counts
             .by_operation
@@ -394,11 +401,17 @@ mod tests {
 
     #[test]
     fn the_most_specific_rule_wins() {
-        let rules = FaultRules::parse("throttle=0.2,lost=0.05,dynamodb:lost=0,StartExecution:throttle=0.5")
-            .unwrap();
+        let rules =
+            FaultRules::parse("throttle=0.2,lost=0.05,dynamodb:lost=0,StartExecution:throttle=0.5")
+                .unwrap();
         assert_eq!(rules.rate("sfn", "StartExecution", Fault::Throttle), 0.5);
         assert_eq!(rules.rate("sfn", "SendTaskSuccess", Fault::Throttle), 0.2);
         assert_eq!(rules.rate("dynamodb", "PutItem", Fault::Lost), 0.0);
+        let rules =
+            FaultRules::parse("lost=0.05,sqs:*:lost=0.1,sfn:SendTaskSuccess:lost=1").unwrap();
+        assert_eq!(rules.rate("sqs", "SendMessage", Fault::Lost), 0.1);
+        assert_eq!(rules.rate("sfn", "SendTaskSuccess", Fault::Lost), 1.0);
+        assert_eq!(rules.rate("sfn", "SendTaskFailure", Fault::Lost), 0.05);
         assert_eq!(rules.rate("sqs", "SendMessage", Fault::Lost), 0.05);
         assert_eq!(rules.rate("sqs", "SendMessage", Fault::ServerError), 0.0);
         assert!(FaultRules::parse("throttle=2").is_err());

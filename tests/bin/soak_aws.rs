@@ -55,7 +55,7 @@ struct Options {
 fn options() -> Result<Options> {
     let mut o = Options {
         runs: 50,
-        faults: "throttle=0.2,lost=0.05".into(),
+        faults: "throttle=0.2,lost=0.05,dynamodb:lost=0".into(),
         concurrency: 50,
         timeout: Duration::from_secs(900),
         latency_ms: 50,
@@ -99,6 +99,8 @@ fn main() -> Result<()> {
     for (k, v) in env_for(&proxy_url) {
         std::env::set_var(k, v);
     }
+    // Warnings and errors on stderr (`RUST_LOG` for more): why a run failed.
+    myloware::telemetry::init("warn", None);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
