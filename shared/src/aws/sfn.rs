@@ -442,39 +442,6 @@ fn json_or_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoffs_grow_with_full_jitter_and_stay_within_the_budget() {
-        let mut ceilings = Duration::ZERO;
-        for attempt in 1..CALL_ATTEMPTS {
-            let ceiling = FIRST_BACKOFF
-                .saturating_mul(1 << (attempt - 1))
-                .min(MAX_BACKOFF);
-            ceilings += ceiling;
-            for _ in 0..50 {
-                assert!(backoff(attempt) <= ceiling);
-            }
-        }
-        assert!(ceilings <= CALL_BUDGET, "{ceilings:?}");
-    }
-
-    #[test]
-    fn an_execution_arn_is_its_machine_s_with_its_name() {
-        assert_eq!(
-            crate::engine::arn::execution_of(
-                "arn:aws:states:us-east-1:123:stateMachine:mw-aismr",
-                "r1"
-            )
-            .as_deref(),
-            Some("arn:aws:states:us-east-1:123:execution:mw-aismr:r1")
-        );
-        assert_eq!(crate::engine::arn::execution_of("nonsense", "r1"), None);
-    }
-}
-
 /// An API history event in the local engine's shape.
 fn history_event(e: &SdkEvent) -> HistoryEvent {
     HistoryEvent {
@@ -559,4 +526,37 @@ fn event_details(e: &SdkEvent) -> Value {
         put("index", Some(json!(x.index())));
     }
     Value::Object(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoffs_grow_with_full_jitter_and_stay_within_the_budget() {
+        let mut ceilings = Duration::ZERO;
+        for attempt in 1..CALL_ATTEMPTS {
+            let ceiling = FIRST_BACKOFF
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_BACKOFF);
+            ceilings += ceiling;
+            for _ in 0..50 {
+                assert!(backoff(attempt) <= ceiling);
+            }
+        }
+        assert!(ceilings <= CALL_BUDGET, "{ceilings:?}");
+    }
+
+    #[test]
+    fn an_execution_arn_is_its_machine_s_with_its_name() {
+        assert_eq!(
+            crate::engine::arn::execution_of(
+                "arn:aws:states:us-east-1:123:stateMachine:mw-aismr",
+                "r1"
+            )
+            .as_deref(),
+            Some("arn:aws:states:us-east-1:123:execution:mw-aismr:r1")
+        );
+        assert_eq!(crate::engine::arn::execution_of("nonsense", "r1"), None);
+    }
 }

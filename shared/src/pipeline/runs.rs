@@ -21,7 +21,7 @@ const QUEUED_SWEEP: usize = 200;
 
 /// What starting an execution came to.
 enum Launch {
-    Started(Run),
+    Started(Box<Run>),
     /// The engine did not take it now (throttled, or no answer).
     Queued(EngineError),
 }
@@ -129,7 +129,7 @@ impl Pipeline {
         // carries only the run's names.
         let input = execution_input(&run);
         match self.launch(&run, &state_machine, &input).await {
-            Ok(Launch::Started(run)) => Ok(run),
+            Ok(Launch::Started(run)) => Ok(*run),
             Ok(Launch::Queued(err)) => {
                 // Throttled (or unanswered) past the adapter's retries: not a
                 // reason to fail the run. It stays `pending` without an
@@ -204,7 +204,7 @@ impl Pipeline {
             Err(err) => {
                 tracing::warn!(job_code = %run.job_code, execution = %started, error = %err,
                     "run started but its execution id was not recorded; the reconciler records it");
-                return Ok(Launch::Started(run.clone()));
+                return Ok(Launch::Started(Box::new(run.clone())));
             }
         };
         crate::telemetry::metrics::count(
@@ -213,7 +213,7 @@ impl Pipeline {
             &[("project", run.project.as_str())],
         );
         tracing::info!(job_code = %run.job_code, execution = %started, "run started");
-        Ok(Launch::Started(run))
+        Ok(Launch::Started(Box::new(run)))
     }
 
     /// Starts the runs left queued (`pending` without an execution) for at
