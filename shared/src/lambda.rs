@@ -241,7 +241,7 @@ pub async fn sqs_batch(
     };
     let outcomes: Vec<_> = futures::stream::iter(event.records)
         .map(one)
-        .buffer_unordered(options.concurrency.max(1))
+        .buffered(options.concurrency.max(1))
         .collect()
         .await;
     let mut response = SqsBatchResponse::default();

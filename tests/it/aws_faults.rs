@@ -228,6 +228,7 @@ async fn a_throttled_start_leaves_the_run_queued_and_the_reconciler_starts_it() 
     let lost = t.pipeline.start_run(aismr()).await.unwrap();
     assert_eq!(lost.execution_id, None);
     t.proxy.enable(false);
+    let later = chrono::Utc::now() + chrono::Duration::seconds(10);
     assert_eq!(t.pipeline.start_queued_runs(later).await.unwrap(), 1);
     let adopted = t
         .pipeline
