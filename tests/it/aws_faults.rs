@@ -457,3 +457,38 @@ async fn the_execution_status_event_records_a_timed_out_execution_s_run_as_faile
             .unwrap();
     assert_eq!(again["run"], "already_ended");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_engine_records_a_timed_out_execution_s_run_as_failed_too() {
+    let t = myloware_tests::TestStack::start(&[]).await;
+    let engine = t.stack.engine.clone().expect("the local engine");
+    let machine = engine
+        .register_state_machine(
+            "timeout",
+            &json!({"StartAt": "Wait", "TimeoutSeconds": 1,
+                    "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": true}}})
+            .to_string(),
+        )
+        .unwrap();
+    let store = &t.stack.pipeline.store;
+    let run = store
+        .create_run(NewRun::new(
+            "aismr".parse().unwrap(),
+            json!({}),
+            ProvidersMode::Mock,
+        ))
+        .await
+        .unwrap();
+    engine
+        .start_execution(&machine, Some(&run.run_id.to_string()), &json!({}))
+        .await
+        .unwrap();
+    let failed = eventually(30, "the run recorded failed", || async {
+        let run = store.get_run(run.run_id).await.unwrap().unwrap();
+        run.status.is_terminal().then_some(run)
+    })
+    .await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.unwrap_or_default();
+    assert!(error.contains("TIMED_OUT"), "{error}");
+}
