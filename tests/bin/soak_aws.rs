@@ -16,8 +16,8 @@
 //! ```text
 //! scripts/moto.sh start
 //! cargo run --release -p myloware-tests --bin soak-aws -- [--runs 50]
-//!     [--faults 'throttle=0.2,lost=0.05'] [--concurrency 50] [--timeout 900]
-//!     [--latency-ms 50] [--pollers 4] [--provider-faults MOCK_FAULTS]
+//!     [--faults 'throttle=0.2,lost=0.05,dynamodb:lost=0'] [--concurrency 8] [--timeout 900]
+//!     [--latency-ms 50] [--pollers 2] [--provider-faults MOCK_FAULTS]
 //! ```
 //! moto's endpoint: `MW_TEST_AWS_ENDPOINT`, else `http://127.0.0.1:$MOTO_PORT`.
 //! Gates are approved as soon as they wait. Exits 1 when a run is stuck, a
@@ -56,10 +56,10 @@ fn options() -> Result<Options> {
     let mut o = Options {
         runs: 50,
         faults: "throttle=0.2,lost=0.05,dynamodb:lost=0".into(),
-        concurrency: 50,
+        concurrency: 8,
         timeout: Duration::from_secs(900),
         latency_ms: 50,
-        pollers: 4,
+        pollers: 2,
         provider_faults: String::new(),
     };
     let mut args = std::env::args().skip(1);
