@@ -407,12 +407,12 @@ mod tests {
         assert_eq!(rules.rate("sfn", "StartExecution", Fault::Throttle), 0.5);
         assert_eq!(rules.rate("sfn", "SendTaskSuccess", Fault::Throttle), 0.2);
         assert_eq!(rules.rate("dynamodb", "PutItem", Fault::Lost), 0.0);
+        assert_eq!(rules.rate("sqs", "SendMessage", Fault::Lost), 0.05);
         let rules =
             FaultRules::parse("lost=0.05,sqs:*:lost=0.1,sfn:SendTaskSuccess:lost=1").unwrap();
         assert_eq!(rules.rate("sqs", "SendMessage", Fault::Lost), 0.1);
         assert_eq!(rules.rate("sfn", "SendTaskSuccess", Fault::Lost), 1.0);
         assert_eq!(rules.rate("sfn", "SendTaskFailure", Fault::Lost), 0.05);
-        assert_eq!(rules.rate("sqs", "SendMessage", Fault::Lost), 0.05);
         assert_eq!(rules.rate("sqs", "SendMessage", Fault::ServerError), 0.0);
         assert!(FaultRules::parse("throttle=2").is_err());
         assert!(FaultRules::parse("slow=0.1").is_err());
