@@ -431,23 +431,28 @@ STORE = {
 PRUNE = {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem"}
 COMPLETE_TASKS = {"states:SendTaskSuccess", "states:SendTaskFailure"}
 OWN_SECRET = {"secretsmanager:GetSecretValue"}
+# A start retried after a lost answer looks up the execution it may have started.
+START_RUNS = {"states:StartExecution", "states:DescribeExecution"}
+# A failed SQS record comes back after a short, growing delay it sets itself, on a queue it
+# finds by its ARN.
+SHORT_RETRIES = {"sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"}
 REACHES = {
     # Brendan's tools: start_run, get_run_status (the execution's history), approve_hitl_gate.
-    "ChatFunction": STORE | OWN_SECRET | COMPLETE_TASKS
-    | {"states:StartExecution", "states:GetExecutionHistory"},
+    "ChatFunction": STORE | OWN_SECRET | COMPLETE_TASKS | START_RUNS
+    | {"states:GetExecutionHistory"},
     # Verify, store once, hand over to the callback queue.
     "WebhookFunction": STORE | OWN_SECRET | {"sqs:SendMessage"},
     # An approval or a rejection completes the gate's task token.
     "HitlFunction": STORE | OWN_SECRET | COMPLETE_TASKS,
     # Start, cancel, evidence and graph (history); /metrics reads the queues' depths.
-    "RunsFunction": STORE | OWN_SECRET
-    | {"states:StartExecution", "states:StopExecution", "states:GetExecutionHistory",
-       "sqs:GetQueueAttributes"},
-    # A task completes its token; a provider job whose callback came first hands that stored
-    # callback over to the callback queue.
-    "WorkerFunction": STORE | OWN_SECRET | COMPLETE_TASKS | {"sqs:SendMessage"},
-    # A settled job completes its persona's token; the hourly schedule prunes.
-    "CallbacksFunction": STORE | PRUNE | OWN_SECRET | COMPLETE_TASKS,
+    "RunsFunction": STORE | OWN_SECRET | START_RUNS
+    | {"states:StopExecution", "states:GetExecutionHistory", "sqs:GetQueueAttributes"},
+    # A task completes its token (a dead-lettered one fails it); a provider job whose callback
+    # came first hands that stored callback over to the callback queue.
+    "WorkerFunction": STORE | OWN_SECRET | COMPLETE_TASKS | SHORT_RETRIES | {"sqs:SendMessage"},
+    # A settled job completes its persona's token; the reconciler's sweep starts runs whose
+    # start was throttled; the hourly schedule prunes.
+    "CallbacksFunction": STORE | PRUNE | OWN_SECRET | COMPLETE_TASKS | SHORT_RETRIES | START_RUNS,
 }
 # Actions the code calls that no function is granted, and who calls them instead.
 NOT_ON_LAMBDA = {
@@ -456,12 +461,9 @@ NOT_ON_LAMBDA = {
     "states:CreateStateMachine": "`mw statemachine deploy`; the template deploys them on AWS",
     "states:UpdateStateMachine": "`mw statemachine deploy`",
     "states:ListStateMachines": "`mw` finds state machines by name; functions get STATE_MACHINE_ARNS",
-    "states:DescribeExecution": "`mw statemachine`",
     "states:SendTaskHeartbeat": "the Engine port offers it; no state sets HeartbeatSeconds",
     "sqs:ReceiveMessage": "`mw worker` polls; on Lambda the SQS event source does (SAM grants it)",
     "sqs:DeleteMessage": "`mw worker`, `mw dlq`; on Lambda the SQS event source",
-    "sqs:ChangeMessageVisibility": "`mw worker`, `mw dlq`",
-    "sqs:GetQueueUrl": "`mw dlq` finds a dead-letter queue",
 }
 # Engine and queue port methods called above the adapters, by the action they end in: a call
 # from code the functions run must be reached by one (it is not in NOT_ON_LAMBDA).
@@ -502,7 +504,7 @@ def code_actions():
     for path in files:
         text = path.read_text()
         rel = path.relative_to(ROOT)
-        calls = re.finditer(r"(?:\bclient|Client::new\([^()]*\))\s*\.\s*([a-z_]+)\(\)", text)
+        calls = re.finditer(r"(?:\bclient|\bonce|Client::new\([^()]*\))\s*\.\s*([a-z_]+)\(\)", text)
         for m in calls:
             op = m.group(1)
             if op not in OP_ACTION:

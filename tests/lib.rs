@@ -15,7 +15,8 @@
 //! return early and say so loudly — except in CI (`CI=true`), where both fail.
 pub mod aws;
 pub mod browser;
-pub mod soak;
+pub mod faults;
+pub mod soak_report;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

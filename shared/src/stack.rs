@@ -116,6 +116,20 @@ impl Stack {
         }
         match &engine {
             Some(engine) => {
+                // What Step Functions' execution status events do on AWS: a
+                // run whose execution ended outside its graph (timed out,
+                // stopped) is recorded.
+                let recorder = pipeline.clone();
+                engine.on_execution_end(Arc::new(move |ended| {
+                    if matches!(ended.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+                        let recorder = recorder.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = recorder.record_execution_end(&ended).await {
+                                tracing::error!(execution = %ended.execution_arn, error = %e, "could not record the run of an ended execution");
+                            }
+                        });
+                    }
+                }));
                 queue::consume(
                     engine,
                     &config.task_queue_url,

@@ -30,7 +30,7 @@ use anyhow::{bail, Context, Result};
 use myloware::domain::{RunId, RunStatus};
 use myloware::providers::mock::{MockConfig, MockProviders};
 use myloware::store::RunFilter;
-use myloware_tests::{config_from, soak, stack_vars, ApiClient};
+use myloware_tests::{config_from, soak_report as soak, stack_vars, ApiClient};
 use rand::{Rng, SeedableRng};
 use secrecy::SecretString;
 use serde_json::json;

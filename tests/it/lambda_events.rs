@@ -1,10 +1,13 @@
 //! The SQS events under `tests/fixtures/events` (what `cargo lambda invoke`
 //! sends the `worker` and `callbacks` functions, see docs/aws.md) through the
 //! functions' own handler, `lambda::sqs_batch`, on the pipeline a cold start
-//! builds: each fixture's records are all reported as batch item failures by
-//! message id (a run or webhook event this store does not have; a body that
-//! is not a message), and nothing is written for them.
+//! builds: the records that cannot be handled are reported as batch item
+//! failures by message id (a webhook event this store does not have; a body
+//! that is not a message), a task for a run this store does not have is
+//! failed with its token (which no engine here holds: nothing is owed), and
+//! nothing is written for any of them.
 use aws_lambda_events::event::sqs::SqsEvent;
+use myloware::lambda::BatchOptions;
 use myloware::pipeline::callbacks::Callbacks;
 use myloware::pipeline::worker::Worker;
 use myloware::store::RunFilter;
@@ -58,9 +61,14 @@ async fn the_worker_event_fixture_reports_each_record_it_cannot_run() {
             pipeline: pipeline.clone(),
         },
         event,
+        BatchOptions::default(),
     )
     .await;
-    assert_eq!(failed(&response), ids);
+    assert_eq!(
+        failed(&response),
+        ids[1..],
+        "the task of an unknown run is failed, its token unknown here: done; the malformed one fails"
+    );
     let runs = pipeline
         .store
         .list_runs(&RunFilter::default())
@@ -75,7 +83,11 @@ async fn the_callbacks_event_fixture_reports_each_record_it_cannot_settle() {
     let pipeline = cold_start(dir.path()).await;
     let (event, ids) = fixture("callbacks-sqs.json");
     assert_eq!(ids.len(), 2);
-    let response = myloware::lambda::sqs_batch(&Callbacks { pipeline }, event).await;
+    let options = BatchOptions {
+        concurrency: myloware::lambda::CALLBACK_CONCURRENCY,
+        ..BatchOptions::default()
+    };
+    let response = myloware::lambda::sqs_batch(&Callbacks { pipeline }, event, options).await;
     assert_eq!(failed(&response), ids);
 }
 
@@ -131,6 +143,7 @@ async fn the_pruning_schedule_deletes_the_finished_runs_past_their_retention() {
         &handler,
         &pipeline,
         event(serde_json::json!({"retention_days": 30})),
+        Default::default(),
     )
     .await
     .expect("the schedule's input");
@@ -142,9 +155,14 @@ async fn the_pruning_schedule_deletes_the_finished_runs_past_their_retention() {
         serde_json::json!({"retention_days": 0}),
         serde_json::json!({"days": 30}),
     ] {
-        let err = myloware::lambda::callbacks_event(&handler, &pipeline, event(bad.clone()))
-            .await
-            .expect_err("refused");
+        let err = myloware::lambda::callbacks_event(
+            &handler,
+            &pipeline,
+            event(bad.clone()),
+            Default::default(),
+        )
+        .await
+        .expect_err("refused");
         assert!(
             err.contains("retention_days") || err.contains("pruning"),
             "{bad}: {err}"

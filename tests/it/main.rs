@@ -1,5 +1,6 @@
 //! Workspace integration tests: one binary, shared helpers in `myloware_tests`.
 mod asl_corpus;
+mod aws_faults;
 mod aws_path;
 mod callbacks;
 mod cli;

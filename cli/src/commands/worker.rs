@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use myloware::aws::sqs::SqsQueue;
 use myloware::pipeline::callbacks::Callbacks;
-use myloware::pipeline::worker::Worker;
+use myloware::pipeline::worker::{DeadLetters, Worker};
 use myloware::queue::SharedHandler;
 use myloware::stack::{self, ServeFile};
 
@@ -54,6 +54,21 @@ pub async fn run(args: WorkerArgs, config: &myloware::Config) -> anyhow::Result<
         };
         consumers.push(sqs.consume(url, handler, stopped.clone()));
         outln!("consuming {name:<9} {url}");
+        // The task queue's dead letters fail their tasks with the reason, as
+        // the worker function's event source on the dead-letter queue does.
+        if *name == "tasks" {
+            if let Some(dlq) = sqs
+                .dead_letter_queue(url)
+                .await
+                .context("reading the task queue's redrive policy")?
+            {
+                let handler: SharedHandler = Arc::new(DeadLetters {
+                    pipeline: pipeline.clone(),
+                });
+                consumers.push(sqs.consume(&dlq, handler, stopped.clone()));
+                outln!("consuming {:<9} {dlq}", "dead tasks");
+            }
+        }
     }
     // Jobs whose callback is overdue are asked about beside the queues.
     let reconciler = tokio::spawn(pipeline.clone().run_reconciler(stopped.clone()));

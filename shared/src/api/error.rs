@@ -14,7 +14,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header: the request may succeed if made
+    /// again then (a throttled or briefly unavailable dependency).
+    pub retry_after: Option<u32>,
 }
+
+/// The `Retry-After` of an answer to a throttled or unavailable dependency.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -22,7 +28,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when to try again.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -44,7 +57,13 @@ impl IntoResponse for ApiError {
             tracing::error!(status = %self.status, code = self.code, error = %self.message, "request failed");
         }
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -68,6 +87,22 @@ impl From<PipelineError> for ApiError {
                     "store_unavailable",
                     "the store failed; try again",
                 )
+                .retry_after(RETRY_AFTER_SECONDS)
+            }
+            // Throttled, failing inside or not answering, past the adapter's
+            // retries: what was asked may work in a moment. What the request
+            // stored (a gate's decision) stays stored.
+            PipelineError::Engine(e) if e.is_transient() => {
+                tracing::warn!(error = ?e, "engine throttled or unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "engine_unavailable",
+                    format!(
+                        "the engine is busy; try again in a moment ({})",
+                        e.aws_name()
+                    ),
+                )
+                .retry_after(RETRY_AFTER_SECONDS)
             }
             PipelineError::Engine(e) => {
                 tracing::error!(error = ?e, "engine error");
@@ -80,6 +115,7 @@ impl From<PipelineError> for ApiError {
                     "queue_unavailable",
                     "the queue failed; try again",
                 )
+                .retry_after(RETRY_AFTER_SECONDS)
             }
             PipelineError::Provider(_) => {
                 Self::new(StatusCode::BAD_GATEWAY, "provider_error", message)

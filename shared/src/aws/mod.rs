@@ -29,8 +29,24 @@ pub fn loader() -> aws_config::ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(retry_config())
 }
+
+/// The SDK's retries for every AWS call (the Step Functions calls that move
+/// runs forward retry in `sfn` instead): the standard mode's throttle-aware
+/// backoff with jitter, with `SDK_ATTEMPTS` tries rather than its default
+/// 3 — at 10,000 runs in flight DynamoDB and SQS throttle for seconds, and a
+/// throttle absorbed here is a task not failed or a request not refused.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(SDK_ATTEMPTS)
+        .with_max_backoff(std::time::Duration::from_secs(5))
+}
+
+/// Tries of each AWS call by the SDK.
+pub const SDK_ATTEMPTS: u32 = 6;
 
 /// An AWS API error as `(code, message)`: the service's error code when it
 /// answered (`ExecutionAlreadyExists`, `QueueDoesNotExist`, …), else

@@ -4,7 +4,21 @@
 //! shapes (`details` = the API's `…EventDetails` structure, as JSON).
 //! Also here: deploying the persona graphs (`mw statemachine deploy`) and
 //! finding the deployed ones by name.
+//!
+//! The calls that move runs forward — `StartExecution`, `SendTaskSuccess`,
+//! `SendTaskFailure`, `SendTaskHeartbeat` — are retried here, not by the
+//! SDK: a throttle, a 5xx or no answer is tried again up to
+//! `CALL_ATTEMPTS` times with full-jitter exponential backoff (at most about
+//! `CALL_BUDGET` in all, well within any function's timeout). Owning the
+//! loop tells a re-send from a first send: a re-sent task completion that
+//! finds its token done (`TaskDoesNotExist`, `TaskTimedOut`, or
+//! `InvalidToken`, which Step Functions answers once the execution has
+//! moved on) means an earlier try took effect and its answer was lost — it
+//! is done; a re-sent start that finds its execution already there answers
+//! that execution.
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -23,6 +37,87 @@ use crate::engine::{
 #[derive(Debug, Clone)]
 pub struct StepFunctionsEngine {
     client: Client,
+    /// The same client without the SDK's own retries: the calls that move
+    /// runs forward retry in `retrying`, which knows a re-send from a first
+    /// send.
+    once: Client,
+}
+
+/// Tries of a run-moving call (the SDK's default is 3).
+pub const CALL_ATTEMPTS: u32 = 8;
+/// The first backoff; each next one doubles, up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+/// The most all the backoffs of one call add up to: 0.1 + 0.2 + … + 4 + 4 s
+/// at worst, 10.3 s; the full jitter halves that on average.
+pub const CALL_BUDGET: Duration = Duration::from_millis(10_300);
+
+/// The backoff before try `attempt + 1`: a random time up to
+/// `FIRST_BACKOFF × 2^(attempt-1)`, at most `MAX_BACKOFF` ("full jitter"),
+/// so that many callers throttled together do not come back together.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = FIRST_BACKOFF
+        .saturating_mul(1 << attempt.saturating_sub(1).min(10))
+        .min(MAX_BACKOFF);
+    ceiling.mul_f64(rand::random::<f64>())
+}
+
+/// How a call ended after its tries: its outcome, and whether an earlier
+/// try may have taken effect (it was answered with a 5xx or not at all).
+struct Tried<T> {
+    outcome: Result<T, EngineError>,
+    resent: bool,
+}
+
+/// Runs `call` until it succeeds, fails for good, or `CALL_ATTEMPTS` tries
+/// were throttled, failed inside the service or went unanswered.
+async fn retrying<T, F, Fut>(operation: &'static str, mut call: F) -> Tried<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, EngineError>>,
+{
+    let mut attempt = 1;
+    let mut resent = false;
+    loop {
+        match call().await {
+            Err(err) if err.is_transient() && attempt < CALL_ATTEMPTS => {
+                let wait = backoff(attempt);
+                tracing::warn!(operation, attempt, retry_in_ms = wait.as_millis() as u64, error = %err,
+                    "Step Functions call not done; trying again");
+                crate::telemetry::metrics::count(
+                    "mw_aws_call_retries_total",
+                    "AWS calls tried again after a throttle, a 5xx or no answer, by operation and error.",
+                    &[("operation", operation), ("error", err.aws_name())],
+                );
+                // A throttle is refused before it acts; anything else may
+                // have acted with its answer lost.
+                resent |= !err.is_throttle();
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            outcome => return Tried { outcome, resent },
+        }
+    }
+}
+
+/// A task completion's outcome: after a re-send, a token found done means
+/// an earlier try completed it.
+fn completed<T: Default>(operation: &'static str, tried: Tried<T>) -> Result<T, EngineError> {
+    match tried.outcome {
+        Err(
+            err @ (EngineError::TaskDoesNotExist
+            | EngineError::TaskTimedOut
+            | EngineError::InvalidToken),
+        ) if tried.resent => {
+            tracing::info!(
+                operation,
+                answer = err.aws_name(),
+                "a re-sent task completion found its token done: an earlier try took effect"
+            );
+            Ok(T::default())
+        }
+        other => other,
+    }
 }
 
 /// Maps an SDK error to the port's error of the same name.
@@ -46,9 +141,34 @@ where
 
 impl StepFunctionsEngine {
     pub fn new(config: &SdkConfig) -> Self {
+        let once = aws_sdk_sfn::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
         Self {
             client: Client::new(config),
+            once: Client::from_conf(once),
         }
+    }
+
+    /// The execution `name` of `state_machine_arn`, when it exists: what a
+    /// start whose answer was lost (or a second start of a queued run)
+    /// finds. Step Functions names executions
+    /// `arn:…:execution:<machine>:<name>`.
+    pub async fn existing_execution(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+    ) -> Result<StartedExecution, EngineError> {
+        let arn = crate::engine::arn::execution_of(state_machine_arn, name).ok_or_else(|| {
+            EngineError::ExecutionDoesNotExist(format!(
+                "{state_machine_arn} is not a state machine ARN"
+            ))
+        })?;
+        let described = self.describe_execution(&arn).await?;
+        Ok(StartedExecution {
+            execution_arn: described.execution_arn,
+            start_date: described.start_date,
+        })
     }
 
     /// Creates the state machine `name` from `definition`, or updates its
@@ -172,30 +292,47 @@ impl Engine for StepFunctionsEngine {
             }
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let out = self
-            .client
-            .start_execution()
-            .state_machine_arn(state_machine_arn)
-            .name(name)
-            .input(input.to_string())
-            .send()
-            .await
-            .map_err(engine_error)?;
-        Ok(StartedExecution {
-            execution_arn: out.execution_arn().to_owned(),
-            start_date: to_chrono(out.start_date()),
+        let input = input.to_string();
+        let tried = retrying("StartExecution", || async {
+            let out = self
+                .once
+                .start_execution()
+                .state_machine_arn(state_machine_arn)
+                .name(&name)
+                .input(&input)
+                .send()
+                .await
+                .map_err(engine_error)?;
+            Ok(StartedExecution {
+                execution_arn: out.execution_arn().to_owned(),
+                start_date: to_chrono(out.start_date()),
+            })
         })
+        .await;
+        match tried.outcome {
+            // Started by a try whose answer was lost: that execution.
+            Err(EngineError::ExecutionAlreadyExists(_)) if tried.resent => {
+                tracing::info!(execution = %name, "a re-sent start found its execution: an earlier try started it");
+                self.existing_execution(state_machine_arn, &name).await
+            }
+            other => other,
+        }
     }
 
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), EngineError> {
-        self.client
-            .send_task_success()
-            .task_token(token)
-            .output(output.to_string())
-            .send()
-            .await
-            .map_err(engine_error)?;
-        Ok(())
+        let output = output.to_string();
+        let tried = retrying("SendTaskSuccess", || async {
+            self.once
+                .send_task_success()
+                .task_token(token)
+                .output(&output)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(engine_error)
+        })
+        .await;
+        completed("SendTaskSuccess", tried)
     }
 
     async fn send_task_failure(
@@ -204,25 +341,33 @@ impl Engine for StepFunctionsEngine {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> Result<(), EngineError> {
-        self.client
-            .send_task_failure()
-            .task_token(token)
-            .set_error(error.map(str::to_owned))
-            .set_cause(cause.map(str::to_owned))
-            .send()
-            .await
-            .map_err(engine_error)?;
-        Ok(())
+        let tried = retrying("SendTaskFailure", || async {
+            self.once
+                .send_task_failure()
+                .task_token(token)
+                .set_error(error.map(str::to_owned))
+                .set_cause(cause.map(str::to_owned))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(engine_error)
+        })
+        .await;
+        completed("SendTaskFailure", tried)
     }
 
     async fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
-        self.client
-            .send_task_heartbeat()
-            .task_token(token)
-            .send()
-            .await
-            .map_err(engine_error)?;
-        Ok(())
+        let tried = retrying("SendTaskHeartbeat", || async {
+            self.once
+                .send_task_heartbeat()
+                .task_token(token)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(engine_error)
+        })
+        .await;
+        tried.outcome
     }
 
     async fn stop_execution(
@@ -381,4 +526,37 @@ fn event_details(e: &SdkEvent) -> Value {
         put("index", Some(json!(x.index())));
     }
     Value::Object(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoffs_grow_with_full_jitter_and_stay_within_the_budget() {
+        let mut ceilings = Duration::ZERO;
+        for attempt in 1..CALL_ATTEMPTS {
+            let ceiling = FIRST_BACKOFF
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_BACKOFF);
+            ceilings += ceiling;
+            for _ in 0..50 {
+                assert!(backoff(attempt) <= ceiling);
+            }
+        }
+        assert!(ceilings <= CALL_BUDGET, "{ceilings:?}");
+    }
+
+    #[test]
+    fn an_execution_arn_is_its_machine_s_with_its_name() {
+        assert_eq!(
+            crate::engine::arn::execution_of(
+                "arn:aws:states:us-east-1:123:stateMachine:mw-aismr",
+                "r1"
+            )
+            .as_deref(),
+            Some("arn:aws:states:us-east-1:123:execution:mw-aismr:r1")
+        );
+        assert_eq!(crate::engine::arn::execution_of("nonsense", "r1"), None);
+    }
 }

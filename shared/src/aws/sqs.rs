@@ -182,22 +182,11 @@ impl SqsQueue {
                         .expect("id and receipt handle are set"),
                 ),
                 Err(err) => {
-                    let backoff = backoff_seconds(shown.receive_count);
                     tracing::error!(queue = %queue_url, message_id = %shown.message_id,
                         receive_count = shown.receive_count, retryable = err.retryable,
-                        retry_in_s = backoff, error = %err, "message failed; it comes back later");
-                    let hidden = self
-                        .client
-                        .change_message_visibility()
-                        .queue_url(queue_url)
-                        .receipt_handle(receipt)
-                        .visibility_timeout(backoff)
-                        .send()
+                        error = %err, "message failed; it comes back later");
+                    self.retry_later(queue_url, receipt, shown.receive_count)
                         .await;
-                    if let Err(e) = hidden {
-                        let e = queue_error(queue_url, e);
-                        tracing::warn!(queue = %queue_url, error = %e.reason, "could not set the retry delay");
-                    }
                 }
             }
         }
@@ -220,6 +209,57 @@ impl SqsQueue {
                 }
             }
         }
+    }
+
+    /// Makes a failed message visible again after `backoff_seconds` of its
+    /// receive count (1, 2, 4 … 60 s), instead of the queue's visibility
+    /// timeout (set for the longest handling, an hour and a half for the
+    /// task queue). A failure to do so only leaves the queue's timeout.
+    pub async fn retry_later(&self, queue_url: &str, receipt: &str, receive_count: u32) {
+        let backoff = backoff_seconds(receive_count);
+        let hidden = self
+            .client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(backoff)
+            .send()
+            .await;
+        match hidden {
+            Ok(_) => {
+                tracing::info!(queue = %queue_url, receive_count, retry_in_s = backoff, "failed message comes back soon")
+            }
+            Err(e) => {
+                let e = queue_error(queue_url, e);
+                tracing::warn!(queue = %queue_url, error = %e.reason, "could not set the retry delay; the queue's visibility timeout applies");
+            }
+        }
+    }
+
+    /// The URL of the queue an SQS event's record came from
+    /// (`eventSourceARN`, `arn:aws:sqs:<region>:<account>:<name>`), asked of
+    /// SQS once per queue and kept.
+    pub async fn queue_url_of_arn(&self, arn: &str) -> Result<String, QueueError> {
+        static KNOWN: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+        if let Some((_, url)) = KNOWN.lock().expect("lock").iter().find(|(a, _)| a == arn) {
+            return Ok(url.clone());
+        }
+        let mut parts = arn.rsplitn(3, ':');
+        let (name, account) = (parts.next().unwrap_or_default(), parts.next());
+        let out = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .set_queue_owner_aws_account_id(account.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| queue_error(arn, e))?;
+        let url = out.queue_url().unwrap_or_default().to_owned();
+        KNOWN
+            .lock()
+            .expect("lock")
+            .push((arn.to_owned(), url.clone()));
+        Ok(url)
     }
 
     /// The dead-letter queue `queue_url`'s redrive policy names, if any.
@@ -342,7 +382,7 @@ impl SqsQueue {
 
 /// Seconds a failed message stays hidden: 1, 2, 4, … by receive count,
 /// at most `MAX_BACKOFF_SECONDS`.
-fn backoff_seconds(receive_count: u32) -> i32 {
+pub fn backoff_seconds(receive_count: u32) -> i32 {
     let exp = receive_count.saturating_sub(1).min(6);
     (1i32 << exp).min(MAX_BACKOFF_SECONDS)
 }

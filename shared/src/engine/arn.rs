@@ -14,3 +14,11 @@ pub fn execution(state_machine: &str, name: &str) -> String {
 pub fn name_of(arn: &str) -> &str {
     arn.rsplit(':').next().unwrap_or(arn)
 }
+
+/// The ARN of execution `name` of the state machine `state_machine_arn`
+/// (`…:stateMachine:<machine>` → `…:execution:<machine>:<name>`), in either
+/// engine; `None` for an ARN of another shape.
+pub fn execution_of(state_machine_arn: &str, name: &str) -> Option<String> {
+    let (prefix, machine) = state_machine_arn.split_once(":stateMachine:")?;
+    Some(format!("{prefix}:execution:{machine}:{name}"))
+}

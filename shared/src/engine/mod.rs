@@ -9,5 +9,6 @@ mod port;
 
 pub use local::LocalEngine;
 pub use port::{
-    validate_execution_name, Engine, EngineError, ExecutionDescription, StartedExecution,
+    is_throttle_code, is_transient_code, validate_execution_name, Engine, EngineError,
+    ExecutionDescription, ExecutionEnded, StartedExecution,
 };

@@ -2,7 +2,7 @@
 //! never knows whether the local engine or AWS Step Functions runs the graph.
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::asl::machine::HistoryEvent;
@@ -35,6 +35,26 @@ impl ExecutionDescription {
     pub fn is_running(&self) -> bool {
         self.status == "RUNNING"
     }
+}
+
+/// An execution that ended, as Step Functions' "Execution Status Change"
+/// EventBridge event details it (its `detail`, camelCase) and as the local
+/// engine reports it (`LocalEngine::on_execution_end`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionEnded {
+    pub execution_arn: String,
+    #[serde(default)]
+    pub state_machine_arn: Option<String>,
+    /// The execution's name (a run's id, for the runs' executions).
+    pub name: String,
+    /// `SUCCEEDED`, `FAILED`, `ABORTED` or `TIMED_OUT` (`RUNNING` when it
+    /// started).
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
 }
 
 /// The Step Functions API errors, by their API names.
@@ -82,6 +102,57 @@ impl EngineError {
             Self::Service { code, .. } => code,
         }
     }
+}
+
+impl EngineError {
+    /// A refusal that says "not now" rather than "no": the service
+    /// throttled the call, failed inside (5xx) or did not answer. Trying the
+    /// same call again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Service { code, .. } => is_transient_code(code),
+            Self::Store(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The service throttled the call (its rate limit), as opposed to
+    /// failing it.
+    pub fn is_throttle(&self) -> bool {
+        matches!(self, Self::Service { code, .. } if is_throttle_code(code))
+    }
+}
+
+/// The error codes AWS services answer when a call is throttled.
+pub fn is_throttle_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "Throttling"
+            | "ThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "ProvisionedThroughputExceededException"
+            | "SlowDown"
+    )
+}
+
+/// Throttles, the services' internal errors (5xx) and no answer at all
+/// (`Unreachable`, a lost or timed-out response): worth another try.
+pub fn is_transient_code(code: &str) -> bool {
+    is_throttle_code(code)
+        || matches!(
+            code,
+            "ServiceUnavailable"
+                | "ServiceUnavailableException"
+                | "InternalFailure"
+                | "InternalServerError"
+                | "InternalError"
+                | "InternalServerException"
+                | "Unreachable"
+        )
 }
 
 impl From<StoreError> for EngineError {

@@ -9,7 +9,9 @@ mod function;
 
 use std::io::Write;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+
+use crate::aws::sqs::SqsQueue;
 
 use crate::api::AppState;
 use crate::pipeline::Pipeline;
@@ -143,6 +145,64 @@ pub fn flushing_telemetry(
     ))
 }
 
+/// How a function handles an SQS batch: how many records at once, by when
+/// it must answer, how a failed record comes back, and where records from a
+/// dead-letter queue go.
+#[derive(Clone, Copy, Default)]
+pub struct BatchOptions<'a> {
+    /// Records handled at once (at least 1).
+    pub concurrency: usize,
+    /// When the batch must be answered: records still running then are
+    /// reported as failures (they come back) rather than the function
+    /// timing out and the whole batch coming back.
+    pub deadline: Option<std::time::Instant>,
+    /// Shortens a failed record's visibility (`SqsQueue::retry_later`), so
+    /// it comes back after a few seconds instead of the queue's visibility
+    /// timeout.
+    pub sqs: Option<&'a SqsQueue>,
+    /// For a function that also consumes its queue's dead-letter queue: the
+    /// main queue's name, and the handler of records from any other queue.
+    pub dead_letters: Option<(&'a str, &'a dyn MessageHandler)>,
+}
+
+impl std::fmt::Debug for BatchOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("concurrency", &self.concurrency)
+            .field("deadline", &self.deadline)
+            .field("sqs", &self.sqs.is_some())
+            .field("dead_letters", &self.dead_letters.map(|(main, _)| main))
+            .finish()
+    }
+}
+
+/// Time kept back from a function's deadline to report the batch.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Records the callbacks function handles at once: a batch's ten, each
+/// waiting mostly on a provider's API, within its 60 s.
+pub const CALLBACK_CONCURRENCY: usize = 10;
+
+impl<'a> BatchOptions<'a> {
+    /// The options of an invocation whose deadline is `deadline_ms`
+    /// (milliseconds since the epoch, as Lambda's context gives it): that
+    /// deadline less `DEADLINE_MARGIN`, and an SQS client for the retry
+    /// delays.
+    pub fn for_invocation(deadline_ms: u64, concurrency: usize, sqs: &'a SqsQueue) -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        Self {
+            concurrency,
+            deadline: Some(std::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN)),
+            sqs: Some(sqs),
+            dead_letters: None,
+        }
+    }
+}
+
 /// One SQS event as the worker and callbacks functions handle it: every
 /// record (`sqs_batch`), then the spans the batch closed sent to the OTLP
 /// endpoint and the metrics it changed printed (`flush_metrics`), since the
@@ -151,8 +211,9 @@ pub async fn sqs_event(
     handler: &dyn MessageHandler,
     pipeline: &Pipeline,
     event: SqsEvent,
+    options: BatchOptions<'_>,
 ) -> SqsBatchResponse {
-    let response = sqs_batch(handler, event).await;
+    let response = sqs_batch(handler, event, options).await;
     pipeline.tracer.flush().await;
     flush_metrics(&mut std::io::stdout().lock());
     response
@@ -175,15 +236,23 @@ pub struct PruneRequest {
     pub retention_days: u32,
 }
 
+/// The `detail-type` of the EventBridge events Step Functions sends when an
+/// execution changes status (`template.yaml` routes FAILED, TIMED_OUT and
+/// ABORTED ones to the callbacks function).
+pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
 /// What the callbacks function is invoked with: an SQS batch from the
-/// callback queue, the reconciler's schedule (`{"reconcile": true}`),
-/// which sweeps the jobs whose callback is overdue, or the pruning
-/// schedule (`{"prune": {"retention_days": N}}`). Answers the batch's item
-/// failures, or the sweep's or the pruning's report.
+/// callback queue; the reconciler's schedule (`{"reconcile": true}`), which
+/// sweeps the jobs whose callback is overdue and starts the runs whose start
+/// was throttled; or Step Functions' "Execution Status Change" event, which
+/// records a run whose execution ended outside the graph's `Catch` (timed
+/// out, aborted); or the pruning schedule (`{"prune": {"retention_days": N}}`).
+/// Answers the batch's item failures, or the report.
 pub async fn callbacks_event(
     handler: &dyn MessageHandler,
     pipeline: &Pipeline,
     event: serde_json::Value,
+    options: BatchOptions<'_>,
 ) -> Result<serde_json::Value, String> {
     if let Some(request) = event.get(PRUNE_EVENT_KEY) {
         let request: PruneRequest = serde_json::from_value(request.clone())
@@ -208,41 +277,111 @@ pub async fn callbacks_event(
     }
     if event.get(RECONCILE_EVENT_KEY).is_some() {
         let report = pipeline.reconcile_due_jobs(chrono::Utc::now()).await;
+        let started = pipeline.start_queued_runs(chrono::Utc::now()).await;
         pipeline.tracer.flush().await;
         flush_metrics(&mut std::io::stdout().lock());
-        return report
+        let mut report = report
             .map(|report| serde_json::to_value(report).unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        report["queued_runs_started"] = serde_json::json!(started.map_err(|e| e.to_string())?);
+        return Ok(report);
+    }
+    if event.get("detail-type").and_then(serde_json::Value::as_str) == Some(EXECUTION_STATUS_CHANGE)
+    {
+        let change: crate::pipeline::ExecutionStatusChange =
+            serde_json::from_value(event["detail"].clone())
+                .map_err(|e| format!("an execution status change without its detail: {e}"))?;
+        let recorded = pipeline.record_execution_end(&change).await;
+        pipeline.tracer.flush().await;
+        flush_metrics(&mut std::io::stdout().lock());
+        return recorded
+            .map(|outcome| serde_json::json!({ "run": outcome }))
             .map_err(|e| e.to_string());
     }
-    let event: SqsEvent = serde_json::from_value(event)
-        .map_err(|e| format!("neither an SQS event nor the reconciler's schedule: {e}"))?;
-    let response = sqs_event(handler, pipeline, event).await;
+    let event: SqsEvent = serde_json::from_value(event).map_err(|e| {
+        format!(
+            "neither an SQS event, the reconciler's or pruning schedule nor an execution status change: {e}"
+        )
+    })?;
+    let response = sqs_event(handler, pipeline, event, options).await;
     Ok(serde_json::to_value(response).unwrap_or_default())
 }
 
-/// Handles every record of an SQS batch; the ones that failed are reported
-/// as batch item failures.
-pub async fn sqs_batch(handler: &dyn MessageHandler, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
+/// The name in a queue's URL or ARN (its last `/` or `:` part).
+pub fn queue_name(url_or_arn: &str) -> &str {
+    url_or_arn.rsplit(['/', ':']).next().unwrap_or(url_or_arn)
+}
+
+/// Handles the records of an SQS batch, `options.concurrency` at a time;
+/// the ones that failed (or were still running at `options.deadline`) are
+/// reported as batch item failures, and come back after a short delay that
+/// grows with their receive count (`options.sqs`), not the queue's
+/// visibility timeout.
+pub async fn sqs_batch(
+    handler: &dyn MessageHandler,
+    event: SqsEvent,
+    options: BatchOptions<'_>,
+) -> SqsBatchResponse {
+    use futures::StreamExt;
+    let one = |record: SqsMessage| async move {
         let id = record.message_id.clone().unwrap_or_default();
-        let outcome = match record.body.as_deref() {
-            Some(body) => handler.handle(body).await,
-            None => Err(crate::queue::HandlerError::permanent(
-                "an SQS record without a body",
-            )),
+        let from_dlq = options.dead_letters.and_then(|(main, dead)| {
+            let source = record.event_source_arn.as_deref().unwrap_or_default();
+            (queue_name(source) != main).then_some(dead)
+        });
+        let handling = async {
+            match record.body.as_deref() {
+                Some(body) => from_dlq.unwrap_or(handler).handle(body).await,
+                None => Err(crate::queue::HandlerError::permanent(
+                    "an SQS record without a body",
+                )),
+            }
         };
-        if let Err(err) = outcome {
-            tracing::error!(message_id = %id, retryable = err.retryable, error = %err, "SQS record failed");
-            crate::telemetry::metrics::count(
-                "mw_sqs_records_failed_total",
-                "SQS records reported as batch item failures (they come back, or go to the dead-letter queue).",
-                &[("retryable", if err.retryable { "true" } else { "false" })],
-            );
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
+        let outcome = match options.deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), handling).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(crate::queue::HandlerError::retryable(
+                    "not handled before the function's deadline",
+                )),
+            },
+            None => handling.await,
+        };
+        (record, id, outcome)
+    };
+    let outcomes: Vec<_> = futures::stream::iter(event.records)
+        .map(one)
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (record, id, outcome) in outcomes {
+        let Err(err) = outcome else { continue };
+        let receive_count: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        tracing::error!(message_id = %id, receive_count, retryable = err.retryable, error = %err, "SQS record failed");
+        crate::telemetry::metrics::count(
+            "mw_sqs_records_failed_total",
+            "SQS records reported as batch item failures (they come back, or go to the dead-letter queue).",
+            &[("retryable", if err.retryable { "true" } else { "false" })],
+        );
+        if let (Some(sqs), Some(arn), Some(receipt)) = (
+            options.sqs,
+            record.event_source_arn.as_deref(),
+            record.receipt_handle.as_deref(),
+        ) {
+            match sqs.queue_url_of_arn(arn).await {
+                Ok(url) => sqs.retry_later(&url, receipt, receive_count).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no queue URL for the retry delay; the queue's visibility timeout applies")
+                }
+            }
         }
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
     }
     response
 }
@@ -275,7 +414,11 @@ mod tests {
         let event: SqsEvent =
             serde_json::from_str(include_str!("../../../tests/fixtures/sqs-event.json")).unwrap();
         let handler = FailsOnBad(AtomicUsize::new(0));
-        let response = sqs_batch(&handler, event).await;
+        let options = BatchOptions {
+            concurrency: 3,
+            ..BatchOptions::default()
+        };
+        let response = sqs_batch(&handler, event, options).await;
         assert_eq!(handler.0.load(Ordering::SeqCst), 3);
         let failed: Vec<&str> = response
             .batch_item_failures

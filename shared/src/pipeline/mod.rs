@@ -4,6 +4,7 @@
 //! own.
 pub mod callbacks;
 mod error;
+mod executions;
 mod gates;
 mod graph;
 pub mod limits;
@@ -27,7 +28,9 @@ use crate::store::Store;
 use crate::telemetry::spans::Tracer;
 use crate::webhooks::WebhookSecrets;
 
+pub use crate::engine::ExecutionEnded as ExecutionStatusChange;
 pub use error::PipelineError;
+pub use executions::ExecutionEndOutcome;
 pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
 pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use reconcile::{ReconcileReport, ReconcileSettings};

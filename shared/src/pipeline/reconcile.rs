@@ -131,8 +131,9 @@ impl Pipeline {
     }
 
     /// Sweeps at start-up, then every `settings.reconcile.interval` until
-    /// `stop` turns true: what a local stack and `mw worker` run in the
-    /// background.
+    /// `stop` turns true (the overdue jobs, undelivered gate decisions, then
+    /// the queued runs: `start_queued_runs`): what a local stack and
+    /// `mw worker` run in the background.
     pub async fn run_reconciler(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let interval = self.settings.reconcile.interval;
         // The first sweep at start-up: what a stopped process left owed
@@ -146,6 +147,9 @@ impl Pipeline {
             wait = interval;
             if let Err(error) = self.reconcile_due_jobs(Utc::now()).await {
                 tracing::warn!(error = %error, "reconciler sweep failed; trying again at the next one");
+            }
+            if let Err(error) = self.start_queued_runs(Utc::now()).await {
+                tracing::warn!(error = %error, "starting queued runs failed; trying again at the next sweep");
             }
         }
     }

@@ -10,7 +10,32 @@ use crate::domain::{
     RunStatus, Span, SpanLink, TraceId, WebhookEvent,
 };
 use crate::engine::asl::machine::HistoryEvent;
-use crate::store::{StoreError, Transition};
+use crate::engine::EngineError;
+use crate::store::{RunFilter, StoreError, Transition};
+
+/// How long a run may sit `pending` without an execution before the
+/// reconciler takes it for queued (its start is in progress until then).
+const QUEUED_GRACE: chrono::Duration = chrono::Duration::seconds(5);
+/// The most queued runs one sweep starts.
+const QUEUED_SWEEP: usize = 200;
+
+/// What starting an execution came to.
+enum Launch {
+    Started(Box<Run>),
+    /// The engine did not take it now (throttled, or no answer).
+    Queued(EngineError),
+}
+
+/// The execution's input: the run's names only. The message stays with the
+/// run (the personas read it there); the history copies the input into its
+/// events.
+fn execution_input(run: &Run) -> serde_json::Value {
+    json!({
+        "run_id": run.run_id,
+        "project": run.project,
+        "job_code": run.job_code,
+    })
+}
 
 /// What it takes to start a run.
 #[derive(Debug, Clone)]
@@ -42,8 +67,11 @@ pub struct Evidence {
 
 impl Pipeline {
     /// Creates the run (`pending`, with a `run.start` artifact) and starts
-    /// its execution, named after the run id. If the engine refuses, the run
-    /// is marked failed with the reason, and the error returned.
+    /// its execution, named after the run id. If the engine throttles the
+    /// start (past the adapter's retries) the run stays `pending` without an
+    /// execution — queued — and the reconciler starts it later; if it
+    /// refuses for good, the run is marked failed with the reason, and the
+    /// error returned.
     pub async fn start_run(&self, request: NewRunRequest) -> Result<Run, PipelineError> {
         let state_machine = self.state_machine(&request.project)?.to_owned();
         let message = super::limits::message(request.message, super::limits::MESSAGE_MAX_CHARS)?
@@ -99,28 +127,21 @@ impl Pipeline {
         // The message stays with the run (the personas read it there): the
         // execution's input, which its history copies into its events,
         // carries only the run's names.
-        let input = json!({
-            "run_id": run.run_id,
-            "project": run.project,
-            "job_code": run.job_code,
-        });
-        let name = run.run_id.to_string();
-        match self
-            .engine
-            .start_execution(&state_machine, Some(&name), &input)
-            .await
-        {
-            Ok(started) => {
-                let run = self
-                    .store
-                    .set_execution_id(run.run_id, &started.execution_arn)
-                    .await?;
+        let input = execution_input(&run);
+        match self.launch(&run, &state_machine, &input).await {
+            Ok(Launch::Started(run)) => Ok(*run),
+            Ok(Launch::Queued(err)) => {
+                // Throttled (or unanswered) past the adapter's retries: not a
+                // reason to fail the run. It stays `pending` without an
+                // execution — queued — and the reconciler starts it
+                // (`start_queued_runs`).
+                tracing::warn!(job_code = %run.job_code, error = %err,
+                    "the engine did not take the run's start now; it is queued and started later");
                 crate::telemetry::metrics::count(
-                    "mw_runs_started_total",
-                    "Runs started, by project.",
+                    "mw_runs_queued_total",
+                    "Runs whose start the engine throttled, left queued for the reconciler, by project.",
                     &[("project", run.project.as_str())],
                 );
-                tracing::info!(job_code = %run.job_code, execution = %started.execution_arn, "run started");
                 Ok(run)
             }
             Err(err) => {
@@ -140,6 +161,118 @@ impl Pipeline {
                 Err(err.into())
             }
         }
+    }
+
+    /// Starts the execution of `run` (named after its id) and records it on
+    /// the run. An execution of that name already there (a start whose
+    /// answer was lost, a second start of a queued run) is the run's. A
+    /// transient refusal (a throttle, a 5xx, no answer) answers `Queued`.
+    async fn launch(
+        &self,
+        run: &Run,
+        state_machine: &str,
+        input: &serde_json::Value,
+    ) -> Result<Launch, EngineError> {
+        let name = run.run_id.to_string();
+        let started = match self
+            .engine
+            .start_execution(state_machine, Some(&name), input)
+            .await
+        {
+            Ok(started) => started.execution_arn,
+            Err(EngineError::ExecutionAlreadyExists(_)) => {
+                let arn =
+                    crate::engine::arn::execution_of(state_machine, &name).ok_or_else(|| {
+                        EngineError::StateMachineDoesNotExist(format!(
+                            "{state_machine} is not a state machine ARN"
+                        ))
+                    })?;
+                match self.engine.describe_execution(&arn).await {
+                    Ok(found) => found.execution_arn,
+                    Err(err) if err.is_transient() => return Ok(Launch::Queued(err)),
+                    Err(err) => return Err(err),
+                }
+            }
+            Err(err) if err.is_transient() => return Ok(Launch::Queued(err)),
+            Err(err) => return Err(err),
+        };
+        let run = match self.store.set_execution_id(run.run_id, &started).await {
+            Ok(run) => run,
+            // The execution runs (its tasks know the run by id); the run
+            // looks queued until the reconciler's next sweep finds the
+            // execution by name and records it.
+            Err(err) => {
+                tracing::warn!(job_code = %run.job_code, execution = %started, error = %err,
+                    "run started but its execution id was not recorded; the reconciler records it");
+                return Ok(Launch::Started(Box::new(run.clone())));
+            }
+        };
+        crate::telemetry::metrics::count(
+            "mw_runs_started_total",
+            "Runs started, by project.",
+            &[("project", run.project.as_str())],
+        );
+        tracing::info!(job_code = %run.job_code, execution = %started, "run started");
+        Ok(Launch::Started(Box::new(run)))
+    }
+
+    /// Starts the runs left queued (`pending` without an execution) for at
+    /// least `QUEUED_GRACE` — their start was throttled — oldest first, at
+    /// most `QUEUED_SWEEP` per call; a run still throttled stays queued for
+    /// the next sweep. Run by the reconciler (the callbacks function's
+    /// schedule, `mw worker`, a local stack). Answers how many it started.
+    pub async fn start_queued_runs(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, PipelineError> {
+        let mut queued = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_runs(&RunFilter {
+                    status: Some(RunStatus::Pending),
+                    project: None,
+                    limit: Some(RunFilter::MAX_LIMIT),
+                    after,
+                })
+                .await?;
+            queued.extend(
+                page.runs
+                    .into_iter()
+                    .filter(|r| r.execution_id.is_none() && now - r.created_at >= QUEUED_GRACE),
+            );
+            match page.next {
+                Some(next) if queued.len() < QUEUED_SWEEP => after = Some(next),
+                _ => break,
+            }
+        }
+        queued.reverse(); // oldest first
+        queued.truncate(QUEUED_SWEEP);
+        let mut started = 0;
+        for run in queued {
+            let state_machine = self.state_machine(&run.project)?.to_owned();
+            let input = execution_input(&run);
+            let span = crate::telemetry::run_span(&run.labels());
+            match self
+                .launch(&run, &state_machine, &input)
+                .instrument(span)
+                .await
+            {
+                Ok(Launch::Started(_)) => started += 1,
+                Ok(Launch::Queued(err)) => {
+                    tracing::info!(job_code = %run.job_code, error = %err, "queued run still not taken; next sweep");
+                    break; // throttled: the rest waits for the next sweep
+                }
+                Err(err) => {
+                    tracing::error!(job_code = %run.job_code, error = %err, "queued run could not be started");
+                }
+            }
+        }
+        if started > 0 {
+            tracing::info!(started, "queued runs started");
+        }
+        Ok(started)
     }
 
     /// A run by id or job code.
@@ -196,6 +329,11 @@ impl Pipeline {
                 );
                 Ok(run)
             }
+            // Its execution's end (the stop) was recorded first: cancelled.
+            Err(StoreError::Conflict {
+                actual: RunStatus::Cancelled,
+                ..
+            }) => self.find_run(&run.run_id.to_string()).await,
             Err(StoreError::Conflict { actual, .. }) => Err(PipelineError::Conflict(format!(
                 "run {} changed to {actual} while cancelling; try again",
                 run.job_code

@@ -40,6 +40,12 @@ pub struct TaskMessage {
     pub attempt: u32,
 }
 
+/// The error a task fails with when trying it again may help; the state
+/// machines retry it (`Retry` on `Worker.Transient`).
+pub const TRANSIENT_ERROR: &str = crate::personas::agent::TRANSIENT;
+/// The error a task fails with when its message was dead-lettered.
+pub const DEAD_LETTERED_ERROR: &str = "Worker.DeadLettered";
+
 /// The worker: a `MessageHandler` for the task queue.
 #[derive(Debug, Clone)]
 pub struct Worker {
@@ -52,6 +58,27 @@ impl MessageHandler for Worker {
         let message: TaskMessage = serde_json::from_str(body)
             .map_err(|e| HandlerError::permanent(format!("not a task message: {e}")))?;
         self.pipeline.run_task(message).await
+    }
+}
+
+/// The task queue's dead-letter queue consumer: fails the task of each
+/// message with the reason (`Pipeline::dead_lettered_task`).
+#[derive(Debug, Clone)]
+pub struct DeadLetters {
+    pub pipeline: Pipeline,
+}
+
+#[async_trait]
+impl MessageHandler for DeadLetters {
+    async fn handle(&self, body: &str) -> Result<(), HandlerError> {
+        match serde_json::from_str::<TaskMessage>(body) {
+            Ok(message) => self.pipeline.dead_lettered_task(&message, None).await,
+            Err(e) => {
+                // Nothing to fail: no token. Kept out of the way, and said.
+                tracing::error!(error = %e, "a dead-lettered message that is not a task message; dropped");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -117,8 +144,61 @@ impl Pipeline {
                     .await?;
                 Ok(())
             }
-            other => other,
+            // Trying again may help (the store or a provider hiccuped): the
+            // state machine is told at once, and its `Retry` on
+            // `Worker.Transient` (backoff with jitter) sends the task again
+            // under a new token — rather than this message waiting out the
+            // queue's visibility timeout. Only when the engine cannot be told
+            // either does the message itself come back (soon: see
+            // `lambda::sqs_batch` and `SqsQueue::consume`).
+            Err(err) => {
+                tracing::warn!(task = %message.task, attempt = message.attempt, error = %err,
+                    "task failed for now; the state machine tries it again");
+                crate::telemetry::metrics::count(
+                    "mw_tasks_transient_total",
+                    "Tasks failed as Worker.Transient for the state machine to retry, by task.",
+                    &[("task", message.task.as_str())],
+                );
+                self.fail_task(&message.task_token, TRANSIENT_ERROR, &err.message)
+                    .await?;
+                Ok(())
+            }
+            Ok(()) => Ok(()),
         }
+    }
+
+    /// A task message the queue gave up on (it failed as many times as the
+    /// queue's redrive policy allows and sits in the dead-letter queue):
+    /// its task is failed with the reason, so the run ends `failed` with a
+    /// cause instead of waiting for the task's timeout. A token already
+    /// completed is left as it is.
+    pub async fn dead_lettered_task(
+        &self,
+        message: &TaskMessage,
+        receive_count: Option<u32>,
+    ) -> Result<(), HandlerError> {
+        let times = receive_count
+            .map(|n| format!("{n} times"))
+            .unwrap_or_else(|| "too many times".to_owned());
+        let what = match (&message.persona, &message.gate) {
+            (Some(persona), _) => format!("persona {persona}"),
+            (_, Some(gate)) => format!("gate {gate}"),
+            _ => format!("task {}", message.task),
+        };
+        let cause = format!(
+            "{what}: its task message failed {times} and was moved to the dead-letter queue \
+             (the worker could not reach the store or the engine); see the worker's logs for run {}",
+            message.run_id
+        );
+        tracing::error!(run_id = %message.run_id, task = %message.task, %cause, "dead-lettered task failed");
+        crate::telemetry::metrics::count(
+            "mw_tasks_dead_lettered_total",
+            "Task messages found in the dead-letter queue, whose task was failed.",
+            &[("task", message.task.as_str())],
+        );
+        self.fail_task(&message.task_token, DEAD_LETTERED_ERROR, &cause)
+            .await?;
+        Ok(())
     }
 
     /// Completes a token, treating an already-completed one as done.
@@ -128,7 +208,11 @@ impl Pipeline {
         output: &Value,
     ) -> Result<(), PipelineError> {
         match self.engine.send_task_success(token, output).await {
-            Ok(()) | Err(EngineError::TaskDoesNotExist | EngineError::TaskTimedOut) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(e) if token_done(&e) => {
+                tracing::info!(answer = e.aws_name(), "task already completed");
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -145,7 +229,11 @@ impl Pipeline {
             .send_task_failure(token, Some(error), Some(cause))
             .await
         {
-            Ok(()) | Err(EngineError::TaskDoesNotExist | EngineError::TaskTimedOut) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(e) if token_done(&e) => {
+                tracing::info!(answer = e.aws_name(), "task already completed");
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -442,6 +530,18 @@ impl Pipeline {
                 .await
         }
     }
+}
+
+/// The engine's answer to completing a token that is done: completed before
+/// (a repeated message, or a re-send whose first answer was lost), timed
+/// out, or of an execution that has moved on — Step Functions answers
+/// `InvalidToken` for a token no running execution holds. Tokens reach the
+/// worker only from the state machine, never from a user, so none is forged.
+fn token_done(err: &EngineError) -> bool {
+    matches!(
+        err,
+        EngineError::TaskDoesNotExist | EngineError::TaskTimedOut | EngineError::InvalidToken
+    )
 }
 
 /// `runs.result` of a published run: the clips, the render and the publish

@@ -63,7 +63,23 @@ struct Inner {
     queues: LocalQueues,
     /// Who waits for which execution to end.
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Told of every execution that ends (`on_execution_end`).
+    end_listener: RwLock<Option<EndListener>>,
 }
+
+/// The listener, shown by name only.
+#[derive(Clone)]
+struct EndListener(Arc<ExecutionEndListener>);
+
+impl std::fmt::Debug for EndListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndListener")
+    }
+}
+
+/// What `LocalEngine::on_execution_end` calls: on the thread that committed
+/// the end, so it must only start its work (spawn it).
+pub type ExecutionEndListener = dyn Fn(crate::engine::ExecutionEnded) + Send + Sync;
 
 #[derive(Debug)]
 struct Machine {
@@ -111,10 +127,19 @@ impl LocalEngine {
                 timers,
                 queues: LocalQueues::default(),
                 waiters: Mutex::default(),
+                end_listener: RwLock::default(),
             }
         });
         inner.recover().await?;
         Ok(Self { inner })
+    }
+
+    /// Calls `listener` with each execution that ends from now on (what
+    /// Step Functions' "Execution Status Change" events are on AWS), so the
+    /// pipeline can record a run whose execution timed out or was stopped
+    /// outside its graph's `Catch`.
+    pub fn on_execution_end(&self, listener: Arc<ExecutionEndListener>) {
+        *self.inner.end_listener.write().expect("lock") = Some(EndListener(listener));
     }
 
     /// Registers (or replaces) a state machine from its definition text, with
@@ -453,7 +478,25 @@ impl Inner {
                     execution_arn: live.arn.clone(),
                     timer_id,
                 }),
-                Effect::Finished(_) => {
+                Effect::Finished(result) => {
+                    let listener = self.end_listener.read().expect("lock").clone();
+                    if let Some(listener) = listener {
+                        let (machine, name) = live
+                            .arn
+                            .rsplit_once(':')
+                            .unwrap_or((live.arn.as_str(), live.arn.as_str()));
+                        let machine = machine
+                            .rsplit_once(":execution:")
+                            .map(|(prefix, m)| format!("{prefix}:stateMachine:{m}"));
+                        (listener.0)(crate::engine::ExecutionEnded {
+                            execution_arn: live.arn.clone(),
+                            state_machine_arn: machine,
+                            name: name.to_owned(),
+                            status: result.status.as_str().to_owned(),
+                            error: result.error,
+                            cause: result.cause,
+                        });
+                    }
                     live.current = false;
                     self.forget(&live.arn);
                     let waiters = self.waiters.lock().expect("lock").remove(&live.arn);

@@ -1,8 +1,14 @@
-//! What a soak found: N runs through a stack under injected faults, counted
-//! as published, failed with a cause, stuck, and duplicated effects (work a
-//! provider accepted more often than the store registered it, counted by the
-//! mock providers, and results the store recorded twice). Shared by the
-//! soak binaries (`tests/bin/soak*.rs`).
+//! What came of a soak's runs, read from the store and the mock providers,
+//! counted and printed as `bin/soak.rs` does (the embedded soak), for the
+//! soaks that share it (`bin/soak_aws.rs`):
+//! - published;
+//! - failed, each with its cause (a run that failed without naming one is
+//!   counted apart, as a defect);
+//! - stuck: not ended by the deadline;
+//! - duplicated effects: work the providers accepted more often than the
+//!   store registered it (a clip, render or upload paid for twice, counted
+//!   by the mocks), and results recorded twice (a clip, a render or a
+//!   platform's post settled twice, counted in the store).
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
@@ -29,7 +35,6 @@ pub struct Report {
 }
 
 impl Report {
-    /// Effects counted more than once: provider-side and store-side.
     pub fn duplicated(&self) -> usize {
         self.settled_twice
             + self
@@ -37,6 +42,12 @@ impl Report {
                 .values()
                 .map(|n| (*n).max(0) as usize)
                 .sum::<usize>()
+    }
+
+    /// Whether the soak met its bar: nothing stuck, every failure with a
+    /// cause, nothing done twice.
+    pub fn ok(&self) -> bool {
+        self.stuck == 0 && self.failed_without_cause == 0 && self.duplicated() == 0
     }
 
     pub fn print(&self) {
@@ -66,15 +77,16 @@ impl Report {
     }
 }
 
-/// What came of the runs `ids`, read from the store and the mocks.
+/// What came of the runs `ids`, read from `store` and `mocks` (whose
+/// accepted work is compared with the jobs these runs registered).
 pub async fn count(store: &dyn Store, mocks: &MockProviders, ids: &[RunId]) -> Result<Report> {
     let mut report = Report {
         runs: ids.len(),
         ..Report::default()
     };
     let mut registered: BTreeMap<Provider, i64> = BTreeMap::new();
-    for &run_id in ids {
-        let run = store.get_run(run_id).await?.context("run")?;
+    for run_id in ids {
+        let run = store.get_run(*run_id).await?.context("run")?;
         match run.status {
             RunStatus::Published => report.published += 1,
             RunStatus::Failed => {
@@ -86,12 +98,15 @@ pub async fn count(store: &dyn Store, mocks: &MockProviders, ids: &[RunId]) -> R
             }
             other => {
                 report.stuck += 1;
-                report
-                    .stuck_where
-                    .push(format!("{} {} is {other}", run.job_code, run.run_id));
+                report.stuck_where.push(format!(
+                    "{} {} is {other} (execution {})",
+                    run.job_code,
+                    run.run_id,
+                    run.execution_id.as_deref().unwrap_or("not started")
+                ));
             }
         }
-        let jobs = store.list_provider_jobs(run_id).await?;
+        let jobs = store.list_provider_jobs(*run_id).await?;
         for job in &jobs {
             *registered.entry(job.provider).or_default() += 1;
             match job.settled_by.map(|b| b.as_str()) {
@@ -100,7 +115,7 @@ pub async fn count(store: &dyn Store, mocks: &MockProviders, ids: &[RunId]) -> R
                 None => {}
             }
         }
-        let artifacts = store.list_artifacts(run_id).await?;
+        let artifacts = store.list_artifacts(*run_id).await?;
         let mut results: BTreeMap<String, usize> = BTreeMap::new();
         for a in &artifacts {
             let key = |field: &str| a.metadata.get(field).and_then(Value::as_str).unwrap_or("");
@@ -132,27 +147,8 @@ pub async fn count(store: &dyn Store, mocks: &MockProviders, ids: &[RunId]) -> R
     Ok(report)
 }
 
-/// A failure's cause without its ids, so that alike causes count together.
-pub fn cause(error: &str) -> String {
-    let words: Vec<String> = error
-        .split_whitespace()
-        .map(|w| {
-            if w.len() >= 16 && w.chars().filter(|c| c.is_ascii_hexdigit()).count() >= 12 {
-                "<id>".to_owned()
-            } else {
-                w.to_owned()
-            }
-        })
-        .collect();
-    let text = words.join(" ");
-    match text.char_indices().nth(160) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
-}
-
-/// One line per mock provider: what it was asked, refused on purpose,
-/// accepted, and how its callbacks went.
+/// One line per mock: what it was asked, refused on purpose, accepted, and
+/// the callbacks it sent, lost and repeated.
 pub fn print_mocks(mocks: &MockProviders) {
     for (name, counters) in [
         ("kieai", &mocks.kieai),
@@ -170,5 +166,24 @@ pub fn print_mocks(mocks: &MockProviders) {
             s.callbacks_lost,
             s.callbacks_repeated
         );
+    }
+}
+
+/// A failure's cause without its ids, so that alike causes count together.
+pub fn cause(error: &str) -> String {
+    let words: Vec<String> = error
+        .split_whitespace()
+        .map(|w| {
+            if w.len() >= 16 && w.chars().filter(|c| c.is_ascii_hexdigit()).count() >= 12 {
+                "<id>".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    let text = words.join(" ");
+    match text.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
