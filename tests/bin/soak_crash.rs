@@ -200,7 +200,7 @@ async fn main() -> Result<()> {
     );
     let config = config_from(&vars);
     println!(
-        "soak-crash: {} aismr runs, {} at once, {} kills {:.0}–{:.0} s apart, faults {}, \
+        "soak-crash: {} aismr runs, {} at once, {} kills {:.1}–{:.1} s apart, faults {}, \
          mock latency {} ms, seed {}",
         o.runs, o.concurrency, o.kills, o.gap.0, o.gap.1, o.faults, o.latency_ms, o.seed
     );
@@ -362,8 +362,10 @@ async fn drive(client: &ApiClient, waiting: &Waiting, deadline: Instant) -> Resu
     };
     let mut seen = String::from("pending");
     while Instant::now() < deadline {
+        // A gate left waiting is looked at again within a second.
+        let wait = if seen == "awaiting_approval" { 1 } else { 5 };
         let Ok((200, run)) = client
-            .try_get(&format!("/v1/runs/{id}?status={seen}&wait=5"))
+            .try_get(&format!("/v1/runs/{id}?status={seen}&wait={wait}"))
             .await
         else {
             pause().await;
@@ -384,7 +386,13 @@ async fn drive(client: &ApiClient, waiting: &Waiting, deadline: Instant) -> Resu
                 .filter_map(|g| g["gate"].as_str().map(str::to_owned));
             for gate in gates {
                 let key = (id.clone(), gate.clone());
-                waiting.lock().expect("waiting").insert(key.clone());
+                // Half the gates wait a moment for their human, so that some
+                // are still waiting when the stack is killed (and are then
+                // approved with the CLI while it is down).
+                let fresh = waiting.lock().expect("waiting").insert(key.clone());
+                if fresh && rand::random::<bool>() {
+                    continue;
+                }
                 if let Ok((200, _)) = client
                     .try_post(&format!("/v1/hitl/approve/{id}/{gate}"), json!({}))
                     .await
