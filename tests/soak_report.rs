@@ -187,3 +187,15 @@ pub fn cause(error: &str) -> String {
         None => text,
     }
 }
+
+/// The gates of a run's evidence (as the API answers it) that wait for a
+/// decision.
+pub fn waiting_gates(evidence: &Value) -> Vec<String> {
+    evidence["hitl_requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["decision"].is_null())
+        .filter_map(|g| g["gate"].as_str().map(str::to_owned))
+        .collect()
+}

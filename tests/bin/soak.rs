@@ -141,13 +141,7 @@ async fn drive(client: &ApiClient, deadline: Instant) -> Result<String> {
         let status = run["status"].as_str().unwrap_or_default().to_owned();
         if status == "awaiting_approval" {
             let (_, evidence) = client.get(&format!("/v1/runs/{id}/evidence")).await;
-            let waiting = evidence["hitl_requests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|g| g["decision"].is_null())
-                .filter_map(|g| g["gate"].as_str().map(str::to_owned))
-                .collect::<Vec<_>>();
+            let waiting = soak::waiting_gates(&evidence);
             for gate in waiting {
                 client
                     .post(&format!("/v1/hitl/approve/{id}/{gate}"), json!({}))

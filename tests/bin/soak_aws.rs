@@ -310,13 +310,7 @@ async fn drive(client: &ApiClient, deadline: Instant) -> Result<RunId> {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            let waiting = evidence["hitl_requests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|g| g["decision"].is_null())
-                .filter_map(|g| g["gate"].as_str().map(str::to_owned))
-                .collect::<Vec<_>>();
+            let waiting = soak_report::waiting_gates(&evidence);
             for gate in waiting {
                 client
                     .post(&format!("/v1/hitl/approve/{id}/{gate}"), json!({}))

@@ -378,12 +378,7 @@ async fn drive(client: &ApiClient, waiting: &Waiting, deadline: Instant) -> Resu
                 pause().await;
                 continue;
             };
-            let gates = evidence["hitl_requests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|g| g["decision"].is_null())
-                .filter_map(|g| g["gate"].as_str().map(str::to_owned));
+            let gates = soak::waiting_gates(&evidence);
             for gate in gates {
                 let key = (id.clone(), gate.clone());
                 // Half the gates wait a moment for their human, so that some

@@ -17,11 +17,15 @@ async fn main() -> Result<(), Error> {
         pipeline: pipeline.clone(),
     };
     let dead_letters = DeadLetters { pipeline };
+    // Records from any queue but the task queue come from its dead-letter
+    // queue; a task queue that is not SQS (the local one) has none.
+    let sqs_tasks = config.task_queue_url.starts_with("https://")
+        || config.task_queue_url.starts_with("http://");
     let task_queue = myloware::lambda::queue_name(&config.task_queue_url).to_owned();
     let (handler, dead_letters, sqs, task_queue) = (&handler, &dead_letters, &sqs, &task_queue);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let options = BatchOptions {
-            dead_letters: Some((task_queue.as_str(), dead_letters)),
+            dead_letters: sqs_tasks.then_some((task_queue.as_str(), dead_letters as _)),
             ..BatchOptions::for_invocation(event.context.deadline, 1, sqs)
         };
         Ok::<SqsBatchResponse, Error>(
