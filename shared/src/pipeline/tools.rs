@@ -215,6 +215,11 @@ impl Tool for SubmitClipJobs {
                 .iter()
                 .find(|a| a.metadata.get("index") == Some(&json!(index)))
             {
+                // Registered again (a no-op once registered): a process that
+                // stopped between the record and the registration left it.
+                if let Some(task_id) = done.metadata["task_id"].as_str() {
+                    p.register(scope, Provider::KieAi, task_id).await?;
+                }
                 task_ids.push(done.metadata["task_id"].clone());
                 continue;
             }
@@ -235,7 +240,8 @@ impl Tool for SubmitClipJobs {
                     }
                 }
             };
-            p.register(scope, Provider::KieAi, &task_id).await?;
+            // The record first, the one a re-run step looks for: what kie.ai
+            // accepted is never submitted again once it is written.
             p.append(
                 NewArtifact::new(
                     scope.run_id,
@@ -248,6 +254,7 @@ impl Tool for SubmitClipJobs {
                 .persona(scope.persona),
             )
             .await?;
+            p.register(scope, Provider::KieAi, &task_id).await?;
             tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "kieai",
                 provider_job_id = %task_id, "clip job submitted");
             task_ids.push(Value::from(task_id));
@@ -289,6 +296,9 @@ impl Tool for RenderVideo {
             .await?
             .pop()
         {
+            if let Some(render_id) = done.metadata["render_id"].as_str() {
+                p.register(scope, Provider::Shotstack, render_id).await?;
+            }
             return Ok(json!({ "render_id": done.metadata["render_id"], "again": true }));
         }
         let length = ProjectSpec::load(scope.project.as_str())
@@ -319,7 +329,6 @@ impl Tool for RenderVideo {
             .render(&request)
             .await
             .map_err(|e| ToolError::provider("Shotstack refused the render", e))?;
-        p.register(scope, Provider::Shotstack, &render_id).await?;
         p.append(
             NewArtifact::new(
                 scope.run_id,
@@ -331,6 +340,7 @@ impl Tool for RenderVideo {
             .persona(scope.persona),
         )
         .await?;
+        p.register(scope, Provider::Shotstack, &render_id).await?;
         tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "shotstack",
             provider_job_id = %render_id, "render submitted");
         Ok(json!({ "render_id": render_id, "status": "rendering; the result arrives by callback" }))
