@@ -243,6 +243,43 @@ pub fn stack_vars(
     vars
 }
 
+/// Mock providers' settings for a stack made with `stack_vars`: they sign
+/// their callbacks with its webhook secrets, answer after `latency`, and
+/// retry a failed delivery after half a second (doubling), as providers do.
+pub fn mock_config(latency: std::time::Duration) -> myloware::providers::mock::MockConfig {
+    let mut config = myloware::providers::mock::MockConfig::new(
+        latency,
+        secrecy::SecretString::from("test-kieai-secret-0123456789".to_owned()),
+        secrecy::SecretString::from("test-upload-secret-0123456789".to_owned()),
+    );
+    config.retry_backoff = std::time::Duration::from_millis(500);
+    config
+}
+
+/// `stack_vars` for a stack in live mode whose providers are `mocks` (in
+/// another process than the stack's), its callbacks and links at `base`.
+pub fn live_stack_vars(
+    dir: &std::path::Path,
+    mocks: &myloware::providers::mock::MockProviders,
+    base: &str,
+    extra: &[(&str, &str)],
+) -> std::collections::HashMap<String, String> {
+    let urls = mocks.urls();
+    let mut vars = vec![
+        ("PROVIDERS_MODE", "live"),
+        ("KIEAI_BASE_URL", urls.kieai.as_str()),
+        ("SHOTSTACK_BASE_URL", urls.shotstack.as_str()),
+        ("UPLOAD_POST_BASE_URL", urls.upload_post.as_str()),
+        ("KIEAI_API_KEY", "k-kieai"),
+        ("SHOTSTACK_API_KEY", "k-shotstack"),
+        ("UPLOAD_POST_API_KEY", "k-upload"),
+        ("WEBHOOK_BASE_URL", base),
+        ("PUBLIC_BASE_URL", base),
+    ];
+    vars.extend_from_slice(extra);
+    stack_vars(dir, &vars)
+}
+
 pub fn config_from(vars: &std::collections::HashMap<String, String>) -> myloware::Config {
     myloware::Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")
 }

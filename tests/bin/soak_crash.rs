@@ -28,11 +28,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use myloware::domain::{RunId, RunStatus};
-use myloware::providers::mock::{MockConfig, MockProviders};
+use myloware::providers::mock::MockProviders;
 use myloware::store::RunFilter;
-use myloware_tests::{config_from, soak_report as soak, stack_vars, ApiClient};
+use myloware_tests::{config_from, live_stack_vars, mock_config, soak_report as soak, ApiClient};
 use rand::{Rng, SeedableRng};
-use secrecy::SecretString;
 use serde_json::json;
 
 struct Options {
@@ -163,12 +162,7 @@ type Waiting = Arc<Mutex<BTreeSet<(String, String)>>>;
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
     let o = options()?;
-    let mut mock_config = MockConfig::new(
-        Duration::from_millis(o.latency_ms),
-        SecretString::from("test-kieai-secret-0123456789".to_owned()),
-        SecretString::from("test-upload-secret-0123456789".to_owned()),
-    );
-    mock_config.retry_backoff = Duration::from_millis(500);
+    let mut mock_config = mock_config(Duration::from_millis(o.latency_ms));
     let faults = if o.faults == "none" { "" } else { &o.faults };
     mock_config.faults = faults
         .parse()
@@ -181,19 +175,11 @@ async fn main() -> Result<()> {
         .local_addr()?
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let urls = mocks.urls();
-    let vars = stack_vars(
+    let vars = live_stack_vars(
         dir.path(),
+        &mocks,
+        &base,
         &[
-            ("PROVIDERS_MODE", "live"),
-            ("KIEAI_BASE_URL", &urls.kieai),
-            ("SHOTSTACK_BASE_URL", &urls.shotstack),
-            ("UPLOAD_POST_BASE_URL", &urls.upload_post),
-            ("KIEAI_API_KEY", "k-kieai"),
-            ("SHOTSTACK_API_KEY", "k-shotstack"),
-            ("UPLOAD_POST_API_KEY", "k-upload"),
-            ("WEBHOOK_BASE_URL", &base),
-            ("PUBLIC_BASE_URL", &base),
             ("RECONCILE_AFTER_SECS", "5"),
             ("RECONCILE_INTERVAL_SECS", "1"),
         ],

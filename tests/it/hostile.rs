@@ -24,6 +24,22 @@ async fn post_raw(t: &TestStack, path: &str, body: Vec<u8>) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A kie.ai callback with a fresh timestamp and a signature that is not
+/// the secret's: answers the status.
+async fn post_forged_kieai(t: &TestStack, body: &Value) -> u16 {
+    t.client
+        .http
+        .post(format!("{}/v1/webhooks/kieai", t.client.base))
+        .header("X-Webhook-Timestamp", Utc::now().timestamp().to_string())
+        .header("X-Webhook-Signature", "Zm9yZ2Vk")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_forged_callbacks_leaves_the_store_bounded() {
     let t = TestStack::start(&[]).await;
@@ -31,17 +47,7 @@ async fn a_flood_of_forged_callbacks_leaves_the_store_bounded() {
     for i in 0..30 {
         let body =
             json!({ "code": 200, "msg": padding, "data": { "taskId": format!("forged-{i}") } });
-        let response = t
-            .client
-            .http
-            .post(format!("{}/v1/webhooks/kieai", t.client.base))
-            .header("X-Webhook-Timestamp", Utc::now().timestamp().to_string())
-            .header("X-Webhook-Signature", "Zm9yZ2Vk")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
+        assert_eq!(post_forged_kieai(&t, &body).await, 401);
     }
     // Kept as evidence, bounded: no stored payload near the bodies' size.
     let myloware::config::DatabaseConfig::Sqlite { path } = t.config().database else {
@@ -66,17 +72,7 @@ async fn a_flood_of_forged_callbacks_leaves_the_store_bounded() {
     // A forged body sent again is refused again, not a "duplicate".
     let forged = json!({ "code": 200, "msg": "x", "data": { "taskId": "forged-0" } });
     for _ in 0..2 {
-        let response = t
-            .client
-            .http
-            .post(format!("{}/v1/webhooks/kieai", t.client.base))
-            .header("X-Webhook-Timestamp", Utc::now().timestamp().to_string())
-            .header("X-Webhook-Signature", "Zm9yZ2Vk")
-            .json(&forged)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
+        assert_eq!(post_forged_kieai(&t, &forged).await, 401);
     }
     // Over the limit, a body is refused before it is read or kept: its
     // declared length is enough.

@@ -7,9 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use myloware::domain::RunStatus;
-use myloware::providers::mock::{MockConfig, MockProviders};
-use myloware_tests::{stack_vars, ApiClient};
-use secrecy::SecretString;
+use myloware::providers::mock::MockProviders;
+use myloware_tests::{live_stack_vars, mock_config, ApiClient};
 use serde_json::json;
 
 use crate::pipeline::count;
@@ -34,13 +33,9 @@ fn serve(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stack_killed_mid_run_finishes_the_run_after_a_restart() {
-    let mut mock_config = MockConfig::new(
-        Duration::from_millis(400),
-        SecretString::from("test-kieai-secret-0123456789".to_owned()),
-        SecretString::from("test-upload-secret-0123456789".to_owned()),
-    );
-    mock_config.retry_backoff = Duration::from_millis(500);
-    let mocks = MockProviders::start(mock_config).await.unwrap();
+    let mocks = MockProviders::start(mock_config(Duration::from_millis(400)))
+        .await
+        .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -48,21 +43,7 @@ async fn a_stack_killed_mid_run_finishes_the_run_after_a_restart() {
         .port();
     let base = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
-    let urls = mocks.urls();
-    let vars = stack_vars(
-        dir.path(),
-        &[
-            ("PROVIDERS_MODE", "live"),
-            ("KIEAI_BASE_URL", &urls.kieai),
-            ("SHOTSTACK_BASE_URL", &urls.shotstack),
-            ("UPLOAD_POST_BASE_URL", &urls.upload_post),
-            ("KIEAI_API_KEY", "k-kieai"),
-            ("SHOTSTACK_API_KEY", "k-shotstack"),
-            ("UPLOAD_POST_API_KEY", "k-upload"),
-            ("WEBHOOK_BASE_URL", &base),
-            ("PUBLIC_BASE_URL", &base),
-        ],
-    );
+    let vars = live_stack_vars(dir.path(), &mocks, &base, &[]);
     let client = ApiClient::new(&base, "test-api-key-0123456789");
 
     let mut first = serve(&vars, port, dir.path(), "first.log");

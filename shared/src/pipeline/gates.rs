@@ -39,6 +39,13 @@ pub struct GateDecision {
     pub resent: bool,
 }
 
+/// How long the gate waited for its decision, in seconds.
+fn waited_s(request: &HitlRequest) -> Option<f64> {
+    request
+        .decided_at
+        .map(|d| (d - request.requested_at).num_milliseconds() as f64 / 1000.0)
+}
+
 impl Pipeline {
     /// The waiting request of `gate` on run `key`, or why there is none.
     async fn waiting_gate(
@@ -173,14 +180,11 @@ impl Pipeline {
             }
             Decided::Now(request) => request,
         };
-        let waited_s = request
-            .decided_at
-            .map(|d| (d - request.requested_at).num_milliseconds() as f64 / 1000.0);
         crate::telemetry::metrics::observe_seconds(
             "mw_gate_wait_seconds",
             "How long gates waited for a human.",
             &[("gate", gate.as_str())],
-            waited_s.unwrap_or_default(),
+            waited_s(&request).unwrap_or_default(),
         );
         tracing::info!(decision = %decision, by, "gate decided");
         let request = self.deliver_decision(&run, request, claimed_by).await?;
@@ -212,9 +216,7 @@ impl Pipeline {
                 run.job_code
             )));
         };
-        let waited_s = request
-            .decided_at
-            .map(|d| (d - request.requested_at).num_milliseconds() as f64 / 1000.0);
+        let waited_s = waited_s(&request);
         let comment = &request.comment;
         self.store
             .append_artifact_once(
