@@ -107,7 +107,8 @@ pub async fn count(store: &dyn Store, mocks: &MockProviders, ids: &[RunId]) -> R
             }
         }
         let jobs = store.list_provider_jobs(*run_id).await?;
-        for job in &jobs {
+        // Intents are our bookkeeping, not work a provider accepted.
+        for job in jobs.iter().filter(|j| !j.is_intent()) {
             *registered.entry(job.provider).or_default() += 1;
             match job.settled_by.map(|b| b.as_str()) {
                 Some("poll") => report.settled_by_poll += 1,
@@ -157,11 +158,12 @@ pub fn print_mocks(mocks: &MockProviders) {
     ] {
         let s = counters.snapshot();
         println!(
-            "  mock {name:<11} requests {:>5}  refused on purpose {:>4}  accepted {:>4}  \
-             callbacks sent {:>4}  lost {:>3}  repeated {:>3}",
+            "  mock {name:<11} requests {:>5}  refused on purpose {:>4}  accepted {:>4} \
+             (answer lost {:>3})  callbacks sent {:>4}  lost {:>3}  repeated {:>3}",
             s.requests,
             s.refused_on_purpose,
             s.accepted,
+            s.unanswered,
             s.callbacks_sent,
             s.callbacks_lost,
             s.callbacks_repeated

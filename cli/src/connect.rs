@@ -158,7 +158,12 @@ impl Reader {
                 Ok(myloware::pipeline::Evidence {
                     artifacts: store.list_artifacts(id).await?,
                     webhook_events: store.list_webhook_events(id).await?,
-                    provider_jobs: store.list_provider_jobs(id).await?,
+                    provider_jobs: store
+                        .list_provider_jobs(id)
+                        .await?
+                        .into_iter()
+                        .filter(myloware::domain::ProviderJob::is_evidence)
+                        .collect(),
                     hitl_requests: store.list_hitl_requests(id).await?,
                     spans: store
                         .list_spans(myloware::domain::TraceId::of_run(id))

@@ -153,7 +153,8 @@ pub struct Config {
     /// The faults the mock providers inject (`MOCK_FAULTS`).
     pub mock_faults: crate::providers::mock::MockFaults,
     /// When overdue provider jobs are asked about (`RECONCILE_AFTER_SECS`,
-    /// `RECONCILE_INTERVAL_SECS`).
+    /// `RECONCILE_INTERVAL_SECS`), and work left in doubt submitted again
+    /// (`RECONCILE_IN_DOUBT_SECS`).
     pub reconcile: crate::pipeline::ReconcileSettings,
     /// What the API's server takes on (`MAX_CONNECTIONS`, `MAX_IN_FLIGHT`,
     /// `HEADER_READ_TIMEOUT_SECS`, `REQUEST_TIMEOUT_SECS`).
@@ -534,6 +535,8 @@ impl Config {
                     .unwrap_or(crate::pipeline::ReconcileSettings::DEFAULT.after),
                 interval: seconds_var(&lookup, "RECONCILE_INTERVAL_SECS")?
                     .unwrap_or(crate::pipeline::ReconcileSettings::DEFAULT.interval),
+                in_doubt: seconds_var(&lookup, "RECONCILE_IN_DOUBT_SECS")?
+                    .unwrap_or(crate::pipeline::ReconcileSettings::DEFAULT.in_doubt),
             },
             server: {
                 let defaults = crate::api::server::ServerLimits::for_this_process();

@@ -73,12 +73,16 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let latency = o.latency_ms.to_string();
     let reconcile_after = o.reconcile_after.to_string();
+    // Work whose answer was lost waits this long for a callback naming it:
+    // past the `late` fault's delay and the callbacks' retries.
+    let in_doubt = (o.reconcile_after * 5.0).max(20.0).to_string();
     let vars = stack_vars(
         dir.path(),
         &[
             ("MOCK_LATENCY_MS", &latency),
             ("MOCK_FAULTS", &o.faults),
             ("RECONCILE_AFTER_SECS", &reconcile_after),
+            ("RECONCILE_IN_DOUBT_SECS", &in_doubt),
             ("RECONCILE_INTERVAL_SECS", "1"),
         ],
     );

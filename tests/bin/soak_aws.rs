@@ -148,6 +148,7 @@ async fn soak(
             ("MOCK_LATENCY_MS", &latency),
             ("MOCK_FAULTS", &o.provider_faults),
             ("RECONCILE_AFTER_SECS", "3"),
+            ("RECONCILE_IN_DOUBT_SECS", "20"),
             ("RECONCILE_INTERVAL_SECS", "1"),
         ],
     );

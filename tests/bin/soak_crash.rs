@@ -181,6 +181,8 @@ async fn main() -> Result<()> {
         &base,
         &[
             ("RECONCILE_AFTER_SECS", "5"),
+            // Past a restart and the callbacks' retries meanwhile.
+            ("RECONCILE_IN_DOUBT_SECS", "30"),
             ("RECONCILE_INTERVAL_SECS", "1"),
         ],
     );

@@ -10,6 +10,7 @@ mod engine_durability;
 mod engine_port;
 mod gate_delivery;
 mod hostile;
+mod in_doubt;
 mod lambda_events;
 mod lambda_secrets;
 mod live_mode;

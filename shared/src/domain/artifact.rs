@@ -19,8 +19,14 @@ pub struct ArtifactType(Cow<'static, str>);
 impl ArtifactType {
     pub const RUN_START: Self = Self::known("run.start");
     pub const KIEAI_JOB: Self = Self::known("kieai.job");
+    /// The clips about to be submitted to kie.ai, named before they are sent
+    /// (`pipeline::intents`).
+    pub const KIEAI_INTENT: Self = Self::known("kieai.intent");
     pub const KIEAI_CLIP: Self = Self::known("kieai.clip");
     pub const KIEAI_ERROR: Self = Self::known("kieai.error");
+    /// The render about to be submitted to Shotstack, named before it is
+    /// sent (`pipeline::intents`).
+    pub const SHOTSTACK_INTENT: Self = Self::known("shotstack.intent");
     pub const SHOTSTACK_TIMELINE: Self = Self::known("shotstack.timeline");
     pub const RENDER_URL: Self = Self::known("render.url");
     pub const RENDER_ERROR: Self = Self::known("render.error");
@@ -42,8 +48,10 @@ impl ArtifactType {
     pub const WELL_KNOWN: &'static [Self] = &[
         Self::RUN_START,
         Self::KIEAI_JOB,
+        Self::KIEAI_INTENT,
         Self::KIEAI_CLIP,
         Self::KIEAI_ERROR,
+        Self::SHOTSTACK_INTENT,
         Self::SHOTSTACK_TIMELINE,
         Self::RENDER_URL,
         Self::RENDER_ERROR,

@@ -17,7 +17,9 @@ pub use conversation::{ChatMessage, ChatRole};
 pub use hitl::{HitlDecision, HitlRequest, NewHitlRequest};
 pub use ids::{JobCode, RunId, RunRef};
 pub use project::{Gate, Persona, Project};
-pub use provider_job::{JobStatus, NewProviderJob, Provider, ProviderJob, SettledBy};
+pub use provider_job::{
+    JobStatus, NewProviderJob, Provider, ProviderJob, SettledBy, INTENT_JOB_PREFIX,
+};
 pub use run::{NewRun, ProvidersMode, Run, RunLabels};
 pub use span::{NewSpan, Span, SpanEnd, SpanId, SpanLink, SpanStatus, TraceId};
 pub use status::RunStatus;

@@ -57,6 +57,25 @@ pub struct ProviderJob {
     pub settled_by: Option<SettledBy>,
 }
 
+/// How the provider-job id of a submission intent begins (`ProviderJob::is_intent`).
+pub const INTENT_JOB_PREFIX: &str = "mw-intent-";
+
+impl ProviderJob {
+    /// Whether this row stands for a submission intent (work named before it
+    /// was sent, `pipeline::intents`) rather than a job a provider accepted.
+    /// No provider's ids take this form.
+    pub fn is_intent(&self) -> bool {
+        self.job_id.starts_with(INTENT_JOB_PREFIX)
+    }
+
+    /// Whether evidence shows this row: every job, and the intents still in
+    /// doubt or failed (an intent whose work was all accepted is only
+    /// bookkeeping).
+    pub fn is_evidence(&self) -> bool {
+        !self.is_intent() || self.status != JobStatus::Succeeded
+    }
+}
+
 /// A job to register right after the provider accepted it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewProviderJob {

@@ -185,13 +185,21 @@ impl Pipeline {
         if status != WebhookEventStatus::Received {
             return Ok(None); // handled before: a repeated queue message
         }
-        let Some(job) = self.callback_job(message, received_at).await? else {
+        let mut job = self.callback_job(message, received_at).await?;
+        if job.is_none() {
             if chrono::Utc::now() - received_at < chrono::Duration::seconds(ORPHAN_AFTER_S) {
                 return Err(HandlerError::retryable(format!(
                     "no {} job {} yet",
                     message.provider, message.job_id
                 )));
             }
+            // Submitted by a process stopped before it recorded the job?
+            job = self
+                .adopt_intended_job(message.provider, &message.job_id)
+                .await
+                .map_err(HandlerError::from)?;
+        }
+        let Some(job) = job else {
             tracing::warn!(provider = %message.provider, provider_job_id = %message.job_id, "callback for an unknown job kept as an orphan");
             self.finish_event(
                 message,
@@ -677,6 +685,8 @@ impl Pipeline {
                 .await;
             return self.fail_task(token, JOB_FAILED_ERROR, &cause).await;
         }
+        // Intents are not work: only the jobs the providers accepted are.
+        jobs.retain(|j| !j.is_intent());
         let output = persona_output(persona, &jobs, completed, &artifacts);
         let usage = completed.metadata.get("usage");
         let end = super::spans::usage_attributes(SpanEnd::ok(Some(output.clone())), usage);

@@ -7,6 +7,7 @@ mod error;
 mod executions;
 mod gates;
 mod graph;
+pub mod intents;
 pub mod limits;
 mod reconcile;
 mod runs;

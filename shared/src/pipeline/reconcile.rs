@@ -40,12 +40,17 @@ pub struct ReconcileSettings {
     pub after: Duration,
     /// Between sweeps (`RECONCILE_INTERVAL_SECS`).
     pub interval: Duration,
+    /// How long work whose submission was cut short waits for a callback
+    /// naming it before it is submitted again (`RECONCILE_IN_DOUBT_SECS`):
+    /// longer than a provider takes to finish and call back.
+    pub in_doubt: Duration,
 }
 
 impl ReconcileSettings {
     pub const DEFAULT: Self = Self {
         after: Duration::from_secs(120),
         interval: Duration::from_secs(15),
+        in_doubt: Duration::from_secs(600),
     };
 }
 
@@ -160,6 +165,9 @@ impl Pipeline {
         job: &ProviderJob,
         now: DateTime<Utc>,
     ) -> Result<Checked, PipelineError> {
+        if job.is_intent() {
+            return self.check_intent(job, now).await;
+        }
         let asked = match job.provider {
             Provider::KieAi => self.kieai_outcome(&job.job_id).await,
             Provider::Shotstack => self
@@ -220,6 +228,33 @@ impl Pipeline {
             }
             Settled::Already(_) => Checked::AlreadySettled,
         })
+    }
+
+    /// A due intent job: settled once nothing of it is in doubt, deferred
+    /// while a callback may still name its work (`Pipeline::resolve_intent`).
+    async fn check_intent(
+        &self,
+        job: &ProviderJob,
+        now: DateTime<Utc>,
+    ) -> Result<Checked, PipelineError> {
+        if let Some(at) = self.resolve_intent(job, now).await? {
+            self.store
+                .schedule_provider_job_check(job.provider, &job.job_id, at)
+                .await?;
+            return Ok(Checked::Deferred);
+        }
+        let Some(job) = self
+            .store
+            .find_provider_job(job.provider, &job.job_id)
+            .await?
+        else {
+            return Ok(Checked::Settled);
+        };
+        if let Some(token) = &job.task_token {
+            self.complete_persona_if_done(job.run_id, job.persona, token)
+                .await?;
+        }
+        Ok(Checked::Settled)
     }
 
     async fn kieai_outcome(&self, task_id: &str) -> Result<Confirmed, PipelineError> {

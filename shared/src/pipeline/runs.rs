@@ -357,7 +357,13 @@ impl Pipeline {
         Ok(Evidence {
             artifacts: self.store.list_artifacts(id).await?,
             webhook_events: self.store.list_webhook_events(id).await?,
-            provider_jobs: self.store.list_provider_jobs(id).await?,
+            provider_jobs: self
+                .store
+                .list_provider_jobs(id)
+                .await?
+                .into_iter()
+                .filter(ProviderJob::is_evidence)
+                .collect(),
             hitl_requests: self.store.list_hitl_requests(id).await?,
             spans: self.store.list_spans(TraceId::of_run(id)).await?,
             history,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::Pipeline;
+use super::{intents, Pipeline};
 use crate::domain::{Artifact, ArtifactType, HitlDecision, NewArtifact, NewProviderJob, Provider};
 use crate::personas::tools::catalog::{self, *};
 use crate::personas::tools::{
@@ -93,7 +93,7 @@ impl Pipeline {
     }
 
     /// Registers a job the provider accepted, with the task to complete.
-    async fn register(
+    pub(super) async fn register(
         &self,
         scope: &RunScope,
         provider: Provider,
@@ -206,58 +206,53 @@ impl Tool for SubmitClipJobs {
             return Err(ToolError::InvalidArguments("no clips to generate".into()));
         }
         let p = &self.0;
-        let submitted = p.mine(scope, ArtifactType::KIEAI_JOB.as_str()).await?;
-        let callback = p.webhook_url(Provider::KieAi);
+        // What earlier tries submitted is not submitted again: recorded
+        // clips are registered again (a no-op once registered: a process
+        // that stopped between the record and the registration left it), and
+        // clips in doubt are left to their callback or the reconciler
+        // (`pipeline::intents`).
+        let pending = p.pending_submissions(scope, Provider::KieAi).await?;
         let mut task_ids = Vec::new();
-        let mut unavailable = Vec::new();
-        for (index, clip) in args.clips.iter().enumerate() {
-            if let Some(done) = submitted
-                .iter()
-                .find(|a| a.metadata.get("index") == Some(&json!(index)))
-            {
-                // Registered again (a no-op once registered): a process that
-                // stopped between the record and the registration left it.
+        let mut items = Vec::new();
+        for (index, clip) in (0u64..).zip(&args.clips) {
+            if let Some(done) = pending.record(index) {
                 if let Some(task_id) = done.metadata["task_id"].as_str() {
                     p.register(scope, Provider::KieAi, task_id).await?;
                 }
                 task_ids.push(done.metadata["task_id"].clone());
-                continue;
+            } else if !pending.in_doubt.contains(&index) {
+                items.push(json!({ "index": index, "prompt": clip.prompt,
+                    "aspect_ratio": clip.aspect_ratio, "duration_seconds": clip.duration_seconds }));
             }
-            let mut request = VeoGenerate::new(&clip.prompt, &callback);
-            request.aspect_ratio = &clip.aspect_ratio;
-            let task_id = match p.providers.kieai.generate(&request).await {
-                Ok(task_id) => task_id,
-                Err(e) => {
-                    match ToolError::provider(format_args!("kie.ai refused clip {}", index + 1), e)
-                    {
-                        // The other clips are still submitted: the step's retry
-                        // then owes only the ones that failed.
-                        error if error.is_transient() => {
-                            unavailable.push(error);
-                            continue;
-                        }
-                        error => return Err(error),
+        }
+        let mut unavailable = Vec::new();
+        let mut in_doubt = pending.in_doubt.len();
+        if !items.is_empty() {
+            let intent = p
+                .begin_intent(scope, Provider::KieAi, items.clone())
+                .await?;
+            for item in &items {
+                match p.submit_clip(scope, &intent, item).await {
+                    Ok(task_id) => task_ids.push(Value::from(task_id)),
+                    // Sent, unanswered: its callback or the reconciler
+                    // settles it, the intent staying open meanwhile.
+                    Err(error) if error.may_have_been_accepted() => {
+                        tracing::warn!(run_id = %scope.run_id, error = %error,
+                            "a clip submission went unanswered: in doubt until kie.ai calls back");
+                        in_doubt += 1;
+                    }
+                    // The other clips are still submitted: the step's retry
+                    // then owes only the ones that failed.
+                    Err(error) if error.is_transient() => unavailable.push(error),
+                    Err(error) => {
+                        p.end_intent(Provider::KieAi, &intent).await?;
+                        return Err(error);
                     }
                 }
-            };
-            // The record first, the one a re-run step looks for: what kie.ai
-            // accepted is never submitted again once it is written.
-            p.append(
-                NewArtifact::new(
-                    scope.run_id,
-                    ArtifactType::KIEAI_JOB,
-                    json!({ "task_id": task_id, "index": index, "prompt": clip.prompt,
-                            "aspect_ratio": clip.aspect_ratio, "duration_seconds": clip.duration_seconds,
-                            "callback_url": callback }),
-                )
-                .provider(Provider::KieAi)
-                .persona(scope.persona),
-            )
-            .await?;
-            p.register(scope, Provider::KieAi, &task_id).await?;
-            tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "kieai",
-                provider_job_id = %task_id, "clip job submitted");
-            task_ids.push(Value::from(task_id));
+            }
+            if in_doubt == pending.in_doubt.len() {
+                p.end_intent(Provider::KieAi, &intent).await?;
+            }
         }
         if let Some(first) = unavailable.first() {
             return Err(ToolError::Transient {
@@ -270,8 +265,90 @@ impl Tool for SubmitClipJobs {
             });
         }
         Ok(
-            json!({ "submitted": task_ids.len(), "task_ids": task_ids, "status": "generating; results arrive by callback" }),
+            json!({ "submitted": task_ids.len(), "task_ids": task_ids, "in_doubt": in_doubt,
+                   "status": "generating; results arrive by callback" }),
         )
+    }
+}
+
+impl Pipeline {
+    /// Submits one clip of an intent to kie.ai, then records and registers
+    /// it. `item` is the intent's: `index`, `prompt`, `aspect_ratio`.
+    pub(super) async fn submit_clip(
+        &self,
+        scope: &RunScope,
+        intent: &str,
+        item: &Value,
+    ) -> Result<String, ToolError> {
+        let index = item["index"].as_u64().unwrap_or_default();
+        let callback = intents::callback_url(&self.webhook_url(Provider::KieAi), intent, index);
+        let mut request = VeoGenerate::new(item["prompt"].as_str().unwrap_or_default(), &callback);
+        if let Some(aspect_ratio) = item["aspect_ratio"].as_str() {
+            request.aspect_ratio = aspect_ratio;
+        }
+        let task_id = self.providers.kieai.generate(&request).await.map_err(|e| {
+            ToolError::provider(format_args!("kie.ai refused clip {}", index + 1), e)
+        })?;
+        // The record first, the one a re-run step looks for: what kie.ai
+        // accepted is never submitted again once it is written.
+        let record = intents::submitted_record(Provider::KieAi, item, &task_id, intent, &callback);
+        self.record_submitted(scope, Provider::KieAi, record, &task_id)
+            .await?;
+        tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "kieai",
+            provider_job_id = %task_id, "clip job submitted");
+        Ok(task_id)
+    }
+
+    /// Submits an intent's render to Shotstack, then records and registers
+    /// it. `item` is the intent's: `title`, `clip_urls`, `aspect_ratio`,
+    /// `length` (of each clip, in seconds).
+    pub(super) async fn submit_render(
+        &self,
+        scope: &RunScope,
+        intent: &str,
+        item: &Value,
+    ) -> Result<String, ToolError> {
+        let length = item["length"].as_f64().unwrap_or(8.0);
+        let urls: Vec<&str> = item["clip_urls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let sources: Vec<ClipSource<'_>> =
+            urls.iter().map(|url| ClipSource { url, length }).collect();
+        // Shotstack signs nothing: the URL carries a token for this run.
+        let callback = intents::callback_url(
+            &format!(
+                "{}?run={}&token={}",
+                self.webhook_url(Provider::Shotstack),
+                scope.run_id,
+                self.hitl
+                    .callback_token(Provider::Shotstack.as_str(), scope.run_id)
+            ),
+            intent,
+            item["index"].as_u64().unwrap_or_default(),
+        );
+        let request = RenderRequest {
+            timeline: Timeline::sequence(&sources),
+            output: Output::mp4("hd", item["aspect_ratio"].as_str().unwrap_or("16:9")),
+            callback: Some(&callback),
+        };
+        let render_id = self
+            .providers
+            .shotstack
+            .render(&request)
+            .await
+            .map_err(|e| ToolError::provider("Shotstack refused the render", e))?;
+        let mut record =
+            intents::submitted_record(Provider::Shotstack, item, &render_id, intent, &callback);
+        record["clips"] = Value::from(urls.len());
+        record["timeline"] = serde_json::to_value(&request.timeline).unwrap_or(Value::Null);
+        self.record_submitted(scope, Provider::Shotstack, record, &render_id)
+            .await?;
+        tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "shotstack",
+            provider_job_id = %render_id, "render submitted");
+        Ok(render_id)
     }
 }
 
@@ -291,58 +368,38 @@ impl Tool for RenderVideo {
             return Err(ToolError::InvalidArguments("no clip URLs to render".into()));
         }
         let p = &self.0;
-        if let Some(done) = p
-            .mine(scope, ArtifactType::SHOTSTACK_TIMELINE.as_str())
-            .await?
-            .pop()
-        {
+        let pending = p.pending_submissions(scope, Provider::Shotstack).await?;
+        if let Some(done) = pending.record(0) {
             if let Some(render_id) = done.metadata["render_id"].as_str() {
                 p.register(scope, Provider::Shotstack, render_id).await?;
             }
             return Ok(json!({ "render_id": done.metadata["render_id"], "again": true }));
         }
+        if !pending.in_doubt.is_empty() {
+            return Ok(json!({ "render_id": null, "in_doubt": true,
+                "status": "a render submitted before a restart: waiting for Shotstack's callback" }));
+        }
         let length = ProjectSpec::load(scope.project.as_str())
             .map(|spec| f64::from(spec.clips.duration_seconds))
             .unwrap_or(8.0);
-        let sources: Vec<ClipSource<'_>> = args
-            .clip_urls
-            .iter()
-            .map(|url| ClipSource { url, length })
-            .collect();
-        // Shotstack signs nothing: the URL carries a token for this run.
-        let callback = format!(
-            "{}?run={}&token={}",
-            p.webhook_url(Provider::Shotstack),
-            scope.run_id,
-            p.hitl
-                .callback_token(Provider::Shotstack.as_str(), scope.run_id)
-        );
-        let request = RenderRequest {
-            timeline: Timeline::sequence(&sources),
-            output: Output::mp4("hd", &args.aspect_ratio),
-            callback: Some(&callback),
+        let item = json!({ "index": 0, "title": args.title, "clip_urls": args.clip_urls,
+                           "aspect_ratio": args.aspect_ratio, "length": length });
+        let intent = p
+            .begin_intent(scope, Provider::Shotstack, vec![item.clone()])
+            .await?;
+        let render_id = match p.submit_render(scope, &intent, &item).await {
+            // Sent, unanswered: its callback or the reconciler settles it.
+            Err(error) if error.may_have_been_accepted() => {
+                tracing::warn!(run_id = %scope.run_id, error = %error,
+                    "the render submission went unanswered: in doubt until Shotstack calls back");
+                return Ok(json!({ "render_id": null, "in_doubt": true,
+                    "status": "submitted, unanswered: waiting for Shotstack's callback" }));
+            }
+            submitted => {
+                p.end_intent(Provider::Shotstack, &intent).await?;
+                submitted?
+            }
         };
-        let timeline = serde_json::to_value(&request.timeline).unwrap_or(Value::Null);
-        let render_id = p
-            .providers
-            .shotstack
-            .render(&request)
-            .await
-            .map_err(|e| ToolError::provider("Shotstack refused the render", e))?;
-        p.append(
-            NewArtifact::new(
-                scope.run_id,
-                ArtifactType::SHOTSTACK_TIMELINE,
-                json!({ "render_id": render_id, "title": args.title, "clips": args.clip_urls.len(),
-                        "timeline": timeline, "callback_url": callback }),
-            )
-            .provider(Provider::Shotstack)
-            .persona(scope.persona),
-        )
-        .await?;
-        p.register(scope, Provider::Shotstack, &render_id).await?;
-        tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "shotstack",
-            provider_job_id = %render_id, "render submitted");
         Ok(json!({ "render_id": render_id, "status": "rendering; the result arrives by callback" }))
     }
 }

@@ -106,6 +106,14 @@ impl ProviderError {
         (not_taken || (kind == CallKind::Read && self.is_transient())).then_some(None)
     }
 
+    /// Whether a submission that failed this way may have been accepted all
+    /// the same: it went out and its answer did not come back (a timeout, a
+    /// connection ended mid-answer, a gateway's 500, 502 or 504). What the
+    /// provider said it did not take (`retry`), or refused for good, was not.
+    pub fn may_have_been_accepted(&self) -> bool {
+        self.is_transient() && self.retry(CallKind::Submit).is_none()
+    }
+
     /// Whether trying again later may succeed: a timeout, a connection
     /// failure, a throttle or a server-side error. Past the client's own
     /// retries such a failure reaches the state machine as

@@ -197,6 +197,18 @@ impl ToolError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient { .. })
     }
+
+    /// Whether this is a provider's submission that may have been accepted
+    /// though it failed (`ProviderError::may_have_been_accepted`).
+    pub fn may_have_been_accepted(&self) -> bool {
+        let (Self::Transient { source, .. } | Self::Failed { source, .. }) = self else {
+            return false;
+        };
+        source
+            .as_deref()
+            .and_then(|e| e.downcast_ref::<crate::providers::ProviderError>())
+            .is_some_and(crate::providers::ProviderError::may_have_been_accepted)
+    }
 }
 
 /// Parses a model's arguments into a tool's typed arguments.

@@ -78,6 +78,18 @@ async fn the_kieai_client_reads_every_documented_answer() {
         seen += 1;
     }
     assert!(seen >= 6, "{seen} record-info answers");
+    // The callback URL a task was given, where `paramJson` echoes it.
+    server.answer(fixture("kieai", "record_info_success_param_callback"));
+    let task = kieai.record_info("veo_task_abcdef123456").await.unwrap();
+    assert!(
+        task.callback_url.as_deref().is_some_and(
+            |url| url.ends_with("?intent=mw-intent-0123456789abcdef0123456789abcdef&item=3")
+        ),
+        "{task:?}"
+    );
+    server.answer(fixture("kieai", "record_info_success"));
+    let task = kieai.record_info("veo_task_abcdef123456").await.unwrap();
+    assert_eq!(task.callback_url, None, "the docs' example echoes no URL");
 
     for f in answers("kieai", "POST /api/v1/veo/generate") {
         server.answer(f.clone());
@@ -200,6 +212,16 @@ async fn the_shotstack_client_reads_every_documented_answer() {
             _ => {}
         }
     }
+    // The callback URL a render was given, from the edit its status echoes.
+    server.answer(fixture("shotstack", "render_status_done_with_data"));
+    assert_eq!(
+        shotstack.render_callback(id).await.unwrap().as_deref(),
+        Some("https://my-server.com/callback.php")
+    );
+    let (line, _, _) = server.requests.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(line, format!("GET /edit/v1/render/{id}?data=true"));
+    server.answer(fixture("shotstack", "render_status_done"));
+    assert_eq!(shotstack.render_callback(id).await.unwrap(), None);
     // A status this client does not know yet reads as still in progress.
     let mut later = fixture("shotstack", "render_status_queued");
     later.body["response"]["status"] = "transcoding".into();

@@ -170,6 +170,19 @@ async fn mock_shotstack_speaks_the_documented_shapes() {
         tokio::time::sleep(LATENCY / 10).await;
     }
     assert!(seen.len() >= 4, "{seen:?}");
+    // With `data`, the edit as submitted, its callback URL included.
+    let (status, body) = answer(key(http.get(format!(
+        "{}/edit/v1/render/{}?data=true",
+        mocks.shotstack_url, ids[0]
+    ))))
+    .await;
+    assert_documented(
+        "shotstack",
+        "GET /edit/{stage}/render/{id}",
+        Some(status),
+        &body,
+    );
+    assert_eq!(body["response"]["data"]["callback"], json!(receiver.url));
     // Three callbacks: the good render's two, the failed render's one.
     for _ in 0..3 {
         let delivered = receiver.next(WAIT).await;

@@ -30,6 +30,10 @@ pub const CREDIT_PATH: &str = "/api/v1/chat/credit";
 pub struct VeoTask {
     pub task_id: String,
     pub state: VeoState,
+    /// The `callBackUrl` the task was submitted with, as `paramJson` echoes
+    /// it: what binds a task whose submission's answer was lost to the
+    /// intent that named it (`pipeline::intents`).
+    pub callback_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,9 +103,15 @@ impl KieAiClient {
             },
             other => return Err(self.api.decode(format!("unknown successFlag {other}"))),
         };
+        let callback_url = record
+            .param_json
+            .as_deref()
+            .and_then(|params| serde_json::from_str::<serde_json::Value>(params).ok())
+            .and_then(|params| params.get("callBackUrl")?.as_str().map(str::to_owned));
         Ok(VeoTask {
             task_id: record.task_id,
             state,
+            callback_url,
         })
     }
 

@@ -15,10 +15,11 @@
 //! | `late` | sends a callback late (`late_delay`): after the reconciler has asked |
 //! | `reorder` | sends callbacks out of order: before the submission's answer (kie.ai, upload-post), or the hosting copy's before the render's (Shotstack) |
 //! | `null` | answers with the fields the providers document as sometimes absent or `null` left so (kie.ai URL lists, upload-post's `job_id`) |
+//! | `unanswered` | takes a submission that creates work (a clip, a render, a new upload), then loses its answer: the connection ends mid-response |
 //!
 //! Refusals (`429`, `5xx`) come before the request is handled, so a refused
 //! submission created nothing: what a client that tries again must not
-//! double is the work of an accepted one.
+//! double is the work of an accepted one, `unanswered` above all.
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,11 +36,12 @@ pub struct MockFaults {
     pub late: f64,
     pub reorder: f64,
     pub nulls: f64,
+    pub unanswered: f64,
 }
 
 impl MockFaults {
     /// The kinds `MOCK_FAULTS` names, in its spelling.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 9] = [
         "429",
         "5xx",
         "slow",
@@ -48,6 +50,7 @@ impl MockFaults {
         "late",
         "reorder",
         "null",
+        "unanswered",
     ];
 
     /// Every kind at `rate`.
@@ -61,6 +64,7 @@ impl MockFaults {
             late: rate,
             reorder: rate,
             nulls: rate,
+            unanswered: rate,
         }
     }
 
@@ -78,6 +82,7 @@ impl MockFaults {
             "late" => &mut self.late,
             "reorder" => &mut self.reorder,
             "null" => &mut self.nulls,
+            "unanswered" => &mut self.unanswered,
             _ => return None,
         })
     }
@@ -94,6 +99,7 @@ impl std::fmt::Display for MockFaults {
             self.late,
             self.reorder,
             self.nulls,
+            self.unanswered,
         ];
         let pairs: Vec<String> = Self::KINDS
             .iter()

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::deliver::{deliver, Callback};
-use super::{faults, lock, reply, MockCounters, Shared, FAIL_MARKER, MOCK_CDN};
+use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, FAIL_MARKER, MOCK_CDN};
 use crate::providers::kieai::wire;
 use crate::providers::kieai::{CREDIT_PATH, GENERATE_PATH, RECORD_INFO_PATH};
 
@@ -165,7 +165,10 @@ async fn generate(State(state): State<Arc<KieAi>>, headers: HeaderMap, body: Byt
             });
         }
     }
-    envelope(200, "success", Some(json!({ "taskId": task_id })))
+    accepted_answer(
+        &state.shared,
+        envelope(200, "success", Some(json!({ "taskId": task_id }))),
+    )
 }
 
 fn result_url(task_id: &str) -> String {

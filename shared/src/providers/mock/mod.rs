@@ -102,6 +102,7 @@ pub struct MockCounters {
     callbacks_dropped: AtomicU64,
     callbacks_lost: AtomicU64,
     callbacks_repeated: AtomicU64,
+    unanswered: AtomicU64,
 }
 
 impl MockCounters {
@@ -116,6 +117,7 @@ impl MockCounters {
             callbacks_dropped: load(&self.callbacks_dropped),
             callbacks_lost: load(&self.callbacks_lost),
             callbacks_repeated: load(&self.callbacks_repeated),
+            unanswered: load(&self.unanswered),
         }
     }
 
@@ -144,6 +146,8 @@ pub struct MockStats {
     pub callbacks_lost: u64,
     /// Callbacks sent a second time: a `duplicate` fault.
     pub callbacks_repeated: u64,
+    /// Work accepted whose answer was lost: an `unanswered` fault.
+    pub unanswered: u64,
 }
 
 /// The three running mocks. Dropping it stops the servers; `shutdown` also
@@ -343,6 +347,26 @@ impl Background {
 /// A JSON answer.
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
+}
+
+/// The answer to work just accepted, or, at the `unanswered` fault's rate,
+/// an answer lost: the status and headers go out, then the connection ends
+/// mid-body, so the client cannot tell whether the work was taken.
+fn accepted_answer(shared: &Shared, answer: Response) -> Response {
+    if !faults::roll(shared.config.faults.unanswered) {
+        return answer;
+    }
+    MockCounters::bump(&shared.counters.unanswered);
+    let lost = futures::stream::once(async {
+        Err::<axum::body::Bytes, _>(std::io::Error::other("the answer is lost on purpose"))
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(lost));
+    *response.status_mut() = answer.status();
+    *response.headers_mut() = answer.headers().clone();
+    response
+        .headers_mut()
+        .remove(axum::http::header::CONTENT_LENGTH);
+    response
 }
 
 /// Locks a mock's job table, surviving a panicked holder.

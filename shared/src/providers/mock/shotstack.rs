@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::deliver::{deliver, Callback};
-use super::{faults, lock, reply, MockCounters, Shared, FAIL_MARKER, MOCK_CDN};
+use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, FAIL_MARKER, MOCK_CDN};
 use crate::providers::shotstack::wire::API_KEY_HEADER;
 
 const OWNER: &str = "mockowner1";
@@ -36,6 +36,8 @@ struct Render {
     fails: bool,
     /// Show the documented quirk of a `url` before the render is done.
     early_url: bool,
+    /// The edit as submitted: `data` of the render's status.
+    edit: Value,
 }
 
 struct Shotstack {
@@ -172,6 +174,7 @@ async fn render(
             duration,
             fails,
             early_url: faults::roll(config.faults.nulls),
+            edit: edit.clone(),
         },
     );
     MockCounters::bump(&state.shared.counters.accepted);
@@ -203,10 +206,13 @@ async fn render(
             }
         });
     }
-    reply(
-        StatusCode::CREATED,
-        json!({ "success": true, "message": "Created",
-                "response": { "message": "Render Successfully Queued", "id": id } }),
+    accepted_answer(
+        &state.shared,
+        reply(
+            StatusCode::CREATED,
+            json!({ "success": true, "message": "Created",
+                    "response": { "message": "Render Successfully Queued", "id": id } }),
+        ),
     )
 }
 
@@ -272,6 +278,7 @@ fn cdn_callback(id: &str, stage: &str, url: &str) -> Callback {
 async fn get_render(
     State(state): State<Arc<Shotstack>>,
     Path((stage_name, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     if !known_stage(&stage_name) {
@@ -316,6 +323,11 @@ async fn get_render(
             merge(&mut response, json!({ "url": render_url(&id) }));
         }
         _ => {}
+    }
+    // `data`: the edit as submitted, unless `data=false` (the docs: true by
+    // default for now, a default about to change).
+    if query.get("data").map(String::as_str) != Some("false") {
+        merge(&mut response, json!({ "data": render.edit }));
     }
     reply(
         StatusCode::OK,

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::deliver::{deliver, Callback};
-use super::{faults, lock, reply, MockCounters, Shared, FAIL_MARKER};
+use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, FAIL_MARKER};
 use crate::providers::upload_post::wire;
 use crate::providers::upload_post::{
     IDEMPOTENCY_HEADER, ME_PATH, NOTIFICATIONS_PATH, STATUS_PATH, UPLOAD_PATH,
@@ -271,7 +271,7 @@ async fn upload(
         }
     }
     if asynchronous {
-        return reply(StatusCode::OK, job.accepted());
+        return accepted_answer(&state.shared, reply(StatusCode::OK, job.accepted()));
     }
     tokio::time::sleep(latency).await;
     let results: serde_json::Map<String, Value> = job
@@ -279,10 +279,13 @@ async fn upload(
         .iter()
         .map(|p| (p.clone(), job.result(p)))
         .collect();
-    reply(
-        StatusCode::OK,
-        json!({ "success": true, "results": results,
-                "usage": { "count": 1, "limit": 100, "last_reset": iso(job.created) } }),
+    accepted_answer(
+        &state.shared,
+        reply(
+            StatusCode::OK,
+            json!({ "success": true, "results": results,
+                    "usage": { "count": 1, "limit": 100, "last_reset": iso(job.created) } }),
+        ),
     )
 }
 

@@ -181,6 +181,28 @@ impl ShotstackClient {
         })
     }
 
+    /// The callback URL a render was submitted with, read from the edit its
+    /// status echoes (`data=true`): what binds a render whose submission's
+    /// answer was lost to the intent that named it (`pipeline::intents`).
+    #[tracing::instrument(skip_all, fields(provider = "shotstack", provider_job_id = id))]
+    pub async fn render_callback(&self, id: &str) -> Result<Option<String>, ProviderError> {
+        self.check_id(id)?;
+        let path = format!("{}/{id}", render_path(self.stage));
+        let data: wire::RenderData = self
+            .call(CallKind::Read, "get render", || {
+                self.api
+                    .http
+                    .get(self.api.url(&path))
+                    .query(&[("data", "true")])
+                    .header(wire::API_KEY_HEADER, self.key())
+            })
+            .await?;
+        Ok(data
+            .data
+            .as_ref()
+            .and_then(|edit| edit.get("callback")?.as_str().map(str::to_owned)))
+    }
+
     /// The hosted copies of a render (the Serve API): empty until Shotstack
     /// starts copying it, then `importing`, `ready` or `failed`.
     #[tracing::instrument(skip_all, fields(provider = "shotstack", provider_job_id = render_id))]

@@ -8,6 +8,7 @@
 //! `shared/fixtures/providers/shotstack/`, which the client and the mock are
 //! tested against.
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// `POST /edit/{stage}/render`: an Edit — a timeline, an output and the callback.
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +158,10 @@ pub struct RenderData {
     pub thumbnail: Option<String>,
     #[serde(default)]
     pub created: Option<String>,
+    /// The edit as submitted (timeline, output, callback), when asked for
+    /// with `data=true`.
+    #[serde(default)]
+    pub data: Option<Value>,
     #[serde(default)]
     pub updated: Option<String>,
 }
