@@ -196,6 +196,23 @@ async fn a_rejected_gate_ends_the_run_rejected() {
         0,
         "nothing after a rejected gate ran"
     );
+    // An outcome, not a failure: the execution ends in the Succeed state
+    // `Rejected`, which no failed-executions alarm counts.
+    let ended = loop {
+        let history = t.evidence(&id).await.history;
+        match history.last() {
+            Some(last) if last.event_type.starts_with("Execution") && last.id > 1 => break history,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
+    let last = ended.last().unwrap();
+    assert_eq!(last.event_type, "ExecutionSucceeded", "{last:?}");
+    assert!(
+        ended
+            .iter()
+            .any(|e| e.event_type == "SucceedStateEntered" && e.details["name"] == "Rejected"),
+        "{ended:?}"
+    );
     let (status, _) = t
         .client
         .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
