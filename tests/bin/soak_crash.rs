@@ -14,7 +14,7 @@
 //!   recorded twice.
 //!
 //! ```text
-//! cargo build --release -p mw -p myloware-tests --bin soak-crash
+//! cargo build --release -p mw -p myloware-tests --bin mw --bin soak-crash
 //! target/release/soak-crash [--runs 100] [--kills 10] [--concurrency 20] [--timeout 900]
 //!     [--latency-ms 300] [--faults none] [--gap 2..8] [--seed N] [--mw target/release/mw]
 //! ```

@@ -453,3 +453,39 @@ async fn requests_past_the_limit_are_shed_with_503_and_retry_after() {
     let (status, _) = t.client.get("/health").await;
     assert_eq!(status, 200, "and the place is free again");
 }
+
+/// The API key is taken in `x-api-key` or as a bearer token (what a
+/// Prometheus scraper sends to `/metrics`); a wrong or malformed one of either
+/// is refused, with the answer saying both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_key_is_taken_as_a_bearer_token_too() {
+    let t = TestStack::start(&[]).await;
+    let get = |auth: Option<&'static str>| {
+        let mut request = t.client.http.get(format!("{}/metrics", t.client.base));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let scraped = get(Some("Bearer test-api-key-0123456789")).await;
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("# TYPE"));
+    assert_eq!(
+        get(Some("bearer test-api-key-0123456789")).await.status(),
+        200
+    );
+    for refused in [
+        None,
+        Some("Bearer wrong-key-0123456789abcdef"),
+        Some("Basic dGVzdC1hcGkta2V5LTAxMjM0NTY3ODk="),
+        Some("Bearer"),
+    ] {
+        let response = get(refused).await;
+        assert_eq!(response.status(), 401, "{refused:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body.to_string().contains("Authorization: Bearer"),
+            "{refused:?}: {body}"
+        );
+    }
+}

@@ -332,8 +332,8 @@ fn query_parameters(schema: &Schema) -> Vec<Value> {
 fn security(auth: Auth) -> Value {
     match auth {
         Auth::Open | Auth::Signature => json!([]),
-        Auth::ApiKey => json!([{ "apiKey": [] }]),
-        Auth::TokenOrKey => json!([{ "apiKey": [] }, { "approvalToken": [] }]),
+        Auth::ApiKey => json!([{ "apiKey": [] }, { "bearer": [] }]),
+        Auth::TokenOrKey => json!([{ "apiKey": [] }, { "bearer": [] }, { "approvalToken": [] }]),
     }
 }
 
@@ -424,6 +424,7 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "apiKey": { "type": "apiKey", "in": "header", "name": "x-api-key" },
+                "bearer": { "type": "http", "scheme": "bearer", "description": "the API key as a bearer token (Prometheus scrapers)" },
                 "approvalToken": { "type": "apiKey", "in": "query", "name": "token" },
             },
             "schemas": schemas,
