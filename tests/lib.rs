@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use myloware::config::DatabaseConfig;
+use myloware::store::prelude::*;
 use myloware::store::{self, DynamoDbStore, Store};
 use sqlx::Connection;
 

@@ -4,7 +4,8 @@
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use myloware::store::{DynamoDbStore, Store, StoreError};
+use myloware::store::prelude::*;
+use myloware::store::{DynamoDbStore, StoreError};
 
 #[tokio::test]
 async fn migrate_refuses_a_table_with_another_schema() {

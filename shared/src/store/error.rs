@@ -1,5 +1,11 @@
-//! Store errors: what went wrong, in terms a caller can act on.
+//! Store errors: what went wrong, in terms a caller can act on. An
+//! adapter's own error (rusqlite's, sqlx's) is kept as the source of a
+//! `Database` or `Migrate` error, boxed, so that no caller depends on which
+//! adapter runs; each adapter converts its errors beside its code.
 use crate::domain::{ParseError, RunStatus};
+
+/// An adapter's own error, as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,12 +28,19 @@ pub enum StoreError {
     CorruptJson(#[from] serde_json::Error),
     #[error("could not open the database: {0}")]
     Open(String),
-    #[error("database migration failed")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
-    #[error("database error")]
-    Database(#[source] sqlx::Error),
-    #[error("database error")]
-    Sqlite(#[source] rusqlite::Error),
+    #[error("{backend} database migration failed")]
+    Migrate {
+        backend: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A statement failed in the database `backend` (`sqlite`, `postgres`).
+    #[error("{backend} database error")]
+    Database {
+        backend: &'static str,
+        #[source]
+        source: BoxError,
+    },
     /// A write whose transaction did not commit (it may have run alone
     /// correctly, but nothing of it was kept).
     #[error("the write was not committed: {0}")]
@@ -52,6 +65,20 @@ impl StoreError {
         Self::Duplicate { what: what.into() }
     }
 
+    pub(crate) fn database(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Database {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn migrate(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Migrate {
+            backend,
+            source: source.into(),
+        }
+    }
+
     /// `create_run` drew `JOB_CODE_ATTEMPTS` job codes and every one was taken.
     pub(crate) fn no_free_job_code(project: impl std::fmt::Display) -> Self {
         Self::Refused(format!(
@@ -59,20 +86,4 @@ impl StoreError {
             super::JOB_CODE_ATTEMPTS
         ))
     }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Database(err)
-    }
-}
-
-/// True when `err` is a unique-constraint violation (any SQL backend).
-pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// True when `err` is a foreign-key violation (any SQL backend).
-pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }

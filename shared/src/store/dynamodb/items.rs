@@ -17,7 +17,7 @@ use crate::domain::{
     Artifact, ChatMessage, Gate, HitlRequest, JobCode, JobStatus, ParseError, Provider,
     ProviderJob, Run, RunId, RunStatus, Span, SpanId, TraceId, WebhookEvent,
 };
-use crate::store::rows::check_count;
+use crate::store::check_count;
 use crate::store::StoreError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -664,7 +664,7 @@ mod tests {
 
     #[test]
     fn times_sort_as_text_and_keep_microseconds() {
-        let t = crate::store::rows::now();
+        let t = crate::store::clock::now();
         let later = t + chrono::TimeDelta::microseconds(1);
         assert!(time(t) < time(later));
         assert_eq!(time(t).len(), "2026-11-28T12:00:00.000000Z".len());
@@ -678,7 +678,7 @@ mod tests {
             json!({"b": 2.5, "a": [1, null]}),
             ProvidersMode::Mock,
         );
-        let now = crate::store::rows::now();
+        let now = crate::store::clock::now();
         Run {
             run_id: new.run_id,
             project: project.clone(),
@@ -705,7 +705,7 @@ mod tests {
     }
 
     fn pending_job() -> ProviderJob {
-        let now = crate::store::rows::now();
+        let now = crate::store::clock::now();
         crate::domain::NewProviderJob {
             provider: Provider::KieAi,
             job_id: "task#1".into(),
@@ -827,7 +827,7 @@ mod tests {
             payload: json!({}),
             status: crate::domain::WebhookEventStatus::Received,
         }
-        .stored_at(crate::store::rows::now());
+        .stored_at(crate::store::clock::now());
         let item = event_item(&event);
         let f = Fields(&item);
         assert_eq!(f.str(GSI2PK).unwrap(), "JOBEVENTS#shotstack#render-1");

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::items::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, PK, SK};
-use super::{aws_error, build_error};
+use super::tx::{aws_error, build_error};
 use crate::store::StoreError;
 
 /// The TTL attribute (epoch seconds) DynamoDB expires items by.

@@ -1,7 +1,7 @@
 //! The local engine's storage on SQLite: the same tables and rules as the
-//! Postgres adapter (`sql_engine.rs`), written row by row with cached
-//! statements, which in-process is as fast as set-based statements and
-//! simpler.
+//! Postgres adapter, the reads shared with it (`sql::engine`), the commits
+//! written row by row with cached statements, which in-process is as fast
+//! as Postgres's set-based statements and simpler.
 use std::collections::HashSet;
 
 use async_trait::async_trait;
@@ -13,13 +13,21 @@ use crate::store::engine::{
     Batch, CommitKind, CommitRefused, EngineStore, ExecutionRecord, ExecutionState, HistoryRecord,
     QueueMessage,
 };
-use crate::store::sql_engine::{
-    definition_hash, history_page, read_history_page, EXECUTION_COLUMNS, EXECUTION_DESCRIBE,
-    EXECUTION_READ,
+use crate::store::sql::engine::{
+    definition_hash, execution_columns, history_page, read_history_page, DESCRIBE_EXECUTION,
+    HISTORY_PAGES, LOAD_EXECUTION, QUEUED_MESSAGES, RUNNING_EXECUTIONS,
 };
 use crate::store::StoreError;
 
-/// Columns in the order of `EXECUTION_READ` and `EXECUTION_DESCRIBE`.
+/// A new execution, unless one has its ARN (or its name in its state
+/// machine).
+const INSERT_EXECUTION: &str = concat!(
+    "INSERT INTO executions (",
+    execution_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING"
+);
+
+/// Columns in the order of `LOAD_EXECUTION` and `DESCRIBE_EXECUTION`.
 fn execution(row: &Row<'_>) -> Result<ExecutionRecord, StoreError> {
     Ok(ExecutionRecord {
         execution_arn: text(row, 0)?.to_owned(),
@@ -79,12 +87,7 @@ impl EngineStore for SqliteStore {
                                 hash
                             }
                         };
-                        tx.prepare_cached(&format!(
-                            "INSERT INTO executions ({EXECUTION_COLUMNS}) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-                             ON CONFLICT DO NOTHING"
-                        ))?
-                        .execute(params![
+                        tx.prepare_cached(INSERT_EXECUTION)?.execute(params![
                             c.execution_arn,
                             new.state_machine_arn,
                             new.name,
@@ -179,35 +182,25 @@ impl EngineStore for SqliteStore {
         &self,
         execution_arn: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.execution_by_arn(EXECUTION_READ, "e.execution_arn", execution_arn)
+        self.execution_by_arn(LOAD_EXECUTION.sqlite, execution_arn)
     }
 
     async fn describe_execution(
         &self,
         execution_arn: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.execution_by_arn(EXECUTION_DESCRIBE, "execution_arn", execution_arn)
+        self.execution_by_arn(DESCRIBE_EXECUTION.sqlite, execution_arn)
     }
 
     async fn running_executions(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
-        self.with(|conn| {
-            all(
-                conn,
-                &format!("{EXECUTION_READ} WHERE e.status = 'RUNNING' ORDER BY e.start_date"),
-                [],
-                execution,
-            )
-        })
+        self.with(|conn| all(conn, RUNNING_EXECUTIONS.sqlite, [], execution))
     }
 
     async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryRecord>, StoreError> {
         let pages = self.with(|conn| {
-            all(
-                conn,
-                "SELECT events FROM execution_history WHERE execution_arn = ?1 ORDER BY first_event_id",
-                params![execution_arn],
-                |row| Ok(opt_text(row, 0)?.unwrap_or("[]").to_owned()),
-            )
+            all(conn, HISTORY_PAGES.sqlite, params![execution_arn], |row| {
+                Ok(opt_text(row, 0)?.unwrap_or("[]").to_owned())
+            })
         })?;
         let mut events = Vec::new();
         for page in pages {
@@ -220,8 +213,7 @@ impl EngineStore for SqliteStore {
         self.with(|conn| {
             all(
                 conn,
-                "SELECT id, queue_url, body, created_at, receive_count FROM queue_messages \
-                 WHERE queue_url = ?1 ORDER BY created_at, id",
+                QUEUED_MESSAGES.sqlite,
                 params![queue_url],
                 queue_message,
             )
@@ -235,21 +227,13 @@ impl EngineStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// The execution `select` reads (with its definition, or without), by ARN.
+    /// The execution `sql` reads (with its definition, or without), by ARN.
     fn execution_by_arn(
         &self,
-        select: &str,
-        arn_column: &str,
+        sql: &str,
         execution_arn: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.with(|conn| {
-            one(
-                conn,
-                &format!("{select} WHERE {arn_column} = ?1"),
-                params![execution_arn],
-                execution,
-            )
-        })
+        self.with(|conn| one(conn, sql, params![execution_arn], execution))
     }
 }
 

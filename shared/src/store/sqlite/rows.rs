@@ -11,12 +11,11 @@ use uuid::Uuid;
 use crate::domain::{
     Artifact, ChatMessage, HitlRequest, ParseError, ProviderJob, Run, RunLabels, Span, WebhookEvent,
 };
-use crate::store::rows::check_count;
-use crate::store::StoreError;
+use crate::store::{check_count, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        Self::Sqlite(err)
+        Self::database("sqlite", err)
     }
 }
 
@@ -57,6 +56,17 @@ pub(super) enum Constraint {
     Unique,
     ForeignKey,
     Other,
+}
+
+/// The constraint behind a statement's error, read through a `StoreError`
+/// too (a write's helpers answer those).
+pub(super) fn broken_constraint(err: &StoreError) -> Option<Constraint> {
+    match err {
+        StoreError::Database { source, .. } => source
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(constraint),
+        _ => None,
+    }
 }
 
 pub(super) fn constraint(err: &rusqlite::Error) -> Option<Constraint> {

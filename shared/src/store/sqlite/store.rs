@@ -1,5 +1,5 @@
-//! The `Store` port on SQLite: the same statements as the Postgres adapter
-//! (`sql.rs`), run on the calling thread; writes go through
+//! The `Store` port on SQLite: the statements shared with Postgres
+//! (`sql::store`) and the few only SQLite has, run on the calling thread; writes go through
 //! `SqliteStore::write` (group commit), reads through `SqliteStore::with`.
 use std::sync::Arc;
 
@@ -17,14 +17,14 @@ use crate::domain::{
     RunId, RunLabels, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId,
     WebhookEvent, WebhookEventStatus,
 };
-use crate::store::rows::{delivered, now, truncate};
-use crate::store::sql::{
-    received_webhook_events_query, ARTIFACT_COLUMNS, HITL_COLUMNS, JOB_COLUMNS, OPEN_SPANS,
-    RUN_COLUMNS, SPAN_COLUMNS, TERMINAL_STATUSES, WEBHOOK_COLUMNS,
-};
+use crate::store::clock::{now, truncate};
+use crate::store::sql::delivered;
+use crate::store::sql::store::*;
+use crate::store::sql::Statement;
 use crate::store::{
-    Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled,
-    SettledForEvent, Store, StoreError, Transition, JOB_CODE_ATTEMPTS,
+    ArtifactStore, ConversationStore, Decided, Decision, GateStore, JobOutcome, Maintenance,
+    ProviderJobStore, PruneReport, Recorded, RunFilter, RunPage, RunStore, Settled,
+    SettledForEvent, SpanStore, StoreError, Transition, WebhookEventStore, JOB_CODE_ATTEMPTS,
 };
 
 /// The keys of up to `?2` pending jobs due by `?1`, earliest first (the
@@ -33,36 +33,45 @@ const DUE_JOBS: &str = "SELECT provider, job_id FROM provider_jobs \
      WHERE status = 'pending' AND next_check_at <= ?1 \
      ORDER BY next_check_at, provider, job_id LIMIT ?2";
 
+/// Claims the due job `?3` of provider `?2` until `?1` (see `DUE_JOBS`).
+const CLAIM_DUE_JOB: &str = concat!(
+    "UPDATE provider_jobs SET checks = checks + 1, next_check_at = ?1 \
+     WHERE provider = ?2 AND job_id = ?3 AND status = 'pending' RETURNING ",
+    job_columns!()
+);
+
+/// A run's labels: `run_id, project, providers_mode, status`.
+const RUN_LABELS: &str =
+    "SELECT run_id, project, providers_mode, status FROM runs WHERE run_id = ?1";
+
+/// A webhook event's `status, created_at`.
+const WEBHOOK_EVENT_STATUS: &str = "SELECT status, created_at FROM webhook_events WHERE id = ?1";
+
 fn insert_artifact(conn: &Connection, new: &NewArtifact) -> Result<Artifact, StoreError> {
     let artifact = new.clone().stored_at(now());
-    conn.prepare_cached(&format!(
-        "INSERT INTO artifacts ({ARTIFACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-    ))?
-    .execute(params![
-        artifact.id.to_string(),
-        artifact.run_id.to_string(),
-        artifact.artifact_type.as_str(),
-        artifact.provider.map(Provider::as_str),
-        artifact.persona.map(|p| p.as_str()),
-        artifact.url,
-        artifact.checksum,
-        json_text(&artifact.metadata),
-        ts(&artifact.created_at),
-    ])
-    .map_err(|e| match constraint(&e) {
-        Some(Constraint::ForeignKey) => StoreError::not_found(format!("run {}", artifact.run_id)),
-        _ => e.into(),
-    })?;
+    conn.prepare_cached(INSERT_ARTIFACT.sqlite)?
+        .execute(params![
+            artifact.id.to_string(),
+            artifact.run_id.to_string(),
+            artifact.artifact_type.as_str(),
+            artifact.provider.map(Provider::as_str),
+            artifact.persona.map(|p| p.as_str()),
+            artifact.url,
+            artifact.checksum,
+            json_text(&artifact.metadata),
+            ts(&artifact.created_at),
+        ])
+        .map_err(|e| match constraint(&e) {
+            Some(Constraint::ForeignKey) => {
+                StoreError::not_found(format!("run {}", artifact.run_id))
+            }
+            _ => e.into(),
+        })?;
     Ok(artifact)
 }
 
 fn fetch_run(conn: &Connection, run_id: RunId) -> Result<Option<Run>, StoreError> {
-    one(
-        conn,
-        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
-        params![run_id.to_string()],
-        run,
-    )
+    one(conn, RUN.sqlite, params![run_id.to_string()], run)
 }
 
 fn fetch_job(
@@ -72,7 +81,7 @@ fn fetch_job(
 ) -> Result<Option<ProviderJob>, StoreError> {
     one(
         conn,
-        &format!("SELECT {JOB_COLUMNS} FROM provider_jobs WHERE provider = ?1 AND job_id = ?2"),
+        PROVIDER_JOB.sqlite,
         params![provider.as_str(), job_id],
         provider_job,
     )
@@ -85,46 +94,24 @@ fn fetch_span(
 ) -> Result<Option<Span>, StoreError> {
     one(
         conn,
-        &format!("SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 AND span_id = ?2"),
+        SPAN.sqlite,
         params![trace_id.to_string(), span_id.to_string()],
         span,
     )
 }
 
-/// A trace's spans by start time; `only` narrows them (`AND …` on their
-/// columns, or empty).
-fn trace_spans(conn: &Connection, trace_id: TraceId, only: &str) -> Result<Vec<Span>, StoreError> {
-    all(
-        conn,
-        &format!(
-            "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 {only} \
-             ORDER BY start_time, span_id"
-        ),
-        params![trace_id.to_string()],
-        span,
-    )
-}
-
 impl SqliteStore {
+    /// Sets one field of a run with `sql` (`SET_RUN_RESULT`,
+    /// `SET_EXECUTION_ID`).
     async fn update_run_field(
         &self,
         run_id: RunId,
-        column: &str,
+        sql: &'static str,
         value: String,
     ) -> Result<Run, StoreError> {
-        let sql = format!(
-            "UPDATE runs SET {column} = ?1, updated_at = ?2 WHERE run_id = ?3 RETURNING {RUN_COLUMNS}"
-        );
-        self.write(move |tx| {
-            one(
-                tx,
-                &sql,
-                params![value, ts(&now()), run_id.to_string()],
-                run,
-            )
-        })
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
+        self.write(move |tx| one(tx, sql, params![value, ts(&now()), run_id.to_string()], run))
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
     }
 
     /// The rows `sql` selects for one run (its `?1`), each read by `read`.
@@ -139,7 +126,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Maintenance for SqliteStore {
     fn backend(&self) -> &'static str {
         Self::BACKEND
     }
@@ -148,17 +135,38 @@ impl Store for SqliteStore {
         self.run_migrations().await
     }
 
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
+        let cutoff = ts(&cutoff);
+        self.write(move |tx| {
+            let count = |sql: Statement| -> Result<i64, StoreError> {
+                Ok(tx.query_row(sql.sqlite, params![cutoff], |row| row.get(0))?)
+            };
+            let delete = |sql: Statement| tx.execute(sql.sqlite, params![cutoff]);
+            let artifacts = count(COUNT_OLD_ARTIFACTS)?;
+            let run_events = count(COUNT_OLD_WEBHOOK_EVENTS)?;
+            delete(DELETE_OLD_SPANS)?;
+            delete(DELETE_OLD_LONE_SPANS)?;
+            let runs = delete(DELETE_OLD_RUNS)?;
+            let orphans = delete(DELETE_OLD_ORPHAN_EVENTS)?;
+            delete(DELETE_OLD_MESSAGES)?;
+            Ok(PruneReport {
+                runs: runs as u64,
+                artifacts: artifacts as u64,
+                webhook_events: run_events as u64 + orphans as u64,
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
     async fn create_run(&self, new: NewRun) -> Result<Run, StoreError> {
-        let sql = format!(
-            "INSERT INTO runs ({RUN_COLUMNS}) \
-             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, NULL, NULL, ?6, NULL, ?7, ?7)"
-        );
         let input = json_text(&new.input);
         for _ in 0..JOB_CODE_ATTEMPTS {
             let job_code = JobCode::generate(&new.project);
             let created_at = now();
             let row = (
-                sql.clone(),
                 new.run_id.to_string(),
                 new.project.as_str().to_owned(),
                 job_code.as_str().to_owned(),
@@ -171,9 +179,9 @@ impl Store for SqliteStore {
             // not a reason to undo the write.
             let inserted = self
                 .write(move |tx| {
-                    let (sql, run_id, project, code, user, input, mode, at) = &row;
+                    let (run_id, project, code, user, input, mode, at) = &row;
                     Ok(tx
-                        .prepare_cached(sql)?
+                        .prepare_cached(INSERT_RUN.sqlite)?
                         .execute(params![run_id, project, code, user, input, mode, at]))
                 })
                 .await?;
@@ -214,40 +222,19 @@ impl Store for SqliteStore {
     }
 
     async fn get_run_labels(&self, run_id: RunId) -> Result<Option<RunLabels>, StoreError> {
-        self.with(|conn| {
-            one(
-                conn,
-                "SELECT run_id, project, providers_mode, status FROM runs WHERE run_id = ?1",
-                params![run_id.to_string()],
-                run_labels,
-            )
-        })
+        self.with(|conn| one(conn, RUN_LABELS, params![run_id.to_string()], run_labels))
     }
 
     async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError> {
-        self.with(|conn| {
-            one(
-                conn,
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE job_code = ?1"),
-                params![code.as_str()],
-                run,
-            )
-        })
+        self.with(|conn| one(conn, RUN_BY_JOB_CODE.sqlite, params![code.as_str()], run))
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
         let limit = filter.page_size();
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs \
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR project = ?2) \
-               AND (?3 IS NULL OR (created_at, run_id) < \
-                    (SELECT c.created_at, c.run_id FROM runs c WHERE c.run_id = ?3)) \
-             ORDER BY created_at DESC, run_id DESC LIMIT ?4"
-        );
         let runs = self.with(|conn| {
             all(
                 conn,
-                &sql,
+                LIST_RUNS.sqlite,
                 params![
                     filter.status.map(|s| s.as_str()),
                     filter.project.as_ref().map(|p| p.as_str()),
@@ -280,15 +267,18 @@ impl Store for SqliteStore {
     }
 
     async fn set_run_result(&self, run_id: RunId, result: Value) -> Result<Run, StoreError> {
-        self.update_run_field(run_id, "result", json_text(&result))
+        self.update_run_field(run_id, SET_RUN_RESULT.sqlite, json_text(&result))
             .await
     }
 
     async fn set_execution_id(&self, run_id: RunId, execution_id: &str) -> Result<Run, StoreError> {
-        self.update_run_field(run_id, "execution_id", execution_id.to_owned())
+        self.update_run_field(run_id, SET_EXECUTION_ID.sqlite, execution_id.to_owned())
             .await
     }
+}
 
+#[async_trait]
+impl ArtifactStore for SqliteStore {
     async fn append_artifact(&self, artifact: NewArtifact) -> Result<Artifact, StoreError> {
         self.write(move |tx| insert_artifact(tx, &artifact)).await
     }
@@ -302,11 +292,7 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let artifact = new.clone().stored_at(now());
             let inserted = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO artifacts ({ARTIFACT_COLUMNS}, once_key) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                     ON CONFLICT (run_id, once_key) WHERE once_key IS NOT NULL DO NOTHING"
-                ))?
+                .prepare_cached(INSERT_ARTIFACT_ONCE.sqlite)?
                 .execute(params![
                     artifact.id.to_string(),
                     artifact.run_id.to_string(),
@@ -331,13 +317,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
-        self.of_run(
-            &format!(
-                "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ?1 ORDER BY created_at, id"
-            ),
-            run_id,
-            artifact,
-        )
+        self.of_run(RUN_ARTIFACTS.sqlite, run_id, artifact)
     }
 
     async fn list_artifacts_of(
@@ -355,20 +335,16 @@ impl Store for SqliteStore {
         let values = std::iter::once(run_id.as_str()).chain(types.iter().copied());
         self.with(|conn| all(conn, &sql, rusqlite::params_from_iter(values), artifact))
     }
+}
 
+#[async_trait]
+impl WebhookEventStore for SqliteStore {
     async fn record_webhook_event(&self, new: NewWebhookEvent) -> Result<Recorded, StoreError> {
         let event = new.stored_at(now());
-        let insert = format!(
-            "INSERT INTO webhook_events ({WEBHOOK_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, NULL) \
-             ON CONFLICT (provider, idempotency_key) DO NOTHING"
-        );
-        let select = format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE provider = ?1 AND idempotency_key = ?2"
-        );
+        let select = WEBHOOK_EVENT_BY_KEY.sqlite;
         self.write(move |tx| {
             let inserted = tx
-                .prepare_cached(&insert)?
+                .prepare_cached(INSERT_WEBHOOK_EVENT.sqlite)?
                 .execute(params![
                     event.id.to_string(),
                     event.run_id.map(|id| id.to_string()),
@@ -392,7 +368,7 @@ impl Store for SqliteStore {
             }
             let existing = one(
                 tx,
-                &select,
+                select,
                 params![event.provider.as_str(), event.idempotency_key],
                 webhook_event,
             )?
@@ -408,7 +384,7 @@ impl Store for SqliteStore {
         self.with(|conn| {
             one(
                 conn,
-                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE id = ?1"),
+                WEBHOOK_EVENT.sqlite,
                 params![id.to_string()],
                 webhook_event,
             )
@@ -420,29 +396,18 @@ impl Store for SqliteStore {
         id: Uuid,
     ) -> Result<Option<(WebhookEventStatus, DateTime<Utc>)>, StoreError> {
         self.with(|conn| {
-            one(
-                conn,
-                "SELECT status, created_at FROM webhook_events WHERE id = ?1",
-                params![id.to_string()],
-                |row| Ok((parsed(row, 0)?, time(row, 1)?)),
-            )
+            one(conn, WEBHOOK_EVENT_STATUS, params![id.to_string()], |row| {
+                Ok((parsed(row, 0)?, time(row, 1)?))
+            })
         })
     }
 
     async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError> {
-        self.of_run(
-            &format!(
-                "SELECT {WEBHOOK_COLUMNS} FROM webhook_events WHERE run_id = ?1 \
-                 ORDER BY created_at, id"
-            ),
-            run_id,
-            webhook_event,
-        )
+        self.of_run(RUN_WEBHOOK_EVENTS.sqlite, run_id, webhook_event)
     }
 
     async fn received_webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
-        let sql = received_webhook_events_query();
-        self.with(|conn| all(conn, &sql, [], webhook_event))
+        self.with(|conn| all(conn, RECEIVED_WEBHOOK_EVENTS.sqlite, [], webhook_event))
     }
 
     async fn finish_webhook_event(
@@ -452,16 +417,11 @@ impl Store for SqliteStore {
         error: Option<&str>,
         run_id: Option<RunId>,
     ) -> Result<WebhookEvent, StoreError> {
-        let sql = format!(
-            "UPDATE webhook_events SET status = ?1, error = ?2, processed_at = ?3, \
-               run_id = COALESCE(run_id, ?5) \
-             WHERE id = ?4 RETURNING {WEBHOOK_COLUMNS}"
-        );
         let error = error.map(str::to_owned);
         self.write(move |tx| {
             one(
                 tx,
-                &sql,
+                FINISH_WEBHOOK_EVENT.sqlite,
                 params![
                     status.as_str(),
                     error,
@@ -481,19 +441,24 @@ impl Store for SqliteStore {
         provider: Provider,
         job_id: &str,
     ) -> Result<Vec<WebhookEvent>, StoreError> {
-        let sql = format!(
-            "UPDATE webhook_events SET status = 'received', processed_at = NULL, error = NULL \
-             WHERE provider = ?1 AND provider_job_id = ?2 AND status = 'orphaned' \
-             RETURNING {WEBHOOK_COLUMNS}"
-        );
         let job_id = job_id.to_owned();
         let mut adopted = self
-            .write(move |tx| all(tx, &sql, params![provider.as_str(), job_id], webhook_event))
+            .write(move |tx| {
+                all(
+                    tx,
+                    ADOPT_ORPHANED_WEBHOOK_EVENTS.sqlite,
+                    params![provider.as_str(), job_id],
+                    webhook_event,
+                )
+            })
             .await?;
         adopted.sort_by_key(|e| (e.created_at, e.id));
         Ok(adopted)
     }
+}
 
+#[async_trait]
+impl ProviderJobStore for SqliteStore {
     async fn register_provider_job(
         &self,
         mut job: NewProviderJob,
@@ -502,13 +467,9 @@ impl Store for SqliteStore {
         // Shared with the write, which may run twice (`SqliteStore::write`).
         let registered = Arc::new(job.registered_at(now()));
         let written = Arc::clone(&registered);
-        let sql = format!(
-            "INSERT INTO provider_jobs ({JOB_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', NULL, NULL, ?6, NULL, ?7, 0, NULL)"
-        );
         self.write(move |tx| {
             let registered = &written;
-            tx.prepare_cached(&sql)?
+            tx.prepare_cached(INSERT_PROVIDER_JOB.sqlite)?
                 .execute(params![
                     registered.provider.as_str(),
                     registered.job_id,
@@ -591,13 +552,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {
-        self.of_run(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = ?1 ORDER BY created_at, job_id"
-            ),
-            run_id,
-            provider_job,
-        )
+        self.of_run(RUN_PROVIDER_JOBS.sqlite, run_id, provider_job)
     }
 
     async fn list_task_jobs(
@@ -605,14 +560,10 @@ impl Store for SqliteStore {
         run_id: RunId,
         task_token: &str,
     ) -> Result<Vec<ProviderJob>, StoreError> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM provider_jobs WHERE run_id = ?1 AND task_token = ?2 \
-             ORDER BY created_at, job_id"
-        );
         self.with(|conn| {
             all(
                 conn,
-                &sql,
+                TASK_PROVIDER_JOBS.sqlite,
                 params![run_id.to_string(), task_token],
                 provider_job,
             )
@@ -628,11 +579,7 @@ impl Store for SqliteStore {
         let token = task_token.to_owned();
         self.write(move |tx| {
             let changed = tx
-                .prepare_cached(
-                    "UPDATE provider_jobs SET task_token = ?1 \
-                     WHERE run_id = ?2 AND persona = ?3 \
-                       AND (task_token IS NULL OR task_token <> ?1)",
-                )?
+                .prepare_cached(REBIND_PERSONA_JOBS.sqlite)?
                 .execute(params![token, run_id.to_string(), persona.as_str()])?;
             Ok(changed as u32)
         })
@@ -645,12 +592,8 @@ impl Store for SqliteStore {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<ProviderJob>, StoreError> {
-        let claim = format!(
-            "UPDATE provider_jobs SET checks = checks + 1, next_check_at = ?1 \
-             WHERE provider = ?2 AND job_id = ?3 AND status = 'pending' RETURNING {JOB_COLUMNS}"
-        );
         let (now, lease_until) = (ts(&truncate(now)), ts(&truncate(lease_until)));
-        // Writes are serialized: no other claim runs between the read of the
+        // Writes are serialized: no other CLAIM_DUE_JOB runs between the read of the
         // due jobs and their claims, and the next one finds them leased.
         self.write(move |tx| {
             let due: Vec<(String, String)> =
@@ -661,7 +604,7 @@ impl Store for SqliteStore {
             for (provider, job_id) in due {
                 claimed.extend(one(
                     tx,
-                    &claim,
+                    CLAIM_DUE_JOB,
                     params![lease_until, provider, job_id],
                     provider_job,
                 )?);
@@ -681,10 +624,7 @@ impl Store for SqliteStore {
         let at = ts(&truncate(at));
         self.write(move |tx| {
             let scheduled = tx
-                .prepare_cached(
-                    "UPDATE provider_jobs SET next_check_at = ?1 \
-                     WHERE provider = ?2 AND job_id = ?3 AND status = 'pending'",
-                )?
+                .prepare_cached(SCHEDULE_PROVIDER_JOB_CHECK.sqlite)?
                 .execute(params![at, provider.as_str(), job_id])?;
             if scheduled == 1 {
                 return Ok(true);
@@ -696,24 +636,20 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl GateStore for SqliteStore {
     async fn record_hitl_request(
         &self,
         request: NewHitlRequest,
     ) -> Result<HitlRequest, StoreError> {
-        let sql = format!(
-            "INSERT INTO hitl_requests ({HITL_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, NULL, NULL, NULL, NULL, NULL) \
-             ON CONFLICT (run_id, gate) DO UPDATE SET task_token = excluded.task_token \
-               WHERE hitl_requests.decision IS NULL \
-             RETURNING {HITL_COLUMNS}"
-        );
         let (gate, run) = (request.gate.clone(), request.run_id);
         let recorded = self
             .write(move |tx| {
                 let recorded = one(
                     tx,
-                    &sql,
+                    RECORD_HITL_REQUEST.sqlite,
                     params![
                         request.run_id.to_string(),
                         request.gate.as_str(),
@@ -722,11 +658,11 @@ impl Store for SqliteStore {
                     ],
                     hitl_request,
                 )
-                .map_err(|e| match e {
-                    StoreError::Sqlite(e) if constraint(&e) == Some(Constraint::ForeignKey) => {
+                .map_err(|e| match broken_constraint(&e) {
+                    Some(Constraint::ForeignKey) => {
                         StoreError::not_found(format!("run {}", request.run_id))
                     }
-                    other => other,
+                    _ => e,
                 })?;
                 if recorded.is_some() {
                     // A run not `running` (ended meanwhile) keeps its status.
@@ -756,17 +692,12 @@ impl Store for SqliteStore {
         gate: &Gate,
         decision: Decision,
     ) -> Result<Decided, StoreError> {
-        let sql = format!(
-            "UPDATE hitl_requests SET decision = ?1, decided_by = ?2, comment = ?3, decided_at = ?4 \
-             WHERE run_id = ?5 AND gate = ?6 AND decision IS NULL RETURNING {HITL_COLUMNS}"
-        );
-        let select =
-            format!("SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = ?1 AND gate = ?2");
+        let select = HITL_REQUEST.sqlite;
         let gate = gate.clone();
         self.write(move |tx| {
             let decided = one(
                 tx,
-                &sql,
+                DECIDE_HITL.sqlite,
                 params![
                     decision.decision.as_str(),
                     decision.decided_by,
@@ -781,7 +712,7 @@ impl Store for SqliteStore {
                 Some(request) => Ok(Decided::Now(request)),
                 None => one(
                     tx,
-                    &select,
+                    select,
                     params![run_id.to_string(), gate.as_str()],
                     hitl_request,
                 )?
@@ -795,13 +726,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError> {
-        self.of_run(
-            &format!(
-                "SELECT {HITL_COLUMNS} FROM hitl_requests WHERE run_id = ?1 ORDER BY requested_at, gate"
-            ),
-            run_id,
-            hitl_request,
-        )
+        self.of_run(RUN_HITL_REQUESTS.sqlite, run_id, hitl_request)
     }
 
     async fn mark_hitl_delivered(&self, run_id: RunId, gate: &Gate) -> Result<(), StoreError> {
@@ -810,9 +735,7 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 one(
                     tx,
-                    "UPDATE hitl_requests SET delivered_at = CASE WHEN decision IS NULL THEN NULL \
-                       ELSE COALESCE(delivered_at, ?1) END \
-                     WHERE run_id = ?2 AND gate = ?3 RETURNING decision",
+                    MARK_HITL_DELIVERED.sqlite,
                     params![ts(&now()), run_id.to_string(), name],
                     |row| owned(row, 0),
                 )
@@ -826,21 +749,19 @@ impl Store for SqliteStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<HitlRequest>, StoreError> {
-        let sql = format!(
-            "SELECT {HITL_COLUMNS} FROM hitl_requests \
-             WHERE decision IS NOT NULL AND delivered_at IS NULL AND decided_at < ?1 \
-             ORDER BY decided_at LIMIT ?2"
-        );
         self.with(|conn| {
             all(
                 conn,
-                &sql,
+                UNDELIVERED_HITL_DECISIONS.sqlite,
                 params![ts(&before), i64::try_from(limit).unwrap_or(i64::MAX)],
                 hitl_request,
             )
         })
     }
+}
 
+#[async_trait]
+impl ConversationStore for SqliteStore {
     async fn append_conversation(
         &self,
         user_id: &str,
@@ -849,13 +770,10 @@ impl Store for SqliteStore {
         let user_id = user_id.to_owned();
         self.write(move |tx| {
             let last: Option<i64> = tx
-                .prepare_cached("SELECT MAX(seq) FROM conversation_messages WHERE user_id = ?1")?
+                .prepare_cached(LAST_MESSAGE_SEQ.sqlite)?
                 .query_row(params![user_id], |row| row.get(0))?;
             let mut seq = last.unwrap_or(0);
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO conversation_messages (user_id, seq, role, content, run_ids, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+            let mut insert = tx.prepare_cached(INSERT_MESSAGE.sqlite)?;
             for (role, content, run_ids) in &messages {
                 seq += 1;
                 insert.execute(params![
@@ -868,7 +786,8 @@ impl Store for SqliteStore {
                 ])?;
             }
             Ok(())
-        }).await
+        })
+        .await
     }
 
     async fn conversation(
@@ -879,8 +798,7 @@ impl Store for SqliteStore {
         let mut messages = self.with(|conn| {
             all(
                 conn,
-                "SELECT role, content, run_ids, created_at FROM conversation_messages \
-                 WHERE user_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                LAST_MESSAGES.sqlite,
                 params![user_id, i64::from(limit)],
                 chat_message,
             )
@@ -888,20 +806,19 @@ impl Store for SqliteStore {
         messages.reverse();
         Ok(messages)
     }
+}
 
+#[async_trait]
+impl SpanStore for SqliteStore {
     async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
         span.start_time = truncate(span.start_time);
         span.end_time = span.end_time.map(truncate);
-        let sql = format!(
-            "INSERT INTO spans ({SPAN_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-        );
         // Shared with the write, which may run twice (`SqliteStore::write`).
         let span = Arc::new(span);
         let written = Arc::clone(&span);
         self.write(move |tx| {
             let span = &written;
-            tx.prepare_cached(&sql)?
+            tx.prepare_cached(INSERT_SPAN.sqlite)?
                 .execute(params![
                     span.trace_id.to_string(),
                     span.span_id.to_string(),
@@ -939,17 +856,14 @@ impl Store for SqliteStore {
         // Read, compute the closed span, then write it, all under the write
         // lock: the first close wins, later ones read it back.
         self.write(move |tx| {
-            let span = fetch_span(tx, trace_id, span_id)?
-                .ok_or_else(|| StoreError::not_found(format!("span {span_id} of trace {trace_id}")))?;
+            let span = fetch_span(tx, trace_id, span_id)?.ok_or_else(|| {
+                StoreError::not_found(format!("span {span_id} of trace {trace_id}"))
+            })?;
             if !span.is_open() || end.status == SpanStatus::Open {
                 return Ok(span);
             }
             let closed = span.closed(end.clone());
-            tx.prepare_cached(
-                "UPDATE spans SET status = ?1, attributes = ?2, output = ?3, error = ?4, end_time = ?5 \
-                 WHERE trace_id = ?6 AND span_id = ?7 AND status = 'open'",
-            )?
-            .execute(params![
+            tx.prepare_cached(CLOSE_SPAN.sqlite)?.execute(params![
                 closed.status.as_str(),
                 serde_json::to_string(&closed.attributes)?,
                 closed.output.as_ref().map(json_text),
@@ -959,59 +873,30 @@ impl Store for SqliteStore {
                 span_id.to_string(),
             ])?;
             Ok(closed)
-        }).await
+        })
+        .await
     }
 
     async fn list_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-        self.with(|conn| trace_spans(conn, trace_id, ""))
+        self.with(|conn| {
+            all(
+                conn,
+                TRACE_SPANS.sqlite,
+                params![trace_id.to_string()],
+                span,
+            )
+        })
     }
 
     async fn list_open_spans(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-        self.with(|conn| trace_spans(conn, trace_id, OPEN_SPANS))
-    }
-
-    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
-        let old_runs = format!(
-            "SELECT run_id FROM runs WHERE status IN {TERMINAL_STATUSES} AND updated_at < ?1"
-        );
-        let cutoff = ts(&cutoff);
-        self.write(move |tx| {
-            let count = |table: &str| -> Result<i64, StoreError> {
-                Ok(tx.query_row(
-                    &format!("SELECT COUNT(*) FROM {table} WHERE run_id IN ({old_runs})"),
-                    params![cutoff],
-                    |row| row.get(0),
-                )?)
-            };
-            let artifacts = count("artifacts")?;
-            let run_events = count("webhook_events")?;
-            tx.execute(
-                &format!("DELETE FROM spans WHERE run_id IN ({old_runs})"),
-                params![cutoff],
-            )?;
-            tx.execute(
-                "DELETE FROM spans WHERE run_id IS NULL AND start_time < ?1",
-                params![cutoff],
-            )?;
-            let runs = tx.execute(
-                &format!("DELETE FROM runs WHERE run_id IN ({old_runs})"),
-                params![cutoff],
-            )?;
-            let orphans = tx.execute(
-                "DELETE FROM webhook_events WHERE run_id IS NULL AND created_at < ?1",
-                params![cutoff],
-            )?;
-            tx.execute(
-                "DELETE FROM conversation_messages WHERE created_at < ?1",
-                params![cutoff],
-            )?;
-            Ok(PruneReport {
-                runs: runs as u64,
-                artifacts: artifacts as u64,
-                webhook_events: run_events as u64 + orphans as u64,
-            })
+        self.with(|conn| {
+            all(
+                conn,
+                TRACE_OPEN_SPANS.sqlite,
+                params![trace_id.to_string()],
+                span,
+            )
         })
-        .await
     }
 }
 
@@ -1026,14 +911,9 @@ fn settle_job(
     by: SettledBy,
 ) -> Result<Settled, StoreError> {
     let (status, result, error) = outcome.clone().into_parts();
-    let sql = format!(
-        "UPDATE provider_jobs SET status = ?1, result = ?2, error = ?3, settled_at = ?4, \
-           settled_by = ?5, next_check_at = NULL \
-         WHERE provider = ?6 AND job_id = ?7 AND status = 'pending' RETURNING {JOB_COLUMNS}"
-    );
     let settled = one(
         tx,
-        &sql,
+        SETTLE_PROVIDER_JOB.sqlite,
         params![
             status.as_str(),
             result.as_ref().map(json_text),
@@ -1071,14 +951,7 @@ fn finish_event_if_task_waits(
     event: Uuid,
 ) -> Result<bool, StoreError> {
     let finished = tx
-        .prepare_cached(
-            "UPDATE webhook_events SET status = 'processed', error = NULL, processed_at = ?1, \
-               run_id = COALESCE(run_id, ?2) \
-             WHERE id = ?3 AND status = 'received' AND (EXISTS (SELECT 1 FROM provider_jobs \
-               WHERE run_id = ?2 AND task_token = ?4 AND status = 'pending') \
-               OR NOT EXISTS (SELECT 1 FROM artifacts \
-               WHERE run_id = ?2 AND type = ?5 AND persona = ?6))",
-        )?
+        .prepare_cached(FINISH_EVENT_IF_TASK_WAITS.sqlite)?
         .execute(params![
             ts(&now()),
             run_id.to_string(),
@@ -1095,11 +968,7 @@ fn finish_event_if_task_waits(
 fn transition(tx: &Connection, change: &Transition) -> Result<Option<Run>, StoreError> {
     one(
         tx,
-        &format!(
-            "UPDATE runs SET status = ?1, updated_at = ?2, \
-               error = COALESCE(?3, error), result = COALESCE(?4, result) \
-             WHERE run_id = ?5 AND status = ?6 RETURNING {RUN_COLUMNS}"
-        ),
+        TRANSITION_RUN.sqlite,
         params![
             change.to.as_str(),
             ts(&now()),

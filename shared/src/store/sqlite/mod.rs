@@ -30,6 +30,10 @@
 //! - The WAL is checkpointed by a connection of its own, on a thread beside
 //!   them.
 //!
+//! The store (`store.rs`), the engine's tables (`engine.rs`) and the rows
+//! (`rows.rs`) use the statements shared with Postgres (`sql`) where they
+//! are the same.
+//!
 //! Migrations run through sqlx's migrator (the `_sqlx_migrations` table) and
 //! times are stored as the RFC 3339 text sqlx wrote, so files written by
 //! earlier versions open unchanged.
@@ -45,7 +49,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -324,7 +328,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("{}: {e}", self.db.path.display())))?;
-        let migrated = MIGRATOR.run(&pool).await.map_err(StoreError::Migrate);
+        let migrated = MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::migrate(Self::BACKEND, e));
         pool.close().await;
         migrated
     }
@@ -483,7 +490,7 @@ fn checkpoint_until(connection: Connection, stop: mpsc::Receiver<()>) {
 mod tests {
     use super::*;
     use crate::domain::{Artifact, ArtifactType, NewArtifact, NewRun, ProvidersMode, RunId};
-    use crate::store::Store;
+    use crate::store::prelude::*;
 
     /// The workspace's `.cargo/config.toml` builds the bundled SQLite
     /// without its process-wide page-cache group and memory statistics.

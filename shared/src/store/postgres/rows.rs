@@ -1,13 +1,13 @@
 //! Rows as the Postgres adapter reads them (sqlx), their conversion into
-//! domain types, and the store's clock (both SQL adapters).
+//! domain types, and sqlx's errors as `StoreError`s.
 //! A row that does not parse is reported as corrupt, never silently skipped.
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::StoreError;
 use crate::domain::{Artifact, HitlRequest, ParseError, ProviderJob, Run, RunId, WebhookEvent};
+use crate::store::{check_count, StoreError};
 
 fn parse_id(text: &str, kind: &'static str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|_| ParseError::new(kind, text, "expected a UUID").into())
@@ -20,7 +20,7 @@ fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
 }
 
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RunRow {
+pub(super) struct RunRow {
     run_id: String,
     project: String,
     status: String,
@@ -56,7 +56,7 @@ impl TryFrom<RunRow> for Run {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct ArtifactRow {
+pub(super) struct ArtifactRow {
     id: String,
     run_id: String,
     #[sqlx(rename = "type")]
@@ -87,7 +87,7 @@ impl TryFrom<ArtifactRow> for Artifact {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct WebhookEventRow {
+pub(super) struct WebhookEventRow {
     id: String,
     run_id: Option<String>,
     provider: String,
@@ -123,7 +123,7 @@ impl TryFrom<WebhookEventRow> for WebhookEvent {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct ProviderJobRow {
+pub(super) struct ProviderJobRow {
     provider: String,
     job_id: String,
     run_id: String,
@@ -161,7 +161,7 @@ impl TryFrom<ProviderJobRow> for ProviderJob {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct HitlRequestRow {
+pub(super) struct HitlRequestRow {
     run_id: String,
     gate: String,
     task_token: Option<String>,
@@ -190,34 +190,16 @@ impl TryFrom<HitlRequestRow> for HitlRequest {
     }
 }
 
-/// A provider job's `checks` as stored (a `BIGINT`): never negative, and
-/// far below `u32::MAX`, unless the row is corrupt.
-pub(crate) fn check_count(stored: i64) -> Result<u32, StoreError> {
-    u32::try_from(stored)
-        .map_err(|_| ParseError::new("check count", &stored.to_string(), "expected a u32").into())
-}
-
 /// Converts every row, failing on the first corrupt one.
-pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+pub(super) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
 where
     T: TryFrom<R, Error = StoreError>,
 {
     rows.into_iter().map(T::try_from).collect()
 }
 
-/// Now, truncated to microseconds: the precision every backend keeps, so a
-/// value read back equals the value written.
-pub(crate) fn now() -> DateTime<Utc> {
-    truncate(Utc::now())
-}
-
-pub(crate) fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::{DurationRound, TimeDelta};
-    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
-}
-
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct SpanRow {
+pub(super) struct SpanRow {
     trace_id: String,
     span_id: String,
     parent_span_id: Option<String>,
@@ -252,20 +234,18 @@ impl TryFrom<SpanRow> for crate::domain::Span {
     }
 }
 
-/// What noting a gate's delivery found: the gate's decision column, if the
-/// gate exists. Delivery is noted only for a decided gate.
-pub(crate) fn delivered(
-    decision: Option<Option<String>>,
-    run_id: crate::domain::RunId,
-    gate: &crate::domain::Gate,
-) -> Result<(), StoreError> {
-    match decision {
-        None => Err(StoreError::not_found(format!(
-            "gate {gate} request of run {run_id}"
-        ))),
-        Some(None) => Err(StoreError::Refused(format!(
-            "gate {gate} of run {run_id} is not decided"
-        ))),
-        Some(Some(_)) => Ok(()),
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::database("postgres", err)
     }
+}
+
+/// True when `err` is a unique-constraint violation.
+pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// True when `err` is a foreign-key violation.
+pub(super) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }

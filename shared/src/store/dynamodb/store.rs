@@ -1,419 +1,35 @@
-//! The DynamoDB adapter: the whole store in one table (`DYNAMODB_TABLE`),
-//! the distributed default in AWS. It passes the same conformance suite as
-//! the SQL adapters, against moto's DynamoDB server in the tests.
-//!
-//! # Table
-//! `pk` (S) / `sk` (S), global secondary indexes `gsi1` (`gsi1pk`/`gsi1sk`)
-//! and `gsi2` (`gsi2pk`/`gsi2sk`) projecting ALL, on-demand billing, TTL on
-//! `expires_at` — the table `template.yaml` declares, and the one `migrate`
-//! creates when it is absent.
-//!
-//! # Items
-//! | item | pk | sk | gsi1pk / gsi1sk | gsi2pk / gsi2sk |
-//! |---|---|---|---|---|
-//! | run | `RUN#<run_id>` | `RUN` | `ALLRUNS#<run shard>` / `<created_at>#<run_id>` | `RUNS#<status>#<run shard>` / `<created_at>#<run_id>` |
-//! | job code | `JOBCODE#<code>` | `JOBCODE` | | |
-//! | artifact | `RUN#<run_id>` | `ART#<created_at>#<id>` | | |
-//! | provider job | `RUN#<run_id>` | `JOB#<provider>#<job_id>` | | |
-//! | provider job lookup | `JOB#<provider>#<job_id>` | `JOB` | | while pending: `DUEJOBS#<shard>` / `<next_check_at>#<provider>#<job_id>` |
-//! | hitl request | `RUN#<run_id>` | `GATE#<gate>` | | |
-//! | webhook event | `EVENT#<id>` | `EVENT` | `EVENTS#<run_id>` or `EVENTS#ORPHAN` / `<created_at>#<id>` | with a provider job id: `JOBEVENTS#<provider>#<job_id>` / `<created_at>#<id>` |
-//! | idempotency key | `WHKEY#<provider>#<key>` | `WHKEY` | | |
-//! | conversation message | `CONV#<user_id>` | `MSG#<seq, 20 digits>` | | `MESSAGES` / `<created_at>#<user_id>#<seq>` |
-//! | conversation counter | `CONV#<user_id>` | `SEQ` | | |
-//! | span | `RUN#<trace id as a UUID>` | `SPAN#<span_id>` | | |
-//!
-//! Each item also has `entity` (what it is) and its fields under their SQL
-//! column names; JSON is kept as text, times as RFC 3339 with microseconds.
-//! A job's lookup item repeats the job's `next_check_at`, `checks` and
-//! `settled_by`, and both items change together, in one transaction.
-//! `<shard>` is `0..8`, a stable hash of the provider and job id, and
-//! `<run shard>` `0..8`, a stable hash of the run id, so that no one index
-//! partition takes every job's or every run's writes (a run's index entries
-//! are rewritten at each of its changes, with ever-increasing sort keys).
-//! A run's partition holds its artifacts, jobs and gates, so reading them is
-//! one strongly consistent query and pruning a run empties one partition.
-//!
-//! # How the SQL guarantees are kept
-//! - Uniqueness (run id, job code, `(provider, job_id)`, `(provider,
-//!   idempotency_key)`) is an item whose key is the unique value, put with
-//!   `attribute_not_exists(pk)` in the same `TransactWriteItems` as the row it
-//!   guards. Foreign keys are `ConditionCheck`s on the run item.
-//! - Items that change in place (runs, jobs, gates) carry a `version`: a
-//!   change reads the item, computes the new one and puts it on condition
-//!   that the version is unchanged (compare-and-set); a lost race re-reads.
-//!   The value returned is exactly the one written.
-//! - Changes with a companion (status + artifact, settlement + artifact,
-//!   event + idempotency key) are one transaction; cancellation reasons map
-//!   to the SQL adapter's errors (`Conflict`, `Duplicate`, `NotFound`, …).
-//!   Transactions cancelled by a conflicting transaction are retried.
-//!
-//! # Where DynamoDB differs, and what is done instead
-//! - Global secondary indexes are eventually consistent: run listings and a
-//!   run's webhook events (both read through an index) may lag a write by a
-//!   moment in AWS. Everything read by key is strongly consistent.
-//! - Due provider jobs are found through `gsi2` (sparse: only a pending
-//!   job's lookup item is in it): each shard is queried for the jobs due by
-//!   now and the answers merged by due time. As the index may lag, each job
-//!   is read again by key and claimed with a transaction on condition that
-//!   its version is the one read (so it is still pending and still due as
-//!   read); of racing claims one wins, the others skip the job. Jobs
-//!   registered before their items carried a due time are never due (the
-//!   SQL migration backfills theirs).
-//! - A job's callbacks are found through `gsi2` too (events recorded with a
-//!   provider job id, since events carry that key); adopting its orphans
-//!   moves each on condition that the event item itself is still
-//!   `orphaned`, since the index's copy of the status may lag.
-//! - Listing runs reads the newest runs below the cursor from each shard of
-//!   the all-runs index (or of the status's partitions in the status index)
-//!   and merges them, newest first; filtered by project, each shard's query
-//!   filters, so cost grows with the runs skipped. Runs written before the
-//!   indexes were sharded sit in one partition (`RUNS`, `RUNS#<status>`)
-//!   until they change: reads query it as one more shard.
-//! - `prune` is not one transaction: it deletes a run's dependents, then the
-//!   run on condition it did not change, then sweeps the partition once more
-//!   for anything written meanwhile; run again, it finishes what a crash left.
-//! - A conversation reserves its sequence numbers with an atomic counter,
-//!   then writes the messages in one transaction (up to 100 per transaction).
-//! - `prune` deletes explicitly so it can report what it deleted. Only the
-//!   spans of a chat turn that started no run carry `expires_at` (30 days):
-//!   their partition belongs to no run, so no run's pruning removes them.
-//! - Spans are ordered by start time in code: the sort key is the span id, so
-//!   closing a span needs only the ids every process can derive.
-//! - The local engine cannot keep executions here: DynamoDB runs with Step
-//!   Functions (`Backend.engine` is `None`).
-mod items;
-mod table;
-
+//! The `Store` port on the DynamoDB table: each method as reads by key or
+//! query and one all-or-nothing group of conditional writes (`tx`), on the
+//! items of `items`.
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::SdkConfig;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
-    WriteRequest,
-};
-use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use self::items::*;
-use super::rows::{now, truncate};
-use super::{
-    Decided, Decision, JobOutcome, PruneReport, Recorded, RunFilter, RunPage, Settled, Store,
-    StoreError, Transition, JOB_CODE_ATTEMPTS,
-};
+use super::items::{self, *};
+use super::table;
+use super::tx::{aws_error, failed, Cond, Write, TRANSACTION_MAX};
+use super::DynamoDbStore;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlRequest, JobCode, JobStatus, NewArtifact,
     NewHitlRequest, NewProviderJob, NewRun, NewWebhookEvent, Persona, Provider, ProviderJob, Run,
     RunId, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
     WebhookEventStatus,
 };
+use crate::store::clock::{now, truncate};
+use crate::store::{
+    ArtifactStore, ConversationStore, Decided, Decision, GateStore, JobOutcome, Maintenance,
+    ProviderJobStore, PruneReport, Recorded, RunFilter, RunPage, RunStore, Settled, SpanStore,
+    StoreError, Transition, WebhookEventStore, JOB_CODE_ATTEMPTS,
+};
 
 /// How many times a compare-and-set re-reads after losing a race.
 const CAS_ATTEMPTS: usize = 16;
-/// How many times a transaction cancelled by a concurrent one is retried.
-const TRANSACTION_ATTEMPTS: u32 = 10;
-/// DynamoDB's limits per `TransactWriteItems` / `BatchWriteItem` call.
-const TRANSACTION_MAX: usize = 100;
-const BATCH_MAX: usize = 25;
-
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-
-/// An SDK error as a `StoreError`: the operation and DynamoDB's error code
-/// and message, or the chain of causes when no response came (a timeout, a
-/// refused connection). Requests are signed, so no credential is in either.
-pub(super) fn aws_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let message = match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("unknown error"),
-            service.message().unwrap_or("no message")
-        ),
-        None => DisplayErrorContext(&err).to_string(),
-    };
-    StoreError::Aws { operation, message }
-}
-
-pub(super) fn build_error(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Aws {
-        operation: "building a request",
-        message: err.to_string(),
-    }
-}
-
-/// A condition on one item of a write.
-#[derive(Debug, Clone)]
-struct Cond {
-    expr: &'static str,
-    names: HashMap<String, String>,
-    values: Option<HashMap<String, AttributeValue>>,
-}
-
-impl Cond {
-    fn named(expr: &'static str, names: &[(&str, &str)]) -> Self {
-        Self {
-            expr,
-            names: names
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            values: None,
-        }
-    }
-
-    /// The item does not exist yet.
-    fn absent() -> Self {
-        Self::named("attribute_not_exists(#pk)", &[("#pk", PK)])
-    }
-
-    /// The item exists.
-    fn exists() -> Self {
-        Self::named("attribute_exists(#pk)", &[("#pk", PK)])
-    }
-
-    /// The item is still at the version it was read at.
-    fn version(version: i64) -> Self {
-        let mut cond = Self::named("#version = :version", &[("#version", VERSION)]);
-        cond.values = Some(HashMap::from([(":version".into(), n(version))]));
-        cond
-    }
-}
-
-/// One write of an all-or-nothing group.
-#[derive(Debug, Clone)]
-enum Write {
-    Put(Item, Cond),
-    Check(Item, Cond),
-    Delete(Item, Cond),
-}
-
-/// Whether the write at `index` of a cancelled group failed its condition.
-fn failed(codes: &[String], index: usize) -> bool {
-    codes.get(index).is_some_and(|c| c == CONDITION_FAILED)
-}
-
-/// The store, on one DynamoDB table.
-#[derive(Debug, Clone)]
-pub struct DynamoDbStore {
-    client: Client,
-    table: String,
-}
 
 impl DynamoDbStore {
-    const BACKEND: &'static str = "dynamodb";
-
-    /// The store on `table`, with the SDK configured from the environment
-    /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, the usual credential chain).
-    pub async fn connect(table: &str) -> Self {
-        Self::new(&crate::aws::sdk_config().await, table)
-    }
-
-    /// The store on `table`, with a given SDK configuration.
-    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
-        Self {
-            client: Client::new(config),
-            table: table.into(),
-        }
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    async fn get(&self, key: (String, String)) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("GetItem", e))?;
-        Ok(out.item)
-    }
-
-    fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
-        let item = match write {
-            Write::Put(item, c) => TransactWriteItem::builder().put(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression(c.expr)
-                    .set_expression_attribute_names(Some(c.names))
-                    .set_expression_attribute_values(c.values)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-            Write::Check(key, c) => TransactWriteItem::builder().condition_check(
-                ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .condition_expression(c.expr)
-                    .set_expression_attribute_names(Some(c.names))
-                    .set_expression_attribute_values(c.values)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-            Write::Delete(key, c) => TransactWriteItem::builder().delete(
-                Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .condition_expression(c.expr)
-                    .set_expression_attribute_names(Some(c.names))
-                    .set_expression_attribute_values(c.values)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-        };
-        Ok(item.build())
-    }
-
-    /// Applies `writes` all together or not at all. `Ok(Err(codes))` when a
-    /// condition failed: DynamoDB's reason code for each write, in order.
-    /// One put is a plain conditional `PutItem`; more is a transaction.
-    async fn commit(&self, mut writes: Vec<Write>) -> Result<Result<(), Vec<String>>, StoreError> {
-        if let [Write::Put(..)] = writes.as_slice() {
-            let Some(Write::Put(item, c)) = writes.pop() else {
-                unreachable!("matched above")
-            };
-            return match self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(c.expr)
-                .set_expression_attribute_names(Some(c.names))
-                .set_expression_attribute_values(c.values)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(Ok(())),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(Err(vec![CONDITION_FAILED.into()]))
-                }
-                Err(e) => Err(aws_error("PutItem", e)),
-            };
-        }
-        let items = writes
-            .into_iter()
-            .map(|w| self.transact_item(w))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => return Ok(Ok(())),
-                Err(err) => err,
-            };
-            if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-                err.as_service_error()
-            {
-                let codes: Vec<String> = cancel
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None").to_owned())
-                    .collect();
-                if codes.iter().any(|c| c == CONDITION_FAILED) {
-                    return Ok(Err(codes));
-                }
-                let conflict = codes.iter().any(|c| c == "TransactionConflict");
-                if conflict && attempt < TRANSACTION_ATTEMPTS {
-                    let jitter = rand::random::<u64>() % 20;
-                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter))
-                        .await;
-                    continue;
-                }
-            }
-            return Err(aws_error("TransactWriteItems", err));
-        }
-    }
-
-    /// Every item of a query, in order, up to `max`.
-    async fn query(&self, q: Query, max: Option<usize>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .set_index_name(q.index.map(str::to_owned))
-                .key_condition_expression(&q.key_condition)
-                .set_expression_attribute_names(Some(q.names.clone()))
-                .set_expression_attribute_values(Some(q.values.clone()))
-                .set_filter_expression(q.filter.clone())
-                .scan_index_forward(q.forward)
-                .set_limit(q.page_limit)
-                .consistent_read(q.index.is_none())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| aws_error("Query", e))?;
-            found.extend(page.items.unwrap_or_default());
-            if let Some(max) = max.filter(|m| found.len() >= *m) {
-                found.truncate(max);
-                return Ok(found);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    /// Deletes `keys` in batches, retrying what DynamoDB leaves unprocessed.
-    async fn delete_all(&self, keys: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(BATCH_MAX) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|key| {
-                    DeleteRequest::builder()
-                        .set_key(Some(key.clone()))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(build_error)
-                })
-                .collect::<Result<_, _>>()?;
-            for attempt in 0u64.. {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("BatchWriteItem", e))?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50 * (attempt + 1).min(20))).await;
-            }
-        }
-        Ok(())
-    }
-
     async fn fetch_run(&self, run_id: RunId) -> Result<Option<Versioned<Run>>, StoreError> {
         self.get((run_pk(run_id), RUN_SK.into()))
             .await?
@@ -525,52 +141,6 @@ impl DynamoDbStore {
         self.get_webhook_event(id).await
     }
 
-    /// A query of one partition (a run's, a conversation's): the items whose
-    /// sort key starts with `prefix` (all of them for `""`), strongly
-    /// consistent, in sort-key order.
-    fn partition(pk: String, prefix: &str) -> Query {
-        let mut q = Query {
-            index: None,
-            key_condition: "#pk = :pk".into(),
-            names: HashMap::from([("#pk".into(), PK.into())]),
-            values: HashMap::from([(":pk".into(), s(pk))]),
-            filter: None,
-            forward: true,
-            page_limit: None,
-        };
-        if !prefix.is_empty() {
-            q.key_condition.push_str(" AND begins_with(#sk, :prefix)");
-            q.names.insert("#sk".into(), SK.into());
-            q.values.insert(":prefix".into(), s(prefix));
-        }
-        q
-    }
-
-    /// A query of an index partition, in sort-key order, with sort keys below
-    /// `below` when given.
-    fn index(index: &'static str, pk: String, below: Option<String>) -> Query {
-        let (pk_attr, sk_attr) = if index == GSI1 {
-            (GSI1PK, GSI1SK)
-        } else {
-            (GSI2PK, GSI2SK)
-        };
-        let mut q = Query {
-            index: Some(index),
-            key_condition: "#ipk = :ipk".into(),
-            names: HashMap::from([("#ipk".into(), pk_attr.into())]),
-            values: HashMap::from([(":ipk".into(), s(pk))]),
-            filter: None,
-            forward: true,
-            page_limit: None,
-        };
-        if let Some(below) = below {
-            q.key_condition.push_str(" AND #isk < :below");
-            q.names.insert("#isk".into(), sk_attr.into());
-            q.values.insert(":below".into(), s(below));
-        }
-        q
-    }
-
     /// Deletes one finished run and everything recorded for it; `None` when
     /// it changed meanwhile (then nothing of it is deleted but what no longer
     /// belonged to a live run).
@@ -625,20 +195,8 @@ impl DynamoDbStore {
     }
 }
 
-/// What `DynamoDbStore::query` reads.
-#[derive(Debug, Clone)]
-struct Query {
-    index: Option<&'static str>,
-    key_condition: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-    filter: Option<String>,
-    forward: bool,
-    page_limit: Option<i32>,
-}
-
 #[async_trait]
-impl Store for DynamoDbStore {
+impl Maintenance for DynamoDbStore {
     fn backend(&self) -> &'static str {
         Self::BACKEND
     }
@@ -647,6 +205,62 @@ impl Store for DynamoDbStore {
         table::ensure(&self.client, &self.table).await
     }
 
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
+        let cutoff_text = time(cutoff);
+        let mut report = PruneReport::default();
+        let finished = RunStatus::ALL.iter().filter(|s| s.is_terminal());
+        for pk in finished.flat_map(|status| run_status_partitions(*status)) {
+            // Created before the cutoff (the index's order), updated before it
+            // (a filter): a run is updated no earlier than it is created.
+            let mut q = Self::index(GSI2, pk, Some(cutoff_text.clone()));
+            q.filter = Some("#updated_at < :cutoff".into());
+            q.names.insert("#updated_at".into(), "updated_at".into());
+            q.values.insert(":cutoff".into(), s(cutoff_text.clone()));
+            for item in self.query(q, None).await? {
+                if let Some(pruned) = self.prune_run(&run_from(&item)?).await? {
+                    report.runs += pruned.runs;
+                    report.artifacts += pruned.artifacts;
+                    report.webhook_events += pruned.webhook_events;
+                }
+            }
+        }
+        let orphans = Self::index(GSI1, ORPHAN_EVENTS.into(), Some(cutoff_text.clone()));
+        for item in self.query(orphans, None).await? {
+            let event = event_from(&item)?;
+            let unclaimed = Cond::named(
+                "attribute_exists(#pk) AND attribute_not_exists(#run_id)",
+                &[("#pk", PK), ("#run_id", "run_id")],
+            );
+            let deleted = self
+                .commit(vec![
+                    Write::Delete(items::key(event_key(event.id)), unclaimed),
+                    Write::Delete(
+                        items::key(idempotency_key(event.provider, &event.idempotency_key)),
+                        Cond::exists(),
+                    ),
+                ])
+                .await?;
+            if deleted.is_ok() {
+                report.webhook_events += 1;
+            }
+        }
+        let messages = Self::index(GSI2, ALL_MESSAGES.into(), Some(cutoff_text));
+        let keys = self
+            .query(messages, None)
+            .await?
+            .iter()
+            .map(|item| {
+                let f = Fields(item);
+                Ok(items::key((f.str(PK)?.to_owned(), f.str(SK)?.to_owned())))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.delete_all(keys).await?;
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoDbStore {
     async fn create_run(&self, new: NewRun) -> Result<Run, StoreError> {
         for _ in 0..JOB_CODE_ATTEMPTS {
             let created = now();
@@ -806,7 +420,10 @@ impl Store for DynamoDbStore {
         .await?
         .map_err(|_| StoreError::not_found(format!("run {run_id}")))
     }
+}
 
+#[async_trait]
+impl ArtifactStore for DynamoDbStore {
     async fn append_artifact(&self, new: NewArtifact) -> Result<Artifact, StoreError> {
         let run_id = new.run_id;
         let (artifact, writes) = Self::artifact_writes(new, None);
@@ -844,7 +461,10 @@ impl Store for DynamoDbStore {
             .map(artifact_from)
             .collect()
     }
+}
 
+#[async_trait]
+impl WebhookEventStore for DynamoDbStore {
     async fn record_webhook_event(&self, new: NewWebhookEvent) -> Result<Recorded, StoreError> {
         // Providers retry: most duplicates are answered by one read.
         if let Some(existing) = self
@@ -1016,7 +636,10 @@ impl Store for DynamoDbStore {
         }
         Ok(adopted)
     }
+}
 
+#[async_trait]
+impl ProviderJobStore for DynamoDbStore {
     async fn register_provider_job(
         &self,
         mut new: NewProviderJob,
@@ -1232,7 +855,10 @@ impl Store for DynamoDbStore {
             "{provider} job {job_id} changed {CAS_ATTEMPTS} times while its check was scheduled"
         )))
     }
+}
 
+#[async_trait]
+impl GateStore for DynamoDbStore {
     async fn record_hitl_request(&self, new: NewHitlRequest) -> Result<HitlRequest, StoreError> {
         for _ in 0..CAS_ATTEMPTS {
             let (request, version, cond) = match self.fetch_gate(new.run_id, &new.gate).await? {
@@ -1395,7 +1021,10 @@ impl Store for DynamoDbStore {
         }
         Ok(found)
     }
+}
 
+#[async_trait]
+impl ConversationStore for DynamoDbStore {
     async fn append_conversation(
         &self,
         user_id: &str,
@@ -1463,7 +1092,10 @@ impl Store for DynamoDbStore {
         messages.reverse();
         Ok(messages)
     }
+}
 
+#[async_trait]
+impl SpanStore for DynamoDbStore {
     async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
         span.start_time = truncate(span.start_time);
         span.end_time = span.end_time.map(truncate);
@@ -1526,58 +1158,5 @@ impl Store for DynamoDbStore {
             (a.start_time, a.span_id.to_string()).cmp(&(b.start_time, b.span_id.to_string()))
         });
         Ok(spans)
-    }
-
-    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<PruneReport, StoreError> {
-        let cutoff_text = time(cutoff);
-        let mut report = PruneReport::default();
-        let finished = RunStatus::ALL.iter().filter(|s| s.is_terminal());
-        for pk in finished.flat_map(|status| run_status_partitions(*status)) {
-            // Created before the cutoff (the index's order), updated before it
-            // (a filter): a run is updated no earlier than it is created.
-            let mut q = Self::index(GSI2, pk, Some(cutoff_text.clone()));
-            q.filter = Some("#updated_at < :cutoff".into());
-            q.names.insert("#updated_at".into(), "updated_at".into());
-            q.values.insert(":cutoff".into(), s(cutoff_text.clone()));
-            for item in self.query(q, None).await? {
-                if let Some(pruned) = self.prune_run(&run_from(&item)?).await? {
-                    report.runs += pruned.runs;
-                    report.artifacts += pruned.artifacts;
-                    report.webhook_events += pruned.webhook_events;
-                }
-            }
-        }
-        let orphans = Self::index(GSI1, ORPHAN_EVENTS.into(), Some(cutoff_text.clone()));
-        for item in self.query(orphans, None).await? {
-            let event = event_from(&item)?;
-            let unclaimed = Cond::named(
-                "attribute_exists(#pk) AND attribute_not_exists(#run_id)",
-                &[("#pk", PK), ("#run_id", "run_id")],
-            );
-            let deleted = self
-                .commit(vec![
-                    Write::Delete(items::key(event_key(event.id)), unclaimed),
-                    Write::Delete(
-                        items::key(idempotency_key(event.provider, &event.idempotency_key)),
-                        Cond::exists(),
-                    ),
-                ])
-                .await?;
-            if deleted.is_ok() {
-                report.webhook_events += 1;
-            }
-        }
-        let messages = Self::index(GSI2, ALL_MESSAGES.into(), Some(cutoff_text));
-        let keys = self
-            .query(messages, None)
-            .await?
-            .iter()
-            .map(|item| {
-                let f = Fields(item);
-                Ok(items::key((f.str(PK)?.to_owned(), f.str(SK)?.to_owned())))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.delete_all(keys).await?;
-        Ok(report)
     }
 }

@@ -1,11 +1,21 @@
-//! Postgres (RDS in AWS, any server locally). Table and column names match the
-//! runbook, so its psql queries work verbatim against this database.
+//! Postgres (RDS in AWS, any server locally), on sqlx. Table and column
+//! names match the runbook, so its psql queries work verbatim against this
+//! database.
+//!
+//! Postgres reads what is committed statement by statement, so a provider
+//! job's settlement first takes a lock on its task (`pg_advisory_xact_lock`,
+//! held to the commit) before it looks at the task's other jobs: otherwise
+//! the last two jobs, settled side by side, could each see the other pending
+//! and neither complete the task.
+mod engine;
+mod rows;
+mod store;
+
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::sql::sql_store;
-use super::sql_engine::sql_engine_store;
+use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -37,7 +47,10 @@ impl PostgresStore {
     }
 
     async fn run_migrations(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::migrate(Self::BACKEND, e))
     }
 }
 
@@ -45,6 +58,3 @@ impl PostgresStore {
 fn redact_url_error(url: &str, err: &sqlx::Error) -> String {
     format!("{}: {err}", crate::config::redact_url(url))
 }
-
-sql_store!(PostgresStore, sqlx::Postgres);
-sql_engine_store!(PostgresStore, sqlx::Postgres);
