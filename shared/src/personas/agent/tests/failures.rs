@@ -7,7 +7,7 @@ use super::super::*;
 use super::{aismr_context, calling, play, run_ctx, Replay};
 use crate::domain::Persona;
 use crate::personas::testing::{FakeTool, Fakes};
-use crate::providers::llm::ScriptedLlm;
+use crate::personas::ScriptedLlm;
 
 #[tokio::test]
 async fn a_tool_outside_the_allowlist_fails_the_persona_before_anything_runs() {
