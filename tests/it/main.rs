@@ -13,6 +13,7 @@ mod hostile;
 mod lambda_events;
 mod lambda_secrets;
 mod live_mode;
+mod module_graph;
 mod personas;
 mod pipeline;
 mod reconcile;

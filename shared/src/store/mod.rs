@@ -12,6 +12,7 @@ pub mod engine;
 mod error;
 mod postgres;
 mod rows;
+mod settings;
 mod sql;
 mod sql_engine;
 mod sqlite;
@@ -24,7 +25,6 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::DatabaseConfig;
 use crate::domain::{
     Artifact, ChatMessage, ChatRole, Gate, HitlDecision, HitlRequest, JobCode, JobStatus,
     NewArtifact, NewHitlRequest, NewProviderJob, NewRun, NewSpan, NewWebhookEvent, Persona,
@@ -36,6 +36,7 @@ pub use dynamodb::DynamoDbStore;
 pub use engine::EngineStore;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
+pub use settings::{redact_url, DatabaseConfig};
 pub use sqlite::SqliteStore;
 
 /// The adapter `config` names, seen through each port it implements.

@@ -33,10 +33,12 @@ use crate::providers::llm::{
 };
 
 mod observer;
+mod spans;
 #[cfg(test)]
 mod tests;
 
 pub use observer::{AgentObserver, LlmCallEnded, LlmCallStarted, NoopObserver, ToolCallStarted};
+pub use spans::{AgentSpans, CALL_OPEN_AFTER};
 
 /// Model calls allowed per agent run. The longest honest plan (Riley, Quinn:
 /// two tools, a retry, a final answer) needs four or five.
