@@ -206,7 +206,7 @@ where
 /// folder, the API and the mock providers on ephemeral ports.
 #[derive(Debug)]
 pub struct TestStack {
-    pub stack: myloware::stack::Stack,
+    pub stack: myloware::wiring::Stack,
     pub client: ApiClient,
     pub dir: tempfile::TempDir,
     pub vars: std::collections::HashMap<String, String>,
@@ -289,16 +289,16 @@ impl TestStack {
     pub async fn start(extra: &[(&str, &str)]) -> TestStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let vars = stack_vars(dir.path(), extra);
-        Self::start_with(dir, vars, myloware::stack::StackOptions::ephemeral()).await
+        Self::start_with(dir, vars, myloware::wiring::StackOptions::ephemeral()).await
     }
 
     pub async fn start_with(
         dir: tempfile::TempDir,
         vars: std::collections::HashMap<String, String>,
-        options: myloware::stack::StackOptions,
+        options: myloware::wiring::StackOptions,
     ) -> TestStack {
         let config = config_from(&vars);
-        let stack = myloware::stack::Stack::start(&config, options)
+        let stack = myloware::wiring::Stack::start(&config, options)
             .await
             .expect("stack starts");
         let client = ApiClient::new(&stack.base_url, "test-api-key-0123456789");

@@ -2,7 +2,7 @@
 //! `mw serve` (it leaves its address in `<home>/serve.json`); else the
 //! embedded stack, booted in this process for as long as the command runs.
 use anyhow::Context;
-use myloware::stack::{ServeFile, Stack, StackOptions};
+use myloware::wiring::{ServeFile, Stack, StackOptions};
 use myloware::Config;
 
 use crate::client::ApiClient;
@@ -68,7 +68,7 @@ pub enum Reader {
     /// executions' histories live there).
     Store(
         myloware::store::Backend,
-        Option<myloware::aws::sfn::StepFunctionsEngine>,
+        Option<myloware::engine::stepfunctions::StepFunctionsEngine>,
     ),
 }
 
@@ -81,9 +81,11 @@ impl Reader {
             .await
             .with_context(|| format!("opening the store at {}", config.database))?;
         let remote = match config.engine {
-            myloware::config::EngineKind::StepFunctions { .. } => Some(
-                myloware::aws::sfn::StepFunctionsEngine::new(&myloware::aws::sdk_config().await),
-            ),
+            myloware::config::EngineKind::StepFunctions { .. } => {
+                Some(myloware::engine::stepfunctions::StepFunctionsEngine::new(
+                    &myloware::aws::sdk_config().await,
+                ))
+            }
             myloware::config::EngineKind::Local => None,
         };
         Ok(Self::Store(backend, remote))

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use myloware::pipeline::Evidence;
-use myloware::stack::{Stack, StackOptions};
+use myloware::wiring::{Stack, StackOptions};
 use serde_json::{json, Value};
 
 /// The allocator the `mw` binary, which hosts the stack, uses.

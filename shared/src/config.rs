@@ -4,7 +4,6 @@
 //! `SecretString`s; locally each has a generated default kept under the home
 //! folder (`.myloware/secrets.env`), so the embedded stack needs no `.env`.
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
@@ -12,37 +11,15 @@ use secrecy::SecretString;
 
 use crate::domain::ProvidersMode;
 use crate::providers::ProviderUrls;
+pub use crate::store::{redact_url, DatabaseConfig};
+pub use crate::telemetry::otlp::OtlpConfig;
+use crate::webhooks::WebhookSecrets;
 
-/// Where the state lives.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseConfig {
-    /// The embedded default, a file created on first use.
-    Sqlite { path: PathBuf },
-    /// A Postgres server; the URL may carry a password, so `Debug` hides it.
-    Postgres { url: String },
-    /// One DynamoDB table (`STORE=dynamodb`, `DYNAMODB_TABLE` or its alias
-    /// `TABLE_NAME`), reached
-    /// through the AWS SDK's configuration (`AWS_ENDPOINT_URL`, region,
-    /// credentials).
-    DynamoDb { table: String },
-}
-
-impl fmt::Debug for DatabaseConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite { path } => write!(f, "Sqlite({})", path.display()),
-            Self::Postgres { url } => write!(f, "Postgres({})", redact_url(url)),
-            Self::DynamoDb { table } => write!(f, "DynamoDb({table})"),
-        }
-    }
-}
-
-impl fmt::Display for DatabaseConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
-            Self::Postgres { url } => f.write_str(&redact_url(url)),
-            Self::DynamoDb { table } => write!(f, "dynamodb:{table}"),
+impl WebhookSecrets {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            kieai: config.kieai_webhook_secret.clone(),
+            upload_post: config.upload_post_webhook_secret.clone(),
         }
     }
 }
@@ -174,14 +151,6 @@ pub struct Config {
     /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`); `None`:
     /// spans stay in the store only.
     pub otlp: Option<OtlpConfig>,
-}
-
-/// The OTLP/HTTP endpoint (its root: `/v1/traces` is appended) and the
-/// headers sent with every export (API keys: kept secret).
-#[derive(Debug, Clone)]
-pub struct OtlpConfig {
-    pub endpoint: String,
-    pub headers: Vec<(String, SecretString)>,
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `k=v,k2=v2`, values percent-decoded as the
@@ -657,20 +626,6 @@ fn generate_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
-}
-
-/// The URL with any password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 pub mod api;
 pub mod aws;
 pub mod config;
-pub mod doctor;
 pub mod domain;
 pub mod engine;
 pub mod hitl;
@@ -13,9 +12,9 @@ pub mod pipeline;
 pub mod private_files;
 pub mod providers;
 pub mod queue;
-pub mod stack;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
+pub mod wiring;
 
 pub use config::Config;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use myloware::domain::RunStatus;
-use myloware::stack::{Stack, StackOptions};
+use myloware::wiring::{Stack, StackOptions};
 use myloware_tests::{config_from, soak_report as soak, stack_vars, ApiClient};
 use serde_json::json;
 

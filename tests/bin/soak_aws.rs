@@ -27,15 +27,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use myloware::aws::sfn::StepFunctionsEngine;
-use myloware::aws::sqs::SqsQueue;
 use myloware::domain::{RunId, RunStatus};
 use myloware::engine::definitions;
+use myloware::engine::stepfunctions::StepFunctionsEngine;
 use myloware::pipeline::callbacks::Callbacks;
 use myloware::pipeline::worker::{DeadLetters, Worker};
+use myloware::queue::sqs::SqsQueue;
 use myloware::queue::SharedHandler;
-use myloware::stack::{Stack, StackOptions};
 use myloware::store::RunFilter;
+use myloware::wiring::{Stack, StackOptions};
 use myloware_tests::aws::{env_for, Emulator, ACCOUNT};
 use myloware_tests::faults::{FaultProxy, FaultRules};
 use myloware_tests::soak_report;

@@ -16,15 +16,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use myloware::aws::sfn::{StepFunctionsEngine, CALL_ATTEMPTS};
-use myloware::aws::sqs::SqsQueue;
 use myloware::domain::{NewRun, Project, ProvidersMode, RunStatus};
+use myloware::engine::stepfunctions::{StepFunctionsEngine, CALL_ATTEMPTS};
 use myloware::engine::{definitions, Engine};
 use myloware::lambda::BatchOptions;
 use myloware::pipeline::callbacks::Callbacks;
 use myloware::pipeline::worker::{DeadLetters, Worker};
 use myloware::pipeline::{NewRunRequest, Pipeline, Settings};
 use myloware::providers::mock::MockProviders;
+use myloware::queue::sqs::SqsQueue;
 use myloware::queue::{Queue, SharedHandler};
 use myloware::store::prelude::*;
 use myloware::store::{DynamoDbStore, Transition};
@@ -64,8 +64,8 @@ async fn on_aws(store: Option<&str>, max_receives: u32) -> Option<OnAws> {
         ],
     );
     let config = config_from(&vars);
-    let (mocks, urls) = myloware::stack::start_mocks(&config).await.unwrap();
-    let (mut pipeline, _) = myloware::stack::core(&config, "http://127.0.0.1:9".into(), urls)
+    let (mocks, urls) = myloware::wiring::start_mocks(&config).await.unwrap();
+    let (mut pipeline, _) = myloware::wiring::core(&config, "http://127.0.0.1:9".into(), urls)
         .await
         .unwrap();
     let (tasks, dead_tasks) = emulator.queue_with_dlq("faults-tasks", max_receives).await;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use myloware::aws::sqs::SqsQueue;
 use myloware::domain::RunStatus;
 use myloware::pipeline::Evidence;
+use myloware::queue::sqs::SqsQueue;
 use myloware::queue::{HandlerError, MessageHandler};
 use myloware_tests::aws::{env_for, Emulator};
 use myloware_tests::{stack_vars, ApiClient, TestStack};

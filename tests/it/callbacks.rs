@@ -250,7 +250,7 @@ async fn a_callback_stored_but_never_handled_is_handled_by_the_next_start() {
     let t = myloware_tests::TestStack::start_with(
         dir,
         vars,
-        myloware::stack::StackOptions::ephemeral(),
+        myloware::wiring::StackOptions::ephemeral(),
     )
     .await;
     let e = t
@@ -357,7 +357,7 @@ async fn an_upload_callback_waits_for_its_publish_request() {
     let t = myloware_tests::TestStack::start_with(
         dir,
         vars,
-        myloware::stack::StackOptions::ephemeral(),
+        myloware::wiring::StackOptions::ephemeral(),
     )
     .await;
     let run = run_id.to_string();

@@ -5,8 +5,8 @@ use std::time::Duration;
 use axum::routing::post;
 use axum::Router;
 use chrono::Utc;
-use myloware::doctor::{diagnose, Context, Finding, Symptom};
 use myloware::domain::{ProvidersMode, RunStatus};
+use myloware::pipeline::doctor::{diagnose, Context, Finding, Symptom};
 use myloware_tests::TestStack;
 use serde_json::json;
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use myloware::aws::sfn::StepFunctionsEngine;
 use myloware::config::DatabaseConfig;
-use myloware::engine::asl::testing::{echo_answer, TaskAnswer};
+use myloware::engine::asl::driver::{echo_answer, TaskAnswer};
 use myloware::engine::local::spawn_echo_worker;
+use myloware::engine::stepfunctions::StepFunctionsEngine;
 use myloware::engine::{Engine, EngineError, ExecutionDescription, LocalEngine};
 use myloware::queue::{HandlerError, MessageHandler, SharedHandler};
 use myloware::store::engine::QueueMessage;
@@ -719,7 +719,7 @@ fn a_local_consumer_acks_what_it_handles_and_goes_with_its_runtime() {
         // Stored before anyone listens: delivered once the consumer subscribes.
         engine.send_message(QUEUE, "stored".into()).await.unwrap();
         let handler: SharedHandler = recording.clone();
-        myloware::queue::consume(&engine, QUEUE, handler)
+        myloware::engine::local::consume(&engine, QUEUE, handler)
             .await
             .unwrap();
         engine.hand_over(QUEUE, "handed over".into()).await.unwrap();

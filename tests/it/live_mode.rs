@@ -10,7 +10,7 @@ use std::time::Duration;
 use myloware::domain::{RunStatus, SettledBy};
 use myloware::providers::mock::{MockConfig, MockFaults, MockProviders};
 use myloware::providers::ProviderKeys;
-use myloware::stack::StackOptions;
+use myloware::wiring::StackOptions;
 use myloware_tests::{stack_vars, TestStack};
 use secrecy::SecretString;
 use serde_json::{json, Value};

@@ -14,6 +14,7 @@ mod in_doubt;
 mod lambda_events;
 mod lambda_secrets;
 mod live_mode;
+mod module_graph;
 mod personas;
 mod pipeline;
 mod reconcile;

@@ -5,7 +5,7 @@ use crate::output::{self, outln};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use myloware::aws::sqs::{QueuedMessage, SqsQueue};
+use myloware::queue::sqs::{QueuedMessage, SqsQueue};
 use serde::Serialize;
 use serde_json::Value;
 

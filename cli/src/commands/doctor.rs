@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use chrono::Utc;
-use myloware::doctor::{self, Context};
 use myloware::hitl::{HitlSigner, DEFAULT_LINK_TTL};
+use myloware::pipeline::doctor::{self, Context};
 
 use crate::cli::RunArgs;
 use crate::connect::Reader;

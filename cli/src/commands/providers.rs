@@ -8,7 +8,7 @@ use anyhow::Context;
 use myloware::domain::ProvidersMode;
 use myloware::providers::check::{check_providers, CheckInput, CheckStatus};
 use myloware::providers::ProviderClients;
-use myloware::stack::{self, ServeFile};
+use myloware::wiring::{self, ServeFile};
 
 use crate::cli::ProvidersCommand;
 use crate::output::{outln, print_json};
@@ -16,11 +16,14 @@ use crate::output::{outln, print_json};
 pub async fn run(cmd: ProvidersCommand, config: &myloware::Config) -> anyhow::Result<ExitCode> {
     let ProvidersCommand::Check(args) = cmd;
     // The mocks, in mock mode: the checks then show what they would check.
-    let (mocks, urls) = stack::start_mocks(config)
+    let (mocks, urls) = wiring::start_mocks(config)
         .await
         .context("starting the mock providers")?;
-    let clients =
-        ProviderClients::new(&urls, stack::provider_keys(config), stack::PROVIDER_TIMEOUT);
+    let clients = ProviderClients::new(
+        &urls,
+        wiring::provider_keys(config),
+        wiring::PROVIDER_TIMEOUT,
+    );
     let webhook_base_url = config
         .webhook_base_url
         .clone()

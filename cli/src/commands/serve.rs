@@ -3,7 +3,7 @@ use crate::output::outln;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use myloware::stack::{Stack, StackOptions};
+use myloware::wiring::{Stack, StackOptions};
 
 use crate::cli::ServeArgs;
 

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::UserError;
 use crate::cli::{DeployArgs, RunDefinitionArgs, StatemachineCommand};
-use myloware::aws::sfn::StepFunctionsEngine;
 use myloware::config::EngineKind;
+use myloware::engine::stepfunctions::StepFunctionsEngine;
 
 pub async fn run(cmd: StatemachineCommand, config: &myloware::Config) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use myloware::aws::sqs::SqsQueue;
 use myloware::pipeline::callbacks::Callbacks;
 use myloware::pipeline::worker::{DeadLetters, Worker};
+use myloware::queue::sqs::SqsQueue;
 use myloware::queue::SharedHandler;
-use myloware::stack::{self, ServeFile};
+use myloware::wiring::{self, ServeFile};
 
 use super::UserError;
 use crate::cli::WorkerArgs;
@@ -31,14 +31,14 @@ pub async fn run(args: WorkerArgs, config: &myloware::Config) -> anyhow::Result<
                     .into(),
             )
         })?;
-    let (mocks, provider_urls) = stack::start_mocks(config)
+    let (mocks, provider_urls) = wiring::start_mocks(config)
         .await
         .context("starting the mock providers")?;
-    let (pipeline, _) = stack::core(config, public, provider_urls)
+    let (pipeline, _) = wiring::core(config, public, provider_urls)
         .await
         .context("connecting to the store and Step Functions")?;
     if mocks.is_some() {
-        stack::register_upload_post_webhook(&pipeline).await;
+        wiring::register_upload_post_webhook(&pipeline).await;
     }
     let sqs = SqsQueue::new(&myloware::aws::sdk_config().await);
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let handler = Callbacks {
         pipeline: myloware::lambda::pipeline(&config).await?,
     };
-    let sqs = myloware::aws::sqs::SqsQueue::new(&myloware::aws::sdk_config().await);
+    let sqs = myloware::queue::sqs::SqsQueue::new(&myloware::aws::sdk_config().await);
     let (handler, sqs) = (&handler, &sqs);
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

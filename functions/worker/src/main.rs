@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let config = myloware::lambda::Function::Worker.config().await?;
     myloware::telemetry::init("info", None);
     let pipeline = myloware::lambda::pipeline(&config).await?;
-    let sqs = myloware::aws::sqs::SqsQueue::new(&myloware::aws::sdk_config().await);
+    let sqs = myloware::queue::sqs::SqsQueue::new(&myloware::aws::sdk_config().await);
     let handler = Worker {
         pipeline: pipeline.clone(),
     };

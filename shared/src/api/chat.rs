@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{ChatRole, NewSpan, RunId, SpanEnd, SpanId, SpanLink, TraceId};
-use crate::personas::agent::{run_agent, AgentError, AgentOutcome};
+use crate::personas::agent::{run_agent, AgentError, AgentOutcome, AgentSpans};
 use crate::personas::{brendan, ToolContext};
 use crate::providers::llm::{AssistantMessage, Message};
 use crate::telemetry::spans::{attr, bounded};
@@ -87,7 +87,7 @@ async fn chat(
             .attr(attr::AGENT, "brendan"),
         )
         .await;
-    let observer = pipeline.tracer.agent_observer(trace_id, None, span_id);
+    let observer = AgentSpans::new(&pipeline.tracer, trace_id, None, span_id);
     let outcome = run_agent(
         &brendan::spec(),
         &pipeline.brendan_tools(),

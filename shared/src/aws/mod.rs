@@ -1,11 +1,9 @@
-//! The AWS adapters of the ports: Step Functions for the `Engine`
-//! (`sfn`), SQS for the `Queue` and its consumers (`sqs`), Secrets Manager for
-//! a Lambda function's own secret (`secrets`). Every client is
-//! built from one SDK configuration, so `AWS_ENDPOINT_URL` (an emulator such
+//! What the AWS adapters share: the SDK's configuration and its errors, and
+//! Secrets Manager for a Lambda function's own secret (`secrets`). The
+//! adapters live beside their ports (`engine::stepfunctions`, `queue::sqs`,
+//! `store::dynamodb`). Every client is built from one SDK configuration, so `AWS_ENDPOINT_URL` (an emulator such
 //! as moto's server), the region and the credentials apply to all of them.
 pub mod secrets;
-pub mod sfn;
-pub mod sqs;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -35,7 +33,7 @@ pub fn loader() -> aws_config::ConfigLoader {
 }
 
 /// The SDK's retries for every AWS call (the Step Functions calls that move
-/// runs forward retry in `sfn` instead): the standard mode's throttle-aware
+/// runs forward retry in `engine::stepfunctions` instead): the standard mode's throttle-aware
 /// backoff with jitter, with `SDK_ATTEMPTS` tries rather than its default
 /// 3 — at 10,000 runs in flight DynamoDB and SQS throttle for seconds, and a
 /// throttle absorbed here is a task not failed or a request not refused.
@@ -66,9 +64,4 @@ where
             DisplayErrorContext(err).to_string(),
         ),
     }
-}
-
-/// An SDK time as a `chrono` time.
-pub(crate) fn to_chrono(t: &aws_sdk_sfn::primitives::DateTime) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
 }

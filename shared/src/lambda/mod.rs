@@ -11,12 +11,12 @@ use std::io::Write;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::aws::sqs::SqsQueue;
+use crate::queue::sqs::SqsQueue;
 
 use crate::api::AppState;
 use crate::pipeline::Pipeline;
 use crate::queue::MessageHandler;
-use crate::stack::{self, StackError};
+use crate::wiring::{self, StackError};
 use crate::Config;
 
 pub use function::{Function, StartupError};
@@ -27,7 +27,7 @@ pub async fn pipeline(config: &Config) -> Result<Pipeline, StackError> {
     let public = config.public_base_url.clone().ok_or_else(|| {
         StackError::Setup("PUBLIC_BASE_URL is required for the functions: the API's URL".into())
     })?;
-    let (pipeline, _engine) = stack::core(config, public, config.provider_urls.clone()).await?;
+    let (pipeline, _engine) = wiring::core(config, public, config.provider_urls.clone()).await?;
     Ok(pipeline)
 }
 
@@ -96,7 +96,7 @@ async fn http_app(
     router: fn(AppState) -> axum::Router,
 ) -> Result<axum::Router, StackError> {
     let (pipeline, _engine) =
-        stack::core(config, public_base_url, config.provider_urls.clone()).await?;
+        wiring::core(config, public_base_url, config.provider_urls.clone()).await?;
     let tracer = pipeline.tracer.clone();
     let state = AppState {
         pipeline,

@@ -15,6 +15,7 @@ use crate::domain::{ParseError, Persona};
 pub mod agent;
 pub mod brendan;
 pub mod context;
+pub mod scripted;
 pub mod spec;
 pub mod tools;
 
@@ -22,6 +23,7 @@ pub use agent::{
     run_agent, AgentError, AgentObserver, AgentOutcome, NoopObserver, ToolCallRecord, MAX_TURNS,
 };
 pub use context::PersonaContext;
+pub use scripted::ScriptedLlm;
 pub use spec::{
     ClipSpec, GatePlacement, GateSpec, PersonaSpec, ProjectSpec, SpecError, UnknownProject,
 };

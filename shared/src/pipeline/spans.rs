@@ -9,7 +9,8 @@ use super::{Pipeline, PipelineError};
 use crate::domain::{
     Gate, NewSpan, Persona, Run, RunId, RunStatus, Span, SpanEnd, SpanId, SpanLink, TraceId,
 };
-use crate::telemetry::spans::{attr, bounded, AgentSpans};
+use crate::personas::agent::AgentSpans;
+use crate::telemetry::spans::{attr, bounded};
 
 /// A run and the spans of its trace, by start time (open ones included).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -91,8 +92,12 @@ impl Pipeline {
             .attr(attr::PROJECT, run.project.as_str())
             .input(bounded(input.clone()));
         self.tracer.open(span).await;
-        self.tracer
-            .agent_observer(TraceId::of_run(run.run_id), Some(run.run_id), span_id)
+        AgentSpans::new(
+            &self.tracer,
+            TraceId::of_run(run.run_id),
+            Some(run.run_id),
+            span_id,
+        )
     }
 
     pub(crate) async fn close_persona_span(

@@ -268,7 +268,7 @@ pub fn callback_url(base: &str, provider: Provider) -> String {
 
 async fn check_callback_urls(input: &CheckInput) -> Vec<Check> {
     let base = input.webhook_base_url.trim_end_matches('/');
-    let mut check = if crate::doctor::unreachable_from_outside(base) {
+    let mut check = if unreachable_from_outside(base) {
         let status = match input.mode {
             ProvidersMode::Live => CheckStatus::Fail,
             ProvidersMode::Mock => CheckStatus::Ok,
@@ -320,4 +320,52 @@ async fn check_callback_urls(input: &CheckInput) -> Vec<Check> {
         )
     });
     vec![check]
+}
+
+/// Whether providers on the internet could reach `url` at all.
+pub fn unreachable_from_outside(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    host == "localhost"
+        || host.starts_with("127.")
+        || host.starts_with("10.")
+        || host.starts_with("192.168.")
+        || host.starts_with("169.254.")
+        || host == "0.0.0.0"
+        || host.starts_with('[')
+        || host
+            .strip_prefix("172.")
+            .and_then(|r| r.split('.').next()?.parse::<u8>().ok())
+            .is_some_and(|b| (16..=31).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable_from_outside;
+
+    #[test]
+    fn loopback_and_private_hosts_are_unreachable_from_outside() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "https://10.1.2.3",
+            "http://192.168.1.5:80",
+            "http://172.20.0.1",
+            "http://[::1]:8080",
+        ] {
+            assert!(unreachable_from_outside(url), "{url}");
+        }
+        for url in [
+            "https://api.example.com",
+            "https://172.32.0.1",
+            "https://abc.execute-api.us-east-1.amazonaws.com",
+        ] {
+            assert!(!unreachable_from_outside(url), "{url}");
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub mod llm;
 pub mod mock;
 pub mod retry;
 pub mod shotstack;
+pub mod signature;
 pub mod upload_post;
 
 pub use kieai::KieAiClient;

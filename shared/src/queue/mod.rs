@@ -1,14 +1,15 @@
 //! The `Queue` port: the task queue (persona and gate tasks from the state
 //! machine) and the callback queue (verified provider callbacks). Locally the
-//! queues live in the store and are consumed in-process (`local`); on AWS
-//! they are SQS queues consumed by the `worker` and `callbacks` functions.
-mod local;
+//! queues live in the store and are consumed in-process (the local engine's
+//! queue, `engine::local::LocalQueue`); on AWS they are SQS queues (`sqs`)
+//! consumed by the `worker` and `callbacks` functions.
+pub mod sqs;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use local::{consume, LocalQueue};
+pub use sqs::SqsQueue;
 
 /// Why a message could not be sent.
 #[derive(Debug, thiserror::Error)]

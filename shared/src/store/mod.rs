@@ -17,6 +17,7 @@ pub mod engine;
 mod error;
 mod port;
 mod postgres;
+mod settings;
 mod sql;
 mod sqlite;
 
@@ -25,7 +26,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::DatabaseConfig;
 use crate::domain::{
     HitlDecision, HitlRequest, JobStatus, NewArtifact, Project, ProviderJob, Run, RunId, RunRef,
     RunStatus, WebhookEvent,
@@ -39,6 +39,7 @@ pub use port::{
     SpanStore, Store, WebhookEventStore,
 };
 pub use postgres::PostgresStore;
+pub use settings::{redact_url, DatabaseConfig};
 pub use sqlite::SqliteStore;
 
 /// The store's traits, for calling their methods on an adapter itself

@@ -11,13 +11,20 @@
 //! [`flush`]: OtlpExporter::flush
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::spans::attr;
-use crate::config::OtlpConfig;
 use crate::domain::{Span, SpanLink, SpanStatus};
+
+/// The OTLP/HTTP endpoint (its root: `/v1/traces` is appended) and the
+/// headers sent with every export (API keys: kept secret).
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    pub endpoint: String,
+    pub headers: Vec<(String, SecretString)>,
+}
 
 /// Spans waiting to be sent, at most.
 const QUEUE: usize = 4096;

@@ -5,11 +5,10 @@
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use hmac::Mac;
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::Sha256;
 
 use super::{
     accepted, not_accepted, parse_json, signed, CallbackKind, MalformedCallback, OutcomeHint,
@@ -18,20 +17,7 @@ use super::{
 use crate::domain::{Provider, SignatureStatus};
 use crate::providers::kieai::wire::{self, Callback};
 
-/// The signature kie.ai sends for `task_id` at `timestamp` (unix seconds).
-pub fn sign(secret: &SecretString, task_id: &str, timestamp: i64) -> String {
-    let mac = mac(secret, task_id, &timestamp.to_string());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-fn mac(secret: &SecretString, task_id: &str, timestamp: &str) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(task_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.as_bytes());
-    mac
-}
+pub use crate::providers::kieai::wire::sign;
 
 /// What a kie.ai callback body says, its signature aside: the idempotency
 /// key and the callback.
@@ -103,7 +89,7 @@ pub(super) fn receive(
         }
     };
     // `verify_slice` compares in constant time.
-    if mac(secret, &callback.job_id, timestamp)
+    if wire::signature_mac(secret, &callback.job_id, timestamp)
         .verify_slice(&provided)
         .is_err()
     {

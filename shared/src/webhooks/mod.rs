@@ -28,7 +28,6 @@ use secrecy::SecretString;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
 use crate::domain::{Provider, SignatureStatus, WebhookEvent};
 
 pub mod kieai;
@@ -43,15 +42,6 @@ pub const REPLAY_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
 pub struct WebhookSecrets {
     pub kieai: SecretString,
     pub upload_post: SecretString,
-}
-
-impl WebhookSecrets {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            kieai: config.kieai_webhook_secret.clone(),
-            upload_post: config.upload_post_webhook_secret.clone(),
-        }
-    }
 }
 
 /// A value that passed its provider's scheme. Only this module builds one.

@@ -15,8 +15,8 @@
 //! connections) are verified but are not job callbacks.
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use hmac::Mac;
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,20 +29,7 @@ use crate::domain::{Provider, SignatureStatus};
 use crate::providers::upload_post::wire::{self, UploadCompleted};
 use crate::providers::upload_post::{state_of, PublishState};
 
-/// The `X-Upload-Post-Signature` value for `body` sent at `timestamp`.
-pub fn sign(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
-    let mac = mac(secret, &timestamp.to_string(), body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn mac(secret: &SecretString, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
+pub use crate::providers::upload_post::wire::sign;
 
 /// What an upload-post body says, its signature aside: one platform's
 /// result for a job (its idempotency key and callback), or another event.
@@ -137,7 +124,7 @@ pub(super) fn receive(
         ));
     };
     // `verify_slice` compares in constant time.
-    if mac(secret, timestamp, body)
+    if wire::signature_mac(secret, timestamp, body)
         .verify_slice(&provided)
         .is_err()
     {

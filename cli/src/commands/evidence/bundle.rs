@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use myloware::doctor::{self, Context};
+use myloware::pipeline::doctor::{self, Context};
 use myloware::pipeline::Evidence;
 use secrecy::ExposeSecret;
 use serde_json::json;

@@ -6,6 +6,7 @@
 
 pub mod choice;
 pub mod context;
+pub mod driver;
 pub mod error;
 pub mod intrinsics;
 pub mod machine;
@@ -13,7 +14,6 @@ pub mod model;
 pub mod path;
 pub mod payload;
 pub mod substitute;
-pub mod testing;
 pub mod timestamp;
 
 pub use error::{error_matches, StatesError};

@@ -1,5 +1,5 @@
 //! The built-in echo worker: answers task messages on a local queue the way
-//! `asl::testing::echo_answer` says (a body's `fail` fails the task, anything
+//! `asl::driver::echo_answer` says (a body's `fail` fails the task, anything
 //! else succeeds with the body minus `task_token`; a body with
 //! `"no_answer": true` is left unanswered, to exercise timeouts). It lets
 //! `mw statemachine run`, the conformance corpus and the benchmarks execute
@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::LocalEngine;
-use crate::engine::asl::testing::{echo_answer, TaskAnswer};
+use crate::engine::asl::driver::{echo_answer, TaskAnswer};
 use crate::engine::{Engine, EngineError};
 
 /// Consumes `queue_url` until the engine goes away.

@@ -38,8 +38,8 @@ use crate::store::engine::{
 };
 use committer::Committer;
 pub use echo::spawn_echo_worker;
-pub use queue::Deliver;
 use queue::LocalQueues;
+pub use queue::{consume, Deliver, LocalQueue};
 use timers::{Due, Timers};
 
 /// How often an event is retried when another process advanced the same

@@ -1,4 +1,6 @@
-//! The local queue: messages sent by `sqs:sendMessage` tasks. They are written
+//! The local queue: the `Queue` port on the local engine (`LocalQueue`), and
+//! its consumers (`consume`). Its messages are the ones `sqs:sendMessage` tasks
+//! send, and the ones the pipeline sends through the port. They are written
 //! to the store in the same transaction as the transition that sends them (an
 //! outbox), then handed to the in-process consumer of their queue URL. A
 //! consumer acknowledges a message once it is handled; whatever was not
@@ -7,7 +9,7 @@
 //!
 //! A consumer is either a channel it reads (`LocalEngine::subscribe`) or a
 //! function that starts handling each message where it is delivered
-//! (`LocalEngine::subscribe_function`, which `queue::consume` uses): no task
+//! (`LocalEngine::subscribe_function`, which `consume` uses): no task
 //! stands between a committed message and its handling.
 //!
 //! A sender that keeps its own durable record of what it owes (the webhook
@@ -15,11 +17,19 @@
 //! can hand a message over without storing it (`LocalEngine::hand_over`):
 //! it is delivered the same way, and its acknowledgement writes nothing. After
 //! a restart that sender sends again what its record says is owed.
+//!
+//! It lives with the local engine rather than beside the port in `queue`: its
+//! messages are committed in the engine's transitions, so it is one thing
+//! with the engine (the engine depends on the port, not the other way).
 use std::collections::HashMap;
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
+use super::LocalEngine;
+use crate::queue::{Depth, Queue, QueueError, SharedHandler};
 use crate::store::engine::QueueMessage;
 
 /// A function a consumer hands each message to; it must not wait (it
@@ -162,5 +172,124 @@ impl LocalQueues {
             .values()
             .filter(|url| *url == queue_url)
             .count()
+    }
+}
+
+/// Retries of a message whose handler failed with a retryable error, before
+/// it is left in the store (it is delivered again when the process restarts).
+const ATTEMPTS: u32 = 4;
+
+/// The `Queue` port on the local engine's store-backed queues.
+#[derive(Debug, Clone)]
+pub struct LocalQueue {
+    engine: LocalEngine,
+}
+
+impl LocalQueue {
+    pub fn new(engine: LocalEngine) -> Self {
+        Self { engine }
+    }
+}
+
+/// The `QueueError` an engine error on `queue_url` becomes.
+fn failed(queue_url: &str) -> impl FnOnce(crate::engine::EngineError) -> QueueError + '_ {
+    move |e| QueueError {
+        queue_url: queue_url.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl Queue for LocalQueue {
+    async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
+        self.engine
+            .send_message(queue_url, body)
+            .await
+            .map_err(failed(queue_url))
+    }
+
+    async fn hand_over(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
+        self.engine
+            .hand_over(queue_url, body)
+            .await
+            .map_err(failed(queue_url))
+    }
+
+    /// Local messages are delivered as soon as they are committed (or handed
+    /// over): every message not yet acknowledged is in flight.
+    async fn depth(&self, queue_url: &str) -> Result<Depth, QueueError> {
+        let unacked = self
+            .engine
+            .queued_messages(queue_url)
+            .await
+            .map_err(failed(queue_url))?;
+        Ok(Depth {
+            visible: 0,
+            in_flight: unacked as u64,
+        })
+    }
+}
+
+/// Consumes `queue_url` with `handler` until another consumer replaces it or
+/// the runtime stops: each message handled on a task of its own, started
+/// where the message is delivered; acknowledged when handled, or when it can
+/// never be (a permanent error, logged).
+pub async fn consume(
+    engine: &LocalEngine,
+    queue_url: &str,
+    handler: SharedHandler,
+) -> Result<(), crate::engine::EngineError> {
+    let runtime = tokio::runtime::Handle::current();
+    let deliver: Arc<Deliver> = {
+        let engine = engine.clone();
+        let queue_url: Arc<str> = queue_url.into();
+        Arc::new(move |message: QueueMessage| {
+            runtime.spawn(handle(
+                engine.clone(),
+                Arc::clone(&handler),
+                Arc::clone(&queue_url),
+                message,
+            ));
+        })
+    };
+    let replaced = engine
+        .subscribe_function(queue_url, Arc::downgrade(&deliver))
+        .await?;
+    // The engine holds the function weakly (it holds the engine): this task
+    // keeps it, until the queue's consumer is replaced or the runtime stops.
+    tokio::spawn(async move {
+        let _ = replaced.await;
+        drop(deliver);
+    });
+    Ok(())
+}
+
+/// Handles one message, retrying a retryable failure, and acknowledges it
+/// unless it is left for the next start.
+async fn handle(
+    engine: LocalEngine,
+    handler: SharedHandler,
+    queue_url: Arc<str>,
+    message: QueueMessage,
+) {
+    for attempt in 1..=ATTEMPTS {
+        match handler.handle(&message.body).await {
+            Ok(()) => break,
+            Err(err) if err.retryable && attempt < ATTEMPTS => {
+                tracing::warn!(queue = %queue_url, message_id = %message.id, attempt, error = %err, "message failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+            }
+            Err(err) if err.retryable => {
+                tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message failed; left for the next start");
+                return;
+            }
+            Err(err) => {
+                tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "message cannot be handled; dropped");
+                break;
+            }
+        }
+    }
+    if let Err(err) = engine.ack(&message.id).await {
+        tracing::error!(queue = %queue_url, message_id = %message.id, error = %err, "ack failed");
     }
 }

@@ -26,17 +26,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::spec::PersonaSpec;
-use super::tools::{ToolContext, ToolError, ToolRegistry};
+use super::tools::{catalog, schema, Tool, ToolContext, ToolError, ToolRegistry};
 use super::Agent;
 use crate::providers::llm::{
     AssistantMessage, Llm, LlmError, LlmRequest, Message, ToolCall, Usage,
 };
 
 mod observer;
+mod spans;
 #[cfg(test)]
 mod tests;
 
 pub use observer::{AgentObserver, LlmCallEnded, LlmCallStarted, NoopObserver, ToolCallStarted};
+pub use spans::{AgentSpans, CALL_OPEN_AFTER};
 
 /// Model calls allowed per agent run. The longest honest plan (Riley, Quinn:
 /// two tools, a retry, a final answer) needs four or five.
@@ -287,6 +289,16 @@ async fn ask(
     Ok((response.message, response.usage))
 }
 
+/// Holds a call's arguments to the schema its tool promised the model (the
+/// catalog's, derived from the tool's `*Args` type), before the tool runs.
+fn check_arguments(tool: &dyn Tool, name: &str, arguments: &Value) -> Result<(), ToolError> {
+    let checked = match catalog::parameters(name) {
+        Some(schema) => schema::check(schema, arguments),
+        None => schema::check(&tool.spec().parameters, arguments),
+    };
+    checked.map_err(|violation| ToolError::InvalidArguments(violation.to_string()))
+}
+
 /// Runs one call; answers its record and whether it failed transiently.
 async fn call_tool(
     registry: &ToolRegistry,
@@ -306,10 +318,10 @@ async fn call_tool(
         })
         .await;
     let outcome = match registry.get(&call.name) {
-        Some(_) if !call.arguments.is_object() => Err(ToolError::InvalidArguments(
-            "arguments must be a JSON object".to_owned(),
-        )),
-        Some(tool) => tool.call(ctx, call.arguments.clone()).await,
+        Some(tool) => match check_arguments(tool.as_ref(), &call.name, &call.arguments) {
+            Ok(()) => tool.call(ctx, call.arguments.clone()).await,
+            Err(refused) => Err(refused),
+        },
         // Unreachable after the start-up check; kept as an error, not a panic.
         None => Err(ToolError::failed("no implementation is registered")),
     };

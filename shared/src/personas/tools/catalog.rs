@@ -1,5 +1,5 @@
-//! Every tool MyloWare knows: its name, what it is for, its argument schema,
-//! and who may be given it. Specs are checked against this list at load, the
+//! Every tool MyloWare knows: its name, what it is for, its argument schema
+//! (derived from its `*Args` type, see `schema`), and who may be given it. Specs are checked against this list at load, the
 //! scripted brain builds its calls from the typed arguments here, and tool
 //! implementations parse into the same types, so the three cannot drift.
 //!
@@ -7,10 +7,11 @@
 //! under each tool are the ones the scripted brain and the run summary read.
 use std::sync::OnceLock;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::ToolSpec;
+use super::{schema, ToolSpec};
 
 /// Who a tool is for: the graph's personas, or Brendan in chat. A persona
 /// holding a chat tool could start runs from inside a run, so specs may not
@@ -58,114 +59,92 @@ pub const ASPECT_RATIOS: &[&str] = &["9:16", "16:9", "1:1"];
 /// Longest clip a generation job may ask for, in seconds.
 pub const MAX_CLIP_SECONDS: u32 = 60;
 
+/// The platforms `publish_video` publishes to.
+pub const PLATFORMS: &[&str] = &["tiktok", "instagram", "youtube"];
+
+/// Longest caption, in characters (the platforms' own limit).
+pub const MAX_CAPTION_CHARS: u32 = 2200;
+
+fn aspect_ratio(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ASPECT_RATIOS})
+}
+
+fn platforms(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string", "enum": PLATFORMS}
+    })
+}
+
 static ENTRIES: &[Entry] = &[
     Entry {
         name: RECORD_IDEAS,
         audience: Audience::Graph,
         description: "Record the video concept: a working title, a few distinct ideas and the opening hook. Result: {recorded: true}.",
-        parameters: || object(json!({
-            "title": {"type": "string", "minLength": 1, "description": "Working title of the video"},
-            "ideas": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}, "description": "Distinct ideas, best first"},
-            "hook": {"type": "string", "minLength": 1, "description": "What the viewer sees and hears in the first second"}
-        }), &["title", "ideas", "hook"]),
+        parameters: schema::of::<RecordIdeasArgs>,
     },
     Entry {
         name: WRITE_SCRIPT,
         audience: Audience::Graph,
         description: "Record the shot list: one scene per clip, each with a visual generation prompt and its length. Result: {scenes: n}.",
-        parameters: || object(json!({"scenes": {"type": "array", "minItems": 1, "items": object(json!({
-            "prompt": {"type": "string", "minLength": 1},
-            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_CLIP_SECONDS}
-        }), &["prompt", "duration_seconds"])}}), &["scenes"]),
+        parameters: schema::of::<WriteScriptArgs>,
     },
     Entry {
         name: SUBMIT_CLIP_JOBS,
         audience: Audience::Graph,
         description: "Submit one video generation job per clip (kie.ai). Clips arrive later by webhook. Result: {jobs: [{job_id, index}]}.",
-        parameters: || object(json!({"clips": {"type": "array", "minItems": 1, "items": object(json!({
-            "prompt": {"type": "string", "minLength": 1},
-            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_CLIP_SECONDS},
-            "aspect_ratio": {"type": "string", "enum": ASPECT_RATIOS}
-        }), &["prompt", "duration_seconds", "aspect_ratio"])}}), &["clips"]),
+        parameters: schema::of::<SubmitClipJobsArgs>,
     },
     Entry {
         name: RENDER_VIDEO,
         audience: Audience::Graph,
         description: "Render the final video from the clips, in order (Shotstack). The render URL arrives later by webhook. Result: {render_id}.",
-        parameters: || object(json!({
-            "title": {"type": "string", "minLength": 1},
-            "clip_urls": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "uri"}},
-            "aspect_ratio": {"type": "string", "enum": ASPECT_RATIOS}
-        }), &["title", "clip_urls", "aspect_ratio"]),
+        parameters: schema::of::<RenderVideoArgs>,
     },
     Entry {
         name: WRITE_CAPTION,
         audience: Audience::Graph,
         description: "Record the post caption and its hashtags. Result: {recorded: true}.",
-        parameters: || object(json!({
-            "caption": {"type": "string", "minLength": 1, "maxLength": 2200},
-            "hashtags": {"type": "array", "items": {"type": "string", "pattern": "^#\\w+$"}}
-        }), &["caption", "hashtags"]),
+        parameters: schema::of::<WriteCaptionArgs>,
     },
     Entry {
         name: PUBLISH_VIDEO,
         audience: Audience::Graph,
         description: "Publish the rendered video with its caption to social platforms (upload-post). Result: {publish_id, platforms}.",
-        parameters: || object(json!({
-            "video_url": {"type": "string", "format": "uri"},
-            "caption": {"type": "string", "minLength": 1},
-            "platforms": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["tiktok", "instagram", "youtube"]}}
-        }), &["video_url", "caption", "platforms"]),
+        parameters: schema::of::<PublishVideoArgs>,
     },
     Entry {
         name: LIST_MY_RUNS,
         audience: Audience::Chat,
         description: "List the user's most recent runs, newest first. Result: {runs: [{run_id, job_code, project, status, created_at}]}.",
-        parameters: || object(json!({"limit": {"type": "integer", "minimum": 1, "maximum": 50}}), &[]),
+        parameters: schema::of::<ListMyRunsArgs>,
     },
     Entry {
         name: GET_RUN_STATUS,
         audience: Audience::Chat,
         description: "Get one run's status. Result: {run_id, job_code, project, status, current_step?, error?}.",
-        parameters: || object(json!({"run": {"type": "string", "description": "Run id (UUID) or job code such as TVG-QXZ123"}}), &["run"]),
+        parameters: schema::of::<GetRunStatusArgs>,
     },
     Entry {
         name: START_RUN,
         audience: Audience::Chat,
         description: "Start a video production run for a project. Result: {run_id, job_code, project, status}.",
-        parameters: || object(json!({
-            "project": {"type": "string", "description": "Project name, e.g. test-video-gen or aismr"},
-            "message": {"type": "string", "description": "What the video is about; the project's default when absent"}
-        }), &["project"]),
+        parameters: schema::of::<StartRunArgs>,
     },
     Entry {
         name: REQUEST_HITL_LINK,
         audience: Audience::Chat,
         description: "Get a signed approval link for a run's gate. Result: {url, run_id, job_code?, gate}.",
-        parameters: || object(json!({
-            "run": {"type": "string", "description": "Run id or job code"},
-            "gate": {"type": "string", "description": "Gate name, e.g. ideate or prepublish"}
-        }), &["run", "gate"]),
+        parameters: schema::of::<GateArgs>,
     },
     Entry {
         name: APPROVE_HITL_GATE,
         audience: Audience::Chat,
         description: "Approve a run's waiting gate so the run continues. Result: {run_id, job_code?, gate, status}.",
-        parameters: || object(json!({
-            "run": {"type": "string", "description": "Run id or job code"},
-            "gate": {"type": "string", "description": "Gate name, e.g. ideate or prepublish"}
-        }), &["run", "gate"]),
+        parameters: schema::of::<GateArgs>,
     },
 ];
-
-fn object(properties: Value, required: &[&str]) -> Value {
-    json!({
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": false
-    })
-}
 
 /// Every entry, graph tools first.
 pub fn entries() -> &'static [Entry] {
@@ -176,107 +155,147 @@ pub fn entry(name: &str) -> Option<&'static Entry> {
     ENTRIES.iter().find(|entry| entry.name == name)
 }
 
-/// The spec of a catalog tool; panics on an unknown name, which is a typo in
-/// code (implementations pass the constants above). Built once per process:
-/// every persona task registers its tools and hands their specs to the
-/// model.
-pub fn spec(name: &str) -> ToolSpec {
+/// The specs of the catalog's tools, built once per process: every persona
+/// task registers its tools and hands their specs to the model.
+fn specs() -> &'static [ToolSpec] {
     static SPECS: OnceLock<Vec<ToolSpec>> = OnceLock::new();
-    SPECS
-        .get_or_init(|| ENTRIES.iter().map(Entry::spec).collect())
+    SPECS.get_or_init(|| ENTRIES.iter().map(Entry::spec).collect())
+}
+
+/// The spec of a catalog tool; panics on an unknown name, which is a typo in
+/// code (implementations pass the constants above).
+pub fn spec(name: &str) -> ToolSpec {
+    specs()
         .iter()
         .find(|spec| spec.name == name)
         .cloned()
         .unwrap_or_else(|| panic!("{name:?} is not in the tool catalog"))
 }
 
+/// The argument schema of the catalog tool `name`, the one its calls are
+/// checked against.
+pub fn parameters(name: &str) -> Option<&'static Value> {
+    specs()
+        .iter()
+        .find(|spec| spec.name == name)
+        .map(|spec| &spec.parameters)
+}
+
 /// `record_ideas` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecordIdeasArgs {
+    /// Working title of the video
+    #[schemars(length(min = 1))]
     pub title: String,
+    /// Distinct ideas, best first
+    #[schemars(length(min = 1), inner(length(min = 1)))]
     pub ideas: Vec<String>,
+    /// What the viewer sees and hears in the first second
+    #[schemars(length(min = 1))]
     pub hook: String,
 }
 
 /// `write_script` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WriteScriptArgs {
+    #[schemars(length(min = 1))]
     pub scenes: Vec<Scene>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Scene {
+    #[schemars(length(min = 1))]
     pub prompt: String,
+    #[schemars(range(min = 1, max = MAX_CLIP_SECONDS))]
     pub duration_seconds: u32,
 }
 
 /// `submit_clip_jobs` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubmitClipJobsArgs {
+    #[schemars(length(min = 1))]
     pub clips: Vec<ClipRequest>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClipRequest {
+    #[schemars(length(min = 1))]
     pub prompt: String,
+    #[schemars(range(min = 1, max = MAX_CLIP_SECONDS))]
     pub duration_seconds: u32,
+    #[schemars(schema_with = "aspect_ratio")]
     pub aspect_ratio: String,
 }
 
 /// `render_video` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RenderVideoArgs {
+    #[schemars(length(min = 1))]
     pub title: String,
+    #[schemars(length(min = 1), inner(url))]
     pub clip_urls: Vec<String>,
+    #[schemars(schema_with = "aspect_ratio")]
     pub aspect_ratio: String,
 }
 
 /// `write_caption` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WriteCaptionArgs {
+    #[schemars(length(min = 1, max = MAX_CAPTION_CHARS))]
     pub caption: String,
+    #[schemars(inner(pattern(r"^#\w+$")))]
     pub hashtags: Vec<String>,
 }
 
 /// `publish_video` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PublishVideoArgs {
+    #[schemars(url)]
     pub video_url: String,
+    #[schemars(length(min = 1))]
     pub caption: String,
+    #[schemars(schema_with = "platforms")]
     pub platforms: Vec<String>,
 }
 
 /// `list_my_runs` arguments.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ListMyRunsArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 50))]
     pub limit: Option<u32>,
 }
 
 /// `get_run_status` arguments: `run` is a run id or a job code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GetRunStatusArgs {
+    /// Run id (UUID) or job code such as TVG-QXZ123
     pub run: String,
 }
 
 /// `start_run` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StartRunArgs {
+    /// Project name, e.g. test-video-gen or aismr
     pub project: String,
+    /// What the video is about; the project's default when absent
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
 /// `request_hitl_link` and `approve_hitl_gate` arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GateArgs {
+    /// Run id or job code
     pub run: String,
+    /// Gate name, e.g. ideate or prepublish
     pub gate: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_entry_has_an_object_schema_naming_real_properties() {

@@ -19,6 +19,7 @@ use crate::domain::{Persona, Project, RunId, SpanLink};
 pub use crate::providers::llm::ToolSpec;
 
 pub mod catalog;
+pub mod schema;
 
 /// One capability a model can ask for.
 #[async_trait]

@@ -2,8 +2,12 @@
 //! "Generate Veo3.1 Video", "Get Veo3.1 Video Details", "Veo3.1 Video
 //! Generation Callbacks"). Every answer is an envelope `{code, msg, data}`
 //! sent with HTTP 200; `code` carries the real outcome.
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Sha256;
 
 /// `POST /api/v1/veo/generate`. Field names follow the current docs:
 /// `aspect_ratio` in snake case, `callBackUrl` with a capital B. There is no
@@ -170,3 +174,15 @@ fn urls<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
 /// The callback headers of kie.ai's webhook HMAC scheme.
 pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
+
+/// The signature kie.ai sends for `task_id` at `timestamp` (unix seconds):
+/// base64 of HMAC-SHA256 over `task_id.timestamp`.
+pub fn sign(secret: &SecretString, task_id: &str, timestamp: i64) -> String {
+    let mac = signature_mac(secret, task_id, &timestamp.to_string());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The MAC `sign` encodes, to check a received signature in constant time.
+pub fn signature_mac(secret: &SecretString, task_id: &str, timestamp: &str) -> Hmac<Sha256> {
+    super::super::signature::dotted_hmac(secret, task_id.as_bytes(), timestamp.as_bytes())
+}

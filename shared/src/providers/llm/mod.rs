@@ -2,15 +2,15 @@
 //!
 //! The agent loop (`personas::agent`) is the only caller; it owns the
 //! conversation and the tools, so the port stays a single stateless call that
-//! any OpenAI-compatible server, or the offline [`ScriptedLlm`], can answer.
+//! any OpenAI-compatible server, or the offline scripted brain
+//! (`personas::scripted`), can answer.
 //! The message model here is ours, not a provider's wire format: adapters
 //! translate at their edge (see [`openai`]), so a run's transcript reads the
 //! same whichever brain produced it.
 //!
-//! Adapters are chosen once at start-up with [`from_settings`]: no base URL
+//! The adapter is chosen once at start-up (`wiring::llm`): no base URL
 //! means the scripted brain, which needs no network and no key.
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,10 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod openai;
-pub mod scripted;
 
 pub use openai::OpenAiLlm;
-pub use scripted::ScriptedLlm;
 
 /// Asks a model for the next assistant message of a conversation.
 #[async_trait]
@@ -253,19 +251,6 @@ impl Default for LlmSettings {
     }
 }
 
-/// Picks the adapter once, at start-up.
-pub fn from_settings(settings: &LlmSettings) -> Result<Arc<dyn Llm>, LlmError> {
-    Ok(match &settings.base_url {
-        None => Arc::new(ScriptedLlm::new()),
-        Some(base) => Arc::new(OpenAiLlm::new(
-            base,
-            settings.api_key.clone(),
-            &settings.model,
-            settings.timeout,
-        )?),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,11 +272,5 @@ mod tests {
             tool,
             serde_json::json!({"role": "tool", "tool_call_id": "c1", "content": "{}"})
         );
-    }
-
-    #[test]
-    fn no_base_url_means_the_scripted_brain() {
-        let llm = from_settings(&LlmSettings::default()).unwrap();
-        assert!(format!("{llm:?}").contains("Scripted"));
     }
 }

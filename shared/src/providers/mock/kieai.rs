@@ -213,7 +213,7 @@ fn callback(shared: &Shared, task_id: &str, task: &Task, url: String) -> Callbac
         body: serde_json::to_vec(&body).unwrap_or_default(),
         headers: Arc::new(move |_body| {
             let now = Utc::now().timestamp();
-            let signature = crate::webhooks::kieai::sign(&secret, &signed_task, now);
+            let signature = crate::providers::kieai::wire::sign(&secret, &signed_task, now);
             let mut headers = HeaderMap::new();
             headers.insert(wire::TIMESTAMP_HEADER, HeaderValue::from(now));
             if let Ok(value) = HeaderValue::from_str(&signature) {

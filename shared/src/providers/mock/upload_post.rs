@@ -316,7 +316,7 @@ fn completed_callback(shared: &Shared, job: &Job, platform: &str, url: &str) -> 
         body: serde_json::to_vec(&event).unwrap_or_default(),
         headers: Arc::new(move |body| {
             let now = Utc::now().timestamp();
-            let signature = crate::webhooks::upload_post::sign(&secret, now, body);
+            let signature = crate::providers::upload_post::wire::sign(&secret, now, body);
             let mut headers = HeaderMap::new();
             headers.insert(wire::TIMESTAMP_HEADER, HeaderValue::from(now));
             headers.insert(

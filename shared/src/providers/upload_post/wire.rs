@@ -12,8 +12,11 @@
 //! are read. A row's `success` is not a publishing signal on its own: the
 //! documented in-progress row says `success: true, "Queued"`; its `status`
 //! (or the whole answer's being over) says when it is final.
+use hmac::{Hmac, Mac};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Sha256;
 
 /// What to publish. Sent as `multipart/form-data` (the documented form),
 /// with `video` as a text field holding the URL: the docs say `video` "can be
@@ -280,4 +283,16 @@ pub fn platform_results(results: &Value) -> Vec<(String, PlatformResult)> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The `X-Upload-Post-Signature` value for `body` sent at `timestamp`:
+/// `sha256=` and the hex of HMAC-SHA256 over `timestamp.body`.
+pub fn sign(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
+    let mac = signature_mac(secret, &timestamp.to_string(), body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The MAC `sign` encodes, to check a received signature in constant time.
+pub fn signature_mac(secret: &SecretString, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
+    super::super::signature::dotted_hmac(secret, timestamp.as_bytes(), body)
 }

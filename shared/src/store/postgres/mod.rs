@@ -56,5 +56,5 @@ impl PostgresStore {
 
 /// The connection error, naming the server but never its password.
 fn redact_url_error(url: &str, err: &sqlx::Error) -> String {
-    format!("{}: {err}", crate::config::redact_url(url))
+    format!("{}: {err}", super::redact_url(url))
 }

@@ -12,9 +12,10 @@ use super::{aismr_context, play, run_ctx};
 use crate::domain::{Persona, RunId};
 use crate::personas::testing::Fakes;
 use crate::personas::tools::catalog;
+use crate::personas::ScriptedLlm;
 use crate::personas::{brendan, PersonaContext, ProjectSpec};
 use crate::providers::llm::openai::fake_server::FakeServer;
-use crate::providers::llm::{OpenAiLlm, ScriptedLlm};
+use crate::providers::llm::OpenAiLlm;
 
 /// Plays every persona of `project` in graph order, feeding each one's output
 /// into the next one's state the way the worker and callbacks would.
@@ -263,7 +264,12 @@ async fn brendan_starts_a_run_and_remembers_it_next_turn() {
 
 #[tokio::test]
 async fn the_openai_adapter_drives_a_whole_persona_turn_over_http() {
-    let server = FakeServer::scripted().await;
+    let server = FakeServer::answering(|request| {
+        ScriptedLlm::new()
+            .answer(request)
+            .expect("the scripted brain answers")
+    })
+    .await;
     let llm = OpenAiLlm::new(&server.base_url, None, "gpt-fake", Duration::from_secs(5)).unwrap();
     let (spec, context) = aismr_context();
     let fakes = Fakes::all();

@@ -1,6 +1,6 @@
 //! A local OpenAI-compatible server for tests: axum on `127.0.0.1:0`, the
-//! same wire types as the adapter, answers chosen by the test. `scripted()`
-//! puts the scripted brain behind the wire so a whole persona turn can cross
+//! same wire types as the adapter, answers chosen by the test. `answering()`
+//! puts a brain (the scripted one) behind the wire so a whole persona turn can cross
 //! real HTTP.
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +11,6 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::super::ScriptedLlm;
 use super::wire::{ChatRequest, ChatResponse, Choice, WireReply, WireToolCall, WireUsage};
 
 /// What the server answers to one request.
@@ -87,9 +86,11 @@ impl FakeServer {
         }
     }
 
-    /// The scripted brain behind the real wire format.
-    pub async fn scripted() -> Self {
-        Self::spawn(|_, body| {
+    /// `brain` behind the real wire format (the scripted brain, say).
+    pub async fn answering(
+        brain: impl Fn(&super::super::LlmRequest) -> super::super::LlmResponse + Send + Sync + 'static,
+    ) -> Self {
+        Self::spawn(move |_, body| {
             let request: ChatRequest = match serde_json::from_value(body.clone()) {
                 Ok(request) => request,
                 Err(e) => {
@@ -97,9 +98,7 @@ impl FakeServer {
                 }
             };
             let model = request.model.clone();
-            let reply = ScriptedLlm::new()
-                .answer(&request.into_request())
-                .expect("the scripted brain answers");
+            let reply = brain(&request.into_request());
             let message = reply.message;
             let usage = reply.usage.unwrap_or_default();
             let completion = ChatResponse {

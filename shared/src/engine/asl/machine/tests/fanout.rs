@@ -185,7 +185,7 @@ fn map_runs_items_with_selector_and_concurrency_limit() {
             })
             .unwrap()
             .clone();
-        let TaskAnswer::Succeeded(out) = crate::engine::asl::testing::echo_answer(&m.message_body)
+        let TaskAnswer::Succeeded(out) = crate::engine::asl::driver::echo_answer(&m.message_body)
         else {
             panic!()
         };
@@ -253,7 +253,7 @@ fn a_failing_iteration_aborts_the_others() {
         output: json!(2),
     })
     .unwrap();
-    d.run(crate::engine::asl::testing::echo_worker);
+    d.run(crate::engine::asl::driver::echo_worker);
     let r = assert_failed(&d, "Clip.Failed");
     assert_eq!(r.cause.as_deref(), Some("nsfw"));
     let types = d.event_types();
@@ -336,7 +336,7 @@ fn max_concurrency_path_and_a_whole_graph_with_the_echo_worker() {
             "Rejected": {"Type": "Fail", "Error": "Run.Rejected", "Cause": "not approved"}
         }
     }));
-    let d = crate::engine::asl::testing::run_to_completion(
+    let d = crate::engine::asl::driver::run_to_completion(
         &def,
         json!({"approved": true, "parallelism": 1, "scenes": ["a", "b", "c"]}),
         echo_worker,
@@ -355,7 +355,7 @@ fn max_concurrency_path_and_a_whole_graph_with_the_echo_worker() {
         order,
         ["MapIterationStarted", "MapIterationSucceeded"].repeat(3)
     );
-    let d = crate::engine::asl::testing::run_to_completion(
+    let d = crate::engine::asl::driver::run_to_completion(
         &def,
         json!({"approved": false, "scenes": []}),
         echo_worker,

@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::asl::testing::{test_context, test_start_time};
+use crate::engine::asl::driver::{test_context, test_start_time};
 use crate::engine::asl::{Effect, Event, EventError, Snapshot};
 use chrono::Duration;
 

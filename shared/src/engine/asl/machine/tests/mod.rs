@@ -1,4 +1,4 @@
-//! Whole executions driven by the in-memory driver of `asl::testing`.
+//! Whole executions driven by the in-memory driver of `asl::driver`.
 
 mod basic;
 mod fanout;
@@ -6,7 +6,7 @@ mod lifecycle;
 mod recovery;
 mod tasks;
 
-use crate::engine::asl::testing::{echo_worker, Driver, SentMessage, TaskAnswer};
+use crate::engine::asl::driver::{echo_worker, Driver, SentMessage, TaskAnswer};
 use crate::engine::asl::{ExecutionResult, ExecutionStatus, StateMachine};
 use serde_json::{json, Value};
 

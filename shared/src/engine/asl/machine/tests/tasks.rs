@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::asl::testing::test_start_time;
+use crate::engine::asl::driver::test_start_time;
 use crate::engine::asl::{Event, EventError};
 use chrono::Duration;
 

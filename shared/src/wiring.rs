@@ -1,3 +1,6 @@
+//! The composition root: where the adapters are chosen and wired, once, at
+//! start-up (`core` for every process, `llm` for the model).
+//!
 //! The whole stack in one process: the store, the durable local engine with
 //! the persona graphs, the queues and their consumers (worker, callbacks),
 //! the HTTP API and — with `PROVIDERS_MODE=mock` — the mock providers. This is
@@ -16,20 +19,22 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
-use crate::aws::sfn::StepFunctionsEngine;
-use crate::aws::sqs::SqsQueue;
 use crate::config::{Config, EngineKind, LlmConfig};
 use crate::domain::{Project, ProvidersMode};
 use crate::engine::definitions::{self, substitutions};
+use crate::engine::stepfunctions::StepFunctionsEngine;
+use crate::engine::{self, LocalQueue};
 use crate::engine::{Engine, EngineError, LocalEngine};
 use crate::hitl::HitlSigner;
+use crate::personas::ScriptedLlm;
 use crate::pipeline::callbacks::Callbacks;
 use crate::pipeline::worker::Worker;
 use crate::pipeline::{Pipeline, Settings};
-use crate::providers::llm::LlmSettings;
+use crate::providers::llm::{Llm, LlmError, LlmSettings, OpenAiLlm};
 use crate::providers::mock::{MockConfig, MockProviders};
 use crate::providers::{ProviderClients, ProviderKeys, ProviderUrls};
-use crate::queue::{self, LocalQueue, Queue};
+use crate::queue::sqs::SqsQueue;
+use crate::queue::Queue;
 use crate::store::StoreError;
 use crate::webhooks::WebhookSecrets;
 
@@ -130,7 +135,7 @@ impl Stack {
                         });
                     }
                 }));
-                queue::consume(
+                engine::local::consume(
                     engine,
                     &config.task_queue_url,
                     Arc::new(Worker {
@@ -138,7 +143,7 @@ impl Stack {
                     }),
                 )
                 .await?;
-                queue::consume(
+                engine::local::consume(
                     engine,
                     &config.callback_queue_url,
                     Arc::new(Callbacks {
@@ -318,8 +323,7 @@ pub async fn core(
         .clone()
         .unwrap_or_else(|| public_base_url.clone());
     let providers = ProviderClients::new(&provider_urls, provider_keys(config), PROVIDER_TIMEOUT);
-    let llm = crate::providers::llm::from_settings(&llm_settings(&config.llm))
-        .map_err(|e| StackError::Setup(e.to_string()))?;
+    let llm = llm(&llm_settings(&config.llm)).map_err(|e| StackError::Setup(e.to_string()))?;
     let pipeline = Pipeline {
         store: Arc::clone(&backend.store),
         engine,
@@ -366,6 +370,20 @@ pub fn provider_keys(config: &Config) -> ProviderKeys {
     }
 }
 
+/// Picks the `Llm` adapter once, at start-up: no base URL means the
+/// scripted brain.
+pub fn llm(settings: &LlmSettings) -> Result<Arc<dyn Llm>, LlmError> {
+    Ok(match &settings.base_url {
+        None => Arc::new(ScriptedLlm::new()),
+        Some(base) => Arc::new(OpenAiLlm::new(
+            base,
+            settings.api_key.clone(),
+            &settings.model,
+            settings.timeout,
+        )?),
+    })
+}
+
 fn llm_settings(llm: &LlmConfig) -> LlmSettings {
     match llm {
         LlmConfig::Scripted => LlmSettings::default(),
@@ -404,5 +422,16 @@ impl ServeFile {
         let path = Self::path(home);
         crate::private_files::write(&path, serde_json::to_string(self)?)?;
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_base_url_means_the_scripted_brain() {
+        let llm = llm(&LlmSettings::default()).unwrap();
+        assert!(format!("{llm:?}").contains("Scripted"));
     }
 }

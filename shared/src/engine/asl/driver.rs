@@ -1,4 +1,5 @@
-//! An in-memory driver for the interpreter core, and the project's *echo worker*.
+//! The in-memory driver of the interpreter core, and the project's *echo worker*
+//! answer (`echo_answer`, which `engine::local::spawn_echo_worker` serves).
 //!
 //! Public (not `cfg(test)`) so that other crates' tests and `mw statemachine run` can execute a
 //! definition end to end without a store or a queue: the driver answers task messages with a

@@ -5,12 +5,12 @@
 //! Brendan can do.
 use serde_json::{json, Value};
 
-use super::super::{AssistantMessage, Message};
 use super::Transcript;
 use crate::domain::{JobCode, RunId};
 use crate::personas::agent::error_in_content;
 use crate::personas::tools::catalog;
 use crate::personas::{Agent, ProjectSpec};
+use crate::providers::llm::{AssistantMessage, Message};
 
 pub(super) const HELP: &str = "I can start a run (\"start a test-video-gen run\", \"make an aismr video about a glass apple\"), \
 check on one (\"what's the status of TVG-QXZ123?\"), list yours (\"list my runs\"), get an approval link \

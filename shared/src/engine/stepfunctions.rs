@@ -27,7 +27,7 @@ use aws_sdk_sfn::types::HistoryEvent as SdkEvent;
 use aws_sdk_sfn::Client;
 use serde_json::{json, Map, Value};
 
-use super::{error_parts, to_chrono};
+use crate::aws::error_parts;
 use crate::engine::asl::machine::HistoryEvent;
 use crate::engine::{
     validate_execution_name, Engine, EngineError, ExecutionDescription, StartedExecution,
@@ -526,6 +526,11 @@ fn event_details(e: &SdkEvent) -> Value {
         put("index", Some(json!(x.index())));
     }
     Value::Object(d)
+}
+
+/// An SDK time as a `chrono` time.
+fn to_chrono(t: &aws_sdk_sfn::primitives::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::super::AssistantMessage;
 use super::Transcript;
 use crate::domain::{Persona, RunId};
 use crate::personas::agent::error_in_content;
@@ -14,6 +13,7 @@ use crate::personas::tools::catalog::{
     SubmitClipJobsArgs, WriteCaptionArgs, WriteScriptArgs,
 };
 use crate::personas::{Agent, ClipSpec, PersonaContext};
+use crate::providers::llm::AssistantMessage;
 
 /// Each persona's tools, in the order it calls them.
 fn plan(persona: Persona) -> &'static [&'static str] {

@@ -19,8 +19,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::error_parts;
-use crate::queue::{Depth, Queue, QueueError, SharedHandler};
+use super::{Depth, Queue, QueueError, SharedHandler};
+use crate::aws::error_parts;
 
 /// SQS queues.
 #[derive(Debug, Clone)]

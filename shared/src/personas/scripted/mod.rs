@@ -1,4 +1,5 @@
-//! The scripted brain: the default `Llm`, offline and deterministic.
+//! The scripted brain: the default `Llm`, offline and deterministic: the
+//! personas' (and Brendan's) own script, played without a model.
 //!
 //! It exists so the whole system (graph, tools, providers, evidence) runs and
 //! is testable without a model or a key, and so a run behaves the same every
@@ -11,8 +12,10 @@
 //! requests into tool calls.
 use async_trait::async_trait;
 
-use super::{AssistantMessage, Llm, LlmError, LlmRequest, LlmResponse, Message, ToolCall, Usage};
 use crate::personas::Agent;
+use crate::providers::llm::{
+    AssistantMessage, Llm, LlmError, LlmRequest, LlmResponse, Message, ToolCall, Usage,
+};
 
 mod brendan;
 mod crew;

@@ -10,6 +10,7 @@ use crate::domain::{JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatu
 use crate::personas::spec::contract;
 use crate::personas::ProjectSpec;
 use crate::pipeline::Evidence;
+use crate::providers::check::unreachable_from_outside;
 
 /// Which row of the runbook's debug table a finding answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,28 +175,6 @@ fn callback_base(e: &Evidence) -> Option<String> {
                 })
             })
         })
-}
-
-/// Whether providers on the internet could reach `url` at all.
-pub fn unreachable_from_outside(url: &str) -> bool {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .split(['/', ':'])
-        .next()
-        .unwrap_or_default();
-    host == "localhost"
-        || host.starts_with("127.")
-        || host.starts_with("10.")
-        || host.starts_with("192.168.")
-        || host.starts_with("169.254.")
-        || host == "0.0.0.0"
-        || host.starts_with('[')
-        || host
-            .strip_prefix("172.")
-            .and_then(|r| r.split('.').next()?.parse::<u8>().ok())
-            .is_some_and(|b| (16..=31).contains(&b))
 }
 
 fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
@@ -420,30 +399,4 @@ fn failed(e: &Evidence, out: &mut Vec<Finding>) {
         ],
         next: vec![format!("mw evidence {}", e.run.job_code)],
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unreachable_from_outside;
-
-    #[test]
-    fn loopback_and_private_hosts_are_unreachable_from_outside() {
-        for url in [
-            "http://127.0.0.1:8080",
-            "http://localhost",
-            "https://10.1.2.3",
-            "http://192.168.1.5:80",
-            "http://172.20.0.1",
-            "http://[::1]:8080",
-        ] {
-            assert!(unreachable_from_outside(url), "{url}");
-        }
-        for url in [
-            "https://api.example.com",
-            "https://172.32.0.1",
-            "https://abc.execute-api.us-east-1.amazonaws.com",
-        ] {
-            assert!(!unreachable_from_outside(url), "{url}");
-        }
-    }
 }

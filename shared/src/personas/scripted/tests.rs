@@ -3,9 +3,9 @@
 //! through the agent loop (`personas::agent`).
 use serde_json::{json, Value};
 
-use super::super::{AssistantMessage, LlmError, LlmRequest, Message, ToolCall};
 use super::ScriptedLlm;
 use crate::personas::{brendan, tools::catalog};
+use crate::providers::llm::{AssistantMessage, LlmError, LlmRequest, Message, ToolCall};
 
 const RUN_ID: &str = "0190a0a0-0000-7000-8000-00000000000a";
 
