@@ -368,7 +368,8 @@ def check_table(resources):
 
 # ------------------------------------------------------------------ 7. IAM
 # The files that call AWS: every SDK client lives in these adapters (checked below).
-AWS_SOURCES = ["shared/src/aws/*.rs", "shared/src/store/dynamodb.rs", "shared/src/store/dynamodb/*.rs"]
+AWS_SOURCES = ["shared/src/aws/*.rs", "shared/src/engine/stepfunctions.rs", "shared/src/queue/sqs.rs",
+               "shared/src/store/dynamodb/*.rs"]
 # Each SDK operation the adapters may call, and the IAM action that authorizes it.
 OP_ACTION = {
     "get_item": "dynamodb:GetItem",
@@ -480,11 +481,11 @@ PORT_CALLS = {
 }
 # The code the functions run above the adapters (the local engine and stores are not AWS).
 FUNCTION_CODE = ["shared/src/api", "shared/src/pipeline", "shared/src/personas",
-                 "shared/src/lambda", "shared/src/stack.rs", "functions"]
+                 "shared/src/lambda", "shared/src/wiring.rs", "functions"]
 # Where a deleting write may be built: Store::prune and what it calls (transact_item only
-# translates a Write into the SDK's type).
+# translates a Write into the SDK's type; already_applied only reads whether one took effect).
 PRUNE_ONLY = {
-    "Write::Delete(": {"prune", "prune_run", "transact_item"},
+    "Write::Delete(": {"prune", "prune_run", "transact_item", "already_applied"},
     "delete_all(": {"prune", "prune_run"},
     ".batch_write_item()": {"delete_all"},
 }

@@ -8,7 +8,9 @@
 //!   forwarding;
 //! - `lost`: the call is forwarded and takes effect, then its answer is lost
 //!   — half the time a 502 in its place, half the time the connection
-//!   dropped midway through the response.
+//!   dropped midway through the response. Only a success is lost (a call
+//!   that failed upstream took no effect to lose): the caller's try after
+//!   it meets what the first one did.
 //!
 //! Operations are named by `X-Amz-Target` (`AWSStepFunctions.StartExecution`,
 //! `DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage`), or by the
@@ -355,7 +357,21 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let status = answered.status();
     let headers = answered.headers().clone();
     let bytes = answered.bytes().await.unwrap_or_default();
-    if fault == Some(Fault::Lost) {
+    if fault == Some(Fault::Lost) && !status.is_success() {
+        // Nothing took effect: the answer goes through, and is not counted
+        // as lost.
+        if let Some(entry) = shared
+            .counts
+            .lock()
+            .expect("lock")
+            .by_operation
+            .get_mut(&format!("{service}:{operation}"))
+        {
+            if let Some(lost) = entry.1.get_mut(&Fault::Lost) {
+                *lost = lost.saturating_sub(1);
+            }
+        }
+    } else if fault == Some(Fault::Lost) {
         // It happened upstream; the caller never learns it.
         return if rand::random::<bool>() {
             (

@@ -436,15 +436,25 @@ impl ApiClient {
         path: &str,
         body: serde_json::Value,
     ) -> reqwest::Result<(u16, serde_json::Value)> {
-        let request = self.http.post(format!("{}{path}", self.base));
-        Self::answer(
-            request
-                .header("x-api-key", &self.key)
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await
+        self.try_post_once(path, body, None).await
+    }
+
+    /// `try_post` naming the request with an `Idempotency-Key`, so that one
+    /// sent again after a lost answer changes nothing twice.
+    pub async fn try_post_once(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        key: Option<&str>,
+    ) -> reqwest::Result<(u16, serde_json::Value)> {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        Self::answer(request.json(&body).send().await?).await
     }
 
     async fn answer(response: reqwest::Response) -> reqwest::Result<(u16, serde_json::Value)> {

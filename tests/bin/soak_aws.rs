@@ -229,8 +229,9 @@ async fn soak(
     }
     let _ = reconciler.await;
 
-    // Runs a retried start request created (its first answer lost): counted
-    // too, so their provider work is not mistaken for a duplicate.
+    // Runs a retried start request created (its first answer lost; none
+    // should, as each start carries an Idempotency-Key): counted too, so
+    // their provider work is not mistaken for a duplicate.
     let mut all = BTreeSet::new();
     let mut after = None;
     loop {
@@ -268,7 +269,7 @@ async fn soak(
     }
     soak_report::print_mocks(mocks);
     proxy.counts().print();
-    let ok = report.ok() && refused.is_empty() && ids.len() == o.runs;
+    let ok = report.ok() && refused.is_empty() && extra.is_empty() && ids.len() == o.runs;
     println!("{}", if ok { "OK" } else { "NOT OK" });
     stack.shutdown().await;
     Ok(ok)
@@ -279,8 +280,12 @@ async fn soak(
 /// follows it to its end or the deadline; answers its id.
 async fn drive(client: &ApiClient, deadline: Instant) -> Result<RunId> {
     let mut tries = 0;
+    // One name for this start, however often it is sent.
+    let key = uuid::Uuid::new_v4().to_string();
     let run = loop {
-        let (status, run) = client.post("/v1/runs", json!({ "project": "aismr" })).await;
+        let (status, run) = client
+            .try_post_once("/v1/runs", json!({ "project": "aismr" }), Some(&key))
+            .await?;
         match status {
             201 | 202 => break run,
             500..=599 if tries < 20 && Instant::now() < deadline => {

@@ -257,15 +257,19 @@ async fn main() -> Result<()> {
     }
     let report = soak::count(store.as_ref(), &mocks, &ids).await?;
     println!(
-        "finished in {:.1} s; {kills} kills (SIGKILL) and restarts; {} runs started \
-         (a start request cut by a kill and sent again makes a second run)",
+        "finished in {:.1} s; {kills} kills (SIGKILL) and restarts; {} runs in the store \
+         (a start request cut by a kill is sent again with its Idempotency-Key: no second run)",
         elapsed.as_secs_f64(),
         ids.len()
     );
     report.print();
     soak::print_mocks(&mocks);
     mocks.shutdown().await;
-    let ok = report.stuck == 0 && report.failed_without_cause == 0 && report.duplicated() == 0;
+    // A start sent again made no second run.
+    let ok = report.stuck == 0
+        && report.failed_without_cause == 0
+        && report.duplicated() == 0
+        && ids.len() == o.runs;
     if !ok {
         println!("logs kept in {}", dir.keep().display());
         std::process::exit(1);
@@ -337,9 +341,11 @@ async fn kill_at_random(
 /// are tried again.
 async fn drive(client: &ApiClient, waiting: &Waiting, deadline: Instant) -> Result<()> {
     let pause = || tokio::time::sleep(Duration::from_millis(300));
+    // One name for this start, however often it is sent.
+    let key = uuid::Uuid::new_v4().to_string();
     let id = loop {
         match client
-            .try_post("/v1/runs", json!({ "project": "aismr" }))
+            .try_post_once("/v1/runs", json!({ "project": "aismr" }), Some(&key))
             .await
         {
             Ok((201, run)) => break run["run_id"].as_str().context("run id")?.to_owned(),

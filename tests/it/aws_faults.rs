@@ -129,6 +129,7 @@ fn aismr() -> NewRunRequest {
         message: None,
         user_id: None,
         chat_turn: None,
+        idempotency_key: None,
     }
 }
 
@@ -492,4 +493,69 @@ async fn the_local_engine_records_a_timed_out_execution_s_run_as_failed_too() {
     assert_eq!(failed.status, RunStatus::Failed);
     let error = failed.error.unwrap_or_default();
     assert!(error.contains("TIMED_OUT"), "{error}");
+}
+
+/// Every DynamoDB write's answer lost once it took effect: the SDK sends it
+/// again, the second try meets the first one's conditions, and the store
+/// sees its own write there and takes it as done — one run, one artifact,
+/// one transition, not `Duplicate` or `Conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamodb_write_whose_answer_was_lost_is_taken_as_done() {
+    let Some(emulator) = myloware_tests::aws::emulator().await else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = FaultProxy::start(listener, &emulator.endpoint, FaultRules::default());
+    let sdk = myloware_tests::aws::sdk_config(&proxy.url).await;
+    let table = format!("mwt-lost-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoDbStore::new(&sdk, &table);
+    store.migrate().await.unwrap();
+    proxy.set_rules(rules(
+        "dynamodb:PutItem:lost=1,dynamodb:TransactWriteItems:lost=1",
+    ));
+    proxy.enable(true);
+    let run = store
+        .create_run(NewRun::new(
+            "aismr".parse().unwrap(),
+            json!({ "message": "a glass apple" }),
+            ProvidersMode::Mock,
+        ))
+        .await
+        .expect("created, though its answer was lost");
+    let artifact = store
+        .append_artifact(myloware::domain::NewArtifact::new(
+            run.run_id,
+            myloware::domain::ArtifactType::RUN_START,
+            json!({ "project": "aismr" }),
+        ))
+        .await
+        .expect("appended, though its answer was lost");
+    let running = store
+        .transition_run(Transition::new(
+            run.run_id,
+            RunStatus::Pending,
+            RunStatus::Running,
+        ))
+        .await
+        .expect("moved, though its answer was lost");
+    assert_eq!(running.status, RunStatus::Running);
+    let lost = proxy.counts().total(Fault::Lost);
+    assert!(lost >= 3, "the answers were lost: {lost}");
+    proxy.enable(false);
+    assert_eq!(
+        store.get_run(run.run_id).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    let artifacts = store.list_artifacts(run.run_id).await.unwrap();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    assert_eq!(artifacts[0].id, artifact.id);
+    assert_eq!(
+        store
+            .find_run_by_job_code(&run.job_code)
+            .await
+            .unwrap()
+            .unwrap()
+            .run_id,
+        run.run_id
+    );
 }

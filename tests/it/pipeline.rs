@@ -350,3 +350,54 @@ async fn a_client_waiting_on_a_run_hears_of_each_status_change() {
         assert!(body["error"]["message"].as_str().is_some(), "{why}: {body}");
     }
 }
+
+/// A start sent again with its `Idempotency-Key` (its first answer lost)
+/// answers the run the first one made; the key reused for another start is
+/// refused, and a malformed one too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_start_sent_again_with_its_idempotency_key_makes_one_run() {
+    let t = TestStack::start(&[]).await;
+    let body = json!({ "project": "test-video-gen", "message": "a glass apple" });
+    let (status, first) = t
+        .client
+        .try_post_once("/v1/runs", body.clone(), Some("start-1"))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = t
+        .client
+        .try_post_once("/v1/runs", body.clone(), Some("start-1"))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["run_id"], first["run_id"]);
+    assert_eq!(again["job_code"], first["job_code"]);
+    let (status, other) = t
+        .client
+        .try_post_once("/v1/runs", body.clone(), Some("start-2"))
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    assert_ne!(other["run_id"], first["run_id"], "another key, another run");
+    let (status, refused) = t
+        .client
+        .try_post_once(
+            "/v1/runs",
+            json!({ "project": "aismr", "message": "a glass apple" }),
+            Some("start-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused.to_string().contains("Idempotency-Key"), "{refused}");
+    let (status, _) = t
+        .client
+        .try_post_once("/v1/runs", body, Some("has space"))
+        .await
+        .unwrap();
+    assert!(status == 400 || status == 422, "{status}");
+    let id = first["run_id"].as_str().unwrap();
+    t.wait_for_status(id, RunStatus::Published).await;
+    let runs = t.client.get("/v1/runs?limit=10").await.1;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+}

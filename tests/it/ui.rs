@@ -89,7 +89,8 @@ async fn the_graph_shows_the_definition_and_where_the_run_waits() {
         [
             ("GatePrepublish", StepStatus::Failed),
             ("RecordRejection", StepStatus::Succeeded),
-            ("Rejected", StepStatus::Failed),
+            // The end state of a rejection: an outcome, not a failure.
+            ("Rejected", StepStatus::Succeeded),
         ]
     );
     t.stack.shutdown().await;

@@ -359,6 +359,15 @@ pub fn document() -> Value {
         if let Some(query) = &op.query {
             parameters.extend(query_parameters(query));
         }
+        if op.method == "post" && op.path == "/v1/runs" {
+            parameters.push(json!({
+                "name": "Idempotency-Key", "in": "header", "required": false,
+                "description": "names this start: sent again (after a lost answer), it answers the run the first one made; with another project or message, 409",
+                "schema": { "type": "string", "minLength": 1,
+                            "maxLength": crate::pipeline::limits::IDEMPOTENCY_KEY_MAX_CHARS,
+                            "pattern": "^[!-~]+$" },
+            }));
+        }
         let ok = match op.ok.1 {
             Answer::Json(schema) => json!({ "application/json": { "schema": schema } }),
             Answer::Text(kind) => json!({ kind: { "schema": { "type": "string" } } }),

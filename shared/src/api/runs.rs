@@ -40,10 +40,23 @@ pub(super) struct StartBody {
     user_id: Option<String>,
 }
 
+/// The header naming a start, so that one sent again answers the same run.
+pub(super) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 async fn start(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<StartBody>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("Idempotency-Key is not visible ASCII"))?
+                .to_owned(),
+        ),
+    };
     let project: Project = body
         .project
         .parse()
@@ -55,6 +68,7 @@ async fn start(
             message: body.message,
             user_id: body.user_id,
             chat_turn: None,
+            idempotency_key,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(run)))

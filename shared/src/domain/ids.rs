@@ -17,6 +17,23 @@ impl RunId {
         Self(Uuid::now_v7())
     }
 
+    /// The run a client's idempotency key names: the same key (from the same
+    /// user) always names the same run, so a start sent again after a lost
+    /// answer finds the run the first one made. A UUID v8 from the SHA-256
+    /// of the user and the key.
+    pub fn for_idempotency_key(user_id: Option<&str>, key: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"myloware run\0");
+        hash.update(user_id.unwrap_or_default().as_bytes());
+        hash.update(b"\0");
+        hash.update(key.as_bytes());
+        let digest = hash.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }

@@ -220,9 +220,7 @@ impl Pipeline {
             task_token: scope.task_token.clone(),
             // Checked like any job once overdue; resubmitted only once older
             // than `ReconcileSettings::in_doubt` (`resolve_intent`).
-            check_at: Utc::now()
-                + chrono::Duration::from_std(self.settings.reconcile.after)
-                    .unwrap_or(chrono::Duration::minutes(2)),
+            check_at: self.first_check_at(),
         };
         self.store
             .register_provider_job(job)
@@ -300,9 +298,15 @@ impl Pipeline {
             url.as_deref().unwrap_or_default(),
         );
         record["adopted"] = Value::Bool(true);
-        self.record_submitted(&scope, provider, record, job_id)
+        if !self
+            .record_submitted(&scope, provider, record, job_id)
             .await
-            .map_err(pipeline_error)?;
+            .map_err(pipeline_error)?
+        {
+            // Recorded meanwhile: this job if a twin callback adopted it
+            // (then registered), else another one (then this is an orphan).
+            return Ok(self.store.find_provider_job(provider, job_id).await?);
+        }
         // The intent settles with its last item.
         self.pending_submissions(&scope, provider)
             .await
@@ -422,24 +426,39 @@ impl Pipeline {
 
     /// Records work the provider accepted as `job_id` (`kieai.job` or
     /// `shotstack.timeline`, naming its intent and item) and registers the
-    /// job: the two writes after every accepted submission.
+    /// job: the two writes after every accepted submission. An item is
+    /// recorded once (keyed by its intent and index): a second job for it
+    /// (two callbacks adopting it at once, or a late callback of work sent
+    /// again) is neither recorded nor registered. Answers whether this one
+    /// was.
     pub(crate) async fn record_submitted(
         &self,
         scope: &RunScope,
         provider: Provider,
         record: Value,
         job_id: &str,
-    ) -> Result<(), ToolError> {
+    ) -> Result<bool, ToolError> {
         let (_, record_type) = artifact_types(provider).expect("a provider with intents");
-        self.store
-            .append_artifact(
+        let key = format!(
+            "{}#{}",
+            record["intent"].as_str().unwrap_or_default(),
+            record["index"]
+        );
+        let recorded = self
+            .store
+            .append_artifact_once(
                 NewArtifact::new(scope.run_id, record_type, record)
                     .provider(provider)
                     .persona(scope.persona),
+                &key,
             )
             .await
             .map_err(|e| ToolError::caused_by("recording an accepted submission", e))?;
-        self.register(scope, provider, job_id).await
+        if recorded.is_none() {
+            return Ok(false);
+        }
+        self.register(scope, provider, job_id).await?;
+        Ok(true)
     }
 }
 

@@ -44,6 +44,22 @@ pub fn user_id(text: &str) -> Result<&str, PipelineError> {
     Ok(text)
 }
 
+/// An idempotency key (`POST /v1/runs`), in characters.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+
+/// An idempotency key: 1-255 visible ASCII characters.
+pub fn idempotency_key(key: &str) -> Result<&str, PipelineError> {
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_MAX_CHARS
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(PipelineError::Invalid(format!(
+            "Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters"
+        )));
+    }
+    Ok(key)
+}
+
 /// A decision's comment: at most `COMMENT_MAX_CHARS`; blank is none.
 pub fn comment(text: Option<String>) -> Result<Option<String>, PipelineError> {
     match text.filter(|t| !t.trim().is_empty()) {

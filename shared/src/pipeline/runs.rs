@@ -6,8 +6,8 @@ use tracing::Instrument;
 
 use super::{Pipeline, PipelineError};
 use crate::domain::{
-    Artifact, ArtifactType, HitlRequest, NewArtifact, NewRun, Project, ProviderJob, Run, RunRef,
-    RunStatus, Span, SpanLink, TraceId, WebhookEvent,
+    Artifact, ArtifactType, HitlRequest, NewArtifact, NewRun, Project, ProviderJob, Run, RunId,
+    RunRef, RunStatus, Span, SpanLink, TraceId, WebhookEvent,
 };
 use crate::engine::asl::machine::HistoryEvent;
 use crate::engine::EngineError;
@@ -47,6 +47,9 @@ pub struct NewRunRequest {
     /// The chat turn that asked for the run, if one did: the run's graph
     /// span links to it.
     pub chat_turn: Option<SpanLink>,
+    /// The client's name for this start (`Idempotency-Key`): sent again, it
+    /// answers the run the first one made instead of making another.
+    pub idempotency_key: Option<String>,
 }
 
 /// Everything recorded about a run: what a bug report needs.
@@ -88,10 +91,32 @@ impl Pipeline {
             json!({ "message": message }),
             self.settings.providers_mode,
         );
+        if let Some(key) = &request.idempotency_key {
+            super::limits::idempotency_key(key)?;
+            new.run_id = RunId::for_idempotency_key(user_id.as_deref(), key);
+        }
         if let Some(user) = user_id {
             new = new.for_user(user);
         }
-        let run = self.store.create_run(new).await?;
+        let run_id = new.run_id;
+        let run = match self.store.create_run(new).await {
+            Ok(run) => run,
+            Err(StoreError::Duplicate { .. }) if request.idempotency_key.is_some() => {
+                // Sent again: the run the first start made (the reconciler
+                // starts it if that start stopped before its execution).
+                let run = self.store.get_run(run_id).await?.ok_or_else(|| {
+                    PipelineError::Conflict(format!("run {run_id} is being created"))
+                })?;
+                if run.project != request.project || run.input["message"] != json!(message) {
+                    return Err(PipelineError::Conflict(
+                        "this Idempotency-Key named another start (another project or message)"
+                            .into(),
+                    ));
+                }
+                return Ok(run);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let span = crate::telemetry::run_span(&run.labels());
         self.start_execution(run, state_machine, message, request.chat_turn)
             .instrument(span)

@@ -92,6 +92,14 @@ impl Pipeline {
             .map_err(|e| ToolError::caused_by("recording an artifact", e))
     }
 
+    /// When a job registered now is first due for the reconciler: a callback
+    /// not here by then is overdue, and the provider is asked from then on.
+    pub(super) fn first_check_at(&self) -> chrono::DateTime<Utc> {
+        Utc::now()
+            + chrono::Duration::from_std(self.settings.reconcile.after)
+                .unwrap_or(chrono::Duration::minutes(2))
+    }
+
     /// Registers a job the provider accepted, with the task to complete.
     pub(super) async fn register(
         &self,
@@ -105,11 +113,7 @@ impl Pipeline {
             run_id: scope.run_id,
             persona: scope.persona,
             task_token: scope.task_token.clone(),
-            // A callback not here by then is overdue: the reconciler asks the
-            // provider from then on.
-            check_at: Utc::now()
-                + chrono::Duration::from_std(self.settings.reconcile.after)
-                    .unwrap_or(chrono::Duration::minutes(2)),
+            check_at: self.first_check_at(),
         };
         match self.store.register_provider_job(job).await {
             Ok(_) => {}
@@ -608,6 +612,7 @@ impl Tool for StartRun {
                 message: args.message,
                 user_id: Some(user),
                 chat_turn: turn,
+                idempotency_key: None,
             })
             .await
             .map_err(|e| ToolError::failed(e.to_string()))?;

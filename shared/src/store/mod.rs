@@ -46,7 +46,7 @@ pub use sqlite::SqliteStore;
 /// (`SqliteStore`, `DynamoDbStore`) or through a generic `S: Store`:
 /// `use crate::store::prelude::*`. A `dyn Store` needs none of them.
 pub mod prelude {
-    pub use super::port::{
+    pub use crate::store::port::{
         ArtifactStore as _, ConversationStore as _, GateStore as _, Maintenance as _,
         ProviderJobStore as _, RunStore as _, SpanStore as _, WebhookEventStore as _,
     };

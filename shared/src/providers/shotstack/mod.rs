@@ -162,17 +162,7 @@ impl ShotstackClient {
     /// Reads a render's status (without the echoed timeline: `data=false`).
     #[tracing::instrument(skip_all, fields(provider = "shotstack", provider_job_id = id))]
     pub async fn get_render(&self, id: &str) -> Result<RenderStatus, ProviderError> {
-        self.check_id(id)?;
-        let path = format!("{}/{id}", render_path(self.stage));
-        let data: wire::RenderData = self
-            .call(CallKind::Read, "get render", || {
-                self.api
-                    .http
-                    .get(self.api.url(&path))
-                    .query(&[("data", "false")])
-                    .header(wire::API_KEY_HEADER, self.key())
-            })
-            .await?;
+        let data = self.render_data(id, false).await?;
         Ok(RenderStatus {
             id: data.id,
             status: data.status,
@@ -186,21 +176,30 @@ impl ShotstackClient {
     /// answer was lost to the intent that named it (`pipeline::intents`).
     #[tracing::instrument(skip_all, fields(provider = "shotstack", provider_job_id = id))]
     pub async fn render_callback(&self, id: &str) -> Result<Option<String>, ProviderError> {
-        self.check_id(id)?;
-        let path = format!("{}/{id}", render_path(self.stage));
-        let data: wire::RenderData = self
-            .call(CallKind::Read, "get render", || {
-                self.api
-                    .http
-                    .get(self.api.url(&path))
-                    .query(&[("data", "true")])
-                    .header(wire::API_KEY_HEADER, self.key())
-            })
-            .await?;
+        let data = self.render_data(id, true).await?;
         Ok(data
             .data
             .as_ref()
             .and_then(|edit| edit.get("callback")?.as_str().map(str::to_owned)))
+    }
+
+    /// `GET /edit/{stage}/render/{id}`, with the submitted edit or without.
+    async fn render_data(
+        &self,
+        id: &str,
+        with_edit: bool,
+    ) -> Result<wire::RenderData, ProviderError> {
+        self.check_id(id)?;
+        let path = format!("{}/{id}", render_path(self.stage));
+        let data = if with_edit { "true" } else { "false" };
+        self.call(CallKind::Read, "get render", || {
+            self.api
+                .http
+                .get(self.api.url(&path))
+                .query(&[("data", data)])
+                .header(wire::API_KEY_HEADER, self.key())
+        })
+        .await
     }
 
     /// The hosted copies of a render (the Serve API): empty until Shotstack

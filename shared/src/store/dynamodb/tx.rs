@@ -23,6 +23,8 @@ pub(super) const TRANSACTION_MAX: usize = 100;
 const BATCH_MAX: usize = 25;
 
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+/// The attribute naming the write that put an item (`commit`).
+const WRITE_ID: &str = "write_id";
 
 /// An SDK error as a `StoreError`: the operation and DynamoDB's error code
 /// and message, or the chain of causes when no response came (a timeout, a
@@ -155,6 +157,73 @@ impl DynamoDbStore {
     /// condition failed: DynamoDB's reason code for each write, in order.
     /// One put is a plain conditional `PutItem`; more is a transaction.
     pub(super) async fn commit(
+        &self,
+        writes: Vec<Write>,
+    ) -> Result<Result<(), Vec<String>>, StoreError> {
+        // One id for this group, on each item it puts: what tells this
+        // write's items from another writer's that hold the same values.
+        let write_id = s(uuid::Uuid::new_v4().simple().to_string());
+        let writes: Vec<Write> = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Put(mut item, c) => {
+                    item.insert(WRITE_ID.into(), write_id.clone());
+                    Write::Put(item, c)
+                }
+                other => other,
+            })
+            .collect();
+        let sent = writes.clone();
+        match self.try_commit(writes).await? {
+            Err(_) if self.already_applied(&sent).await? => Ok(Ok(())),
+            outcome => Ok(outcome),
+        }
+    }
+
+    /// Whether the table already holds every put of `writes` exactly as it
+    /// would write it, and none of its deletes: the group was applied by an
+    /// earlier try whose answer was lost. The SDK sends a write again after a
+    /// lost answer (a timeout, a connection ended, a 5xx), and its second try
+    /// then fails the conditions the first one made true. Every put item
+    /// carries its group's write id (`WRITE_ID`), so another writer's items
+    /// never look the same, even with the same values (two reconcilers
+    /// claiming one job with the same lease).
+    async fn already_applied(&self, writes: &[Write]) -> Result<bool, StoreError> {
+        let key = |item: &Item| -> Option<(String, String)> {
+            Some((
+                item.get(PK)?.as_s().ok()?.clone(),
+                item.get(SK)?.as_s().ok()?.clone(),
+            ))
+        };
+        let mut puts = 0;
+        for write in writes {
+            match write {
+                Write::Put(item, _) => {
+                    let Some(k) = key(item) else { return Ok(false) };
+                    if self.get(k).await?.as_ref() != Some(item) {
+                        return Ok(false);
+                    }
+                    puts += 1;
+                }
+                Write::Delete(item, _) => {
+                    let Some(k) = key(item) else { return Ok(false) };
+                    if self.get(k).await?.is_some() {
+                        return Ok(false);
+                    }
+                }
+                Write::Check(..) => {}
+            }
+        }
+        if puts > 0 {
+            tracing::info!(
+                writes = writes.len(),
+                "a write found already applied: an earlier try's answer was lost"
+            );
+        }
+        Ok(puts > 0)
+    }
+
+    async fn try_commit(
         &self,
         mut writes: Vec<Write>,
     ) -> Result<Result<(), Vec<String>>, StoreError> {
