@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 struct FailingCompletions {
     inner: Arc<dyn Engine>,
     failures: AtomicUsize,
+    /// The task completions asked for: the token, and `success` or the error.
+    completed: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl FailingCompletions {
@@ -45,6 +47,8 @@ impl Engine for FailingCompletions {
         self.inner.start_execution(arn, name, input).await
     }
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), EngineError> {
+        let completed = (token.to_owned(), "success".to_owned());
+        self.completed.lock().unwrap().push(completed);
         self.fail()?;
         self.inner.send_task_success(token, output).await
     }
@@ -54,6 +58,8 @@ impl Engine for FailingCompletions {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> Result<(), EngineError> {
+        let completed = (token.to_owned(), error.unwrap_or_default().to_owned());
+        self.completed.lock().unwrap().push(completed);
         self.fail()?;
         self.inner.send_task_failure(token, error, cause).await
     }
@@ -86,6 +92,7 @@ async fn a_decision_whose_engine_call_failed_is_sent_again_and_the_run_publishes
         engine: Arc::new(FailingCompletions {
             inner: failing.engine.clone(),
             failures: AtomicUsize::new(1),
+            completed: Default::default(),
         }),
         ..failing
     };
@@ -137,6 +144,7 @@ async fn a_decision_whose_engine_call_failed_is_sent_again_and_the_run_publishes
         engine: Arc::new(FailingCompletions {
             inner: t.stack.pipeline.engine.clone(),
             failures: AtomicUsize::new(1),
+            completed: Default::default(),
         }),
         ..t.stack.pipeline.clone()
     };
@@ -178,6 +186,7 @@ async fn a_rejection_whose_engine_call_failed_still_ends_the_run_rejected() {
         engine: Arc::new(FailingCompletions {
             inner: t.stack.pipeline.engine.clone(),
             failures: AtomicUsize::new(1),
+            completed: Default::default(),
         }),
         ..t.stack.pipeline.clone()
     };
@@ -196,4 +205,63 @@ async fn a_rejection_whose_engine_call_failed_still_ends_the_run_rejected() {
     assert!(e.hitl_requests[0].delivered_at.is_some());
     assert_eq!(e.hitl_requests[0].comment.as_deref(), Some("off brand"));
     t.stack.shutdown().await;
+}
+
+/// A gate's task that comes again after its decision (the state machine
+/// trying the gate again under a new token, or its message delivered twice)
+/// is given the stored decision, not failed as "already decided".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gate_task_that_comes_again_after_its_decision_is_given_the_decision() {
+    let t = TestStack::start(&[]).await;
+    let run = t.start_run("aismr").await;
+    let id = run["run_id"].as_str().unwrap().to_owned();
+    t.wait_for_gate(&id, "ideate").await;
+    let (status, body) = t
+        .client
+        .post(&format!("/v1/hitl/approve/{id}/ideate"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let again = myloware::pipeline::worker::TaskMessage {
+        task: "gate".into(),
+        run_id: id.parse().unwrap(),
+        persona: None,
+        gate: Some("ideate".parse::<Gate>().unwrap()),
+        input: json!({}),
+        // A token the engine no longer knows: the decision counts as given.
+        task_token: "a-token-tried-again".into(),
+        attempt: 1,
+    };
+    let engine = Arc::new(FailingCompletions {
+        inner: t.stack.pipeline.engine.clone(),
+        failures: AtomicUsize::new(0),
+        completed: Default::default(),
+    });
+    let watched = myloware::pipeline::Pipeline {
+        engine: engine.clone(),
+        ..t.stack.pipeline.clone()
+    };
+    watched
+        .run_task(again)
+        .await
+        .expect("the decision goes to the task that came again");
+    assert_eq!(
+        *engine.completed.lock().unwrap(),
+        [("a-token-tried-again".to_owned(), "success".to_owned())],
+        "the approval, not a failure"
+    );
+    let e = t.wait_for_gate(&id, "prepublish").await;
+    let ideate = e
+        .hitl_requests
+        .iter()
+        .find(|r| r.gate.as_str() == "ideate")
+        .unwrap();
+    assert_eq!(ideate.decision, Some(HitlDecision::Approved));
+    assert_eq!(
+        e.artifacts
+            .iter()
+            .filter(|a| a.artifact_type.as_str() == "hitl.approval")
+            .count(),
+        1,
+        "the decision recorded once"
+    );
 }

@@ -270,7 +270,11 @@ impl Pipeline {
         };
         match sent {
             Ok(()) => {}
-            Err(EngineError::TaskDoesNotExist | EngineError::TaskTimedOut) => {
+            Err(
+                EngineError::TaskDoesNotExist
+                | EngineError::TaskTimedOut
+                | EngineError::InvalidToken,
+            ) => {
                 tracing::info!(gate = %gate, "the gate's task had ended already; the decision counts as delivered");
             }
             Err(e) => return Err(e.into()),

@@ -294,7 +294,28 @@ impl Pipeline {
         };
         match self.record_hitl_request(request).await {
             Ok(_) => {}
-            Err(StoreError::Refused(reason)) => return Err(PipelineError::Conflict(reason)),
+            Err(StoreError::Refused(reason)) => {
+                // Decided already: this task is the gate's task tried again
+                // (a retry under a new token, a message delivered twice). The
+                // decision stands, and goes to this task.
+                let decided = self
+                    .store
+                    .list_hitl_requests(run.run_id)
+                    .await?
+                    .into_iter()
+                    .find(|r| r.gate == gate && r.decision.is_some());
+                let Some(decided) = decided else {
+                    return Err(PipelineError::Conflict(reason));
+                };
+                tracing::info!(gate = %gate, decision = ?decided.decision,
+                    "the gate's task came again after its decision: the decision goes to it");
+                let request = crate::domain::HitlRequest {
+                    task_token: Some(message.task_token.clone()),
+                    ..decided
+                };
+                self.deliver_decision(run, request, None).await?;
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         }
         tracing::Span::current().record("state", RunStatus::AwaitingApproval.as_str());
