@@ -129,7 +129,9 @@ async fn the_dashboard_rejects_a_gate_after_asking() {
         )
         .await?;
         page.wait_for(
-            "!!document.querySelector('#graph g.node.failed[data-state=\"Rejected\"]') \
+            // The gate failed; the end state `Rejected` succeeded (an outcome).
+            "!!document.querySelector('#graph g.node.failed[data-state=\"GateIdeate\"]') \
+             && !!document.querySelector('#graph g.node.succeeded[data-state=\"Rejected\"]') \
              && !!document.querySelector('#graph path.edge.catch.taken[data-from=\"GateIdeate\"][data-to=\"RecordRejection\"]')",
             10,
             "the graph to show the rejection path",

@@ -238,11 +238,12 @@ impl Tool for SubmitClipJobs {
             for item in &items {
                 match p.submit_clip(scope, &intent, item).await {
                     Ok(task_id) => task_ids.push(Value::from(task_id)),
-                    // Sent, unanswered: its callback or the reconciler
-                    // settles it, the intent staying open meanwhile.
+                    // Sent and unanswered, or accepted and not recorded: its
+                    // callback or the reconciler settles it, the intent
+                    // staying open meanwhile.
                     Err(error) if error.may_have_been_accepted() => {
                         tracing::warn!(run_id = %scope.run_id, error = %error,
-                            "a clip submission went unanswered: in doubt until kie.ai calls back");
+                            "a clip submission in doubt until kie.ai calls back");
                         in_doubt += 1;
                     }
                     // The other clips are still submitted: the step's retry
@@ -297,7 +298,10 @@ impl Pipeline {
         // accepted is never submitted again once it is written.
         let record = intents::submitted_record(Provider::KieAi, item, &task_id, intent, &callback);
         self.record_submitted(scope, Provider::KieAi, record, &task_id)
-            .await?;
+            .await
+            .map_err(|e| {
+                ToolError::accepted_unrecorded(format!("kie.ai accepted clip {task_id}"), e)
+            })?;
         tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "kieai",
             provider_job_id = %task_id, "clip job submitted");
         Ok(task_id)
@@ -349,7 +353,10 @@ impl Pipeline {
         record["clips"] = Value::from(urls.len());
         record["timeline"] = serde_json::to_value(&request.timeline).unwrap_or(Value::Null);
         self.record_submitted(scope, Provider::Shotstack, record, &render_id)
-            .await?;
+            .await
+            .map_err(|e| {
+                ToolError::accepted_unrecorded(format!("Shotstack accepted render {render_id}"), e)
+            })?;
         tracing::info!(run_id = %scope.run_id, persona = %scope.persona, provider = "shotstack",
             provider_job_id = %render_id, "render submitted");
         Ok(render_id)
@@ -392,10 +399,11 @@ impl Tool for RenderVideo {
             .begin_intent(scope, Provider::Shotstack, vec![item.clone()])
             .await?;
         let render_id = match p.submit_render(scope, &intent, &item).await {
-            // Sent, unanswered: its callback or the reconciler settles it.
+            // Sent and unanswered, or accepted and not recorded: its callback
+            // or the reconciler settles it.
             Err(error) if error.may_have_been_accepted() => {
                 tracing::warn!(run_id = %scope.run_id, error = %error,
-                    "the render submission went unanswered: in doubt until Shotstack calls back");
+                    "the render submission in doubt until Shotstack calls back");
                 return Ok(json!({ "render_id": null, "in_doubt": true,
                     "status": "submitted, unanswered: waiting for Shotstack's callback" }));
             }

@@ -199,18 +199,39 @@ impl ToolError {
         matches!(self, Self::Transient { .. })
     }
 
+    /// Work a provider accepted whose record could not be written: the
+    /// work exists, and its record or callback must still settle it.
+    pub fn accepted_unrecorded(
+        what: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Transient {
+            message: format!("{}: {cause}", what.into()),
+            source: Some(Box::new(AcceptedUnrecorded(Box::new(cause)))),
+        }
+    }
+
     /// Whether this is a provider's submission that may have been accepted
-    /// though it failed (`ProviderError::may_have_been_accepted`).
+    /// though it failed (`ProviderError::may_have_been_accepted`), or was
+    /// accepted and not recorded (`accepted_unrecorded`).
     pub fn may_have_been_accepted(&self) -> bool {
         let (Self::Transient { source, .. } | Self::Failed { source, .. }) = self else {
             return false;
         };
-        source
-            .as_deref()
-            .and_then(|e| e.downcast_ref::<crate::providers::ProviderError>())
-            .is_some_and(crate::providers::ProviderError::may_have_been_accepted)
+        let Some(source) = source.as_deref() else {
+            return false;
+        };
+        source.is::<AcceptedUnrecorded>()
+            || source
+                .downcast_ref::<crate::providers::ProviderError>()
+                .is_some_and(crate::providers::ProviderError::may_have_been_accepted)
     }
 }
+
+/// The cause of an `accepted_unrecorded` failure.
+#[derive(Debug, thiserror::Error)]
+#[error("accepted, not recorded: {0}")]
+pub struct AcceptedUnrecorded(#[source] Box<dyn std::error::Error + Send + Sync>);
 
 /// Parses a model's arguments into a tool's typed arguments.
 pub fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, ToolError> {
@@ -315,5 +336,29 @@ mod tests {
         assert!(err.to_string().contains("expected a JSON object"), "{err}");
         let err = parse_args::<catalog::StartRunArgs>(serde_json::json!({})).unwrap_err();
         assert!(err.to_string().contains("missing field `project`"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod in_doubt_tests {
+    use super::ToolError;
+
+    /// Work accepted and not recorded is in doubt, like a submission whose
+    /// answer was lost: its intent stays open for its callback to settle it.
+    #[test]
+    fn work_accepted_and_not_recorded_is_in_doubt() {
+        let unrecorded = ToolError::accepted_unrecorded(
+            "kie.ai accepted clip t1",
+            std::io::Error::other("ThrottlingException"),
+        );
+        assert!(unrecorded.is_transient());
+        assert!(unrecorded.may_have_been_accepted());
+        assert!(unrecorded.to_string().contains("kie.ai accepted clip t1"));
+        assert!(!ToolError::failed("refused").may_have_been_accepted());
+        let transient = ToolError::Transient {
+            message: "a store hiccup".into(),
+            source: Some(Box::new(std::io::Error::other("timeout"))),
+        };
+        assert!(!transient.may_have_been_accepted());
     }
 }
