@@ -205,3 +205,55 @@ async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
         .unwrap();
     assert_eq!(accepted(), 2);
 }
+
+/// A clip recorded whose registration failed (the store refused the second
+/// write): its callback finds the record naming its job and registers it,
+/// rather than keeping the callback as an orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recorded_clip_whose_registration_failed_is_registered_by_its_callback() {
+    let t = TestStack::start(&[("MOCK_LATENCY_MS", "20")]).await;
+    let p = &t.stack.pipeline;
+    let scope = riley(p).await;
+    let intent = p
+        .begin_intent(&scope, Provider::KieAi, vec![clip(0)])
+        .await
+        .unwrap();
+    let url = intents::callback_url(
+        &format!("{}/v1/webhooks/kieai", p.settings.webhook_base_url),
+        &intent,
+        0,
+    );
+    let task = p
+        .providers
+        .kieai
+        .generate(&VeoGenerate::new("clip 0", &url))
+        .await
+        .unwrap();
+    // The record as the tool writes it; the registration never happens.
+    let mut record = clip(0);
+    record["task_id"] = json!(task);
+    record["intent"] = json!(intent);
+    record["callback_url"] = json!(url);
+    p.store
+        .append_artifact_once(
+            myloware::domain::NewArtifact::new(scope.run_id, ArtifactType::KIEAI_JOB, record)
+                .provider(Provider::KieAi)
+                .persona(Persona::Riley),
+            &format!("{intent}#0"),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let settled = loop {
+        match job(p, &task).await {
+            Some(job) if job.status != JobStatus::Pending => break job,
+            _ if tokio::time::Instant::now() > deadline => {
+                panic!("the callback registered nothing")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert_eq!(settled.status, JobStatus::Succeeded);
+    assert_eq!(records(p, &scope).await.len(), 1, "recorded once");
+    assert_eq!(t.stack.mocks.as_ref().unwrap().kieai.snapshot().accepted, 1);
+}

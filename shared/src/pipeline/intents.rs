@@ -172,6 +172,23 @@ impl Pipeline {
             if !open {
                 continue; // settled, or never registered: nothing was sent
             }
+            // Recorded, not registered (the registration failed): the
+            // record names the job, so it is registered now.
+            for item in &intent.items {
+                let job_id = item["index"]
+                    .as_u64()
+                    .and_then(|index| pending.record(index))
+                    .filter(|record| record.metadata["intent"] == intent.intent_id.as_str())
+                    .and_then(|record| record.metadata[id_key(provider)].as_str());
+                if let Some(job_id) = job_id {
+                    if !jobs
+                        .iter()
+                        .any(|j| j.provider == provider && j.job_id == job_id)
+                    {
+                        self.register(scope, provider, job_id).await?;
+                    }
+                }
+            }
             let doubtful: Vec<u64> = intent
                 .items
                 .iter()
@@ -278,10 +295,30 @@ impl Pipeline {
         let Some(intent_job) = self.store.find_provider_job(provider, &intent_id).await? else {
             return Ok(None);
         };
+        let scope = self.intent_scope(&intent_job).await?;
+        // Recorded already, its registration failed: registered now if the
+        // record names this job (else another job took the item: an orphan).
+        let (_, record_type) = artifact_types(provider).expect("a provider with intents");
+        let recorded = self
+            .store
+            .list_artifacts_of(scope.run_id, &[record_type.as_str()])
+            .await?
+            .into_iter()
+            .find(|a| {
+                a.metadata["intent"].as_str() == Some(intent_id.as_str())
+                    && a.metadata["index"].as_u64() == Some(index)
+            });
+        if let Some(record) = recorded {
+            if record.metadata[id_key(provider)].as_str() == Some(job_id) {
+                self.register(&scope, provider, job_id)
+                    .await
+                    .map_err(pipeline_error)?;
+            }
+            return Ok(self.store.find_provider_job(provider, job_id).await?);
+        }
         if intent_job.status != JobStatus::Pending {
             return Ok(None);
         }
-        let scope = self.intent_scope(&intent_job).await?;
         let Some(intent) = self.intent(&scope, provider, &intent_id).await? else {
             return Ok(None);
         };
@@ -462,6 +499,14 @@ impl Pipeline {
     }
 }
 
+/// The key of a record's job id: Shotstack's render, kie.ai's task.
+fn id_key(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Shotstack => "render_id",
+        _ => "task_id",
+    }
+}
+
 /// The record of an item accepted as `job_id`: what the item asked for, the
 /// job's id, the intent and the callback URL it went out with.
 pub(crate) fn submitted_record(
@@ -471,11 +516,8 @@ pub(crate) fn submitted_record(
     intent_id: &str,
     callback_url: &str,
 ) -> Value {
-    let id_key = match provider {
-        Provider::Shotstack => "render_id",
-        _ => "task_id",
-    };
     let mut record = item.clone();
+    let id_key = id_key(provider);
     if let Value::Object(fields) = &mut record {
         fields.insert(id_key.into(), job_id.into());
         fields.insert("intent".into(), intent_id.into());
