@@ -66,9 +66,17 @@ async fn a_webhook_that_never_came_and_one_refused_for_its_signature() {
         .unwrap()
         .to_owned();
     let e = t
-        .wait_for(&id, 10, "clips submitted", |e| e.provider_jobs.len() == 2)
+        .wait_for(&id, 10, "clips submitted", |e| {
+            e.provider_jobs.iter().filter(|j| !j.is_intent()).count() == 2
+        })
         .await;
-    let forged_for = e.provider_jobs[0].job_id.clone();
+    let forged_for = e
+        .provider_jobs
+        .iter()
+        .find(|j| !j.is_intent())
+        .unwrap()
+        .job_id
+        .clone();
     let forged = t
         .client
         .http

@@ -102,13 +102,13 @@ async fn a_forged_shotstack_callback_is_refused_and_never_shadows_the_genuine_on
         .wait_for(&id, 30, "the render submitted", |e| {
             e.provider_jobs
                 .iter()
-                .any(|j| j.provider.as_str() == "shotstack")
+                .any(|j| j.provider.as_str() == "shotstack" && !j.is_intent())
         })
         .await;
     let render = e
         .provider_jobs
         .iter()
-        .find(|j| j.provider.as_str() == "shotstack")
+        .find(|j| j.provider.as_str() == "shotstack" && !j.is_intent())
         .unwrap()
         .job_id
         .clone();

@@ -10,6 +10,7 @@ use myloware::domain::{
     ArtifactType, JobStatus, Persona, Provider, ProviderJob, RunStatus, SettledBy,
 };
 use myloware::personas::tools::RunScope;
+use myloware::pipeline::doctor::{diagnose, Context, Symptom};
 use myloware::pipeline::{intents, Pipeline};
 use myloware::providers::kieai::VeoGenerate;
 use myloware_tests::{running_run, TestStack};
@@ -181,6 +182,22 @@ async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
     assert_eq!(waiting.status, JobStatus::Pending);
     let window_end = waiting.created_at + chrono::Duration::seconds(7_200);
     assert_eq!(waiting.next_check_at, Some(window_end));
+    // The doctor names it as a submission in doubt, not as a job.
+    let e = t.evidence(&scope.run_id.to_string()).await;
+    let ctx = Context {
+        now: Utc::now(),
+        links: vec![],
+    };
+    let waiting_on = diagnose(&e, &ctx)
+        .into_iter()
+        .find(|f| f.symptom == Symptom::WaitingOnWebhook)
+        .unwrap();
+    assert!(
+        waiting_on.details.iter().any(|d| d.contains(&format!("kieai submission {intent}"))
+            && d.contains("in doubt")
+            && d.contains("sends it again in ")),
+        "{waiting_on:?}"
+    );
 
     // Past the window: both clips submitted, recorded, registered.
     let report = p

@@ -189,6 +189,27 @@ fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     let mut details = Vec::new();
     let mut problem = false;
     for job in &pending {
+        let waited = age_s(job.created_at, ctx);
+        if job.is_intent() {
+            // Work sent with no answer recorded: its callback adopts it, or
+            // the reconciler sends it again once the window has passed.
+            details.push(format!(
+                "{} submission {} ({}): sent {waited}s ago, the provider's answer not recorded; \
+                 in doubt until a callback names it{}",
+                job.provider,
+                job.job_id,
+                job.persona,
+                job.next_check_at.map_or(String::new(), |next| format!(
+                    " or the reconciler sends it again {}",
+                    if next <= ctx.now {
+                        "now".to_owned()
+                    } else {
+                        format!("in {}s", (next - ctx.now).num_seconds())
+                    }
+                )),
+            ));
+            continue;
+        }
         let submitted = e.artifacts.iter().find(|a| {
             a.provider == Some(job.provider)
                 && ["task_id", "render_id", "job_id"]
@@ -209,7 +230,6 @@ fn webhooks(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
                 )
             })
             .count();
-        let waited = age_s(job.created_at, ctx);
         problem |= waited > STUCK_AFTER_S || refused > 0;
         let reconciler = match job.next_check_at {
             Some(next) => format!(
