@@ -193,9 +193,12 @@ async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
         .find(|f| f.symptom == Symptom::WaitingOnWebhook)
         .unwrap();
     assert!(
-        waiting_on.details.iter().any(|d| d.contains(&format!("kieai submission {intent}"))
-            && d.contains("in doubt")
-            && d.contains("sends it again in ")),
+        waiting_on
+            .details
+            .iter()
+            .any(|d| d.contains(&format!("kieai submission {intent}"))
+                && d.contains("in doubt")
+                && d.contains("sends it again in ")),
         "{waiting_on:?}"
     );
 
