@@ -21,8 +21,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/hitl/link/{id}/{gate}", get(link))
         .route_layer(middleware::from_fn_with_state(state, require_api_key));
     Router::new()
-        .route("/v1/hitl/approve/{id}/{gate}", get(page).post(approve))
-        .route("/v1/hitl/reject/{id}/{gate}", post(reject))
+        .route(
+            "/v1/hitl/approve/{id}/{gate}",
+            get(page).post(decide::<true>),
+        )
+        .route("/v1/hitl/reject/{id}/{gate}", post(decide::<false>))
         .merge(keyed)
 }
 
@@ -210,15 +213,19 @@ async fn page(
     .into_response())
 }
 
-async fn decide(
-    state: AppState,
+/// Approve (`APPROVE`) or reject a gate: one handler for both routes.
+async fn decide<const APPROVE: bool>(
+    State(state): State<AppState>,
     headers: HeaderMap,
-    id: String,
-    gate: String,
-    token: Option<String>,
+    PathParams((id, gate)): PathParams<(String, String)>,
+    QueryParams(TokenQuery { token }): QueryParams<TokenQuery>,
     body: Option<JsonBody<DecisionBody>>,
-    decision: HitlDecision,
 ) -> Result<Response, ApiError> {
+    let decision = if APPROVE {
+        HitlDecision::Approved
+    } else {
+        HitlDecision::Rejected
+    };
     let gate = parse_gate(&gate)?;
     let credential = authorize(&state, &headers, &id, &gate, token.as_deref()).await?;
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
@@ -249,44 +256,6 @@ async fn decide(
         return Ok(Html(format!("<!doctype html><html><body style=\"font-family:system-ui;margin:3rem\"><p id=\"outcome\">{outcome}</p></body></html>")).into_response());
     }
     Ok(Json(decided).into_response())
-}
-
-async fn approve(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    PathParams((id, gate)): PathParams<(String, String)>,
-    QueryParams(q): QueryParams<TokenQuery>,
-    body: Option<JsonBody<DecisionBody>>,
-) -> Result<Response, ApiError> {
-    decide(
-        state,
-        headers,
-        id,
-        gate,
-        q.token,
-        body,
-        HitlDecision::Approved,
-    )
-    .await
-}
-
-async fn reject(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    PathParams((id, gate)): PathParams<(String, String)>,
-    QueryParams(q): QueryParams<TokenQuery>,
-    body: Option<JsonBody<DecisionBody>>,
-) -> Result<Response, ApiError> {
-    decide(
-        state,
-        headers,
-        id,
-        gate,
-        q.token,
-        body,
-        HitlDecision::Rejected,
-    )
-    .await
 }
 
 fn html_escape(s: &str) -> String {

@@ -18,6 +18,11 @@ pub struct ArtifactType(Cow<'static, str>);
 
 impl ArtifactType {
     pub const RUN_START: Self = Self::known("run.start");
+    /// Iggy's ideas, Riley's script, Quinn's caption: what the personas'
+    /// recording tools keep (`pipeline::tools`).
+    pub const IDEAS_LIST: Self = Self::known("ideas.list");
+    pub const SCRIPT_TEXT: Self = Self::known("script.text");
+    pub const CAPTION_TEXT: Self = Self::known("caption.text");
     pub const KIEAI_JOB: Self = Self::known("kieai.job");
     /// The clips about to be submitted to kie.ai, named before they are sent
     /// (`pipeline::intents`).
@@ -47,6 +52,9 @@ impl ArtifactType {
     /// Every type the design names.
     pub const WELL_KNOWN: &'static [Self] = &[
         Self::RUN_START,
+        Self::IDEAS_LIST,
+        Self::SCRIPT_TEXT,
+        Self::CAPTION_TEXT,
         Self::KIEAI_JOB,
         Self::KIEAI_INTENT,
         Self::KIEAI_CLIP,

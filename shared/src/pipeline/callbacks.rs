@@ -664,7 +664,10 @@ impl Pipeline {
             .store
             .list_artifacts_of(
                 run_id,
-                &[ArtifactType::PERSONA_COMPLETED.as_str(), "caption.text"],
+                &[
+                    ArtifactType::PERSONA_COMPLETED.as_str(),
+                    ArtifactType::CAPTION_TEXT.as_str(),
+                ],
             )
             .await?;
         let Some(completed) = artifacts
@@ -798,7 +801,7 @@ fn persona_output(
         Persona::Quinn => json!({
             "summary": summary,
             "publish_urls": jobs.iter().flat_map(|j| urls(j, "urls")).collect::<Vec<_>>(),
-            "caption": artifacts.iter().rev().find(|a| a.artifact_type.as_str() == "caption.text")
+            "caption": artifacts.iter().rev().find(|a| a.artifact_type == ArtifactType::CAPTION_TEXT)
                 .and_then(|a| a.metadata.get("caption").cloned()),
         }),
         Persona::Iggy => json!({ "summary": summary }),

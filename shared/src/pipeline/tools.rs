@@ -34,17 +34,17 @@ impl Pipeline {
             .with(Arc::new(ArtifactTool {
                 pipeline: p.clone(),
                 name: RECORD_IDEAS,
-                artifact: "ideas.list",
+                artifact: ArtifactType::IDEAS_LIST,
             }))
             .with(Arc::new(ArtifactTool {
                 pipeline: p.clone(),
                 name: WRITE_SCRIPT,
-                artifact: "script.text",
+                artifact: ArtifactType::SCRIPT_TEXT,
             }))
             .with(Arc::new(ArtifactTool {
                 pipeline: p.clone(),
                 name: WRITE_CAPTION,
-                artifact: "caption.text",
+                artifact: ArtifactType::CAPTION_TEXT,
             }))
             .with(Arc::new(SubmitClipJobs(p.clone())))
             .with(Arc::new(RenderVideo(p.clone())))
@@ -166,7 +166,7 @@ fn failed(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Tool
 struct ArtifactTool {
     pipeline: Pipeline,
     name: &'static str,
-    artifact: &'static str,
+    artifact: ArtifactType,
 }
 
 #[async_trait]
@@ -184,11 +184,16 @@ impl Tool for ArtifactTool {
             WRITE_CAPTION => drop(parse_args::<WriteCaptionArgs>(args.clone())?),
             _ => {}
         }
-        if let Some(existing) = self.pipeline.mine(scope, self.artifact).await?.pop() {
+        if let Some(existing) = self
+            .pipeline
+            .mine(scope, self.artifact.as_str())
+            .await?
+            .pop()
+        {
             return Ok(json!({ "recorded": true, "artifact_id": existing.id, "again": true }));
         }
-        let artifact_type: ArtifactType = self.artifact.parse().expect("a valid artifact type");
-        let artifact = NewArtifact::new(scope.run_id, artifact_type, args).persona(scope.persona);
+        let artifact =
+            NewArtifact::new(scope.run_id, self.artifact.clone(), args).persona(scope.persona);
         let stored = self.pipeline.append(artifact).await?;
         Ok(json!({ "recorded": true, "artifact_id": stored.id }))
     }
