@@ -290,12 +290,20 @@ pub struct RunDefinitionArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Only lines about this run (its id).
+    /// Only lines about this run: its id or its job code (looked up in the
+    /// store, which must exist already).
     #[arg(long = "run-id")]
     pub run_id: Option<String>,
     /// Only lines about this persona.
     #[arg(long)]
     pub persona: Option<String>,
+    /// Only lines about this provider (kieai, shotstack, upload-post).
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Only the lines of inbound webhooks: received, refused, duplicated,
+    /// and their callbacks handed over.
+    #[arg(long)]
+    pub webhooks: bool,
     /// Only lines at this level or above (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     pub level: String,

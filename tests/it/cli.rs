@@ -493,4 +493,42 @@ fn every_line_of_a_run_carries_the_runs_context() {
         .collect();
     assert!(riley.iter().any(|l| l["message"] == "persona started"));
     assert!(riley.iter().all(|l| l["persona"] == "riley"));
+
+    // By job code, the inbound webhooks of one provider.
+    let code = evidence["run"]["job_code"].as_str().unwrap();
+    let out = run(&[
+        "logs",
+        "--run-id",
+        code,
+        "--webhooks",
+        "--provider",
+        "kieai",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let hooks: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        hooks.iter().any(|l| l["message"] == "webhook received"),
+        "{hooks:?}"
+    );
+    assert!(
+        hooks
+            .iter()
+            .all(|l| l["provider"] == "kieai" && l["run_id"] == id.as_str()),
+        "{hooks:?}"
+    );
+    assert!(
+        hooks.iter().all(|l| l["message"] != "persona started"),
+        "{hooks:?}"
+    );
+    // A job code no run has is the user's mistake, said as such.
+    let out = run(&["logs", "--run-id", "AIS-ZZZ999"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no run has this job code"),
+        "{out:?}"
+    );
 }

@@ -1,5 +1,6 @@
 //! `mw logs`: the JSON lines every `mw` process also writes to
-//! `<home>/logs/mw.log`, filtered by run, persona and level.
+//! `<home>/logs/mw.log`, filtered by run, persona, provider, level, and to
+//! the inbound webhooks' lines.
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -37,6 +38,18 @@ fn field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
         })
 }
 
+/// Whether a line is about an inbound webhook: the route's own lines and
+/// those of the callbacks it hands over.
+fn is_webhook_line(line: &Value) -> bool {
+    let target = line.get("target").and_then(Value::as_str).unwrap_or("");
+    let message = line.get("message").and_then(Value::as_str).unwrap_or("");
+    target.starts_with("myloware::api::webhooks")
+        || target.starts_with("myloware::webhooks")
+        || target.starts_with("myloware::pipeline::callbacks")
+        || message.contains("webhook")
+        || message.contains("callback")
+}
+
 fn matches(line: &Value, args: &LogsArgs, min: u8) -> bool {
     let level = line
         .get("level")
@@ -51,6 +64,38 @@ fn matches(line: &Value, args: &LogsArgs, min: u8) -> bool {
             .persona
             .as_deref()
             .is_none_or(|p| field(line, "persona") == Some(p))
+        && args
+            .provider
+            .as_deref()
+            .is_none_or(|p| field(line, "provider") == Some(p))
+        && (!args.webhooks || is_webhook_line(line))
+}
+
+/// The run id `--run-id` names: a run id as given, a job code looked up in
+/// the store. `mw logs` creates nothing: a SQLite store that does not exist
+/// yet is an error here, not a new file.
+async fn run_id_of(key: &str, config: &myloware::Config) -> anyhow::Result<String> {
+    use myloware::config::DatabaseConfig;
+    use myloware::domain::RunRef;
+    let code = match key.parse::<RunRef>() {
+        Ok(RunRef::Id(id)) => return Ok(id.to_string()),
+        Ok(RunRef::Code(code)) => code,
+        Err(e) => return Err(UserError(format!("--run-id: {e}")).into()),
+    };
+    if let DatabaseConfig::Sqlite { path } = &config.database {
+        if !path.exists() {
+            return Err(UserError(format!(
+                "--run-id {code}: no store at {} to look the job code up in; give the run id",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    let store = super::open_store(config).await?;
+    match store.find_run_by_job_code(&code).await? {
+        Some(run) => Ok(run.run_id.to_string()),
+        None => Err(UserError(format!("--run-id {code}: no run has this job code")).into()),
+    }
 }
 
 fn show(line: &Value, raw: &str, json: bool) {
@@ -84,13 +129,16 @@ fn show(line: &Value, raw: &str, json: bool) {
     outln!("{ts} {level:<5} {message}  {}", fields.join(" "));
 }
 
-pub async fn run(args: LogsArgs, config: &myloware::Config) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: LogsArgs, config: &myloware::Config) -> anyhow::Result<ExitCode> {
     let min = rank(&args.level).ok_or_else(|| {
         UserError(format!(
             "--level {:?}: expected error, warn, info, debug or trace",
             args.level
         ))
     })?;
+    if let Some(key) = &args.run_id {
+        args.run_id = Some(run_id_of(key, config).await?);
+    }
     let path = myloware::telemetry::log_file(&config.home);
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,
