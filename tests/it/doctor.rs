@@ -188,8 +188,15 @@ async fn a_gate_nobody_decided() {
     let url = link["url"].as_str().unwrap().to_owned();
     let findings = diagnose(&e, &context(vec![("ideate".into(), url.clone())]));
     let f = find(&findings, Symptom::GateStuck);
-    assert!(f.problem);
+    // Waiting for a human is what a gate is for: named, not a problem, until
+    // it has waited a day.
+    assert!(!f.problem, "{f:?}");
     assert!(f.summary.starts_with("gate ideate has waited"), "{f:?}");
+    let a_day_later = Context {
+        now: Utc::now() + chrono::Duration::hours(25),
+        links: vec![],
+    };
+    assert!(find(&diagnose(&e, &a_day_later), Symptom::GateStuck).problem);
     assert!(f.details.iter().any(|d| d.contains(&url)), "{f:?}");
     assert_eq!(
         f.next[0],
@@ -232,6 +239,67 @@ async fn a_gate_nobody_decided() {
     assert_eq!(
         f.next[0],
         format!("mw hitl approve {} ideate", e.run.job_code)
+    );
+}
+
+/// A run a human ended is no problem: the doctor says who ended it, and why
+/// when they said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejected_or_cancelled_run_names_who_ended_it() {
+    let t = TestStack::start(&[]).await;
+    let id = t.start_run("aismr").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.wait_for_gate(&id, "ideate").await;
+    let (status, _) = t
+        .client
+        .post(
+            &format!("/v1/hitl/reject/{id}/ideate"),
+            json!({ "by": "cli", "comment": "too dark for the channel" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let e = t.wait_for_status(&id, RunStatus::Rejected).await;
+    let findings = diagnose(&e, &context(vec![]));
+    assert!(findings.iter().all(|f| !f.problem), "{findings:?}");
+    let f = find(&findings, Symptom::Healthy);
+    assert!(f.summary.contains("rejected at gate ideate"), "{f:?}");
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.starts_with("decided by ") && d.contains("cli")),
+        "{f:?}"
+    );
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d == "comment: too dark for the channel"),
+        "{f:?}"
+    );
+
+    let id = t.start_run("aismr").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.wait_for_gate(&id, "ideate").await;
+    let (status, _) = t
+        .client
+        .post(&format!("/v1/runs/{id}/cancel"), json!({ "by": "ops" }))
+        .await;
+    assert_eq!(status, 200);
+    let e = t.wait_for_status(&id, RunStatus::Cancelled).await;
+    let f = find(&diagnose(&e, &context(vec![])), Symptom::Healthy).clone();
+    assert!(f.summary.contains("was cancelled"), "{f:?}");
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.starts_with("cancelled by ops") && d.contains(" at ")),
+        "{f:?}"
+    );
+    assert!(
+        f.details.iter().any(|d| d == "it was awaiting_approval"),
+        "{f:?}"
     );
 }
 

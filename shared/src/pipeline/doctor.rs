@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatus};
+use crate::domain::{
+    ArtifactType, HitlDecision, JobStatus, Persona, ProvidersMode, RunStatus, SignatureStatus,
+};
 use crate::personas::spec::contract;
 use crate::personas::ProjectSpec;
 use crate::pipeline::Evidence;
@@ -61,18 +63,78 @@ pub fn diagnose(e: &Evidence, ctx: &Context) -> Vec<Finding> {
         failed(e, &mut findings);
     }
     if !findings.iter().any(|f| f.problem) {
+        let (summary, details) = match ended_by_a_human(e) {
+            Some(said) => said,
+            None => (
+                format!(
+                    "no problem found: run {} is {}",
+                    e.run.job_code, e.run.status
+                ),
+                Vec::new(),
+            ),
+        };
         findings.push(Finding {
             symptom: Symptom::Healthy,
             problem: false,
-            summary: format!(
-                "no problem found: run {} is {}",
-                e.run.job_code, e.run.status
-            ),
-            details: Vec::new(),
+            summary,
+            details,
             next: vec![format!("mw runs watch {}", e.run.job_code)],
         });
     }
     findings
+}
+
+/// A rejected or cancelled run ended as somebody chose: who, when, and why
+/// when they said.
+fn ended_by_a_human(e: &Evidence) -> Option<(String, Vec<String>)> {
+    match e.run.status {
+        RunStatus::Rejected => {
+            let gate = e
+                .hitl_requests
+                .iter()
+                .find(|g| g.decision == Some(HitlDecision::Rejected))?;
+            let mut details = vec![format!(
+                "decided by {}{}",
+                gate.decided_by.as_deref().unwrap_or("-"),
+                gate.decided_at
+                    .map_or(String::new(), |at| format!(" at {}", at.to_rfc3339()))
+            )];
+            details.extend(gate.comment.as_ref().map(|c| format!("comment: {c}")));
+            Some((
+                format!(
+                    "run {} was rejected at gate {}: nothing to fix",
+                    e.run.job_code, gate.gate
+                ),
+                details,
+            ))
+        }
+        RunStatus::Cancelled => {
+            let record = e
+                .artifacts
+                .iter()
+                .find(|a| a.artifact_type == ArtifactType::RUN_CANCELLED);
+            let by = record
+                .and_then(|a| a.metadata.get("by").and_then(Value::as_str))
+                .unwrap_or("-");
+            let mut details = vec![format!(
+                "cancelled by {by}{}",
+                record.map_or(String::new(), |a| format!(
+                    " at {}",
+                    a.created_at.to_rfc3339()
+                ))
+            )];
+            details.extend(
+                record
+                    .and_then(|a| a.metadata.get("was").and_then(Value::as_str))
+                    .map(|was| format!("it was {was}")),
+            );
+            Some((
+                format!("run {} was cancelled: nothing to fix", e.run.job_code),
+                details,
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn age_s(from: DateTime<Utc>, ctx: &Context) -> i64 {
@@ -321,6 +383,9 @@ fn provider_errors(e: &Evidence, out: &mut Vec<Finding>) {
 /// A decision the engine has not taken this long after it was made is owed
 /// to the run: the call that made it was cut short, or the engine refused it.
 const UNDELIVERED_AFTER_S: i64 = 10;
+/// A gate waiting longer than a day is reported as a problem: somebody has
+/// probably forgotten it (the engine gives up at seven days).
+const GATE_WAIT_PROBLEM_S: i64 = 24 * 3600;
 
 fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
     if e.run.status.is_terminal() {
@@ -364,14 +429,12 @@ fn gates(e: &Evidence, ctx: &Context, out: &mut Vec<Finding>) {
             .iter()
             .find(|(g, _)| g == gate.gate.as_str())
             .map(|(_, l)| l.clone());
+        let waited = age_s(gate.requested_at, ctx);
         out.push(Finding {
             symptom: Symptom::GateStuck,
-            problem: true,
-            summary: format!(
-                "gate {} has waited {}s for a human",
-                gate.gate,
-                age_s(gate.requested_at, ctx)
-            ),
+            // A gate is there to wait for a human; a long wait is worth a look.
+            problem: waited > GATE_WAIT_PROBLEM_S,
+            summary: format!("gate {} has waited {}s for a human", gate.gate, waited),
             details: link
                 .map(|l| vec![format!("approval link: {l}")])
                 .unwrap_or_default(),
