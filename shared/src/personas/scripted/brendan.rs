@@ -12,9 +12,12 @@ use crate::personas::tools::catalog;
 use crate::personas::{Agent, ProjectSpec};
 use crate::providers::llm::{AssistantMessage, Message};
 
+/// The job codes Brendan's answers give as examples.
+const EXAMPLE_CODES: [&str; 2] = ["TVG-QXZ123", "AIS-QXZ456"];
+
 pub(super) const HELP: &str = "I can start a run (\"start a test-video-gen run\", \"make an aismr video about a glass apple\"), \
 check on one (\"what's the status of TVG-QXZ123?\"), list yours (\"list my runs\"), get an approval link \
-(\"give me the approval link for prepublish on AIS-ABC123\") or approve a gate (\"approve the ideate gate\").";
+(\"give me the approval link for prepublish on AIS-QXZ456\") or approve a gate (\"approve the ideate gate\").";
 
 pub(super) fn reply(transcript: &Transcript<'_>) -> AssistantMessage {
     let Some((asked_at, text)) = transcript.last_user() else {
@@ -52,7 +55,7 @@ fn intent(text: &str, conversation: &[Message]) -> Result<(&'static str, Value),
     if has("approve") && !has("link") {
         let gate = gate.ok_or("Which gate should I approve? For example ideate or prepublish.")?;
         let run = recent().ok_or_else(|| {
-            format!("Which run should I approve the {gate} gate for? Give me its job code (like AIS-ABC123) or run id.")
+            format!("Which run should I approve the {gate} gate for? Give me its job code (like AIS-QXZ456) or run id.")
         })?;
         return Ok((
             catalog::APPROVE_HITL_GATE,
@@ -190,7 +193,16 @@ fn recent_run(conversation: &[Message]) -> Option<String> {
             .iter()
             .rev()
             .find_map(|call| run_in(&call.arguments.to_string()))
-            .or_else(|| reply.content.as_deref().and_then(run_in)),
+            // Brendan's own sentences name the runs tools answered, and
+            // examples ("a job code like TVG-QXZ123") that are no run.
+            .or_else(|| {
+                let content = reply.content.as_deref()?;
+                run_in(
+                    &EXAMPLE_CODES
+                        .iter()
+                        .fold(content.to_owned(), |text, code| text.replace(code, "")),
+                )
+            }),
         Message::System { .. } => None,
         other => other.text().and_then(run_in),
     })

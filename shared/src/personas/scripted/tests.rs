@@ -171,6 +171,20 @@ fn run_listings_do_not_count_as_mentioning_a_run() {
 }
 
 #[test]
+fn the_example_codes_of_brendans_own_answers_name_no_run() {
+    let conversation = vec![
+        Message::user("hello"),
+        Message::Assistant(ask("hello")),
+        Message::user("approve the ideate gate"),
+    ];
+    assert!(
+        matches!(&conversation[1], Message::Assistant(r) if r.content.as_deref().is_some_and(|c| c.contains("AIS-QXZ456"))),
+        "the help names an example code"
+    );
+    assert!(said(answer(conversation)).starts_with("Which run"));
+}
+
+#[test]
 fn asking_for_an_approval_link() {
     assert_eq!(
         call("give me the approval link for prepublish on AIS-ABC123"),
