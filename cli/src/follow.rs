@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use myloware::domain::{HitlDecision, JobStatus, RunStatus};
 use myloware::pipeline::Evidence;
 use serde_json::Value;
@@ -32,14 +33,18 @@ impl Follower {
         self.started.elapsed().as_secs_f64()
     }
 
-    /// The lines describing what is new in `evidence`.
+    /// The lines describing what is new in `evidence`, in the order it
+    /// happened, each at its time since the run was created: following a run
+    /// live and replaying a finished one read the same.
     pub fn changes(&mut self, evidence: &Evidence) -> Vec<String> {
-        let t = self.elapsed_s();
-        let mut lines = Vec::new();
-        let line = |who: &str, what: String| format!("{t:>6.1}s  {who:<8} {what}");
-        if self.status != Some(evidence.run.status) {
-            self.status = Some(evidence.run.status);
-            lines.push(line("run", format!("status {}", evidence.run.status)));
+        let run = &evidence.run;
+        let mut events: Vec<(DateTime<Utc>, String, String)> = Vec::new();
+        let mut event = |at: DateTime<Utc>, who: &str, what: String| {
+            events.push((at, who.to_owned(), what));
+        };
+        if self.status != Some(run.status) {
+            self.status = Some(run.status);
+            event(run.updated_at, "run", format!("status {}", run.status));
         }
         for a in &evidence.artifacts {
             if !self.artifacts.insert(a.id) {
@@ -59,7 +64,11 @@ impl Follower {
                         .map(|g| format!("gate {g}"))
                 })
                 .unwrap_or_default();
-            lines.push(line(&who, format!("{:<20} {detail}", a.artifact_type)));
+            event(
+                a.created_at,
+                &who,
+                format!("{:<20} {detail}", a.artifact_type),
+            );
         }
         for j in &evidence.provider_jobs {
             let key = (j.provider.to_string(), j.job_id.clone());
@@ -67,38 +76,77 @@ impl Follower {
             if before == Some(j.status) {
                 continue;
             }
-            let what = match j.status {
-                JobStatus::Pending => format!("{} job {} submitted", j.provider, j.job_id),
-                JobStatus::Succeeded => format!("{} job {} succeeded", j.provider, j.job_id),
-                JobStatus::Failed => format!(
-                    "{} job {} FAILED: {}",
-                    j.provider,
-                    j.job_id,
-                    j.error.as_deref().unwrap_or("-")
+            let who = j.persona.as_str();
+            if before.is_none() {
+                event(
+                    j.created_at,
+                    who,
+                    format!("{} job {} submitted", j.provider, j.job_id),
+                );
+            }
+            let settled = j.settled_at.unwrap_or(j.created_at);
+            match j.status {
+                JobStatus::Pending => {}
+                JobStatus::Succeeded => event(
+                    settled,
+                    who,
+                    format!("{} job {} succeeded", j.provider, j.job_id),
                 ),
-            };
-            lines.push(line(j.persona.as_str(), what));
+                JobStatus::Failed => event(
+                    settled,
+                    who,
+                    format!(
+                        "{} job {} FAILED: {}",
+                        j.provider,
+                        j.job_id,
+                        j.error.as_deref().unwrap_or("-")
+                    ),
+                ),
+            }
         }
         for g in &evidence.hitl_requests {
             let before = self.gates.insert(g.gate.to_string(), g.decision);
             if before == Some(g.decision) {
                 continue;
             }
-            let what = match g.decision {
-                None => format!("gate {} waits for approval", g.gate),
-                Some(d) => format!(
-                    "gate {} {d} by {}",
-                    g.gate,
-                    g.decided_by.as_deref().unwrap_or("-")
+            match (g.decision, g.decided_at) {
+                (Some(d), Some(at)) => {
+                    if before.is_none() {
+                        event(g.requested_at, "hitl", format!("gate {} waits", g.gate));
+                    }
+                    event(
+                        at,
+                        "hitl",
+                        format!(
+                            "gate {} {d} by {}",
+                            g.gate,
+                            g.decided_by.as_deref().unwrap_or("-")
+                        ),
+                    );
+                }
+                _ if run.status.is_terminal() => event(
+                    g.requested_at,
+                    "hitl",
+                    format!("gate {} waited; never decided (the run ended)", g.gate),
                 ),
-            };
-            lines.push(line("hitl", what));
+                _ => event(
+                    g.requested_at,
+                    "hitl",
+                    format!("gate {} waits for approval", g.gate),
+                ),
+            }
         }
-        lines
+        events.sort_by_key(|(at, _, _)| *at);
+        events
+            .into_iter()
+            .map(|(at, who, what)| {
+                let t = (at - run.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                format!("{t:>6.1}s  {who:<8} {what}")
+            })
+            .collect()
     }
 }
 
-/// Artifacts counted by type, in type order.
 pub fn artifact_counts(evidence: &Evidence) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for a in &evidence.artifacts {

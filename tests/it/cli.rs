@@ -532,3 +532,69 @@ fn every_line_of_a_run_carries_the_runs_context() {
         "{out:?}"
     );
 }
+
+/// `mw runs watch` on a finished run replays it in the order it happened, at
+/// the times it happened; a run cancelled at a gate ends cancelled, its gate
+/// never decided, not waiting.
+#[test]
+fn watching_a_finished_run_replays_it_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| mw_embedded(dir.path(), args);
+    let seconds = |text: &str| -> Vec<f64> {
+        text.lines()
+            .filter_map(|l| l.split_whitespace().next()?.strip_suffix('s')?.parse().ok())
+            .collect()
+    };
+
+    let out = run(&["live-run", "test-video-gen", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let code = summary["job_code"].as_str().unwrap().to_owned();
+    let out = run(&["runs", "watch", &code]);
+    assert!(out.status.success(), "{out:?}");
+    let replay = stdout(&out);
+    let times = seconds(&replay);
+    assert!(times.len() > 10, "{replay}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in order: {replay}");
+    let first_submit = replay.find("job").unwrap();
+    assert!(
+        first_submit < replay.find("status published").unwrap(),
+        "{replay}"
+    );
+    assert!(
+        replay.lines().last().unwrap().contains("succeeded")
+            || replay.lines().last().unwrap().contains("publish"),
+        "{replay}"
+    );
+
+    // Left at its first gate, then cancelled.
+    let out = run(&[
+        "live-run",
+        "aismr",
+        "--manual-hitl",
+        "--timeout",
+        "3",
+        "--json",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    let listed = run(&["runs", "list", "--status", "awaiting_approval", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let waiting = listed["runs"][0]["job_code"].as_str().unwrap().to_owned();
+    let out = run(&["runs", "cancel", &waiting]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["runs", "watch", &waiting]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let replay = stdout(&out);
+    let times = seconds(&replay);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in order: {replay}");
+    assert!(!replay.contains("waits for approval"), "{replay}");
+    assert!(
+        replay.contains("gate ideate waited; never decided"),
+        "{replay}"
+    );
+    assert!(
+        replay.lines().last().unwrap().contains("status cancelled")
+            || replay.lines().last().unwrap().contains("run.cancelled"),
+        "{replay}"
+    );
+}
