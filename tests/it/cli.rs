@@ -597,4 +597,25 @@ fn watching_a_finished_run_replays_it_in_order() {
             || replay.lines().last().unwrap().contains("run.cancelled"),
         "{replay}"
     );
+
+    // Approved while no stack runs: the command says the run waits for one.
+    let out = run(&[
+        "live-run",
+        "aismr",
+        "--manual-hitl",
+        "--timeout",
+        "3",
+        "--json",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    let listed = run(&["runs", "list", "--status", "awaiting_approval", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let waiting = listed["runs"][0]["job_code"].as_str().unwrap().to_owned();
+    let out = run(&["hitl", "approve", &waiting, "ideate"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no `mw serve` is running") && said.contains(&waiting),
+        "{said}"
+    );
 }

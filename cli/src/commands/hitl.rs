@@ -32,6 +32,16 @@ pub async fn run(
                     )
                     .await?;
                 report(&answer, &run, &gate);
+                if connection.embedded.is_some()
+                    && config.engine == myloware::config::EngineKind::Local
+                {
+                    // The local engine runs in the process that serves: this
+                    // command's stack stops as it exits.
+                    eprintln!(
+                        "no `mw serve` is running: run {run} goes on from gate {gate} when one \
+                         starts (`mw serve`; `mw runs watch {run}` then follows it)"
+                    );
+                }
             }
             HitlCommand::Reject(GateArgs { run, gate, comment }) => {
                 let answer: Value = client
