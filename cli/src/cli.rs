@@ -160,6 +160,21 @@ pub struct ChatArgs {
 pub enum DbCommand {
     /// Apply pending migrations to the store DATABASE_URL names (default: .myloware/mw.db).
     Migrate,
+    /// Remove the finished runs (published, failed, rejected, cancelled,
+    /// timed out) last changed before a cutoff, with their artifacts,
+    /// webhook events and spans; runs still going are never touched.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// How old a finished run must be: a number and a unit, s, m, h or d
+    /// (`30d`, `12h`).
+    #[arg(long = "older-than")]
+    pub older_than: String,
+    /// Count what would go, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -619,3 +619,42 @@ fn watching_a_finished_run_replays_it_in_order() {
         "{said}"
     );
 }
+
+/// `mw db prune` removes the finished runs past the cutoff and says what it
+/// removed; `--dry-run` only counts; a store that is not there is not made.
+#[test]
+fn pruning_removes_only_finished_runs_past_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| mw_embedded(dir.path(), args);
+    let out = run(&["db", "prune", "--older-than", "30d"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!dir.path().join(".myloware/mw.db").exists(), "nothing made");
+
+    let out = run(&["live-run", "test-video-gen", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let code = serde_json::from_slice::<Value>(&out.stdout).unwrap()["job_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = run(&["db", "prune", "--older-than", "30d"]);
+    assert!(
+        stdout(&out).starts_with("removed 0 finished run(s)"),
+        "{out:?}"
+    );
+    let out = run(&["db", "prune", "--older-than", "0s", "--dry-run"]);
+    assert!(
+        stdout(&out).starts_with("would remove 1 finished run(s)"),
+        "{out:?}"
+    );
+    assert!(run(&["runs", "show", &code]).status.success());
+
+    let out = run(&["db", "prune", "--older-than", "0s"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = stdout(&out);
+    assert!(said.starts_with("removed 1 finished run(s)"), "{said}");
+    assert!(!said.contains(": 0 artifact(s)"), "{said}");
+    assert_eq!(run(&["runs", "show", &code]).status.code(), Some(2));
+
+    let out = run(&["db", "prune", "--older-than", "a month"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

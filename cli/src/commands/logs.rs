@@ -75,23 +75,13 @@ fn matches(line: &Value, args: &LogsArgs, min: u8) -> bool {
 /// the store. `mw logs` creates nothing: a SQLite store that does not exist
 /// yet is an error here, not a new file.
 async fn run_id_of(key: &str, config: &myloware::Config) -> anyhow::Result<String> {
-    use myloware::config::DatabaseConfig;
     use myloware::domain::RunRef;
     let code = match key.parse::<RunRef>() {
         Ok(RunRef::Id(id)) => return Ok(id.to_string()),
         Ok(RunRef::Code(code)) => code,
         Err(e) => return Err(UserError(format!("--run-id: {e}")).into()),
     };
-    if let DatabaseConfig::Sqlite { path } = &config.database {
-        if !path.exists() {
-            return Err(UserError(format!(
-                "--run-id {code}: no store at {} to look the job code up in; give the run id",
-                path.display()
-            ))
-            .into());
-        }
-    }
-    let store = super::open_store(config).await?;
+    let store = super::existing_store(config).await?;
     match store.find_run_by_job_code(&code).await? {
         Some(run) => Ok(run.run_id.to_string()),
         None => Err(UserError(format!("--run-id {code}: no run has this job code")).into()),

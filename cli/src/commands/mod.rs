@@ -45,6 +45,24 @@ pub async fn open_store(
         .with_context(|| format!("opening the store at {}", config.database))
 }
 
+/// The store the config names, which must exist already: for commands that
+/// read or remove what is there, so that a mistyped folder is an error and
+/// not a new, empty store.
+pub async fn existing_store(
+    config: &myloware::Config,
+) -> anyhow::Result<std::sync::Arc<dyn myloware::store::Store>> {
+    if let myloware::config::DatabaseConfig::Sqlite { path } = &config.database {
+        if !path.exists() {
+            return Err(UserError(format!(
+                "no store at {} (set MYLOWARE_HOME or DATABASE_URL to the one you mean)",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    open_store(config).await
+}
+
 /// The SQS queue URLs `choice` names, with their names; a `UserError` when
 /// the queues are the local ones (ENGINE=local).
 pub fn sqs_queues(
