@@ -33,6 +33,11 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
 from moto.server import main
 
 _lock = threading.RLock()
@@ -99,6 +104,35 @@ def _transact_keeping_touched_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = _transact_keeping_touched_items
+
+_callback_eval_execution = StateTaskServiceCallback._eval_execution
+
+
+def _eval_execution_with_its_own_token(self, env):
+    if "Task" in env.states.context_object.context_object_data:
+        token = env.states.context_object.update_task_token()
+        env.callback_pool_manager.add(token)
+    return _callback_eval_execution(self, env)
+
+
+StateTaskServiceCallback._eval_execution = _eval_execution_with_its_own_token
+
+_send_task_failure = StepFunctionResponse.send_task_failure
+
+
+def _send_task_failure_with_its_cause(self):
+    backend = self.stepfunction_backend
+    if not isinstance(backend, StepFunctionsParserBackend):
+        return _send_task_failure(self)
+    backend.send_task_failure(
+        self._get_param("taskToken"),
+        error=self._get_param("error"),
+        cause=self._get_param("cause"),
+    )
+    return _send_task_failure.__globals__["EmptyResult"]()
+
+
+StepFunctionResponse.send_task_failure = _send_task_failure_with_its_cause
 
 _clients = {}
 _clients_lock = threading.Lock()

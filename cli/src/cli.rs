@@ -62,6 +62,21 @@ pub enum Command {
     Providers(ProvidersCommand),
 }
 
+impl Command {
+    /// Whether the command only reads what is stored (and so must create
+    /// nothing where nothing is).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Runs(RunsCommand::List(_) | RunsCommand::Show(_) | RunsCommand::Watch(_))
+                | Command::Evidence(_)
+                | Command::Doctor(_)
+                | Command::Trace(_)
+                | Command::Logs(_)
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ProvidersCommand {
     /// Try each key with a call that changes nothing, look at the webhook

@@ -34,11 +34,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = myloware::Config::load()?;
+    // Commands that only read create nothing: no home folder, no secrets
+    // file, no log file, no store.
+    let reads_only = cli.command.reads_only();
+    let config = if reads_only {
+        myloware::Config::load_read_only()?
+    } else {
+        myloware::Config::load()?
+    };
     let serving = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
-    // Every command but `mw logs` itself also logs to the file `mw logs` reads.
+    // Every command but `mw logs` itself also logs to the file `mw logs`
+    // reads (a reading command only to one that is there).
     let file = myloware::telemetry::log_file(&config.home);
-    let file = (!matches!(cli.command, Command::Logs(_))).then_some(file.as_path());
+    let file = (!matches!(cli.command, Command::Logs(_)) && (!reads_only || file.exists()))
+        .then_some(file.as_path());
     myloware::telemetry::init(if serving { "info" } else { "warn" }, file);
     let api = cli.api_base.as_deref();
     match cli.command {

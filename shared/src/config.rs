@@ -311,6 +311,17 @@ impl Config {
     /// environment, filling absent local secrets from `<home>/secrets.env`
     /// (generated on first use).
     pub fn load() -> Result<Self, ConfigError> {
+        Self::load_as(Persist::Yes)
+    }
+
+    /// `load` for a command that only reads: secrets not yet generated are
+    /// made for this process only, and nothing is written under the home
+    /// folder (a mistyped folder leaves no trace).
+    pub fn load_read_only() -> Result<Self, ConfigError> {
+        Self::load_as(Persist::No)
+    }
+
+    fn load_as(persist: Persist) -> Result<Self, ConfigError> {
         match dotenvy::dotenv() {
             Ok(_) => {}
             Err(e) if e.not_found() => {}
@@ -318,7 +329,7 @@ impl Config {
         }
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let home = PathBuf::from(env("MYLOWARE_HOME").unwrap_or_else(|| ".myloware".into()));
-        let generated = local_secrets(&home, |name| env(name).is_some())?;
+        let generated = local_secrets(&home, |name| env(name).is_some(), persist)?;
         let mut config =
             Self::from_lookup(|name| env(name).or_else(|| generated.get(name).cloned()))?;
         config.generated_secrets = GENERATED_SECRETS
@@ -588,11 +599,20 @@ fn engine_kind(
     }
 }
 
+/// Whether generated local secrets are saved under the home folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persist {
+    Yes,
+    No,
+}
+
 /// Reads `<home>/secrets.env`, generating the secrets that neither the
-/// environment (`is_set`) nor the file has yet, and saving them (mode 0600).
+/// environment (`is_set`) nor the file has yet, and saving them (mode 0600)
+/// when `persist` says so.
 fn local_secrets(
     home: &Path,
     is_set: impl Fn(&str) -> bool,
+    persist: Persist,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
     let file = home.join("secrets.env");
     let io_error =
@@ -612,12 +632,15 @@ fn local_secrets(
         .filter(|name| !is_set(name) && !secrets.contains_key(*name))
         .collect();
     if !missing.is_empty() {
+        let save = persist == Persist::Yes;
         for name in missing {
             secrets.insert(name.to_owned(), generate_secret());
         }
-        crate::private_files::create_dir(home).map_err(io_error)?;
-        let text: String = secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        crate::private_files::write(&file, text).map_err(io_error)?;
+        if save {
+            crate::private_files::create_dir(home).map_err(io_error)?;
+            let text: String = secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            crate::private_files::write(&file, text).map_err(io_error)?;
+        }
     }
     Ok(secrets)
 }
@@ -840,11 +863,19 @@ mod tests {
     #[test]
     fn local_secrets_are_generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let first = local_secrets(dir.path(), |_| false).unwrap();
+        let home = dir.path().join("home");
+        // Read only: made for this process, nothing written.
+        let passing = local_secrets(&home, |_| false, Persist::No).unwrap();
+        assert_eq!(passing.len(), GENERATED_SECRETS.len());
+        assert!(!home.exists());
+        let first = local_secrets(&home, |_| false, Persist::Yes).unwrap();
         assert_eq!(first.len(), GENERATED_SECRETS.len());
-        let again = local_secrets(dir.path(), |_| false).unwrap();
+        assert_ne!(first, passing);
+        let again = local_secrets(&home, |_| false, Persist::Yes).unwrap();
         assert_eq!(first, again);
-        let only_some = local_secrets(dir.path(), |n| n == "API_KEY").unwrap();
+        let read = local_secrets(&home, |_| false, Persist::No).unwrap();
+        assert_eq!(read, first, "a reading command finds the secrets kept");
+        let only_some = local_secrets(&home, |n| n == "API_KEY", Persist::Yes).unwrap();
         assert_eq!(only_some, first, "existing secrets stay as they are");
     }
 }

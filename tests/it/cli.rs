@@ -155,6 +155,13 @@ fn missing_runs_and_bad_input_exit_2_with_a_message() {
     let out = mw(dir.path(), &url, &["runs", "show", "TVG-ABC123"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no store at"),
+        "{out:?}"
+    );
+    assert!(mw(dir.path(), &url, &["db", "migrate"]).status.success());
+    let out = mw(dir.path(), &url, &["runs", "show", "TVG-ABC123"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
         String::from_utf8_lossy(&out.stderr).contains("run TVG-ABC123 not found"),
         "{out:?}"
     );
@@ -657,4 +664,28 @@ fn pruning_removes_only_finished_runs_past_the_cutoff() {
 
     let out = run(&["db", "prune", "--older-than", "a month"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// A command that only reads, run where nothing has run, says so and leaves
+/// the folder as it was: no home folder, no secrets, no log, no store.
+#[test]
+fn reading_commands_in_an_empty_folder_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["runs", "list"][..],
+        &["runs", "show", "TVG-AAA111"],
+        &["evidence", "TVG-AAA111"],
+        &["doctor", "TVG-AAA111"],
+        &["trace", "TVG-AAA111"],
+        &["logs", "--run-id", "TVG-AAA111"],
+    ] {
+        let out = mw_embedded(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("no store at"), "{args:?}: {said}");
+        assert!(
+            !dir.path().join(".myloware").exists(),
+            "{args:?} created the home folder"
+        );
+    }
 }

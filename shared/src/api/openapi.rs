@@ -457,10 +457,20 @@ fn routed() -> Vec<(String, String)> {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let mut rest = text.as_str();
-        while let Some(at) = rest.find(".route(\"") {
-            rest = &rest[at + 8..];
+        // `.route("…", handlers)`, on one line or as rustfmt breaks it.
+        while let Some(at) = rest.find(".route(") {
+            rest = rest[at + 7..].trim_start();
+            let Some(quoted) = rest.strip_prefix('"') else {
+                continue;
+            };
+            rest = quoted;
             let route = &rest[..rest.find('"').unwrap()];
-            let handlers = &rest[..rest.find(")\n").unwrap_or(rest.len())];
+            let end = [")\n", "),\n"]
+                .iter()
+                .filter_map(|end| rest.find(end))
+                .min()
+                .unwrap_or(rest.len());
+            let handlers = &rest[..end];
             for method in ["get", "post", "put", "delete", "patch"] {
                 if handlers.contains(&format!("{method}(")) {
                     routes.push((method.to_owned(), route.to_owned()));
