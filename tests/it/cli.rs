@@ -574,19 +574,24 @@ fn watching_a_finished_run_replays_it_in_order() {
         "{replay}"
     );
 
+    // An aismr run left waiting at its first gate (live-run gives up on it).
+    let left_at_a_gate = || {
+        let out = run(&[
+            "live-run",
+            "aismr",
+            "--manual-hitl",
+            "--timeout",
+            "3",
+            "--json",
+        ]);
+        assert!(!out.status.success(), "{out:?}");
+        let listed = run(&["runs", "list", "--status", "awaiting_approval", "--json"]);
+        let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        listed["runs"][0]["job_code"].as_str().unwrap().to_owned()
+    };
+
     // Left at its first gate, then cancelled.
-    let out = run(&[
-        "live-run",
-        "aismr",
-        "--manual-hitl",
-        "--timeout",
-        "3",
-        "--json",
-    ]);
-    assert!(!out.status.success(), "{out:?}");
-    let listed = run(&["runs", "list", "--status", "awaiting_approval", "--json"]);
-    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let waiting = listed["runs"][0]["job_code"].as_str().unwrap().to_owned();
+    let waiting = left_at_a_gate();
     let out = run(&["runs", "cancel", &waiting]);
     assert!(out.status.success(), "{out:?}");
     let out = run(&["runs", "watch", &waiting]);
@@ -606,18 +611,7 @@ fn watching_a_finished_run_replays_it_in_order() {
     );
 
     // Approved while no stack runs: the command says the run waits for one.
-    let out = run(&[
-        "live-run",
-        "aismr",
-        "--manual-hitl",
-        "--timeout",
-        "3",
-        "--json",
-    ]);
-    assert!(!out.status.success(), "{out:?}");
-    let listed = run(&["runs", "list", "--status", "awaiting_approval", "--json"]);
-    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let waiting = listed["runs"][0]["job_code"].as_str().unwrap().to_owned();
+    let waiting = left_at_a_gate();
     let out = run(&["hitl", "approve", &waiting, "ideate"]);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stderr);

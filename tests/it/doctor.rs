@@ -247,11 +247,15 @@ async fn a_gate_nobody_decided() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rejected_or_cancelled_run_names_who_ended_it() {
     let t = TestStack::start(&[]).await;
-    let id = t.start_run("aismr").await["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    t.wait_for_gate(&id, "ideate").await;
+    let at_ideate = async || {
+        let id = t.start_run("aismr").await["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        t.wait_for_gate(&id, "ideate").await;
+        id
+    };
+    let id = at_ideate().await;
     let (status, _) = t
         .client
         .post(
@@ -278,11 +282,7 @@ async fn a_rejected_or_cancelled_run_names_who_ended_it() {
         "{f:?}"
     );
 
-    let id = t.start_run("aismr").await["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    t.wait_for_gate(&id, "ideate").await;
+    let id = at_ideate().await;
     let (status, _) = t
         .client
         .post(&format!("/v1/runs/{id}/cancel"), json!({ "by": "ops" }))
