@@ -135,7 +135,7 @@ def transformed(template):
 
 
 # ------------------------------------------------------------------ 2. routes
-ROUTE = re.compile(r'\.route\(\s*"([^"]+)",\s*((?:[a-z]+\([^()]*\)\.?)+)\s*\)', re.S)
+ROUTE = re.compile(r'\.route\(\s*"([^"]+)",\s*((?:[a-z]+\([^()]*\)\.?)+)\s*,?\s*\)', re.S)
 METHOD = re.compile(r"\b(get|post|put|patch|delete)\(")
 
 
