@@ -24,6 +24,7 @@ table is skipped.
 Usage: python scripts/moto_server.py -H 127.0.0.1 -p PORT (moto_server's options).
 """
 import copy
+import random
 import sys
 import threading
 
@@ -33,6 +34,9 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.math_operations import (
+    math_random,
+)
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
@@ -150,6 +154,22 @@ def _shared_client(*args, **kwargs):
 
 
 boto3.client = _shared_client
+
+
+
+class _EndExclusiveRandom(random.Random):
+    def randint(self, a, b):
+        return self.randrange(a, b) if b > a else a
+
+
+class _RandomWithEndExclusive:
+    Random = _EndExclusiveRandom
+
+    def __getattr__(self, name):
+        return getattr(random, name)
+
+
+math_random.random = _RandomWithEndExclusive()
 
 if __name__ == "__main__":
     sys.exit(main())
