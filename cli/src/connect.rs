@@ -77,16 +77,7 @@ impl Reader {
         if let Some(client) = running_stack(config, api_base).await? {
             return Ok(Self::Api(client));
         }
-        if let myloware::config::DatabaseConfig::Sqlite { path } = &config.database {
-            if !path.exists() {
-                return Err(crate::commands::UserError(format!(
-                    "no store at {} and no `mw serve` answering: nothing has run here yet \
-                     (run from the folder you ran in, or set MYLOWARE_HOME or DATABASE_URL)",
-                    path.display()
-                ))
-                .into());
-            }
-        }
+        crate::commands::store_exists(config)?;
         let backend = myloware::store::open(&config.database)
             .await
             .with_context(|| format!("opening the store at {}", config.database))?;

@@ -99,6 +99,28 @@ async fn records(pipeline: &Pipeline, scope: &RunScope) -> Vec<serde_json::Value
         .collect()
 }
 
+/// One clip named in an intent and sent to kie.ai with the intent's callback
+/// URL, its answer not recorded: the intent's id, that URL and kie.ai's
+/// task id.
+async fn sent_for_one_clip(p: &Pipeline, scope: &RunScope) -> (String, String, String) {
+    let intent = p
+        .begin_intent(scope, Provider::KieAi, vec![clip(0)])
+        .await
+        .unwrap();
+    let url = intents::callback_url(
+        &format!("{}/v1/webhooks/kieai", p.settings.webhook_base_url),
+        &intent,
+        0,
+    );
+    let task = p
+        .providers
+        .kieai
+        .generate(&VeoGenerate::new("clip 0", &url))
+        .await
+        .unwrap();
+    (intent, url, task)
+}
+
 fn clip(index: u64) -> serde_json::Value {
     json!({ "index": index, "prompt": format!("clip {index}"), "aspect_ratio": "16:9",
             "duration_seconds": 8 })
@@ -112,22 +134,8 @@ async fn a_callback_adopts_the_clip_of_an_intent_cut_short() {
     let t = TestStack::start(&[("MOCK_LATENCY_MS", "20")]).await;
     let p = &t.stack.pipeline;
     let scope = riley(p).await;
-    let intent = p
-        .begin_intent(&scope, Provider::KieAi, vec![clip(0)])
-        .await
-        .unwrap();
     // What the tool sends; the process "dies" before it records the answer.
-    let url = intents::callback_url(
-        &format!("{}/v1/webhooks/kieai", p.settings.webhook_base_url),
-        &intent,
-        0,
-    );
-    let task = p
-        .providers
-        .kieai
-        .generate(&VeoGenerate::new("clip 0", &url))
-        .await
-        .unwrap();
+    let (intent, _, task) = sent_for_one_clip(p, &scope).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let adopted = loop {
         match job(p, &task).await {
@@ -234,21 +242,7 @@ async fn a_recorded_clip_whose_registration_failed_is_registered_by_its_callback
     let t = TestStack::start(&[("MOCK_LATENCY_MS", "20")]).await;
     let p = &t.stack.pipeline;
     let scope = riley(p).await;
-    let intent = p
-        .begin_intent(&scope, Provider::KieAi, vec![clip(0)])
-        .await
-        .unwrap();
-    let url = intents::callback_url(
-        &format!("{}/v1/webhooks/kieai", p.settings.webhook_base_url),
-        &intent,
-        0,
-    );
-    let task = p
-        .providers
-        .kieai
-        .generate(&VeoGenerate::new("clip 0", &url))
-        .await
-        .unwrap();
+    let (intent, url, task) = sent_for_one_clip(p, &scope).await;
     // The record as the tool writes it; the registration never happens.
     let mut record = clip(0);
     record["task_id"] = json!(task);

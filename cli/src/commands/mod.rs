@@ -51,16 +51,23 @@ pub async fn open_store(
 pub async fn existing_store(
     config: &myloware::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn myloware::store::Store>> {
-    if let myloware::config::DatabaseConfig::Sqlite { path } = &config.database {
-        if !path.exists() {
-            return Err(UserError(format!(
-                "no store at {} (set MYLOWARE_HOME or DATABASE_URL to the one you mean)",
-                path.display()
-            ))
-            .into());
-        }
-    }
+    store_exists(config)?;
     open_store(config).await
+}
+
+/// A `UserError` naming the SQLite file the config names when it is not
+/// there (a server store is not checked: opening it creates nothing).
+pub fn store_exists(config: &myloware::Config) -> Result<(), UserError> {
+    match &config.database {
+        myloware::config::DatabaseConfig::Sqlite { path } if !path.exists() => {
+            Err(UserError(format!(
+                "no store at {}: nothing has run here yet (run from the folder you ran in, \
+                 or set MYLOWARE_HOME or DATABASE_URL)",
+                path.display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The SQS queue URLs `choice` names, with their names; a `UserError` when
