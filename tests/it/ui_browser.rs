@@ -259,11 +259,21 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
             .await?,
         "succeeded"
     );
+    // The gate shows what it asks to approve: Iggy's title and ideas.
+    page.wait_for(
+        "document.querySelectorAll('#review-ideate ol.ideas li').length >= 3 \
+         && document.querySelector('#review-ideate .title').textContent.length > 0",
+        10,
+        "the ideas in the gate",
+    )
+    .await?;
     let shot = shots_dir().join("gate-ideate.png");
     page.screenshot(&shot).await?;
     println!("screenshot: {}", shot.display());
 
-    // Approve in the page; watch the run move on to the next gate.
+    // Approve in the page with a comment; watch the run move on to the next gate.
+    page.type_into("#comment-ideate", "more crunch, less glitter")
+        .await?;
     page.click("#approve-ideate").await?;
     let seen = watch_until_gate(page, "GatePrepublish", 60).await?;
     assert!(
@@ -285,6 +295,13 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         .find(|r| r.gate.as_str() == "ideate")
         .context("ideate request")?;
     assert_eq!(ideate.decided_by.as_deref(), Some("api-key:dashboard"));
+    assert_eq!(ideate.comment.as_deref(), Some("more crunch, less glitter"));
+    page.wait_for(
+        "Array.from(document.querySelectorAll('#gates [data-gate=\"ideate\"]')).some(p => p.textContent.includes('more crunch'))",
+        10,
+        "the decided gate's comment",
+    )
+    .await?;
     page.wait_for(
         "document.querySelectorAll('#gantt .row.job').length >= 12",
         10,
@@ -304,6 +321,18 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         "Approve for prepublish",
     )
     .await?;
+    // The prepublish gate shows the rendered video, playable, and its clips.
+    page.wait_for(
+        "(document.querySelector('#review-prepublish video.render')?.src || '').startsWith('http') \
+         && document.querySelector('#review-prepublish details summary').textContent === '12 clips' \
+         && !document.querySelector('#review-prepublish').textContent.includes('null')",
+        10,
+        "the video and clips in the gate",
+    )
+    .await?;
+    let shot = shots_dir().join("gate-prepublish.png");
+    page.screenshot(&shot).await?;
+    println!("screenshot: {}", shot.display());
     page.click("#approve-prepublish").await?;
     page.wait_for(
         "document.getElementById('run-status').textContent === 'published'",

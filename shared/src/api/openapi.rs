@@ -392,6 +392,11 @@ pub fn document() -> Value {
         if let Some((schema, required)) = op.body {
             operation["requestBody"] = json!({ "required": required,
                 "content": { "application/json": { "schema": schema } } });
+            if op.method == "post" && op.path.starts_with("/v1/hitl/") {
+                // The approval page's form posts its fields.
+                operation["requestBody"]["content"]["application/x-www-form-urlencoded"] =
+                    json!({ "schema": schema });
+            }
         }
         paths
             .entry(op.path)

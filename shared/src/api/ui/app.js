@@ -262,6 +262,9 @@ function renderGates(run, requests) {
       const approve = el("button", { id: `approve-${request.gate}`, class: "approve", type: "button", text: "Approve" });
       const reject = el("button", { id: `reject-${request.gate}`, class: "danger", type: "button", text: "Reject" });
       const outcome = el("span", { class: "error" });
+      const comment = el("textarea", { id: `comment-${request.gate}`, rows: "2", maxlength: "2000",
+        placeholder: "Comment (optional): kept with the decision and passed to the next persona" });
+      const review = el("div", { class: "review", id: `review-${request.gate}` });
       const decide = async (verb) => {
         if (verb === "reject" && !confirm(`Reject gate ${request.gate}? The run ends rejected.`)) return;
         approve.disabled = reject.disabled = true;
@@ -270,7 +273,7 @@ function renderGates(run, requests) {
           // (which would travel in a URL) is needed here.
           await api(`/v1/hitl/${verb}/${encodeURIComponent(run.run_id)}/${encodeURIComponent(request.gate)}`, {
             method: "POST",
-            body: JSON.stringify({ by: "dashboard" }),
+            body: JSON.stringify({ by: "dashboard", comment: comment.value }),
           });
           page.loop && page.loop.now();
         } catch (e) {
@@ -285,10 +288,39 @@ function renderGates(run, requests) {
           el("strong", {}, "Gate ", el("code", { text: request.gate }), " is waiting for a decision"),
           el("span", { class: "muted", text: `since ${time(request.requested_at)}` }),
           outcome,
-          el("span", { class: "actions" }, approve, reject)),
+          el("span", { class: "actions" }, approve, reject),
+          review,
+          comment),
       );
+      showReview(review, run, request.gate);
     }
   }
+}
+
+// What a waiting gate asks to approve: the ideas, or the video and its clips.
+async function showReview(box, run, gate) {
+  let page;
+  try {
+    page = await api(`/v1/hitl/approve/${encodeURIComponent(run.run_id)}/${encodeURIComponent(gate)}`);
+  } catch (e) {
+    box.textContent = `Could not load what the gate is about: ${e.message}`;
+    return;
+  }
+  const r = page.review || {};
+  const video = safeUrl(r.render_url);
+  const clips = (r.clips || []).map(safeUrl).filter(Boolean);
+  box.replaceChildren(...[
+    r.title ? el("strong", { class: "title", text: r.title }) : null,
+    r.ideas && r.ideas.length ? el("ol", { class: "ideas" }, ...r.ideas.map((idea) => el("li", { text: idea }))) : null,
+    r.hook ? el("p", { class: "muted", text: `Hook: ${r.hook}` }) : null,
+    video ? el("video", { class: "render", controls: "", preload: "metadata", src: video }) : null,
+    clips.length
+      ? el("details", {}, el("summary", { text: `${clips.length} clips` }),
+        el("ol", {}, ...clips.map((url) => el("li", {}, el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: short(url, 80) })))))
+      : null,
+    r.caption ? el("p", { class: "caption", text: r.caption }) : null,
+    r.next && r.next.length ? el("p", { class: "muted", text: `Next: ${r.next.join(" → ")}` }) : null,
+  ].filter(Boolean));
 }
 
 // ---- the state machine, laid out in ranks ------------------------------
