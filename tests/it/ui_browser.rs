@@ -152,6 +152,55 @@ async fn the_dashboard_rejects_a_gate_after_asking() {
     .await;
 }
 
+/// A run started in chat links to its chat turn, whose tree opens by its
+/// trace id and links back to the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_opens_the_chat_turn_that_started_a_run() {
+    in_browser("chat", "0", async |t: &TestStack, page: &Page| {
+        sign_in(t, page).await?;
+        let (status, answer) = t
+            .client
+            .post(
+                "/v1/chat/brendan",
+                serde_json::json!({ "user_id": "dev", "message": "Start a test video gen run" }),
+            )
+            .await;
+        anyhow::ensure!(status == 200, "{answer}");
+        let id = answer["run_ids"][0].as_str().context("run id")?.to_owned();
+        let trace = answer["trace_id"].as_str().context("trace id")?.to_owned();
+        page.goto(&format!("{}/ui#/runs/{id}", t.stack.base_url))
+            .await?;
+        page.wait_for(
+            "!!document.getElementById('chat-link')",
+            10,
+            "the chat link",
+        )
+        .await?;
+        page.click("#chat-link").await?;
+        page.wait_for(
+            &format!(
+                "document.body.dataset.view === 'trace-view' \
+                 && document.getElementById('trace-title').textContent === '{trace}' \
+                 && !!document.querySelector('#trace-tree li[data-span=\"brendan-chat\"]') \
+                 && !!document.querySelector('#trace-runs li[data-run-id=\"{id}\"] a')"
+            ),
+            10,
+            "the chat turn's tree and its run",
+        )
+        .await?;
+        page.click(&format!("#trace-runs li[data-run-id=\"{id}\"] a"))
+            .await?;
+        page.wait_for(
+            "document.body.dataset.view === 'run-view'",
+            10,
+            "back on the run",
+        )
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
 async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
     let base = &t.stack.base_url;
 
@@ -358,6 +407,14 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         RunStatus::Published,
         "the API agrees with the page"
     );
+    // The run tree: the graph span with a child per persona.
+    page.wait_for(
+        "!!document.querySelector('#run-tree li[data-span=\"aismr-graph\"] li[data-span=\"aismr:quinn\"]') \
+         && !!document.querySelector('#run-tree li[data-span=\"aismr:gate:ideate\"]')",
+        10,
+        "the run tree",
+    )
+    .await?;
     let shot = shots_dir().join("published.png");
     page.screenshot(&shot).await?;
     println!("screenshot: {}", shot.display());

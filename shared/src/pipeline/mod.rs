@@ -39,7 +39,7 @@ pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use reconcile::{ReconcileReport, ReconcileSettings};
 pub use review::{GateReview, GateView};
 pub use runs::{Evidence, NewRunRequest};
-pub use spans::{usage_attributes, RunTree};
+pub use spans::{chat_tree, usage_attributes, ChatTree, RunTree};
 pub use watch::{RunWatch, MAX_WAIT};
 
 /// Where things are reachable and which modes are on; fixed at start-up.

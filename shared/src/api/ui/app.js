@@ -1,11 +1,12 @@
 // The run dashboard: a list of runs and a page per run, drawn from the JSON
 // API and polled while runs move. No framework and no build step: the file is
-// served as written, as ES modules (dom.js, graph.js, timeline.js). Data goes
+// served as written, as ES modules (dom.js, graph.js, timeline.js, tree.js). Data goes
 // into the page as text nodes only, never as HTML, so nothing a run records
 // can run here.
 import { TERMINAL, ago, badge, dateTime, el, safeUrl, short, time } from "./dom.js";
 import { renderGraph } from "./graph.js";
 import { renderTimeline } from "./timeline.js";
+import { STARTED_FROM_TRACE, renderTree } from "./tree.js";
 
 const KEY = "myloware.apiKey";
 const POLL_MS = 1000;
@@ -14,7 +15,7 @@ const PAGE_SIZE = 25;
 const $ = (id) => document.getElementById(id);
 
 function show(view) {
-  for (const id of ["login-view", "runs-view", "run-view"]) $(id).hidden = id !== view;
+  for (const id of ["login-view", "runs-view", "run-view", "trace-view"]) $(id).hidden = id !== view;
   document.body.dataset.view = view;
   $("signout").hidden = view === "login-view";
 }
@@ -237,6 +238,8 @@ async function refreshRun() {
   renderTimeline($("gantt"), run, graph, evidence.provider_jobs);
   $("graph-name").textContent = graph.state_machine;
   renderGraph($("graph"), graph);
+  renderTree($("run-tree"), evidence.spans || []);
+  renderOrigin(evidence.spans || []);
   renderArtifacts(evidence.artifacts);
   renderWebhooks(evidence.webhook_events);
   const result = run.result !== null && run.result !== undefined ? run.result : run.error ? { error: run.error } : null;
@@ -323,6 +326,37 @@ async function showReview(box, run, gate) {
   ].filter(Boolean));
 }
 
+// The chat turn that started the run, linked from its graph span.
+function renderOrigin(spans) {
+  const graph = spans.find((s) => !s.parent_span_id && s.attributes && s.attributes[STARTED_FROM_TRACE]);
+  const box = $("run-origin");
+  if (!graph) return box.replaceChildren();
+  const trace = graph.attributes[STARTED_FROM_TRACE];
+  if (box.dataset.trace === trace) return;
+  box.dataset.trace = trace;
+  box.replaceChildren("started from ", el("a", { id: "chat-link", href: `#/traces/${encodeURIComponent(trace)}`, text: "a chat turn" }));
+}
+
+// ---- a chat turn: #/traces/<trace id> ---------------------------------
+
+async function showTrace(traceId) {
+  show("trace-view");
+  page.id = null;
+  generation++;
+  $("trace-title").textContent = traceId;
+  $("trace-error").textContent = "";
+  try {
+    const tree = await api(`/v1/traces/${encodeURIComponent(traceId)}`);
+    renderTree($("trace-tree"), tree.spans);
+    $("trace-runs").replaceChildren(...tree.runs.map((run) =>
+      el("li", { "data-run-id": run.run_id },
+        el("a", { href: `#/runs/${encodeURIComponent(run.run_id)}`, text: run.job_code }), " ", badge(run.status))));
+  } catch (e) {
+    if (e instanceof AuthError) return signIn("The API key was refused; enter it again.");
+    $("trace-error").textContent = `Could not load the chat turn: ${e.message}`;
+  }
+}
+
 // ---- the state machine, laid out in ranks ------------------------------
 
 function renderArtifacts(artifacts) {
@@ -382,12 +416,14 @@ function showRun(id) {
   page.loop = poll(refreshRun, $("run-error"));
 }
 
-// ---- routes: #/ and #/runs/<id> ----------------------------------------
+// ---- routes: #/, #/runs/<id> and #/traces/<trace id> ---------------------
 
 function route() {
   if (!sessionStorage.getItem(KEY)) return signIn();
   const match = location.hash.match(/^#\/runs\/([^/?#]+)/);
+  const trace = location.hash.match(/^#\/traces\/([0-9a-fA-F]{32})$/);
   if (match) showRun(decodeURIComponent(match[1]));
+  else if (trace) showTrace(trace[1]);
   else showRuns();
 }
 

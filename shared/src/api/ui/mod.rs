@@ -21,6 +21,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("dom.js", JS, include_str!("dom.js")),
     ("graph.js", JS, include_str!("graph.js")),
     ("timeline.js", JS, include_str!("timeline.js")),
+    ("tree.js", JS, include_str!("tree.js")),
     (
         "app.css",
         "text/css; charset=utf-8",
