@@ -392,3 +392,43 @@ async fn a_chat_turn_opens_by_its_trace_id() {
         "{text}"
     );
 }
+
+/// `mw live-run` on the embedded stack exports its run's whole tree over
+/// OTLP before it exits: the root closed, a span per persona.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_run_exports_the_whole_tree_before_it_exits() {
+    let (endpoint, received) = otlp_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::cli::mw_binary())
+            .args(["live-run", "test-video-gen", "--json"])
+            .current_dir(&home)
+            .env("MYLOWARE_HOME", home.join(".myloware"))
+            .env("MOCK_LATENCY_MS", "0")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id: RunId = summary["run_id"].as_str().unwrap().parse().unwrap();
+    let all = spans(&received);
+    let graph = SpanId::graph(run_id).to_string();
+    let root = all
+        .iter()
+        .find(|s| s["spanId"] == graph.as_str())
+        .unwrap_or_else(|| panic!("the root was not exported: {all:#?}"));
+    assert_eq!(root["status"]["code"], 1, "{root}");
+    for persona in ["iggy", "riley", "alex", "quinn"] {
+        let name = format!("test-video-gen:{persona}");
+        assert!(
+            all.iter().any(|s| s["name"] == name.as_str()),
+            "{name} not exported"
+        );
+    }
+}

@@ -73,6 +73,27 @@ impl Pipeline {
         chat_tree(self.store.as_ref(), trace_id).await
     }
 
+    /// Waits, at most `timeout`, until the root of run `run_id`'s tree is
+    /// closed (it closes just after the run's end is recorded), then sends
+    /// what is left to export: for a process about to stop.
+    pub async fn await_closed_tree(&self, run_id: RunId, timeout: std::time::Duration) {
+        let trace_id = TraceId::of_run(run_id);
+        let graph = SpanId::graph(run_id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let closed = self.tracer.list(trace_id).await.is_ok_and(|spans| {
+                spans
+                    .iter()
+                    .any(|s| s.span_id == graph && s.end_time.is_some())
+            });
+            if closed {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.tracer.flush().await;
+    }
+
     /// The run `key` names (id or job code) and its spans.
     pub async fn run_tree(&self, key: &str) -> Result<RunTree, PipelineError> {
         let run = self.find_run(key).await?;
