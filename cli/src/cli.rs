@@ -16,6 +16,9 @@ pub struct Cli {
     /// command needs it).
     #[arg(long, global = true, env = "MW_API_BASE")]
     pub api_base: Option<String>,
+    /// Say first (on stderr) which stack or store the command talks to.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }

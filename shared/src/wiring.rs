@@ -191,6 +191,7 @@ impl Stack {
             let file = ServeFile {
                 url: base_url.clone(),
                 pid: std::process::id(),
+                store: Some(config.database.location()),
             };
             Some(
                 file.write(&config.home)
@@ -407,6 +408,9 @@ fn llm_settings(llm: &LlmConfig) -> LlmSettings {
 pub struct ServeFile {
     pub url: String,
     pub pid: u32,
+    /// The store it serves (`DatabaseConfig::location`).
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 impl ServeFile {
