@@ -18,11 +18,15 @@ if [ "$arch" = --arm64 ] && ! rustup target list --installed | grep -qx aarch64-
   rustup target add aarch64-unknown-linux-gnu
 fi
 functions=(chat webhook hitl runs worker callbacks)
-packages=()
-for f in "${functions[@]}"; do packages+=(-p "$f"); done
+# Each function takes only the myloware features it serves (shared/Cargo.toml): `runs` the
+# dashboard's files, the others not. One cargo invocation unifies the features of the packages
+# it builds, so `runs` is built on its own.
+others=()
+for f in "${functions[@]}"; do [ "$f" = runs ] || others+=(-p "$f"); done
 
 started=$(date +%s)
-cargo lambda build --release "$arch" "${packages[@]}"
+cargo lambda build --release "$arch" "${others[@]}"
+cargo lambda build --release "$arch" -p runs
 echo "lambda build: $arch in $(( $(date +%s) - started )) s"
 
 # cargo lambda writes under the cargo target folder: CARGO_TARGET_DIR when set.
@@ -41,6 +45,22 @@ for f in "${functions[@]}"; do
     too_big=1
   fi
 done
+# What each bootstrap carries: no mock provider, and the dashboard's files in `runs` only.
+for f in "${functions[@]}"; do
+  file="$target_dir/lambda/$f/bootstrap"
+  if grep -q "mock-cdn.myloware.local" "$file"; then
+    echo "lambda build: $f carries the mock providers" >&2
+    exit 1
+  fi
+  dashboard=no
+  grep -q "MyloWare · runs" "$file" && dashboard=yes
+  if [ "$dashboard" != "$([ "$f" = runs ] && echo yes || echo no)" ]; then
+    echo "lambda build: $f carries the dashboard: $dashboard (only runs should)" >&2
+    exit 1
+  fi
+done
+echo "lambda build: no function carries the mock providers; only runs has the dashboard"
+
 # The target is the arm64 bootstraps' (what template.yaml deploys); x86-64 builds, for the
 # cold-start benchmark, do not get the size flags and are only reported.
 if [ "$too_big" = 1 ] && [ "$arch" = --arm64 ]; then exit 1; fi

@@ -128,7 +128,7 @@ pub struct Config {
     /// How long the mock providers take per job (`MOCK_LATENCY_MS`).
     pub mock_latency: std::time::Duration,
     /// The faults the mock providers inject (`MOCK_FAULTS`).
-    pub mock_faults: crate::providers::mock::MockFaults,
+    pub mock_faults: crate::providers::mock_faults::MockFaults,
     /// When overdue provider jobs are asked about (`RECONCILE_AFTER_SECS`,
     /// `RECONCILE_INTERVAL_SECS`), and work left in doubt submitted again
     /// (`RECONCILE_IN_DOUBT_SECS`).

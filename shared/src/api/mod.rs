@@ -12,6 +12,7 @@ mod openapi;
 mod runs;
 pub mod server;
 mod system;
+#[cfg(feature = "ui")]
 mod ui;
 mod webhooks;
 
@@ -62,6 +63,7 @@ pub fn system_router(state: AppState) -> Router {
 
 /// `/ui`, the run dashboard (open: the page asks for the API key and sends
 /// it with each request it makes).
+#[cfg(feature = "ui")]
 pub fn ui_router(state: AppState) -> Router {
     ui::router().with_state(state)
 }
@@ -69,6 +71,17 @@ pub fn ui_router(state: AppState) -> Router {
 /// `/v1/webhooks/{provider}` (signatures instead of the API key).
 pub fn webhooks_router(state: AppState) -> Router {
     webhooks::router().with_state(state)
+}
+
+/// The dashboard's routes, in a build that has it.
+fn ui_or_nothing(state: AppState) -> Router {
+    #[cfg(feature = "ui")]
+    return ui_router(state);
+    #[cfg(not(feature = "ui"))]
+    {
+        let _ = state;
+        Router::new()
+    }
 }
 
 /// Every route on one router: what `mw serve` serves.
@@ -79,7 +92,7 @@ pub fn router(state: AppState) -> Router {
             .merge(runs_router(state.clone()))
             .merge(chat_router(state.clone()))
             .merge(hitl_router(state.clone()))
-            .merge(ui_router(state.clone()))
+            .merge(ui_or_nothing(state.clone()))
             .merge(webhooks_router(state)),
     )
 }

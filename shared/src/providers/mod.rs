@@ -23,7 +23,9 @@ pub mod check;
 mod contract;
 pub mod kieai;
 pub mod llm;
+#[cfg(feature = "mocks")]
 pub mod mock;
+pub mod mock_faults;
 pub mod retry;
 pub mod shotstack;
 pub mod signature;

@@ -85,6 +85,7 @@ pub enum CommitRefused {
 impl Commit {
     /// Why this commit was refused when its write changed nothing: its
     /// execution already existed, or had moved past the expected version.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn refusal(&self) -> CommitRefused {
         match self.kind {
             CommitKind::Start(_) => CommitRefused::AlreadyExists(self.execution_arn.clone()),

@@ -65,6 +65,7 @@ impl StoreError {
         Self::Duplicate { what: what.into() }
     }
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn database(backend: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Database {
             backend,
@@ -72,6 +73,7 @@ impl StoreError {
         }
     }
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn migrate(backend: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Migrate {
             backend,

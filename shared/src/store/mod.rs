@@ -16,9 +16,12 @@ mod dynamodb;
 pub mod engine;
 mod error;
 mod port;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod settings;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::sync::Arc;
@@ -38,8 +41,10 @@ pub use port::{
     ArtifactStore, ConversationStore, GateStore, Maintenance, ProviderJobStore, RunStore,
     SpanStore, Store, WebhookEventStore,
 };
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use settings::{redact_url, DatabaseConfig};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 /// The store's traits, for calling their methods on an adapter itself
@@ -76,6 +81,7 @@ impl Backend {
 /// Opens the store `config` names and applies pending migrations.
 pub async fn open(config: &DatabaseConfig) -> Result<Backend, StoreError> {
     let backend = match config {
+        #[cfg(feature = "sqlite")]
         DatabaseConfig::Sqlite { path } => {
             let adapter = Arc::new(SqliteStore::open(path).await?);
             Backend {
@@ -83,6 +89,7 @@ pub async fn open(config: &DatabaseConfig) -> Result<Backend, StoreError> {
                 engine: Some(adapter),
             }
         }
+        #[cfg(feature = "postgres")]
         DatabaseConfig::Postgres { url } => {
             let adapter = Arc::new(PostgresStore::connect(url).await?);
             Backend {
@@ -94,6 +101,19 @@ pub async fn open(config: &DatabaseConfig) -> Result<Backend, StoreError> {
             store: Arc::new(DynamoDbStore::connect(table).await),
             engine: None,
         },
+        // A build without the adapter (a Lambda function's: DynamoDB only).
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(StoreError::Unsupported(format!(
+                "this build has no adapter for the store {other}: build myloware with the \
+                 feature `{}`",
+                if matches!(other, DatabaseConfig::Sqlite { .. }) {
+                    "sqlite"
+                } else {
+                    "postgres"
+                }
+            )))
+        }
     };
     backend.store.migrate().await?;
     Ok(backend)

@@ -29,11 +29,11 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use super::mock_faults as faults;
 use super::{ProviderKeys, ProviderUrls};
 pub use faults::MockFaults;
 
 mod deliver;
-pub mod faults;
 mod kieai;
 mod shotstack;
 #[cfg(test)]

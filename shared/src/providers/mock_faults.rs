@@ -20,9 +20,13 @@
 //! Refusals (`429`, `5xx`) come before the request is handled, so a refused
 //! submission created nothing: what a client that tries again must not
 //! double is the work of an accepted one, `unanswered` above all.
+//!
+//! The kinds are read in every build (`Config` parses `MOCK_FAULTS`); the
+//! mock servers that act on them are the `mocks` feature's (`providers::mock`).
 use std::str::FromStr;
 use std::time::Duration;
 
+#[cfg(feature = "mocks")]
 use rand::Rng;
 
 /// The fault rates; all zero by default.
@@ -148,12 +152,14 @@ impl FromStr for MockFaults {
 }
 
 /// Whether a fault of probability `rate` happens this time.
-pub(super) fn roll(rate: f64) -> bool {
+#[cfg(feature = "mocks")]
+pub(crate) fn roll(rate: f64) -> bool {
     rate > 0.0 && rand::rng().random_bool(rate.min(1.0))
 }
 
 /// One of the server errors a `5xx` fault answers with.
-pub(super) fn server_error_status() -> axum::http::StatusCode {
+#[cfg(feature = "mocks")]
+pub(crate) fn server_error_status() -> axum::http::StatusCode {
     use axum::http::StatusCode;
     [
         StatusCode::INTERNAL_SERVER_ERROR,
