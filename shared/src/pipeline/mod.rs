@@ -3,6 +3,7 @@
 //! functions and the CLI all call into this; none of them holds logic of its
 //! own.
 pub mod callbacks;
+pub mod cost;
 pub mod doctor;
 mod error;
 mod executions;
