@@ -64,11 +64,12 @@ pub async fn connect(config: &Config, api_base: Option<&str>) -> anyhow::Result<
 #[derive(Debug)]
 pub enum Reader {
     Api(ApiClient),
-    /// The store, and Step Functions when it runs the graphs (the
-    /// executions' histories live there).
+    /// The store, Step Functions when it runs the graphs (the executions'
+    /// histories live there), and the prices runs are costed with.
     Store(
         myloware::store::Backend,
         Option<myloware::engine::stepfunctions::StepFunctionsEngine>,
+        Box<myloware::pipeline::cost::Prices>,
     ),
 }
 
@@ -89,7 +90,7 @@ impl Reader {
             }
             myloware::config::EngineKind::Local => None,
         };
-        Ok(Self::Store(backend, remote))
+        Ok(Self::Store(backend, remote, Box::new(config.prices.clone())))
     }
 
     pub async fn list(
@@ -110,7 +111,7 @@ impl Reader {
                 }
                 client.get(&format!("/v1/runs?{}", query.join("&"))).await
             }
-            Self::Store(backend, _) => Ok(backend.store.list_runs(filter).await?),
+            Self::Store(backend, ..) => Ok(backend.store.list_runs(filter).await?),
         }
     }
 
@@ -118,7 +119,7 @@ impl Reader {
     pub async fn run_tree(&self, key: &str) -> anyhow::Result<myloware::pipeline::RunTree> {
         match self {
             Self::Api(client) => client.get(&format!("/v1/runs/{key}/spans")).await,
-            Self::Store(backend, _) => {
+            Self::Store(backend, ..) => {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let trace_id = myloware::domain::TraceId::of_run(run.run_id);
@@ -135,7 +136,7 @@ impl Reader {
     pub async fn evidence(&self, key: &str) -> anyhow::Result<myloware::pipeline::Evidence> {
         match self {
             Self::Api(client) => client.get(&format!("/v1/runs/{key}/evidence")).await,
-            Self::Store(backend, remote) => {
+            Self::Store(backend, remote, prices) => {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let id = run.run_id;
@@ -173,7 +174,9 @@ impl Reader {
                         .await?,
                     history,
                     run,
-                })
+                    cost: None,
+                }
+                .costed(prices, remote.is_some()))
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod limits;
 mod reconcile;
 mod runs;
 mod spans;
+mod spend;
 mod tools;
 mod watch;
 pub mod worker;
@@ -39,6 +40,7 @@ pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use reconcile::{ReconcileReport, ReconcileSettings};
 pub use runs::{Evidence, NewRunRequest};
 pub use spans::{usage_attributes, RunTree};
+pub use spend::BUDGET_EXCEEDED;
 pub use watch::{RunWatch, MAX_WAIT};
 
 /// Where things are reachable and which modes are on; fixed at start-up.
@@ -53,6 +55,13 @@ pub struct Settings {
     pub callback_queue_url: String,
     /// When overdue jobs are asked about.
     pub reconcile: ReconcileSettings,
+    /// What runs are costed with (`cost`).
+    pub prices: cost::Prices,
+    /// A budget for every run, in place of its project's (`BUDGET_USD`).
+    pub budget_usd: Option<f64>,
+    /// Whether runs run on Step Functions: their AWS lines are then spend,
+    /// not an estimate.
+    pub on_aws: bool,
 }
 
 /// The pipeline core and the ports it runs on, built once at start-up.
