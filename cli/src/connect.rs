@@ -119,15 +119,19 @@ impl Reader {
     pub async fn run_tree(&self, key: &str) -> anyhow::Result<myloware::pipeline::RunTree> {
         match self {
             Self::Api(client) => client.get(&format!("/v1/runs/{key}/spans")).await,
-            Self::Store(backend, ..) => {
+            Self::Store(backend, _, prices) => {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let trace_id = myloware::domain::TraceId::of_run(run.run_id);
-                Ok(myloware::pipeline::RunTree {
+                let jobs = store.list_provider_jobs(run.run_id).await?;
+                let artifacts = store.list_artifacts(run.run_id).await?;
+                let tree = myloware::pipeline::RunTree {
                     spans: store.list_spans(trace_id).await?,
                     trace_id,
                     run,
-                })
+                    costs: Vec::new(),
+                };
+                Ok(tree.costed(&jobs, &artifacts, prices))
             }
         }
     }

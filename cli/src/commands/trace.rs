@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use myloware::domain::{Span, SpanId, SpanStatus};
+use myloware::pipeline::cost::SpanCost;
 
 use crate::cli::RunArgs;
 use crate::connect::Reader;
@@ -36,14 +37,18 @@ pub async fn run(
     if tree.spans.is_empty() {
         outln!("no spans recorded for this run");
     } else {
-        outln!("{}", render(&tree.spans, Utc::now()).trim_end());
+        outln!(
+            "{}",
+            render(&tree.spans, &tree.costs, Utc::now()).trim_end()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The spans as an indented tree, children under their parent in start
 /// order; a span whose parent is not among them is a root.
-pub fn render(spans: &[Span], now: DateTime<Utc>) -> String {
+pub fn render(spans: &[Span], costs: &[SpanCost], now: DateTime<Utc>) -> String {
+    let costs: HashMap<SpanId, &SpanCost> = costs.iter().map(|c| (c.span_id, c)).collect();
     let ids: HashMap<SpanId, usize> = spans
         .iter()
         .enumerate()
@@ -61,6 +66,7 @@ pub fn render(spans: &[Span], now: DateTime<Utc>) -> String {
     for (n, &root) in roots.iter().enumerate() {
         walk(
             spans,
+            &costs,
             &children,
             root,
             "",
@@ -76,6 +82,7 @@ pub fn render(spans: &[Span], now: DateTime<Utc>) -> String {
 #[allow(clippy::too_many_arguments)]
 fn walk(
     spans: &[Span],
+    costs: &HashMap<SpanId, &SpanCost>,
     children: &HashMap<Option<SpanId>, Vec<usize>>,
     at: usize,
     prefix: &str,
@@ -92,7 +99,11 @@ fn walk(
     } else {
         (format!("{prefix}├─ "), format!("{prefix}│  "))
     };
-    out.push_str(&format!("{branch}{}\n", line(span, now)));
+    let cost = costs
+        .get(&span.span_id)
+        .map(|c| format!("  {}", c.label()))
+        .unwrap_or_default();
+    out.push_str(&format!("{branch}{}{cost}\n", line(span, now)));
     if let Some(error) = &span.error {
         let first = error.lines().next().unwrap_or_default();
         let first: String = first.chars().take(200).collect();
@@ -105,6 +116,7 @@ fn walk(
     for (n, &kid) in kids.iter().enumerate() {
         walk(
             spans,
+            costs,
             children,
             kid,
             &next_prefix,
@@ -178,14 +190,21 @@ mod tests {
                 .parent(SpanId::graph(run))
                 .started_at(at(4)),
         );
-        let text = render(&[graph, iggy, tool, gate], at(10));
+        let cost = SpanCost {
+            span_id: tool.span_id,
+            units: 12.0,
+            unit: "clips".into(),
+            usd: 3.6,
+            priced: true,
+        };
+        let text = render(&[graph, iggy, tool, gate], &[cost], at(10));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
             [
                 "aismr-graph  … open 10.0s",
                 "├─ aismr:iggy  ok  2.0s",
-                "│  └─ execute_tool record_ideas  error  0.0s",
+                "│  └─ execute_tool record_ideas  error  0.0s  12 clips $3.60",
                 "│        error: bad args",
                 "└─ aismr:gate:ideate  … open 6.0s",
             ]

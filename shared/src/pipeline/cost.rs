@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Artifact, ArtifactType, JobStatus, Persona, Provider, ProviderJob, Span};
+use crate::domain::{
+    Artifact, ArtifactType, JobStatus, Persona, Provider, ProviderJob, Span, SpanId,
+};
 use crate::engine::asl::machine::HistoryEvent;
 use crate::telemetry::spans::attr;
 
@@ -503,6 +505,95 @@ fn aws_cost(inputs: &CostInputs<'_>, prices: &Prices) -> AwsCost {
     }
 }
 
+/// What one span cost: an LLM call's tokens, or the provider work a tool
+/// call submitted (the persona's completed jobs of that provider, on the
+/// tool's first successful call: a repeat re-registers, it does not submit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SpanCost {
+    pub span_id: SpanId,
+    pub units: f64,
+    /// `tokens`, `clips`, `render minutes` or `posts`.
+    pub unit: String,
+    pub usd: f64,
+    pub priced: bool,
+}
+
+impl SpanCost {
+    /// `12 clips $3.60`, `1234 tokens $0.0004`.
+    pub fn label(&self) -> String {
+        let unpriced = if self.priced { "" } else { " (unpriced)" };
+        let units = if self.units.fract() == 0.0 {
+            format!("{}", self.units)
+        } else {
+            format!("{:.2}", self.units)
+        };
+        format!("{units} {} {}{unpriced}", self.unit, usd(self.usd))
+    }
+}
+
+/// The provider a tool submits work to.
+fn tool_provider(tool: &str) -> Option<Provider> {
+    use crate::personas::tools::catalog;
+    match tool {
+        catalog::SUBMIT_CLIP_JOBS => Some(Provider::KieAi),
+        catalog::RENDER_VIDEO => Some(Provider::Shotstack),
+        catalog::PUBLISH_VIDEO => Some(Provider::UploadPost),
+        _ => None,
+    }
+}
+
+/// The cost of each span that has one.
+pub fn span_costs(
+    spans: &[Span],
+    jobs: &[ProviderJob],
+    artifacts: &[Artifact],
+    prices: &Prices,
+) -> Vec<SpanCost> {
+    let mut costs = Vec::new();
+    let mut charged: Vec<(Persona, Provider)> = Vec::new();
+    for span in spans {
+        if let Some((model, prompt, completion)) = llm_call(span) {
+            let usd = prices.tokens_usd(model, prompt, completion);
+            costs.push(SpanCost {
+                span_id: span.span_id,
+                units: (prompt + completion) as f64,
+                unit: "tokens".to_owned(),
+                usd: usd.unwrap_or_default(),
+                priced: usd.is_some(),
+            });
+            continue;
+        }
+        let tool = span.attributes.get(attr::TOOL).and_then(Value::as_str);
+        let persona = span
+            .attributes
+            .get(attr::AGENT)
+            .and_then(Value::as_str)
+            .and_then(|p| p.parse::<Persona>().ok());
+        let (Some(provider), Some(persona)) = (tool.and_then(tool_provider), persona) else {
+            continue;
+        };
+        if span.error.is_some() || charged.contains(&(persona, provider)) {
+            continue;
+        }
+        charged.push((persona, provider));
+        let units: f64 = jobs
+            .iter()
+            .filter(|j| j.provider == provider && j.persona == persona && !j.is_intent())
+            .filter(|j| j.status == JobStatus::Succeeded)
+            .map(|j| job_units(j, artifacts))
+            .sum();
+        let (per_unit, unit) = prices.provider_unit(provider);
+        costs.push(SpanCost {
+            span_id: span.span_id,
+            units,
+            unit: unit.to_owned(),
+            usd: per_unit.unwrap_or_default() * units,
+            priced: per_unit.is_some(),
+        });
+    }
+    costs
+}
+
 /// Dollars for people: cents below a dollar keep four places.
 pub fn usd(amount: f64) -> String {
     if amount != 0.0 && amount.abs() < 1.0 {
@@ -535,6 +626,48 @@ impl RunCost {
         let aws = format!("AWS {} {}", self.aws.basis, usd(self.aws.usd));
         parts.push(aws);
         format!("{} ({})", usd(self.total_usd), parts.join(", "))
+    }
+
+    /// A line per persona, provider and AWS service: what `mw runs show`,
+    /// the evidence bundle and `mw live-run` print under the summary.
+    pub fn breakdown(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for p in &self.personas {
+            let unpriced = if p.priced { "" } else { "  (unpriced model)" };
+            lines.push(format!(
+                "{:<12} {:>9}  {} calls, {} in + {} out tokens ({}){unpriced}",
+                p.persona.as_str(),
+                usd(p.usd),
+                p.calls,
+                p.prompt_tokens,
+                p.completion_tokens,
+                p.model
+            ));
+        }
+        for p in &self.providers {
+            let credits = p.credits.map(|c| format!(", {c} credits")).unwrap_or_default();
+            let unpriced = if p.priced { "" } else { "  (unpriced: set it in prices.json)" };
+            lines.push(format!(
+                "{:<12} {:>9}  {:.2} {} of {} jobs{credits}{unpriced}",
+                p.provider.as_str(),
+                usd(p.usd),
+                p.units,
+                p.unit,
+                p.jobs
+            ));
+        }
+        for l in &self.aws.lines {
+            lines.push(format!(
+                "{:<12} {:>9}  {:.2} {} ({}, {})",
+                "aws",
+                usd(l.usd),
+                l.units,
+                l.unit,
+                l.service,
+                self.aws.basis
+            ));
+        }
+        lines
     }
 }
 
