@@ -458,7 +458,14 @@ fn aws_cost(inputs: &CostInputs<'_>, prices: &Prices) -> AwsCost {
     let busy_seconds: f64 = inputs
         .spans
         .iter()
-        .filter(|s| s.attributes.contains_key(attr::OPERATION))
+        .filter(|s| {
+            // The calls only: a persona's or a gate's span also lasts while
+            // it waits for callbacks or a human, when no function runs.
+            matches!(
+                s.attributes.get(attr::OPERATION).and_then(Value::as_str),
+                Some("chat" | "execute_tool")
+            )
+        })
         .filter_map(|s| Some((s.end_time? - s.start_time).num_milliseconds() as f64 / 1000.0))
         .sum();
     let gb_seconds = busy_seconds * aws.lambda_memory_mb / 1024.0;
@@ -522,12 +529,7 @@ impl SpanCost {
     /// `12 clips $3.60`, `1234 tokens $0.0004`.
     pub fn label(&self) -> String {
         let unpriced = if self.priced { "" } else { " (unpriced)" };
-        let units = if self.units.fract() == 0.0 {
-            format!("{}", self.units)
-        } else {
-            format!("{:.2}", self.units)
-        };
-        format!("{units} {} {}{unpriced}", self.unit, usd(self.usd))
+        format!("{} {} {}{unpriced}", units(self.units), self.unit, usd(self.usd))
     }
 }
 
@@ -594,9 +596,18 @@ pub fn span_costs(
     costs
 }
 
-/// Dollars for people: cents below a dollar keep four places.
+/// Whole units as such (`12`), others with two places (`1.60`).
+pub fn units(n: f64) -> String {
+    if n.fract() == 0.0 {
+        format!("{n}")
+    } else {
+        format!("{n:.2}")
+    }
+}
+
+/// Dollars for people: amounts under a cent keep four places.
 pub fn usd(amount: f64) -> String {
-    if amount != 0.0 && amount.abs() < 1.0 {
+    if amount != 0.0 && amount.abs() < 0.01 {
         format!("${amount:.4}")
     } else {
         format!("${amount:.2}")
@@ -615,13 +626,8 @@ impl RunCost {
             parts.push(format!("{prompt}+{completion} tokens"));
         }
         for p in &self.providers {
-            let units = if p.unit == "render minutes" {
-                format!("{:.2}", p.units)
-            } else {
-                format!("{}", p.units)
-            };
             let unpriced = if p.priced { "" } else { " (unpriced)" };
-            parts.push(format!("{} {units} {}{unpriced}", p.provider, p.unit));
+            parts.push(format!("{} {} {}{unpriced}", p.provider, units(p.units), p.unit));
         }
         let aws = format!("AWS {} {}", self.aws.basis, usd(self.aws.usd));
         parts.push(aws);
@@ -648,20 +654,20 @@ impl RunCost {
             let credits = p.credits.map(|c| format!(", {c} credits")).unwrap_or_default();
             let unpriced = if p.priced { "" } else { "  (unpriced: set it in prices.json)" };
             lines.push(format!(
-                "{:<12} {:>9}  {:.2} {} of {} jobs{credits}{unpriced}",
+                "{:<12} {:>9}  {} {} of {} jobs{credits}{unpriced}",
                 p.provider.as_str(),
                 usd(p.usd),
-                p.units,
+                units(p.units),
                 p.unit,
                 p.jobs
             ));
         }
         for l in &self.aws.lines {
             lines.push(format!(
-                "{:<12} {:>9}  {:.2} {} ({}, {})",
+                "{:<12} {:>9}  {} {} ({}, {})",
                 "aws",
                 usd(l.usd),
-                l.units,
+                units(l.units),
                 l.unit,
                 l.service,
                 self.aws.basis

@@ -219,5 +219,40 @@ fn a_price_file_overrides_parts_and_keeps_the_rest() {
 fn dollars_read_well() {
     assert_eq!(usd(0.0), "$0.00");
     assert_eq!(usd(0.00042), "$0.0004");
+    assert_eq!(usd(0.32), "$0.32");
     assert_eq!(usd(3.6), "$3.60");
+}
+
+fn tool_span(run: RunId, persona: &str, tool: &str, error: Option<&str>) -> Span {
+    let mut span = llm_span(run, persona, "unused", 0, 0);
+    span.attributes.remove(attr::RESPONSE_MODEL);
+    span.attributes.insert(attr::OPERATION.into(), json!("execute_tool"));
+    span.attributes.insert(attr::TOOL.into(), json!(tool));
+    span.error = error.map(str::to_owned);
+    span
+}
+
+#[test]
+fn a_provider_tool_span_carries_its_jobs_once() {
+    let run = RunId::new();
+    let spans = [
+        tool_span(run, "riley", "submit_clip_jobs", Some("kie.ai refused clip 3")),
+        tool_span(run, "riley", "submit_clip_jobs", None),
+        // A repeat (the persona tried again) re-registers; it submits nothing.
+        tool_span(run, "riley", "submit_clip_jobs", None),
+        tool_span(run, "iggy", "record_ideas", None),
+        llm_span(run, "riley", "gpt-4o-mini", 2_000_000, 0),
+    ];
+    let jobs: Vec<ProviderJob> = (0..3)
+        .map(|i| job(run, Provider::KieAi, &format!("t{i}"), JobStatus::Succeeded))
+        .collect();
+    let costs = span_costs(&spans, &jobs, &[], &priced());
+    let labels: Vec<(SpanId, String)> = costs.iter().map(|c| (c.span_id, c.label())).collect();
+    assert_eq!(
+        labels,
+        [
+            (spans[1].span_id, "3 clips $0.90".to_owned()),
+            (spans[4].span_id, "2000000 tokens $0.30".to_owned()),
+        ]
+    );
 }
