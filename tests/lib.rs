@@ -387,12 +387,10 @@ impl TestStack {
 
 /// Starts a run of `project`, approves each gate when it waits, and answers
 /// the evidence once the run has ended.
-pub async fn drive(
-    client: &ApiClient,
-    project: &str,
-    secs: u64,
-) -> myloware::pipeline::Evidence {
-    let (status, run) = client.post("/v1/runs", serde_json::json!({"project": project})).await;
+pub async fn drive(client: &ApiClient, project: &str, secs: u64) -> myloware::pipeline::Evidence {
+    let (status, run) = client
+        .post("/v1/runs", serde_json::json!({"project": project}))
+        .await;
     assert_eq!(status, 201, "{run}");
     let id = run["run_id"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);

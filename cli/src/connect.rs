@@ -90,7 +90,11 @@ impl Reader {
             }
             myloware::config::EngineKind::Local => None,
         };
-        Ok(Self::Store(backend, remote, Box::new(config.prices.clone())))
+        Ok(Self::Store(
+            backend,
+            remote,
+            Box::new(config.prices.clone()),
+        ))
     }
 
     pub async fn list(

@@ -557,7 +557,9 @@ impl Config {
                         .parse::<f64>()
                         .ok()
                         .filter(|usd| usd.is_finite() && *usd >= 0.0)
-                        .ok_or_else(|| ConfigError::new("BUDGET_USD", "expected dollars, e.g. 2.50"))?,
+                        .ok_or_else(|| {
+                            ConfigError::new("BUDGET_USD", "expected dollars, e.g. 2.50")
+                        })?,
                 ),
             },
             task_queue_url,

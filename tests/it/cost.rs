@@ -89,9 +89,17 @@ async fn a_published_run_knows_what_it_cost() {
 
     // Locally the AWS lines are an estimate, outside the total.
     assert_eq!(cost.aws.basis, "if it ran on AWS");
-    assert!(cost.aws.lines.iter().all(|l| l.units > 0.0), "{:?}", cost.aws);
+    assert!(
+        cost.aws.lines.iter().all(|l| l.units > 0.0),
+        "{:?}",
+        cost.aws
+    );
     let expected = 3.6 + 0.32 + 0.10 * published as f64;
-    assert!((cost.total_usd - expected).abs() < 1e-9, "{}", cost.total_usd);
+    assert!(
+        (cost.total_usd - expected).abs() < 1e-9,
+        "{}",
+        cost.total_usd
+    );
 
     // The spend counter, once per settled unit.
     let metrics = t
@@ -123,7 +131,10 @@ async fn a_published_run_knows_what_it_cost() {
     let job = e.run.job_code.as_str();
     let shown = mw(&t, &["runs", "show", job]);
     assert!(
-        shown.contains(&format!("cost       {}", myloware::pipeline::cost::usd(cost.total_usd))),
+        shown.contains(&format!(
+            "cost       {}",
+            myloware::pipeline::cost::usd(cost.total_usd)
+        )),
         "{shown}"
     );
     assert!(
@@ -155,7 +166,10 @@ async fn a_run_over_its_budget_stops_before_its_next_persona() {
     let mocks = t.stack.mocks.as_ref().unwrap();
     assert_eq!(mocks.kieai.snapshot().accepted, 12);
     assert_eq!(
-        (mocks.shotstack.snapshot().accepted, mocks.upload_post.snapshot().accepted),
+        (
+            mocks.shotstack.snapshot().accepted,
+            mocks.upload_post.snapshot().accepted
+        ),
         (0, 0),
         "no provider job after the budget was spent"
     );
@@ -164,11 +178,18 @@ async fn a_run_over_its_budget_stops_before_its_next_persona() {
         .iter()
         .all(|j| j.provider == Provider::KieAi));
     assert!(
-        !e.artifacts.iter().any(|a| a.is_persona_completed(myloware::domain::Persona::Alex)),
+        !e.artifacts
+            .iter()
+            .any(|a| a.is_persona_completed(myloware::domain::Persona::Alex)),
         "alex never ran"
     );
     let doctor = Command::new(crate::cli::mw_binary())
-        .args(["--api-base", &t.stack.base_url, "doctor", e.run.job_code.as_str()])
+        .args([
+            "--api-base",
+            &t.stack.base_url,
+            "doctor",
+            e.run.job_code.as_str(),
+        ])
         .env("MYLOWARE_HOME", t.dir.path().join("home"))
         .env("API_KEY", "test-api-key-0123456789")
         .output()

@@ -67,7 +67,12 @@ async fn list(reader: &Reader, args: ListArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         if args.cost {
             let mut value = serde_json::to_value(&page)?;
-            for (run, cost) in value["runs"].as_array_mut().into_iter().flatten().zip(&costs) {
+            for (run, cost) in value["runs"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .zip(&costs)
+            {
                 run["cost"] = serde_json::to_value(cost)?;
             }
             print_json(&value)?;
@@ -94,9 +99,10 @@ async fn list(reader: &Reader, args: ListArgs) -> anyhow::Result<ExitCode> {
             time(&run.updated_at),
         ];
         if let Some(cost) = costs.get(i) {
-            row.push(cost.as_ref().map_or("-".into(), |c| {
-                myloware::pipeline::cost::usd(c.total_usd)
-            }));
+            row.push(
+                cost.as_ref()
+                    .map_or("-".into(), |c| myloware::pipeline::cost::usd(c.total_usd)),
+            );
         }
         t.add_row(row);
     }

@@ -294,7 +294,9 @@ impl SpecFile {
         }
         if let Some(budget) = self.budget_usd {
             if !budget.is_finite() || budget < 0.0 {
-                return Err(invalid(format!("budget_usd {budget} is not an amount of dollars")));
+                return Err(invalid(format!(
+                    "budget_usd {budget} is not an amount of dollars"
+                )));
             }
         }
         let personas = self

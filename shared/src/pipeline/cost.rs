@@ -203,7 +203,8 @@ impl Prices {
     pub fn tokens_usd(&self, model: &str, prompt: u64, completion: u64) -> Option<f64> {
         let price = self.llm.get(model)?;
         Some(
-            (prompt as f64 * price.input_per_million + completion as f64 * price.output_per_million)
+            (prompt as f64 * price.input_per_million
+                + completion as f64 * price.output_per_million)
                 / 1e6,
         )
     }
@@ -303,8 +304,8 @@ pub fn run_cost(inputs: CostInputs<'_>, prices: &Prices) -> RunCost {
     let personas = persona_costs(inputs.spans, prices);
     let providers = provider_costs(inputs.jobs, inputs.artifacts, prices);
     let aws = aws_cost(&inputs, prices);
-    let mut total_usd: f64 = personas.iter().map(|p| p.usd).sum::<f64>()
-        + providers.iter().map(|p| p.usd).sum::<f64>();
+    let mut total_usd: f64 =
+        personas.iter().map(|p| p.usd).sum::<f64>() + providers.iter().map(|p| p.usd).sum::<f64>();
     if inputs.on_aws {
         total_usd += aws.usd;
     }
@@ -373,7 +374,8 @@ fn persona_costs(spans: &[Span], prices: &Prices) -> Vec<PersonaCost> {
 /// The units of one accepted, completed job: a clip, the render's minutes,
 /// or the platforms it was published to.
 pub fn job_units(job: &ProviderJob, artifacts: &[Artifact]) -> f64 {
-    let names_job = |a: &&Artifact, key: &str| a.metadata.get(key).and_then(Value::as_str) == Some(&job.job_id);
+    let names_job =
+        |a: &&Artifact, key: &str| a.metadata.get(key).and_then(Value::as_str) == Some(&job.job_id);
     match job.provider {
         Provider::KieAi => 1.0,
         Provider::Shotstack => artifacts
@@ -401,18 +403,27 @@ fn timeline_seconds(record: &Value) -> f64 {
         .flatten();
     clips
         .filter_map(|clip| {
-            let start = clip.get("start").and_then(Value::as_f64).unwrap_or_default();
+            let start = clip
+                .get("start")
+                .and_then(Value::as_f64)
+                .unwrap_or_default();
             Some(start + clip.get("length")?.as_f64()?)
         })
         .fold(0.0, f64::max)
 }
 
-fn provider_costs(jobs: &[ProviderJob], artifacts: &[Artifact], prices: &Prices) -> Vec<ProviderCost> {
+fn provider_costs(
+    jobs: &[ProviderJob],
+    artifacts: &[Artifact],
+    prices: &Prices,
+) -> Vec<ProviderCost> {
     let mut costs = Vec::new();
     for provider in [Provider::KieAi, Provider::Shotstack, Provider::UploadPost] {
         let done: Vec<&ProviderJob> = jobs
             .iter()
-            .filter(|j| j.provider == provider && !j.is_intent() && j.status == JobStatus::Succeeded)
+            .filter(|j| {
+                j.provider == provider && !j.is_intent() && j.status == JobStatus::Succeeded
+            })
             .collect();
         if done.is_empty() {
             continue;
@@ -470,8 +481,10 @@ fn aws_cost(inputs: &CostInputs<'_>, prices: &Prices) -> AwsCost {
         .sum();
     let gb_seconds = busy_seconds * aws.lambda_memory_mb / 1024.0;
     let sqs_requests = 3.0 * (tasks + callbacks);
-    let writes = (inputs.artifacts.len() + 2 * inputs.jobs.len() + 2 * inputs.webhook_events + 2 * inputs.spans.len())
-        as f64;
+    let writes = (inputs.artifacts.len()
+        + 2 * inputs.jobs.len()
+        + 2 * inputs.webhook_events
+        + 2 * inputs.spans.len()) as f64;
     let line = |service: &str, units: f64, unit: &str, usd: f64| AwsLine {
         service: service.to_owned(),
         units,
@@ -491,7 +504,12 @@ fn aws_cost(inputs: &CostInputs<'_>, prices: &Prices) -> AwsCost {
             "requests",
             invocations * aws.lambda_requests_per_million / 1e6,
         ),
-        line("Lambda compute", gb_seconds, "GB-s", gb_seconds * aws.lambda_gb_second),
+        line(
+            "Lambda compute",
+            gb_seconds,
+            "GB-s",
+            gb_seconds * aws.lambda_gb_second,
+        ),
         line(
             "SQS",
             sqs_requests,
@@ -506,7 +524,12 @@ fn aws_cost(inputs: &CostInputs<'_>, prices: &Prices) -> AwsCost {
         ),
     ];
     AwsCost {
-        basis: if inputs.on_aws { "ran on AWS" } else { "if it ran on AWS" }.to_owned(),
+        basis: if inputs.on_aws {
+            "ran on AWS"
+        } else {
+            "if it ran on AWS"
+        }
+        .to_owned(),
         usd: lines.iter().map(|l| l.usd).sum(),
         lines,
     }
@@ -529,7 +552,12 @@ impl SpanCost {
     /// `12 clips $3.60`, `1234 tokens $0.0004`.
     pub fn label(&self) -> String {
         let unpriced = if self.priced { "" } else { " (unpriced)" };
-        format!("{} {} {}{unpriced}", units(self.units), self.unit, usd(self.usd))
+        format!(
+            "{} {} {}{unpriced}",
+            units(self.units),
+            self.unit,
+            usd(self.usd)
+        )
     }
 }
 
@@ -618,16 +646,20 @@ impl RunCost {
     /// One line: the total and what it is made of.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
-        let (prompt, completion) = self
-            .personas
-            .iter()
-            .fold((0, 0), |(p, c), x| (p + x.prompt_tokens, c + x.completion_tokens));
+        let (prompt, completion) = self.personas.iter().fold((0, 0), |(p, c), x| {
+            (p + x.prompt_tokens, c + x.completion_tokens)
+        });
         if prompt + completion > 0 {
             parts.push(format!("{prompt}+{completion} tokens"));
         }
         for p in &self.providers {
             let unpriced = if p.priced { "" } else { " (unpriced)" };
-            parts.push(format!("{} {} {}{unpriced}", p.provider, units(p.units), p.unit));
+            parts.push(format!(
+                "{} {} {}{unpriced}",
+                p.provider,
+                units(p.units),
+                p.unit
+            ));
         }
         let aws = format!("AWS {} {}", self.aws.basis, usd(self.aws.usd));
         parts.push(aws);
@@ -651,8 +683,15 @@ impl RunCost {
             ));
         }
         for p in &self.providers {
-            let credits = p.credits.map(|c| format!(", {c} credits")).unwrap_or_default();
-            let unpriced = if p.priced { "" } else { "  (unpriced: set it in prices.json)" };
+            let credits = p
+                .credits
+                .map(|c| format!(", {c} credits"))
+                .unwrap_or_default();
+            let unpriced = if p.priced {
+                ""
+            } else {
+                "  (unpriced: set it in prices.json)"
+            };
             lines.push(format!(
                 "{:<12} {:>9}  {} {} of {} jobs{credits}{unpriced}",
                 p.provider.as_str(),

@@ -465,7 +465,9 @@ fn failed(e: &Evidence, out: &mut Vec<Finding>) {
     let over_budget = result.get("error").and_then(Value::as_str) == Some(super::BUDGET_EXCEEDED);
     let mut next = vec![format!("mw evidence {}", e.run.job_code)];
     if over_budget {
-        next.push("raise the project's budget_usd (or BUDGET_USD), then start the run again".into());
+        next.push(
+            "raise the project's budget_usd (or BUDGET_USD), then start the run again".into(),
+        );
     }
     out.push(Finding {
         symptom: Symptom::RunFailed,

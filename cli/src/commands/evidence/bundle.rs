@@ -32,7 +32,10 @@ pub fn write(
     let json_path = dir.join("evidence.json");
     myloware::private_files::write(&json_path, redact(serde_json::to_string_pretty(&bundle)?))?;
     let md_path = dir.join("summary.md");
-    myloware::private_files::write(&md_path, redact(summary(evidence, &findings, &config.prices)))?;
+    myloware::private_files::write(
+        &md_path,
+        redact(summary(evidence, &findings, &config.prices)),
+    )?;
     Ok(vec![json_path, md_path])
 }
 
@@ -139,12 +142,8 @@ fn summary(
     if e.spans.is_empty() {
         md += "no spans recorded\n";
     } else {
-        let costs = myloware::pipeline::cost::span_costs(
-            &e.spans,
-            &e.provider_jobs,
-            &e.artifacts,
-            prices,
-        );
+        let costs =
+            myloware::pipeline::cost::span_costs(&e.spans, &e.provider_jobs, &e.artifacts, prices);
         md += &crate::commands::trace::render(&e.spans, &costs, Utc::now());
     }
     md += "```\n";

@@ -108,12 +108,18 @@ fn tokens_are_priced_per_million_by_model() {
     let cost = run_cost(inputs(&spans, &[], &[], &[]), &Prices::default());
     let iggy = &cost.personas[0];
     assert_eq!((iggy.persona, iggy.calls), (Persona::Iggy, 2));
-    assert_eq!((iggy.prompt_tokens, iggy.completion_tokens), (1_000_000, 500_000));
+    assert_eq!(
+        (iggy.prompt_tokens, iggy.completion_tokens),
+        (1_000_000, 500_000)
+    );
     assert!((iggy.usd - (0.15 + 0.30)).abs() < 1e-9, "{}", iggy.usd);
     assert_eq!(cost.personas[1].usd, 0.0, "the scripted brain is free");
     assert!(cost.personas[1].priced);
     let alex = &cost.personas[2];
-    assert!(!alex.priced, "a model not in the table is said to be unpriced");
+    assert!(
+        !alex.priced,
+        "a model not in the table is said to be unpriced"
+    );
     assert_eq!(alex.usd, 0.0);
     assert!((cost.total_usd - 0.45).abs() < 1e-9);
 }
@@ -122,11 +128,28 @@ fn tokens_are_priced_per_million_by_model() {
 fn clips_count_only_succeeded_accepted_jobs() {
     let run = RunId::new();
     let mut jobs: Vec<ProviderJob> = (0..12)
-        .map(|i| job(run, Provider::KieAi, &format!("task-{i}"), JobStatus::Succeeded))
+        .map(|i| {
+            job(
+                run,
+                Provider::KieAi,
+                &format!("task-{i}"),
+                JobStatus::Succeeded,
+            )
+        })
         .collect();
     jobs.push(job(run, Provider::KieAi, "task-failed", JobStatus::Failed));
-    jobs.push(job(run, Provider::KieAi, "task-pending", JobStatus::Pending));
-    jobs.push(job(run, Provider::KieAi, "mw-intent-1", JobStatus::Succeeded));
+    jobs.push(job(
+        run,
+        Provider::KieAi,
+        "task-pending",
+        JobStatus::Pending,
+    ));
+    jobs.push(job(
+        run,
+        Provider::KieAi,
+        "mw-intent-1",
+        JobStatus::Succeeded,
+    ));
     let cost = run_cost(inputs(&[], &jobs, &[], &[]), &priced());
     let kie = &cost.providers[0];
     assert_eq!((kie.jobs, kie.units), (12, 12.0));
@@ -153,7 +176,11 @@ fn render_minutes_come_from_the_submitted_timeline() {
     let jobs = [job(run, Provider::Shotstack, "r1", JobStatus::Succeeded)];
     let cost = run_cost(inputs(&[], &jobs, &artifacts, &[]), &priced());
     let render = &cost.providers[0];
-    assert!((render.units - 1.6).abs() < 1e-9, "96 s is 1.6 minutes: {}", render.units);
+    assert!(
+        (render.units - 1.6).abs() < 1e-9,
+        "96 s is 1.6 minutes: {}",
+        render.units
+    );
     assert!((render.usd - 0.32).abs() < 1e-9, "{}", render.usd);
 }
 
@@ -161,9 +188,21 @@ fn render_minutes_come_from_the_submitted_timeline() {
 fn posts_are_the_platforms_published() {
     let run = RunId::new();
     let artifacts = [
-        artifact(run, ArtifactType::PUBLISH_URL, json!({ "job_id": "u1", "platform": "tiktok" })),
-        artifact(run, ArtifactType::PUBLISH_URL, json!({ "job_id": "u1", "platform": "youtube" })),
-        artifact(run, ArtifactType::PUBLISH_ERROR, json!({ "job_id": "u1", "platform": "x" })),
+        artifact(
+            run,
+            ArtifactType::PUBLISH_URL,
+            json!({ "job_id": "u1", "platform": "tiktok" }),
+        ),
+        artifact(
+            run,
+            ArtifactType::PUBLISH_URL,
+            json!({ "job_id": "u1", "platform": "youtube" }),
+        ),
+        artifact(
+            run,
+            ArtifactType::PUBLISH_ERROR,
+            json!({ "job_id": "u1", "platform": "x" }),
+        ),
     ];
     let jobs = [job(run, Provider::UploadPost, "u1", JobStatus::Succeeded)];
     let cost = run_cost(inputs(&[], &jobs, &artifacts, &[]), &priced());
@@ -181,15 +220,41 @@ fn aws_lines_come_from_the_history_and_count_only_on_aws() {
     input.webhook_events = 500;
     let estimate = run_cost(input, &Prices::default());
     assert_eq!(estimate.aws.basis, "if it ran on AWS");
-    let line = |name: &str| estimate.aws.lines.iter().find(|l| l.service == name).unwrap().clone();
+    let line = |name: &str| {
+        estimate
+            .aws
+            .lines
+            .iter()
+            .find(|l| l.service == name)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(line("Step Functions").units, 4000.0);
     assert!((line("Step Functions").usd - 0.1).abs() < 1e-12);
-    assert_eq!(line("Lambda requests").units, 2000.0, "1000 tasks + 2 x 500 callbacks");
+    assert_eq!(
+        line("Lambda requests").units,
+        2000.0,
+        "1000 tasks + 2 x 500 callbacks"
+    );
     assert!((line("Lambda requests").usd - 0.0004).abs() < 1e-12);
-    assert_eq!(line("SQS").units, 4500.0, "send, receive, delete of 1500 messages");
-    assert!((line("Lambda compute").units - 1.0).abs() < 1e-9, "2 s at 512 MB is 1 GB-s");
-    assert_eq!(line("DynamoDB").units, 1002.0, "2 per span and per callback");
-    assert_eq!(estimate.total_usd, 0.0, "an estimate is not added to the total");
+    assert_eq!(
+        line("SQS").units,
+        4500.0,
+        "send, receive, delete of 1500 messages"
+    );
+    assert!(
+        (line("Lambda compute").units - 1.0).abs() < 1e-9,
+        "2 s at 512 MB is 1 GB-s"
+    );
+    assert_eq!(
+        line("DynamoDB").units,
+        1002.0,
+        "2 per span and per callback"
+    );
+    assert_eq!(
+        estimate.total_usd, 0.0,
+        "an estimate is not added to the total"
+    );
     input.on_aws = true;
     let on_aws = run_cost(input, &Prices::default());
     assert_eq!(on_aws.aws.basis, "ran on AWS");
@@ -204,9 +269,15 @@ fn a_price_file_overrides_parts_and_keeps_the_rest() {
     assert_eq!(prices.kieai.credits_per_clip, Some(60.0));
     assert_eq!(prices.shotstack, ShotstackPrices::default());
     assert!(prices.llm.contains_key("my-model") && prices.llm.contains_key("scripted"));
-    assert_eq!(prices.tokens_usd("my-model", 1_000_000, 1_000_000), Some(3.0));
+    assert_eq!(
+        prices.tokens_usd("my-model", 1_000_000, 1_000_000),
+        Some(3.0)
+    );
     let err = Prices::parse(r#"{ "kieia": {} }"#, "prices.json").unwrap_err();
-    assert!(err.to_string().contains("prices.json") && err.to_string().contains("kieia"), "{err}");
+    assert!(
+        err.to_string().contains("prices.json") && err.to_string().contains("kieia"),
+        "{err}"
+    );
     let err = Prices::parse(
         r#"{ "llm": { "m": { "input_per_million": -1, "output_per_million": 0 } } }"#,
         "p.json",
@@ -226,7 +297,8 @@ fn dollars_read_well() {
 fn tool_span(run: RunId, persona: &str, tool: &str, error: Option<&str>) -> Span {
     let mut span = llm_span(run, persona, "unused", 0, 0);
     span.attributes.remove(attr::RESPONSE_MODEL);
-    span.attributes.insert(attr::OPERATION.into(), json!("execute_tool"));
+    span.attributes
+        .insert(attr::OPERATION.into(), json!("execute_tool"));
     span.attributes.insert(attr::TOOL.into(), json!(tool));
     span.error = error.map(str::to_owned);
     span
@@ -236,7 +308,12 @@ fn tool_span(run: RunId, persona: &str, tool: &str, error: Option<&str>) -> Span
 fn a_provider_tool_span_carries_its_jobs_once() {
     let run = RunId::new();
     let spans = [
-        tool_span(run, "riley", "submit_clip_jobs", Some("kie.ai refused clip 3")),
+        tool_span(
+            run,
+            "riley",
+            "submit_clip_jobs",
+            Some("kie.ai refused clip 3"),
+        ),
         tool_span(run, "riley", "submit_clip_jobs", None),
         // A repeat (the persona tried again) re-registers; it submits nothing.
         tool_span(run, "riley", "submit_clip_jobs", None),
