@@ -71,13 +71,16 @@ fn event(event_type: &str) -> HistoryEvent {
 }
 
 fn priced() -> Prices {
-    let mut prices = Prices::default();
-    prices.kieai = KieAiPrices {
-        credits_per_clip: Some(60.0),
-        usd_per_credit: Some(0.005),
-    };
-    prices.upload_post.usd_per_post = Some(0.10);
-    prices
+    Prices {
+        kieai: KieAiPrices {
+            credits_per_clip: Some(60.0),
+            usd_per_credit: Some(0.005),
+        },
+        upload_post: UploadPostPrices {
+            usd_per_post: Some(0.10),
+        },
+        ..Prices::default()
+    }
 }
 
 fn inputs<'a>(
