@@ -33,9 +33,9 @@ fn succeeded(e: &Evidence, provider: Provider) -> usize {
         .count()
 }
 
-/// `mw` against the stack's API.
-fn mw(t: &TestStack, args: &[&str]) -> String {
-    let out = Command::new(crate::cli::mw_binary())
+/// `mw` against the stack's API: its output.
+fn mw_output(t: &TestStack, args: &[&str]) -> std::process::Output {
+    Command::new(crate::cli::mw_binary())
         .arg("--api-base")
         .arg(&t.stack.base_url)
         .args(args)
@@ -44,7 +44,12 @@ fn mw(t: &TestStack, args: &[&str]) -> String {
         .env("API_KEY", "test-api-key-0123456789")
         .env_remove("RUST_LOG")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `mw` against the stack's API, which must succeed: its stdout.
+fn mw(t: &TestStack, args: &[&str]) -> String {
+    let out = mw_output(t, args);
     assert!(out.status.success(), "mw {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -183,17 +188,12 @@ async fn a_run_over_its_budget_stops_before_its_next_persona() {
             .any(|a| a.is_persona_completed(myloware::domain::Persona::Alex)),
         "alex never ran"
     );
-    let doctor = Command::new(crate::cli::mw_binary())
-        .args([
-            "--api-base",
-            &t.stack.base_url,
-            "doctor",
-            e.run.job_code.as_str(),
-        ])
-        .env("MYLOWARE_HOME", t.dir.path().join("home"))
-        .env("API_KEY", "test-api-key-0123456789")
-        .output()
-        .unwrap();
+    let doctor = mw_output(&t, &["doctor", e.run.job_code.as_str()]);
+    assert_eq!(
+        doctor.status.code(),
+        Some(1),
+        "a failed run needs attention"
+    );
     let text = String::from_utf8_lossy(&doctor.stdout);
     assert!(
         text.contains("spent its budget") && text.contains("Budget.Exceeded"),

@@ -5,7 +5,7 @@
 //! settlement happens once, so a repeated callback adds nothing).
 use async_trait::async_trait;
 
-use super::cost::{self, CostInputs, RunCost};
+use super::cost::{self, CostInputs};
 use super::{Pipeline, PipelineError};
 use crate::domain::{Persona, ProviderJob, Run, TraceId};
 use crate::personas::agent::{
@@ -30,8 +30,10 @@ fn count_spend(project: &str, kind: &str, units: f64, usd: f64) {
 }
 
 impl Pipeline {
-    /// The cost of `run` from what it left on the record so far.
-    pub async fn run_cost(&self, run: &Run) -> Result<RunCost, PipelineError> {
+    /// What `run` has spent so far, from what it left on the record. The
+    /// engine's history counts only on AWS (where the orchestration is
+    /// spend), so it is read only there.
+    async fn spent_usd(&self, run: &Run) -> Result<f64, PipelineError> {
         let id = run.run_id;
         let (spans, jobs, artifacts, events) = tokio::try_join!(
             self.store.list_spans(TraceId::of_run(id)),
@@ -40,12 +42,12 @@ impl Pipeline {
             self.store.list_webhook_events(id),
         )?;
         let history = match &run.execution_id {
-            Some(execution) => self
+            Some(execution) if self.settings.on_aws => self
                 .engine
                 .get_execution_history(execution)
                 .await
                 .unwrap_or_default(),
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         let inputs = CostInputs {
             spans: &spans,
@@ -55,7 +57,7 @@ impl Pipeline {
             webhook_events: events.len(),
             on_aws: self.settings.on_aws,
         };
-        Ok(cost::run_cost(inputs, &self.settings.prices))
+        Ok(cost::run_cost(inputs, &self.settings.prices).total_usd)
     }
 
     /// The failure cause when `run` has spent its budget (`BUDGET_USD`, else
@@ -70,7 +72,7 @@ impl Pipeline {
         let Some(budget) = self.settings.budget_usd.or(project.budget_usd) else {
             return Ok(None);
         };
-        let spent = self.run_cost(run).await?.total_usd;
+        let spent = self.spent_usd(run).await?;
         if spent < budget {
             return Ok(None);
         }
