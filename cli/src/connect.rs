@@ -140,6 +140,19 @@ impl Reader {
         }
     }
 
+    /// The chat turn `trace_id` and the runs it started.
+    pub async fn chat_tree(
+        &self,
+        trace_id: myloware::domain::TraceId,
+    ) -> anyhow::Result<myloware::pipeline::ChatTree> {
+        match self {
+            Self::Api(client) => client.get(&format!("/v1/traces/{trace_id}")).await,
+            Self::Store(backend, ..) => {
+                Ok(myloware::pipeline::chat_tree(backend.store.as_ref(), trace_id).await?)
+            }
+        }
+    }
+
     /// The run `key` (id or job code) with everything recorded about it.
     pub async fn evidence(&self, key: &str) -> anyhow::Result<myloware::pipeline::Evidence> {
         match self {

@@ -214,12 +214,14 @@ impl Stack {
         })
     }
 
-    /// Stops serving, lets in-flight requests finish, stops the mocks.
+    /// Stops serving, lets in-flight requests finish, sends the spans not
+    /// yet exported (OTLP), stops the mocks.
     pub async fn shutdown(self) {
         let _ = self.stop_reconciler.send(true);
         let _ = self.reconciler.await;
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        self.pipeline.tracer.flush().await;
         if let Some(mocks) = self.mocks {
             mocks.shutdown().await;
         }

@@ -612,12 +612,28 @@ fn watching_a_finished_run_replays_it_in_order() {
 
     // Approved while no stack runs: the command says the run waits for one.
     let waiting = left_at_a_gate();
-    let out = run(&["hitl", "approve", &waiting, "ideate"]);
+    let out = run(&[
+        "hitl",
+        "approve",
+        &waiting,
+        "ideate",
+        "--comment",
+        "keep it calm",
+    ]);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         said.contains("no `mw serve` is running") && said.contains(&waiting),
         "{said}"
+    );
+    // The comment is kept with the decision: the evidence bundle shows it.
+    let bundle = dir.path().join("bundle");
+    let out = run(&["evidence", &waiting, "--bundle", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let md = std::fs::read_to_string(bundle.join("summary.md")).unwrap();
+    assert!(
+        md.contains("- ideate: approved by api-key:cli — “keep it calm”"),
+        "{md}"
     );
 }
 

@@ -12,6 +12,7 @@ mod graph;
 pub mod intents;
 pub mod limits;
 mod reconcile;
+mod review;
 mod runs;
 mod spans;
 mod spend;
@@ -38,8 +39,9 @@ pub use executions::ExecutionEndOutcome;
 pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
 pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use reconcile::{ReconcileReport, ReconcileSettings};
+pub use review::{GateReview, GateView};
 pub use runs::{Evidence, NewRunRequest};
-pub use spans::{usage_attributes, RunTree};
+pub use spans::{chat_tree, usage_attributes, ChatTree, RunTree};
 pub use spend::BUDGET_EXCEEDED;
 pub use watch::{RunWatch, MAX_WAIT};
 
