@@ -385,6 +385,37 @@ impl TestStack {
     }
 }
 
+/// Starts a run of `project`, approves each gate when it waits, and answers
+/// the evidence once the run has ended.
+pub async fn drive(client: &ApiClient, project: &str, secs: u64) -> myloware::pipeline::Evidence {
+    let (status, run) = client
+        .post("/v1/runs", serde_json::json!({"project": project}))
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["run_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let (status, body) = client.get(&format!("/v1/runs/{id}/evidence")).await;
+        assert_eq!(status, 200, "{body}");
+        let e: myloware::pipeline::Evidence = serde_json::from_value(body).unwrap();
+        if e.run.status.is_terminal() {
+            return e;
+        }
+        for gate in e.hitl_requests.iter().filter(|g| g.decision.is_none()) {
+            let path = format!("/v1/hitl/approve/{id}/{}", gate.gate);
+            let (status, body) = client.post(&path, serde_json::json!({})).await;
+            assert!(status == 200 || status == 409, "{status} {body}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {id} did not end in {secs} s: {} at {:?}",
+            e.run.status,
+            e.history.last().map(|h| &h.event_type)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until a server at `base` answers `/health` (10 s at most).
 pub async fn wait_healthy(base: &str) {
     for _ in 0..400 {

@@ -222,6 +222,9 @@ pub struct ListArgs {
     /// The page after this run id (the `next` of a previous page).
     #[arg(long)]
     pub after: Option<RunId>,
+    /// Add each run's cost (reads each run's record).
+    #[arg(long)]
+    pub cost: bool,
     /// JSON for scripts.
     #[arg(long)]
     pub json: bool,

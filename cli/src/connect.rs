@@ -85,11 +85,12 @@ pub async fn connect(config: &Config, api_base: Option<&str>) -> anyhow::Result<
 #[derive(Debug)]
 pub enum Reader {
     Api(ApiClient),
-    /// The store, and Step Functions when it runs the graphs (the
-    /// executions' histories live there).
+    /// The store, Step Functions when it runs the graphs (the executions'
+    /// histories live there), and the prices runs are costed with.
     Store(
         myloware::store::Backend,
         Option<myloware::engine::stepfunctions::StepFunctionsEngine>,
+        Box<myloware::pipeline::cost::Prices>,
     ),
 }
 
@@ -114,7 +115,11 @@ impl Reader {
             }
             myloware::config::EngineKind::Local => None,
         };
-        Ok(Self::Store(backend, remote))
+        Ok(Self::Store(
+            backend,
+            remote,
+            Box::new(config.prices.clone()),
+        ))
     }
 
     pub async fn list(
@@ -135,7 +140,7 @@ impl Reader {
                 }
                 client.get(&format!("/v1/runs?{}", query.join("&"))).await
             }
-            Self::Store(backend, _) => Ok(backend.store.list_runs(filter).await?),
+            Self::Store(backend, ..) => Ok(backend.store.list_runs(filter).await?),
         }
     }
 
@@ -143,15 +148,19 @@ impl Reader {
     pub async fn run_tree(&self, key: &str) -> anyhow::Result<myloware::pipeline::RunTree> {
         match self {
             Self::Api(client) => client.get(&format!("/v1/runs/{key}/spans")).await,
-            Self::Store(backend, _) => {
+            Self::Store(backend, _, prices) => {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let trace_id = myloware::domain::TraceId::of_run(run.run_id);
-                Ok(myloware::pipeline::RunTree {
+                let jobs = store.list_provider_jobs(run.run_id).await?;
+                let artifacts = store.list_artifacts(run.run_id).await?;
+                let tree = myloware::pipeline::RunTree {
                     spans: store.list_spans(trace_id).await?,
                     trace_id,
                     run,
-                })
+                    costs: Vec::new(),
+                };
+                Ok(tree.costed(&jobs, &artifacts, prices))
             }
         }
     }
@@ -163,7 +172,7 @@ impl Reader {
     ) -> anyhow::Result<myloware::pipeline::ChatTree> {
         match self {
             Self::Api(client) => client.get(&format!("/v1/traces/{trace_id}")).await,
-            Self::Store(backend, _) => {
+            Self::Store(backend, ..) => {
                 Ok(myloware::pipeline::chat_tree(backend.store.as_ref(), trace_id).await?)
             }
         }
@@ -173,7 +182,7 @@ impl Reader {
     pub async fn evidence(&self, key: &str) -> anyhow::Result<myloware::pipeline::Evidence> {
         match self {
             Self::Api(client) => client.get(&format!("/v1/runs/{key}/evidence")).await,
-            Self::Store(backend, remote) => {
+            Self::Store(backend, remote, prices) => {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let id = run.run_id;
@@ -211,7 +220,9 @@ impl Reader {
                         .await?,
                     history,
                     run,
-                })
+                    cost: None,
+                }
+                .costed(prices, remote.is_some()))
             }
         }
     }

@@ -133,6 +133,12 @@ pub struct Config {
     /// `RECONCILE_INTERVAL_SECS`), and work left in doubt submitted again
     /// (`RECONCILE_IN_DOUBT_SECS`).
     pub reconcile: crate::pipeline::ReconcileSettings,
+    /// The price table runs are costed with: `PRICES_FILE`, else
+    /// `<home>/prices.json` when present, over the dated defaults
+    /// (`pipeline::cost::Prices`).
+    pub prices: crate::pipeline::cost::Prices,
+    /// `BUDGET_USD`: a budget for every run, in place of its project's.
+    pub budget_usd: Option<f64>,
     /// What the API's server takes on (`MAX_CONNECTIONS`, `MAX_IN_FLIGHT`,
     /// `HEADER_READ_TIMEOUT_SECS`, `REQUEST_TIMEOUT_SECS`).
     pub server: crate::api::server::ServerLimits,
@@ -456,6 +462,11 @@ impl Config {
                 }
             }
         }
+        let prices = match lookup("PRICES_FILE") {
+            Some(path) => crate::pipeline::cost::Prices::load(Path::new(&path), true),
+            None => crate::pipeline::cost::Prices::load(&home.join("prices.json"), false),
+        }
+        .map_err(|e| ConfigError::new("PRICES_FILE", e.to_string()))?;
         Ok(Self {
             home,
             database,
@@ -537,6 +548,19 @@ impl Config {
                     request_timeout: seconds_var(&lookup, "REQUEST_TIMEOUT_SECS")?
                         .unwrap_or(defaults.request_timeout),
                 }
+            },
+            prices,
+            budget_usd: match lookup("BUDGET_USD") {
+                None => None,
+                Some(usd) => Some(
+                    usd.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|usd| usd.is_finite() && *usd >= 0.0)
+                        .ok_or_else(|| {
+                            ConfigError::new("BUDGET_USD", "expected dollars, e.g. 2.50")
+                        })?,
+                ),
             },
             task_queue_url,
             api_key: secret("API_KEY")?,

@@ -17,7 +17,7 @@ use myloware::pipeline::Evidence;
 use myloware::queue::sqs::SqsQueue;
 use myloware::queue::{HandlerError, MessageHandler};
 use myloware_tests::aws::{env_for, Emulator};
-use myloware_tests::{stack_vars, ApiClient, TestStack};
+use myloware_tests::{drive, stack_vars, ApiClient, TestStack};
 use serde_json::{json, Value};
 
 /// A child process killed when the test ends, however it ends.
@@ -104,41 +104,6 @@ async fn aws_vars(emulator: &Emulator, dir: &std::path::Path) -> BTreeMap<String
     vars
 }
 
-/// Starts an aismr run through the API, approves each gate when it waits,
-/// and answers the evidence once the run has ended.
-async fn drive_aismr(client: &ApiClient, secs: u64) -> Evidence {
-    drive(client, "aismr", secs).await
-}
-
-/// Starts a run of `project`, approves each gate when it waits, and answers
-/// the evidence once the run has ended.
-async fn drive(client: &ApiClient, project: &str, secs: u64) -> Evidence {
-    let (status, run) = client.post("/v1/runs", json!({"project": project})).await;
-    assert_eq!(status, 201, "{run}");
-    let id = run["run_id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (status, body) = client.get(&format!("/v1/runs/{id}/evidence")).await;
-        assert_eq!(status, 200, "{body}");
-        let e: Evidence = serde_json::from_value(body).unwrap();
-        if e.run.status.is_terminal() {
-            return e;
-        }
-        for gate in e.hitl_requests.iter().filter(|g| g.decision.is_none()) {
-            let path = format!("/v1/hitl/approve/{id}/{}", gate.gate);
-            let (status, body) = client.post(&path, json!({})).await;
-            assert!(status == 200 || status == 409, "{status} {body}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {id} did not end in {secs} s: {} at {:?}",
-            e.run.status,
-            e.history.last().map(|h| &h.event_type)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// What two runs of the same project must share: how many artifacts of
 /// each type, the personas in order, the gates and how they were decided,
 /// the provider jobs by provider and status, the states the graph passed.
@@ -207,7 +172,7 @@ async fn a_whole_aismr_run_on_step_functions_and_sqs_matches_the_embedded_stack(
     let _worker = mw(&vars, dir.path(), &["worker"], "worker.log");
 
     let client = ApiClient::new(&base, "test-api-key-0123456789");
-    let on_aws = drive_aismr(&client, 120).await;
+    let on_aws = drive(&client, "aismr", 120).await;
     let logs = || {
         format!(
             "serve: {}\nworker: {}",
@@ -228,8 +193,9 @@ async fn a_whole_aismr_run_on_step_functions_and_sqs_matches_the_embedded_stack(
     );
 
     let embedded = TestStack::start(&[("MOCK_LATENCY_MS", "20")]).await;
-    let on_embedded = drive_aismr(&embedded.client, 60).await;
+    let on_embedded = drive(&embedded.client, "aismr", 60).await;
     assert_eq!(shape(&on_aws), shape(&on_embedded), "{}", logs());
+    crate::cost::same_cost_on_aws_and_embedded(&on_aws, &on_embedded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

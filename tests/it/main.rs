@@ -4,6 +4,7 @@ mod aws_faults;
 mod aws_path;
 mod callbacks;
 mod cli;
+mod cost;
 mod doctor;
 mod dynamodb_table;
 mod engine_durability;

@@ -151,7 +151,14 @@ async fn ui_serves_the_page_and_its_files_without_the_key() {
     }
     // app.js and the modules it imports, each served as JavaScript.
     let mut scripts = String::new();
-    for file in ["app.js", "dom.js", "graph.js", "timeline.js"] {
+    for file in [
+        "app.js",
+        "dom.js",
+        "graph.js",
+        "timeline.js",
+        "tree.js",
+        "cost.js",
+    ] {
         let js = get(&format!("/ui/{file}")).await.unwrap();
         assert_eq!(js.status(), 200, "{file}");
         assert!(js.headers()["content-type"]

@@ -402,6 +402,14 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         "the publish URLs among the artifacts",
     )
     .await?;
+    page.wait_for(
+        "(document.querySelector('#cost tr[data-kind=\"kieai\"]') || {}).textContent \
+         .includes('12 clips of 12 jobs') \
+         && document.getElementById('cost-total').textContent.startsWith('$')",
+        10,
+        "the cost panel with the 12 clips and a total",
+    )
+    .await?;
     assert_eq!(
         t.evidence(&id).await.run.status,
         RunStatus::Published,

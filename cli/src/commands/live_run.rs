@@ -146,6 +146,7 @@ async fn follow_new_run(
         "approved_gates": approved_gates(&evidence),
         "duration_s": (duration_s * 10.0).round() / 10.0,
         "error": evidence.run.error,
+        "cost": evidence.cost,
     });
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
@@ -182,6 +183,12 @@ fn print_summary(evidence: &Evidence, duration_s: f64) {
     let counts = artifact_counts(evidence);
     let counts: Vec<String> = counts.iter().map(|(t, n)| format!("{t}×{n}")).collect();
     outln!("artifacts  {}", counts.join("  "));
+    if let Some(cost) = &evidence.cost {
+        outln!("cost       {}", cost.summary());
+        for line in cost.breakdown() {
+            outln!("           {line}");
+        }
+    }
     if let Some(error) = &run.error {
         outln!("error      {error}");
         outln!(

@@ -57,23 +57,54 @@ async fn list(reader: &Reader, args: ListArgs) -> anyhow::Result<ExitCode> {
         after: args.after,
     };
     let page = reader.list(&filter).await?;
+    // Each run's cost is read from its evidence: one read per run listed.
+    let mut costs = Vec::new();
+    if args.cost {
+        for run in &page.runs {
+            costs.push(reader.evidence(&run.run_id.to_string()).await?.cost);
+        }
+    }
     if args.json {
-        print_json(&page)?;
+        if args.cost {
+            let mut value = serde_json::to_value(&page)?;
+            for (run, cost) in value["runs"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .zip(&costs)
+            {
+                run["cost"] = serde_json::to_value(cost)?;
+            }
+            print_json(&value)?;
+        } else {
+            print_json(&page)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if page.runs.is_empty() {
         outln!("no runs yet");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = table(&["run_id", "job_code", "project", "status", "updated_at"]);
-    for run in &page.runs {
-        t.add_row(vec![
+    let mut header = vec!["run_id", "job_code", "project", "status", "updated_at"];
+    if args.cost {
+        header.push("cost");
+    }
+    let mut t = table(&header);
+    for (i, run) in page.runs.iter().enumerate() {
+        let mut row = vec![
             run.run_id.to_string(),
             run.job_code.to_string(),
             run.project.to_string(),
             run.status.to_string(),
             time(&run.updated_at),
-        ]);
+        ];
+        if let Some(cost) = costs.get(i) {
+            row.push(
+                cost.as_ref()
+                    .map_or("-".into(), |c| myloware::pipeline::cost::usd(c.total_usd)),
+            );
+        }
+        t.add_row(row);
     }
     outln!("{t}");
     if let Some(next) = page.next {
@@ -118,6 +149,9 @@ pub fn print_run(evidence: &Evidence) {
         outln!("error      {error}");
     }
     outln!("input      {}", compact(&run.input, 100));
+    if let Some(cost) = &evidence.cost {
+        outln!("cost       {}", cost.summary());
+    }
     if let Some(result) = &run.result {
         outln!("result     {}", compact(result, 100));
     }
@@ -197,6 +231,12 @@ pub fn print_run(evidence: &Evidence) {
             g.gate.to_string(),
             time(&g.requested_at)
         );
+    }
+    if let Some(cost) = &evidence.cost {
+        outln!("\ncost (prices of {})", cost.prices_dated);
+        for line in cost.breakdown() {
+            outln!("  {line}");
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use myloware::domain::{Span, SpanId, SpanStatus, TraceId};
+use myloware::pipeline::cost::SpanCost;
 use myloware::pipeline::ChatTree;
 
 use crate::cli::RunArgs;
@@ -45,7 +46,10 @@ pub async fn run(
     if tree.spans.is_empty() {
         outln!("no spans recorded for this run");
     } else {
-        outln!("{}", render(&tree.spans, Utc::now()).trim_end());
+        outln!(
+            "{}",
+            render(&tree.spans, &tree.costs, Utc::now()).trim_end()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -56,7 +60,7 @@ fn chat(tree: ChatTree, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     outln!("chat turn  trace {}", tree.trace_id);
-    outln!("{}", render(&tree.spans, Utc::now()).trim_end());
+    outln!("{}", render(&tree.spans, &[], Utc::now()).trim_end());
     for run in &tree.runs {
         outln!(
             "started run {} ({})  {}  (mw trace {})",
@@ -71,7 +75,8 @@ fn chat(tree: ChatTree, json: bool) -> anyhow::Result<ExitCode> {
 
 /// The spans as an indented tree, children under their parent in start
 /// order; a span whose parent is not among them is a root.
-pub fn render(spans: &[Span], now: DateTime<Utc>) -> String {
+pub fn render(spans: &[Span], costs: &[SpanCost], now: DateTime<Utc>) -> String {
+    let costs: HashMap<SpanId, &SpanCost> = costs.iter().map(|c| (c.span_id, c)).collect();
     let ids: HashMap<SpanId, usize> = spans
         .iter()
         .enumerate()
@@ -89,6 +94,7 @@ pub fn render(spans: &[Span], now: DateTime<Utc>) -> String {
     for (n, &root) in roots.iter().enumerate() {
         walk(
             spans,
+            &costs,
             &children,
             root,
             "",
@@ -104,6 +110,7 @@ pub fn render(spans: &[Span], now: DateTime<Utc>) -> String {
 #[allow(clippy::too_many_arguments)]
 fn walk(
     spans: &[Span],
+    costs: &HashMap<SpanId, &SpanCost>,
     children: &HashMap<Option<SpanId>, Vec<usize>>,
     at: usize,
     prefix: &str,
@@ -120,7 +127,11 @@ fn walk(
     } else {
         (format!("{prefix}├─ "), format!("{prefix}│  "))
     };
-    out.push_str(&format!("{branch}{}\n", line(span, now)));
+    let cost = costs
+        .get(&span.span_id)
+        .map(|c| format!("  {}", c.label()))
+        .unwrap_or_default();
+    out.push_str(&format!("{branch}{}{cost}\n", line(span, now)));
     if let Some(error) = &span.error {
         let first = error.lines().next().unwrap_or_default();
         let first: String = first.chars().take(200).collect();
@@ -133,6 +144,7 @@ fn walk(
     for (n, &kid) in kids.iter().enumerate() {
         walk(
             spans,
+            costs,
             children,
             kid,
             &next_prefix,
@@ -206,14 +218,21 @@ mod tests {
                 .parent(SpanId::graph(run))
                 .started_at(at(4)),
         );
-        let text = render(&[graph, iggy, tool, gate], at(10));
+        let cost = SpanCost {
+            span_id: tool.span_id,
+            units: 12.0,
+            unit: "clips".into(),
+            usd: 3.6,
+            priced: true,
+        };
+        let text = render(&[graph, iggy, tool, gate], &[cost], at(10));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
             [
                 "aismr-graph  … open 10.0s",
                 "├─ aismr:iggy  ok  2.0s",
-                "│  └─ execute_tool record_ideas  error  0.0s",
+                "│  └─ execute_tool record_ideas  error  0.0s  12 clips $3.60",
                 "│        error: bad args",
                 "└─ aismr:gate:ideate  … open 6.0s",
             ]

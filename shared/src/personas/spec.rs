@@ -34,6 +34,9 @@ pub struct ProjectSpec {
     pub gates: Vec<GateSpec>,
     /// The personas, in graph order.
     pub personas: Vec<PersonaSpec>,
+    /// The most a run may spend, in USD (`pipeline::cost`): past it, the
+    /// run stops before its next persona. `BUDGET_USD` overrides it.
+    pub budget_usd: Option<f64>,
 }
 
 /// What clips a run makes.
@@ -221,6 +224,8 @@ struct SpecFile {
     #[serde(default)]
     gates: Vec<GateSpec>,
     personas: Vec<PersonaFile>,
+    #[serde(default)]
+    budget_usd: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +292,13 @@ impl SpecFile {
                 )));
             }
         }
+        if let Some(budget) = self.budget_usd {
+            if !budget.is_finite() || budget < 0.0 {
+                return Err(invalid(format!(
+                    "budget_usd {budget} is not an amount of dollars"
+                )));
+            }
+        }
         let personas = self
             .personas
             .into_iter()
@@ -299,6 +311,7 @@ impl SpecFile {
             clips: self.clips,
             gates: self.gates,
             personas,
+            budget_usd: self.budget_usd,
         })
     }
 }

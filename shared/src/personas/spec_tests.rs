@@ -91,6 +91,17 @@ fn a_minimal_spec_parses_and_joins_prompt_lines() {
 }
 
 #[test]
+fn a_budget_is_dollars_or_nothing() {
+    assert_eq!(parse(minimal()).unwrap().budget_usd, None);
+    let mut spec = minimal();
+    spec["budget_usd"] = json!(12.5);
+    assert_eq!(parse(spec.clone()).unwrap().budget_usd, Some(12.5));
+    spec["budget_usd"] = json!(-1);
+    let err = parse(spec).unwrap_err().to_string();
+    assert!(err.contains("budget_usd") && err.contains("demo"), "{err}");
+}
+
+#[test]
 fn errors_name_project_persona_and_tool() {
     let mut spec = minimal();
     spec["personas"][0]["tools"] = json!(["submit_clip_jobs", "make_coffee"]);

@@ -339,6 +339,7 @@ impl Pipeline {
             }
             Settled::Now(job) => {
                 tracing::info!(status = %job.status, "provider job settled");
+                self.count_job_spend(&job).await;
                 let took = job
                     .settled_at
                     .map(|s| (s - job.created_at).num_milliseconds() as f64 / 1000.0);

@@ -462,10 +462,21 @@ fn failed(e: &Evidence, out: &mut Vec<Finding>) {
     }
     let result = e.run.result.clone().unwrap_or(Value::Null);
     let persona = result.get("persona").and_then(Value::as_str).unwrap_or("-");
+    let over_budget = result.get("error").and_then(Value::as_str) == Some(super::BUDGET_EXCEEDED);
+    let mut next = vec![format!("mw evidence {}", e.run.job_code)];
+    if over_budget {
+        next.push(
+            "raise the project's budget_usd (or BUDGET_USD), then start the run again".into(),
+        );
+    }
     out.push(Finding {
         symptom: Symptom::RunFailed,
         problem: true,
-        summary: format!("run {} failed in persona {persona}", e.run.job_code),
+        summary: if over_budget {
+            format!("run {} stopped: it spent its budget", e.run.job_code)
+        } else {
+            format!("run {} failed in persona {persona}", e.run.job_code)
+        },
         details: vec![
             format!(
                 "error: {}",
@@ -480,6 +491,6 @@ fn failed(e: &Evidence, out: &mut Vec<Finding>) {
                     .unwrap_or("-")
             ),
         ],
-        next: vec![format!("mw evidence {}", e.run.job_code)],
+        next,
     });
 }

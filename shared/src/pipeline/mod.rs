@@ -3,6 +3,7 @@
 //! functions and the CLI all call into this; none of them holds logic of its
 //! own.
 pub mod callbacks;
+pub mod cost;
 pub mod doctor;
 mod error;
 mod executions;
@@ -14,6 +15,7 @@ mod reconcile;
 mod review;
 mod runs;
 mod spans;
+mod spend;
 mod tools;
 mod watch;
 pub mod worker;
@@ -40,6 +42,7 @@ pub use reconcile::{ReconcileReport, ReconcileSettings};
 pub use review::{GateReview, GateView};
 pub use runs::{Evidence, NewRunRequest};
 pub use spans::{chat_tree, usage_attributes, ChatTree, RunTree};
+pub use spend::BUDGET_EXCEEDED;
 pub use watch::{RunWatch, MAX_WAIT};
 
 /// Where things are reachable and which modes are on; fixed at start-up.
@@ -54,6 +57,13 @@ pub struct Settings {
     pub callback_queue_url: String,
     /// When overdue jobs are asked about.
     pub reconcile: ReconcileSettings,
+    /// What runs are costed with (`cost`).
+    pub prices: cost::Prices,
+    /// A budget for every run, in place of its project's (`BUDGET_USD`).
+    pub budget_usd: Option<f64>,
+    /// Whether runs run on Step Functions: their AWS lines are then spend,
+    /// not an estimate.
+    pub on_aws: bool,
 }
 
 /// The pipeline core and the ports it runs on, built once at start-up.

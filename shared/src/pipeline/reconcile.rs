@@ -216,6 +216,7 @@ impl Pipeline {
                 tracing::info!(provider = %job.provider, provider_job_id = %job.job_id,
                     run_id = %job.run_id, status = %job.status, settled_by = "poll",
                     "overdue job settled from the provider's answer");
+                self.count_job_spend(&job).await;
                 crate::telemetry::metrics::count(
                     "mw_jobs_settled_by_poll_total",
                     "Provider jobs the reconciler settled because their callback was overdue.",

@@ -66,6 +66,29 @@ pub struct Evidence {
     /// The run tree: its spans, by start time (open ones included).
     #[serde(default)]
     pub spans: Vec<Span>,
+    /// What the run cost, from the above at the stack's prices
+    /// (`pipeline::cost`); absent in evidence written before it was kept.
+    #[serde(default)]
+    pub cost: Option<super::cost::RunCost>,
+}
+
+impl Evidence {
+    /// The evidence with its cost, at `prices`; `on_aws` when the run ran on
+    /// Step Functions.
+    pub fn costed(mut self, prices: &super::cost::Prices, on_aws: bool) -> Self {
+        self.cost = Some(super::cost::run_cost(
+            super::cost::CostInputs {
+                spans: &self.spans,
+                jobs: &self.provider_jobs,
+                artifacts: &self.artifacts,
+                history: &self.history,
+                webhook_events: self.webhook_events.len(),
+                on_aws,
+            },
+            prices,
+        ));
+        self
+    }
 }
 
 impl Pipeline {
@@ -379,7 +402,7 @@ impl Pipeline {
                 .unwrap_or_default(),
             None => Vec::new(),
         };
-        Ok(Evidence {
+        let evidence = Evidence {
             artifacts: self.store.list_artifacts(id).await?,
             webhook_events: self.store.list_webhook_events(id).await?,
             provider_jobs: self
@@ -393,6 +416,8 @@ impl Pipeline {
             spans: self.store.list_spans(TraceId::of_run(id)).await?,
             history,
             run,
-        })
+            cost: None,
+        };
+        Ok(evidence.costed(&self.settings.prices, self.settings.on_aws))
     }
 }

@@ -18,6 +18,22 @@ pub struct RunTree {
     pub run: Run,
     pub trace_id: TraceId,
     pub spans: Vec<Span>,
+    /// The cost of each span that has one (model calls, provider tools).
+    #[serde(default)]
+    pub costs: Vec<super::cost::SpanCost>,
+}
+
+impl RunTree {
+    /// The tree with its spans' costs, from the run's jobs and artifacts.
+    pub fn costed(
+        mut self,
+        jobs: &[crate::domain::ProviderJob],
+        artifacts: &[crate::domain::Artifact],
+        prices: &super::cost::Prices,
+    ) -> Self {
+        self.costs = super::cost::span_costs(&self.spans, jobs, artifacts, prices);
+        self
+    }
 }
 
 /// A trace that is no run's own: a chat turn (`brendan-chat`, the
@@ -98,11 +114,17 @@ impl Pipeline {
     pub async fn run_tree(&self, key: &str) -> Result<RunTree, PipelineError> {
         let run = self.find_run(key).await?;
         let trace_id = TraceId::of_run(run.run_id);
-        Ok(RunTree {
+        let (jobs, artifacts) = tokio::try_join!(
+            self.store.list_provider_jobs(run.run_id),
+            self.store.list_artifacts(run.run_id)
+        )?;
+        let tree = RunTree {
             spans: self.tracer.list(trace_id).await?,
             trace_id,
             run,
-        })
+            costs: Vec::new(),
+        };
+        Ok(tree.costed(&jobs, &artifacts, &self.settings.prices))
     }
 
     /// `<project>-graph`: the root of the run's tree, open until it ends;

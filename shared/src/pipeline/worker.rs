@@ -456,6 +456,19 @@ impl Pipeline {
             );
             return self.fail_task(token, "Agent.NoSpec", &cause).await;
         };
+        // Before it spends: a run past its budget stops here, its cause
+        // recorded as the run's failure.
+        if let Some(cause) = self.over_budget(run, &project, persona).await? {
+            tracing::warn!(%cause, "run over budget: persona not started");
+            crate::telemetry::metrics::count(
+                "mw_runs_over_budget_total",
+                "Runs stopped before a persona because they had spent their budget, by project.",
+                &[("project", run.project.as_str())],
+            );
+            return self
+                .fail_task(token, super::spend::BUDGET_EXCEEDED, &cause)
+                .await;
+        }
         let mut context = PersonaContext::new(
             run.run_id,
             &project,
@@ -487,7 +500,7 @@ impl Pipeline {
             self.llm.as_ref(),
             &tool_context,
             &input,
-            &observer,
+            &self.counting_spend(&observer, run),
         )
         .await;
         let outcome = match outcome {

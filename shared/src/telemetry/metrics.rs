@@ -105,6 +105,12 @@ impl Registry {
         self.update(name, help, Kind::Counter, pairs, |s| s.value += n as f64);
     }
 
+    /// Adds `amount` (not negative: a counter only grows) to a counter.
+    pub fn add(&self, name: &'static str, help: &'static str, pairs: &[(&str, &str)], amount: f64) {
+        let amount = amount.max(0.0);
+        self.update(name, help, Kind::Counter, pairs, |s| s.value += amount);
+    }
+
     /// Sets a gauge to `value`.
     pub fn gauge(
         &self,
@@ -245,6 +251,11 @@ pub fn count(name: &'static str, help: &'static str, pairs: &[(&str, &str)]) {
 /// Adds `n` to a counter.
 pub fn count_n(name: &'static str, help: &'static str, pairs: &[(&str, &str)], n: u64) {
     registry().count_n(name, help, pairs, n);
+}
+
+/// Adds `amount` to a counter (dollars, minutes: counts that need not be whole).
+pub fn add(name: &'static str, help: &'static str, pairs: &[(&str, &str)], amount: f64) {
+    registry().add(name, help, pairs, amount);
 }
 
 /// Sets a gauge to `value`.

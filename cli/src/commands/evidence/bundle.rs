@@ -32,7 +32,10 @@ pub fn write(
     let json_path = dir.join("evidence.json");
     myloware::private_files::write(&json_path, redact(serde_json::to_string_pretty(&bundle)?))?;
     let md_path = dir.join("summary.md");
-    myloware::private_files::write(&md_path, redact(summary(evidence, &findings)))?;
+    myloware::private_files::write(
+        &md_path,
+        redact(summary(evidence, &findings, &config.prices)),
+    )?;
     Ok(vec![json_path, md_path])
 }
 
@@ -99,7 +102,11 @@ fn redact_task_tokens(text: String) -> String {
     })
 }
 
-fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
+fn summary(
+    e: &Evidence,
+    findings: &[doctor::Finding],
+    prices: &myloware::pipeline::cost::Prices,
+) -> String {
     let run = &e.run;
     let mut md = format!("# Run {} ({})\n\n", run.job_code, run.project);
     md += &format!(
@@ -108,6 +115,14 @@ fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
     );
     if let Some(error) = &run.error {
         md += &format!("- error: `{error}`\n");
+    }
+    if let Some(cost) = &e.cost {
+        md += &format!(
+            "\n## Cost\n\n**{}** (prices of {})\n\n```\n{}\n```\n",
+            cost.summary(),
+            cost.prices_dated,
+            cost.breakdown().join("\n")
+        );
     }
     md += "\n## Doctor\n\n";
     for f in findings {
@@ -127,7 +142,9 @@ fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
     if e.spans.is_empty() {
         md += "no spans recorded\n";
     } else {
-        md += &crate::commands::trace::render(&e.spans, Utc::now());
+        let costs =
+            myloware::pipeline::cost::span_costs(&e.spans, &e.provider_jobs, &e.artifacts, prices);
+        md += &crate::commands::trace::render(&e.spans, &costs, Utc::now());
     }
     md += "```\n";
     md +=

@@ -1,9 +1,10 @@
 // The run dashboard: a list of runs and a page per run, drawn from the JSON
 // API and polled while runs move. No framework and no build step: the file is
-// served as written, as ES modules (dom.js, graph.js, timeline.js, tree.js). Data goes
+// served as written, as ES modules (dom.js, graph.js, timeline.js, tree.js, cost.js). Data goes
 // into the page as text nodes only, never as HTML, so nothing a run records
 // can run here.
 import { TERMINAL, ago, badge, dateTime, el, safeUrl, short, time } from "./dom.js";
+import { renderCost } from "./cost.js";
 import { renderGraph } from "./graph.js";
 import { renderTimeline } from "./timeline.js";
 import { STARTED_FROM_TRACE, renderTree } from "./tree.js";
@@ -238,6 +239,7 @@ async function refreshRun() {
   renderTimeline($("gantt"), run, graph, evidence.provider_jobs);
   $("graph-name").textContent = graph.state_machine;
   renderGraph($("graph"), graph);
+  renderCost($("cost"), evidence.cost);
   renderTree($("run-tree"), evidence.spans || []);
   renderOrigin(evidence.spans || []);
   renderArtifacts(evidence.artifacts);

@@ -18,6 +18,7 @@ const INDEX_HTML: &str = include_str!("index.html");
 /// are ES modules that import each other by these names.
 const FILES: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("app.js")),
+    ("cost.js", JS, include_str!("cost.js")),
     ("dom.js", JS, include_str!("dom.js")),
     ("graph.js", JS, include_str!("graph.js")),
     ("timeline.js", JS, include_str!("timeline.js")),
