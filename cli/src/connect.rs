@@ -122,7 +122,11 @@ impl Reader {
                 let store = backend.store.as_ref();
                 let run = crate::commands::runs::find_run(store, key).await?;
                 let trace_id = myloware::domain::TraceId::of_run(run.run_id);
+                let links = store
+                    .list_artifacts_of(run.run_id, myloware::pipeline::Lineage::ARTIFACT_TYPES)
+                    .await?;
                 Ok(myloware::pipeline::RunTree {
+                    lineage: myloware::pipeline::Lineage::of(&links),
                     spans: store.list_spans(trace_id).await?,
                     trace_id,
                     run,
@@ -158,8 +162,10 @@ impl Reader {
                         .collect(),
                     _ => Vec::new(),
                 };
+                let artifacts = store.list_artifacts(id).await?;
                 Ok(myloware::pipeline::Evidence {
-                    artifacts: store.list_artifacts(id).await?,
+                    lineage: myloware::pipeline::Lineage::of(&artifacts),
+                    artifacts,
                     webhook_events: store.list_webhook_events(id).await?,
                     provider_jobs: store
                         .list_provider_jobs(id)

@@ -18,6 +18,9 @@ pub struct RunTree {
     pub run: Run,
     pub trace_id: TraceId,
     pub spans: Vec<Span>,
+    /// The run it replays, its replays and its redrives.
+    #[serde(default)]
+    pub lineage: super::Lineage,
 }
 
 impl Pipeline {
@@ -25,7 +28,12 @@ impl Pipeline {
     pub async fn run_tree(&self, key: &str) -> Result<RunTree, PipelineError> {
         let run = self.find_run(key).await?;
         let trace_id = TraceId::of_run(run.run_id);
+        let links = self
+            .store
+            .list_artifacts_of(run.run_id, super::Lineage::ARTIFACT_TYPES)
+            .await?;
         Ok(RunTree {
+            lineage: super::Lineage::of(&links),
             spans: self.tracer.list(trace_id).await?,
             trace_id,
             run,
@@ -33,8 +41,15 @@ impl Pipeline {
     }
 
     /// `<project>-graph`: the root of the run's tree, open until it ends;
-    /// linked to the chat turn that started the run, if one did.
-    pub(crate) async fn open_graph_span(&self, run: &Run, chat_turn: Option<SpanLink>) {
+    /// linked to the chat turn that started the run, if one did, or to the
+    /// graph span of the run it replays.
+    /// A replay's also names the run it replays and the state it started at.
+    pub(crate) async fn open_graph_span(
+        &self,
+        run: &Run,
+        chat_turn: Option<SpanLink>,
+        replay_of: Option<&(crate::domain::JobCode, String)>,
+    ) {
         let mut span = NewSpan::in_run(run.run_id, format!("{}-graph", run.project))
             .id(SpanId::graph(run.run_id))
             .attr(attr::OPERATION, "invoke_agent")
@@ -43,6 +58,11 @@ impl Pipeline {
             .attr("myloware.job_code", run.job_code.as_str())
             .input(bounded(run.input.clone()))
             .started_at(run.created_at);
+        if let Some((origin, from)) = replay_of {
+            span = span
+                .attr(attr::REPLAY_OF, origin.as_str())
+                .attr(attr::REPLAY_FROM, from.as_str());
+        }
         if let Some(turn) = chat_turn {
             span = span
                 .attr(attr::STARTED_FROM_TRACE, turn.trace_id.to_string())

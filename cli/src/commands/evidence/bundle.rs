@@ -109,6 +109,9 @@ fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
     if let Some(error) = &run.error {
         md += &format!("- error: `{error}`\n");
     }
+    for line in e.lineage.lines() {
+        md += &format!("- {line}\n");
+    }
     md += "\n## Doctor\n\n";
     for f in findings {
         md += &format!(
