@@ -1,13 +1,14 @@
 //! Redrive and replay over real HTTP and the real `mw` binary: a run that
 //! failed at Alex (Shotstack failing every render) is redriven once
-//! Shotstack is fixed and publishes with no clip generated twice; a
+//! Shotstack is fixed and publishes with no clip generated twice (one
+//! failed at Quinn uploads again, and only that); a
 //! published run replayed from Quinn publishes again with no new clip or
 //! render; the links show in the evidence, `mw runs show` and `mw trace`.
 use std::process::{Command, Output};
 
 use myloware::domain::RunStatus;
 use myloware::pipeline::Evidence;
-use myloware::providers::mock::MockStats;
+use myloware::providers::mock::{MockCounters, MockStats};
 use myloware_tests::TestStack;
 use serde_json::{json, Value};
 
@@ -42,22 +43,23 @@ fn accepted(t: &TestStack) -> (u64, u64, u64) {
     )
 }
 
-/// A test-video-gen run that failed at Alex: Shotstack fails every render
-/// while it runs, and is fixed once it has failed.
-async fn failed_at_alex(t: &TestStack) -> Evidence {
-    let shotstack = &t.stack.mocks.as_ref().unwrap().shotstack;
-    shotstack.fail_every_job(true);
+/// A test-video-gen run that failed at `persona`: its provider (`mock`)
+/// fails every job while the run goes, and is fixed once it has failed.
+async fn failed_at(t: &TestStack, persona: &str, mock: &MockCounters) -> Evidence {
+    mock.fail_every_job(true);
     let run = t.start_run("test-video-gen").await;
     let failed = t
         .wait_for_status(run["run_id"].as_str().unwrap(), RunStatus::Failed)
         .await;
-    shotstack.fail_every_job(false);
+    mock.fail_every_job(false);
     let cause = failed.run.error.clone().unwrap_or_default();
-    assert!(
-        cause.contains("persona alex") && cause.contains("shotstack"),
-        "{cause}"
-    );
+    assert!(cause.contains(&format!("persona {persona}")), "{cause}");
     failed
+}
+
+/// `failed_at` Alex: Shotstack fails the render.
+async fn failed_at_alex(t: &TestStack) -> Evidence {
+    failed_at(t, "alex", &t.stack.mocks.as_ref().unwrap().shotstack).await
 }
 
 fn count(e: &Evidence, artifact_type: &str) -> usize {
@@ -145,6 +147,40 @@ async fn a_run_failed_at_alex_is_redriven_by_the_cli_and_publishes_without_new_c
     let unknown = format!("/v1/runs/{}/redrive", uuid::Uuid::new_v4());
     let (status, body) = t.client.post(&unknown, json!({})).await;
     assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_failed_at_quinn_is_redriven_and_uploads_again_without_new_clips_or_renders() {
+    let t = TestStack::start(&[]).await;
+    let failed = failed_at(&t, "quinn", &t.stack.mocks.as_ref().unwrap().upload_post).await;
+    let (clips, renders, uploads) = accepted(&t);
+    assert_eq!(uploads, 1);
+    let (status, body) = t
+        .client
+        .post(
+            &format!("/v1/runs/{}/redrive", failed.run.job_code),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let e = t
+        .wait_for_status(&failed.run.run_id.to_string(), RunStatus::Published)
+        .await;
+    assert_eq!(
+        accepted(&t),
+        (clips, renders, uploads + 1),
+        "only the upload again"
+    );
+    assert_eq!(e.lineage.redrives[0].from.as_deref(), Some("Quinn"));
+    assert!(count(&e, "publish.url") >= 1);
+    let requests: Vec<&Value> = e
+        .artifacts
+        .iter()
+        .filter(|a| a.artifact_type.as_str() == "publish.request")
+        .map(|a| &a.metadata["request_id"])
+        .collect();
+    assert_eq!(requests.len(), 2);
+    assert_ne!(requests[0], requests[1], "sent again under a new name");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
