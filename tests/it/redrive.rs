@@ -185,7 +185,9 @@ async fn a_run_failed_at_quinn_is_redriven_and_uploads_again_without_new_clips_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_redrives_of_the_same_run_at_once_start_one_execution() {
-    let t = TestStack::start(&[]).await;
+    // Providers slow enough that the redriven run is still running when the
+    // old execution's late end comes.
+    let t = TestStack::start(&[("MOCK_LATENCY_MS", "300")]).await;
     let failed = failed_at_alex(&t).await;
     let path = format!("/v1/runs/{}/redrive", failed.run.run_id);
     let (a, b) = tokio::join!(
@@ -195,6 +197,18 @@ async fn two_redrives_of_the_same_run_at_once_start_one_execution() {
     let mut statuses = [a.0, b.0];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 409], "{} {}", a.1, b.1);
+    // The old execution's end, reported late (as EventBridge may), does
+    // not fail the redriven run.
+    let late = myloware::pipeline::ExecutionStatusChange {
+        execution_arn: failed.run.execution_id.clone().unwrap(),
+        state_machine_arn: None,
+        name: failed.run.run_id.to_string(),
+        status: "FAILED".into(),
+        error: Some("Worker.JobFailed".into()),
+        cause: Some("the render failed".into()),
+    };
+    let outcome = t.stack.pipeline.record_execution_end(&late).await.unwrap();
+    assert_eq!(outcome, myloware::pipeline::ExecutionEndOutcome::Superseded);
     let e = t
         .wait_for_status(&failed.run.run_id.to_string(), RunStatus::Published)
         .await;

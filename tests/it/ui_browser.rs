@@ -145,6 +145,36 @@ async fn the_dashboard_redrives_a_failed_run() {
         let e = t.evidence(&id).await;
         assert_eq!(e.run.status, RunStatus::Published);
         assert_eq!(e.lineage.redrives.len(), 1);
+
+        // Replayed from Quinn: the replay's page names its origin, with a
+        // link back, and the origin's names the replay.
+        let (status, replay) = t
+            .client
+            .post(&format!("/v1/runs/{id}/replay"), serde_json::json!({ "from": "Quinn" }))
+            .await;
+        anyhow::ensure!(status == 201, "replay: {status} {replay}");
+        let replay_id = replay["run_id"].as_str().context("run_id")?.to_owned();
+        let code = e.run.job_code.to_string();
+        page.goto(&format!("{}/ui#/runs/{replay_id}", t.stack.base_url)).await?;
+        page.wait_for(
+            &format!(
+                "document.getElementById('run-lineage').textContent === 'replay of {code} from Quinn' \
+                 && !!document.querySelector('#run-lineage a[href=\"#/runs/{id}\"]')"
+            ),
+            10,
+            "the replay's origin",
+        )
+        .await?;
+        page.click("#run-lineage a").await?;
+        page.wait_for(
+            &format!(
+                "document.getElementById('run-lineage').textContent.includes('replayed as {} from Quinn')",
+                replay["job_code"].as_str().context("job_code")?
+            ),
+            10,
+            "the origin's replay",
+        )
+        .await?;
         Ok(())
     })
     .await;

@@ -230,12 +230,13 @@ impl Pipeline {
         if let Some(execution) = &run.execution_id {
             // Its end is recorded after the run's failure: a redrive before
             // it would have that end fail the redriven run.
-            if self
-                .engine
-                .describe_execution(execution)
-                .await?
-                .is_running()
-            {
+            let running = match self.engine.describe_execution(execution).await {
+                Ok(found) => found.is_running(),
+                // Gone from the engine (it keeps histories only so long): ended.
+                Err(crate::engine::EngineError::ExecutionDoesNotExist(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if running {
                 return Err(PipelineError::Conflict(format!(
                     "run {}'s execution is still ending; redrive it in a moment",
                     run.job_code
