@@ -371,12 +371,7 @@ async fn a_run_failed_at_alex_is_redriven_on_step_functions() {
         "no clip generated twice"
     );
     assert_eq!(mocks.shotstack.snapshot().accepted, 2, "one new render");
-    let entered: Vec<&str> = e
-        .history
-        .iter()
-        .filter(|h| h.event_type == "TaskStateEntered")
-        .filter_map(|h| h.details["name"].as_str())
-        .collect();
+    let entered = crate::redrive::tasks_entered(&e);
     assert_eq!(entered, ["Alex", "Quinn", "RecordPublished"]);
     assert_eq!(e.lineage.redrives[0].from.as_deref(), Some("Alex"));
 }

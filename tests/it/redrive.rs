@@ -62,6 +62,15 @@ async fn failed_at_alex(t: &TestStack) -> Evidence {
     failed_at(t, "alex", &t.stack.mocks.as_ref().unwrap().shotstack).await
 }
 
+/// The task states the run's (current) execution entered, in order.
+pub fn tasks_entered(e: &Evidence) -> Vec<&str> {
+    e.history
+        .iter()
+        .filter(|h| h.event_type == "TaskStateEntered")
+        .filter_map(|h| h.details["name"].as_str())
+        .collect()
+}
+
 fn count(e: &Evidence, artifact_type: &str) -> usize {
     crate::pipeline::count(e, artifact_type)
 }
@@ -113,12 +122,7 @@ async fn a_run_failed_at_alex_is_redriven_by_the_cli_and_publishes_without_new_c
     assert_eq!(e.lineage.redrives[0].from.as_deref(), Some("Alex"));
     // The redriven execution started at Alex: the personas before it did
     // not run again.
-    let entered: Vec<&str> = e
-        .history
-        .iter()
-        .filter(|h| h.event_type == "TaskStateEntered")
-        .filter_map(|h| h.details["name"].as_str())
-        .collect();
+    let entered = tasks_entered(&e);
     assert_eq!(entered, ["Alex", "Quinn", "RecordPublished"]);
 
     // The run tree shows the redrive and the steps after it.
@@ -253,12 +257,7 @@ async fn a_replay_from_quinn_is_a_new_linked_run_that_publishes_without_new_clip
     let (was, now) = (origin.run.result.unwrap(), e.run.result.clone().unwrap());
     assert_eq!(now["render_url"], was["render_url"], "the origin's render");
     assert_eq!(now["clips"], was["clips"]);
-    let entered: Vec<&str> = e
-        .history
-        .iter()
-        .filter(|h| h.event_type == "TaskStateEntered")
-        .filter_map(|h| h.details["name"].as_str())
-        .collect();
+    let entered = tasks_entered(&e);
     assert_eq!(entered, ["Quinn", "RecordPublished"]);
     let merged = e
         .history

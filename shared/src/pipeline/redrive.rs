@@ -181,15 +181,20 @@ fn execution_input(context: Value, run: &Run, extra: Map<String, Value>) -> Valu
 }
 
 impl Pipeline {
+    /// How many times the run was redriven (its `run.redriven` artifacts).
+    async fn redrives(&self, run_id: RunId) -> Result<u32, PipelineError> {
+        let redriven = self
+            .store
+            .list_artifacts_of(run_id, &[ArtifactType::RUN_REDRIVEN.as_str()])
+            .await?;
+        Ok(redriven.len() as u32)
+    }
+
     /// The histories of the run's executions, newest first: its current
     /// one, then those its redrives replaced (found by name).
     async fn histories(&self, run: &Run) -> Result<Vec<Vec<HistoryEvent>>, PipelineError> {
         let state_machine = self.state_machine(&run.project)?;
-        let redrives = self
-            .store
-            .list_artifacts_of(run.run_id, &[ArtifactType::RUN_REDRIVEN.as_str()])
-            .await?
-            .len() as u32;
+        let redrives = self.redrives(run.run_id).await?;
         let mut arns: Vec<String> = run.execution_id.iter().cloned().collect();
         for n in (0..=redrives).rev() {
             let name = run.run_id.execution_name(n);
@@ -254,12 +259,7 @@ impl Pipeline {
             .filter_map(entered)
             .find(|(name, _)| !ENDINGS.contains(name))
             .map(|(name, input)| (name.to_owned(), input));
-        let redrive = self
-            .store
-            .list_artifacts_of(run.run_id, &[ArtifactType::RUN_REDRIVEN.as_str()])
-            .await?
-            .len() as u32
-            + 1;
+        let redrive = self.redrives(run.run_id).await? + 1;
         let name = run.run_id.execution_name(redrive);
         let from = failed_at.as_ref().map(|(state, _)| state.clone());
         let mut extra = Map::new();
@@ -309,18 +309,8 @@ impl Pipeline {
             }
             Err(err) => {
                 let reason = format!("the engine did not start the redrive: {err}");
-                let failed = self
-                    .transition_run(
-                        Transition::new(run.run_id, RunStatus::Running, RunStatus::Failed)
-                            .error(&reason)
-                            .artifact(NewArtifact::new(
-                                run.run_id,
-                                ArtifactType::RUN_FAILED,
-                                json!({ "error": reason }),
-                            )),
-                    )
+                self.fail_unstarted(&run, RunStatus::Running, &reason)
                     .await?;
-                self.end_run_spans(&failed).await;
                 Err(err.into())
             }
         }

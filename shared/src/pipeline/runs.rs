@@ -192,21 +192,34 @@ impl Pipeline {
             }
             Err(err) => {
                 let reason = format!("the engine did not start the run: {err}");
-                let failed = self
-                    .transition_run(
-                        Transition::new(run.run_id, RunStatus::Pending, RunStatus::Failed)
-                            .error(&reason)
-                            .artifact(NewArtifact::new(
-                                run.run_id,
-                                ArtifactType::RUN_FAILED,
-                                json!({ "error": reason }),
-                            )),
-                    )
+                self.fail_unstarted(&run, RunStatus::Pending, &reason)
                     .await?;
-                self.end_run_spans(&failed).await;
                 Err(err.into())
             }
         }
+    }
+
+    /// Marks `run` (now `from`) failed because the engine refused to start
+    /// its execution, and closes its tree.
+    pub(super) async fn fail_unstarted(
+        &self,
+        run: &Run,
+        from: RunStatus,
+        reason: &str,
+    ) -> Result<(), PipelineError> {
+        let failed = self
+            .transition_run(
+                Transition::new(run.run_id, from, RunStatus::Failed)
+                    .error(reason)
+                    .artifact(NewArtifact::new(
+                        run.run_id,
+                        ArtifactType::RUN_FAILED,
+                        json!({ "error": reason }),
+                    )),
+            )
+            .await?;
+        self.end_run_spans(&failed).await;
+        Ok(())
     }
 
     /// Starts the execution of `run` (named after its id) and records it on
