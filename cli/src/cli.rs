@@ -16,6 +16,9 @@ pub struct Cli {
     /// command needs it).
     #[arg(long, global = true, env = "MW_API_BASE")]
     pub api_base: Option<String>,
+    /// Say first (on stderr) which stack or store the command talks to.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,7 +39,8 @@ pub enum Command {
     /// What is wrong with a run, and what to run next (exit 1 when something is).
     Doctor(RunArgs),
     /// The run tree: graph, persona steps, gates, LLM and tool calls, with
-    /// durations, status and errors; open spans marked.
+    /// durations, status and errors; open spans marked. Also takes a chat
+    /// turn's trace id (the `trace_id` the chat answers).
     Trace(RunArgs),
     /// The local log file, filtered: by run, persona, level; --follow to tail it.
     Logs(LogsArgs),

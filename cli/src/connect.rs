@@ -6,6 +6,7 @@ use myloware::wiring::{ServeFile, Stack, StackOptions};
 use myloware::Config;
 
 use crate::client::ApiClient;
+use crate::output::noteln;
 
 /// A client to a stack, and the embedded stack if this process runs it.
 #[derive(Debug)]
@@ -30,16 +31,32 @@ pub async fn running_stack(
     api_base: Option<&str>,
 ) -> anyhow::Result<Option<ApiClient>> {
     if let Some(base) = api_base {
+        noteln!("→ the stack at {base} (--api-base)");
         return Ok(Some(ApiClient::new(base, config.api_key.clone())?));
     }
     let Some(serve) = ServeFile::read(&config.home) else {
         return Ok(None);
     };
     let client = ApiClient::new(&serve.url, config.api_key.clone())?;
-    match client.get::<serde_json::Value>("/health").await {
-        Ok(_) => Ok(Some(client)),
-        Err(_) => Ok(None),
+    if client.get::<serde_json::Value>("/health").await.is_err() {
+        return Ok(None);
     }
+    let here = config.database.location();
+    match serve.store.as_deref() {
+        Some(served) if served != here => eprintln!(
+            "note: the running `mw serve` at {} (pid {}) uses the store {served}, but the \
+             DATABASE_URL here names {here}; this command talks to the running stack \
+             (stop it, or give --api-base, to choose)",
+            serve.url, serve.pid
+        ),
+        Some(served) => noteln!(
+            "→ mw serve at {} (pid {}), store {served}",
+            serve.url,
+            serve.pid
+        ),
+        None => noteln!("→ mw serve at {} (pid {})", serve.url, serve.pid),
+    }
+    Ok(Some(client))
 }
 
 /// A connection to a running stack, or to an embedded one booted now.
@@ -50,6 +67,10 @@ pub async fn connect(config: &Config, api_base: Option<&str>) -> anyhow::Result<
             embedded: None,
         });
     }
+    noteln!(
+        "→ no running stack: one starts in this process, store {}",
+        config.database.location()
+    );
     let stack = Stack::start(config, StackOptions::ephemeral())
         .await
         .context("starting the embedded stack")?;
@@ -78,6 +99,10 @@ impl Reader {
             return Ok(Self::Api(client));
         }
         crate::commands::store_exists(config)?;
+        noteln!(
+            "→ no running stack: reading the store {}",
+            config.database.location()
+        );
         let backend = myloware::store::open(&config.database)
             .await
             .with_context(|| format!("opening the store at {}", config.database))?;
@@ -131,6 +156,19 @@ impl Reader {
                     trace_id,
                     run,
                 })
+            }
+        }
+    }
+
+    /// The chat turn `trace_id` and the runs it started.
+    pub async fn chat_tree(
+        &self,
+        trace_id: myloware::domain::TraceId,
+    ) -> anyhow::Result<myloware::pipeline::ChatTree> {
+        match self {
+            Self::Api(client) => client.get(&format!("/v1/traces/{trace_id}")).await,
+            Self::Store(backend, _) => {
+                Ok(myloware::pipeline::chat_tree(backend.store.as_ref(), trace_id).await?)
             }
         }
     }

@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let file = (!matches!(cli.command, Command::Logs(_)) && (!reads_only || file.exists()))
         .then_some(file.as_path());
     myloware::telemetry::init(if serving { "info" } else { "warn" }, file);
+    output::set_verbose(cli.verbose);
     let api = cli.api_base.as_deref();
     match cli.command {
         Command::Serve(args) => commands::serve::run(args, &config).await,

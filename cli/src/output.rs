@@ -12,6 +12,27 @@ macro_rules! outln {
         }
     }};
 }
+/// `eprintln!` under `mw --verbose` only: where a command reads and writes.
+macro_rules! noteln {
+    ($($arg:tt)*) => {{
+        if $crate::output::verbose() {
+            eprintln!($($arg)*);
+        }
+    }};
+}
+pub(crate) use noteln;
+
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set once, from `--verbose`, before any command runs.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 use chrono::{DateTime, Utc};
 use comfy_table::{presets, Cell, ContentArrangement, Table};
 pub(crate) use outln;

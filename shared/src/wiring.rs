@@ -191,6 +191,7 @@ impl Stack {
             let file = ServeFile {
                 url: base_url.clone(),
                 pid: std::process::id(),
+                store: Some(config.database.location()),
             };
             Some(
                 file.write(&config.home)
@@ -214,12 +215,14 @@ impl Stack {
         })
     }
 
-    /// Stops serving, lets in-flight requests finish, stops the mocks.
+    /// Stops serving, lets in-flight requests finish, sends the spans not
+    /// yet exported (OTLP), stops the mocks.
     pub async fn shutdown(self) {
         let _ = self.stop_reconciler.send(true);
         let _ = self.reconciler.await;
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        self.pipeline.tracer.flush().await;
         if let Some(mocks) = self.mocks {
             mocks.shutdown().await;
         }
@@ -405,6 +408,9 @@ fn llm_settings(llm: &LlmConfig) -> LlmSettings {
 pub struct ServeFile {
     pub url: String,
     pub pid: u32,
+    /// The store it serves (`DatabaseConfig::location`).
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 impl ServeFile {

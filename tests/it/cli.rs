@@ -612,12 +612,28 @@ fn watching_a_finished_run_replays_it_in_order() {
 
     // Approved while no stack runs: the command says the run waits for one.
     let waiting = left_at_a_gate();
-    let out = run(&["hitl", "approve", &waiting, "ideate"]);
+    let out = run(&[
+        "hitl",
+        "approve",
+        &waiting,
+        "ideate",
+        "--comment",
+        "keep it calm",
+    ]);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         said.contains("no `mw serve` is running") && said.contains(&waiting),
         "{said}"
+    );
+    // The comment is kept with the decision: the evidence bundle shows it.
+    let bundle = dir.path().join("bundle");
+    let out = run(&["evidence", &waiting, "--bundle", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let md = std::fs::read_to_string(bundle.join("summary.md")).unwrap();
+    assert!(
+        md.contains("- ideate: approved by api-key:cli — “keep it calm”"),
+        "{md}"
     );
 }
 
@@ -682,4 +698,87 @@ fn reading_commands_in_an_empty_folder_create_nothing() {
             "{args:?} created the home folder"
         );
     }
+}
+
+/// `mw --verbose` says first which stack or store a command talks to; a
+/// DATABASE_URL that disagrees with the running `mw serve` is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_say_which_stack_or_store_they_talk_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_owned();
+    let mw = move |args: &[&str], database_url: Option<&str>| {
+        let mut command = Command::new(mw_binary());
+        command
+            .args(args)
+            .current_dir(&home)
+            .env("MYLOWARE_HOME", home.join(".myloware"))
+            .env("MOCK_LATENCY_MS", "0")
+            .env_remove("RUST_LOG")
+            .env_remove("MW_API_BASE");
+        match database_url {
+            Some(url) => command.env("DATABASE_URL", url),
+            None => command.env_remove("DATABASE_URL"),
+        };
+        command
+    };
+    let said = |mut command: Command| {
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(mw(&["live-run", "test-video-gen"], None)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let store = std::fs::canonicalize(dir.path().join(".myloware/mw.db")).unwrap();
+    let store = format!("sqlite:{}", store.display());
+
+    let note = said(mw(&["--verbose", "runs", "list"], None));
+    assert!(
+        note.starts_with(&format!("→ no running stack: reading the store {store}")),
+        "{note}"
+    );
+    assert!(
+        said(mw(&["runs", "list"], None)).is_empty(),
+        "quiet without -v"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    /// The server, killed however the test ends.
+    struct Serving(std::process::Child);
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let serve = Serving(
+        mw(&["serve", "--port", &port.to_string()], None)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    myloware_tests::wait_healthy(&base).await;
+    let note = said(mw(&["-v", "runs", "list"], None));
+    assert!(
+        note.starts_with(&format!(
+            "→ mw serve at {base} (pid {}), store {store}",
+            serve.0.id()
+        )),
+        "{note}"
+    );
+    let other = "postgres://someone@127.0.0.1:5432/elsewhere";
+    let note = said(mw(&["runs", "list"], Some(other)));
+    assert!(
+        note.contains(&format!("uses the store {store}"))
+            && note.contains("names postgres://someone@127.0.0.1:5432/elsewhere"),
+        "{note}"
+    );
 }

@@ -131,9 +131,57 @@ async fn aismr_with_manual_approvals_publishes() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("id=\"approve\""));
-    let approved = t.client.http.post(&url).send().await.unwrap();
+    // Safe to share: no cache, no referrer, no framing.
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+    ] {
+        assert_eq!(page.headers()[name], value, "{name}");
+    }
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let html = page.text().await.unwrap();
+    // The reviewer sees what is approved: Iggy's title and every idea.
+    let ideas = &e
+        .artifacts
+        .iter()
+        .find(|a| a.artifact_type.as_str() == "ideas.list")
+        .unwrap()
+        .metadata;
+    let title = ideas["title"].as_str().unwrap();
+    assert!(
+        html.contains(&format!("<h2 id=\"title\">{title}</h2>")),
+        "{html}"
+    );
+    for idea in ideas["ideas"].as_array().unwrap() {
+        assert!(
+            html.contains(idea.as_str().unwrap()),
+            "{idea} missing: {html}"
+        );
+    }
+    assert!(
+        html.contains("id=\"approve\"") && html.contains("name=\"comment\""),
+        "{html}"
+    );
+    // The page's form posts its fields, the comment among them.
+    let approved = t
+        .client
+        .http
+        .post(&url)
+        .header("accept", "text/html")
+        .form(&[("comment", "more crunch, less glitter")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(approved.status(), 200);
+    assert!(approved
+        .text()
+        .await
+        .unwrap()
+        .contains("more crunch, less glitter"));
     let again: Value = t
         .client
         .http
@@ -156,6 +204,45 @@ async fn aismr_with_manual_approvals_publishes() {
     assert_eq!(count(&e, "kieai.clip"), 12, "aismr makes 12 clips");
     assert_eq!(count(&e, "render.url"), 1);
     assert_eq!(count(&e, "publish.url"), 0, "Quinn waits behind the gate");
+    // The comment reached the next persona: Riley's model was given it.
+    let riley_saw_it = e.spans.iter().any(|s| {
+        let span = serde_json::to_string(s).unwrap();
+        span.contains("\"riley\"") && span.contains("more crunch, less glitter")
+    });
+    assert!(riley_saw_it, "the ideate comment is in Riley's context");
+    // The prepublish gate shows the rendered video and its clips.
+    let (status, gate) = t
+        .client
+        .get(&format!("/v1/hitl/approve/{id}/prepublish"))
+        .await;
+    assert_eq!(status, 200, "{gate}");
+    let render = e
+        .artifacts
+        .iter()
+        .find(|a| a.artifact_type.as_str() == "render.url")
+        .and_then(|a| a.url.clone())
+        .unwrap();
+    assert_eq!(gate["review"]["render_url"], render.as_str());
+    assert_eq!(gate["review"]["clips"].as_array().unwrap().len(), 12);
+    assert_eq!(gate["review"]["next"], json!(["quinn"]));
+    let html = t
+        .client
+        .http
+        .get(format!("{}/v1/hitl/approve/{id}/prepublish", t.client.base))
+        .header("x-api-key", "test-api-key-0123456789")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!(
+            "<video id=\"video\" controls preload=\"metadata\" src=\"{render}\">"
+        )),
+        "{html}"
+    );
     let (status, body) = t
         .client
         .post(
@@ -174,6 +261,10 @@ async fn aismr_with_manual_approvals_publishes() {
         .collect();
     // What the credential proves: the link, or the API key with its holder's label.
     assert_eq!(by, ["link", "api-key:tester"]);
+    assert_eq!(
+        e.hitl_requests[0].comment.as_deref(),
+        Some("more crunch, less glitter")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

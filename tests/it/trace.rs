@@ -333,3 +333,102 @@ async fn a_run_waiting_at_a_gate_shows_the_gate_span_open() {
         "{graph}"
     );
 }
+
+/// The trace id a chat turn answers opens its `brendan-chat` tree — over
+/// the API and with `mw trace` — with the run the turn started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chat_turn_opens_by_its_trace_id() {
+    let t = TestStack::start(&[]).await;
+    let (status, answer) = t
+        .client
+        .post(
+            "/v1/chat/brendan",
+            json!({ "user_id": "dev", "message": "Start a test video gen run" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let run_id = answer["run_ids"][0].as_str().unwrap().to_owned();
+    let chat_trace = answer["trace_id"].as_str().unwrap().to_owned();
+
+    let (status, tree) = t.client.get(&format!("/v1/traces/{chat_trace}")).await;
+    assert_eq!(status, 200, "{tree}");
+    let names: Vec<&str> = tree["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(names.contains(&"brendan-chat"), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("start_run")), "{names:?}");
+    assert_eq!(tree["runs"][0]["run_id"], run_id.as_str());
+    let (status, _) = t
+        .client
+        .get(&format!("/v1/traces/{}", "0".repeat(32)))
+        .await;
+    assert_eq!(status, 404, "a trace nobody recorded");
+    let (status, _) = t.client.get("/v1/traces/not-a-trace").await;
+    assert_eq!(status, 400);
+
+    let out = std::process::Command::new(crate::cli::mw_binary())
+        .args(["trace", &chat_trace, "--api-base", &t.stack.base_url])
+        .env("API_KEY", "test-api-key-0123456789")
+        .env("MYLOWARE_HOME", t.dir.path().join("cli-home"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(&format!("chat turn  trace {chat_trace}")),
+        "{text}"
+    );
+    assert!(text.contains("brendan-chat"), "{text}");
+    let code = tree["runs"][0]["job_code"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("started run {code} ({run_id})")),
+        "{text}"
+    );
+}
+
+/// `mw live-run` on the embedded stack exports its run's whole tree over
+/// OTLP before it exits: the root closed, a span per persona.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_run_exports_the_whole_tree_before_it_exits() {
+    let (endpoint, received) = otlp_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::cli::mw_binary())
+            .args(["live-run", "test-video-gen", "--json"])
+            .current_dir(&home)
+            .env("MYLOWARE_HOME", home.join(".myloware"))
+            .env("MOCK_LATENCY_MS", "0")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id: RunId = summary["run_id"].as_str().unwrap().parse().unwrap();
+    let all = spans(&received);
+    let graph = SpanId::graph(run_id).to_string();
+    let root = all
+        .iter()
+        .find(|s| s["spanId"] == graph.as_str())
+        .unwrap_or_else(|| panic!("the root was not exported: {all:#?}"));
+    assert_eq!(root["status"]["code"], 1, "{root}");
+    for persona in ["iggy", "riley", "alex", "quinn"] {
+        let name = format!("test-video-gen:{persona}");
+        assert!(
+            all.iter().any(|s| s["name"] == name.as_str()),
+            "{name} not exported"
+        );
+    }
+}

@@ -226,6 +226,55 @@ async fn the_dashboard_rejects_a_gate_after_asking() {
     .await;
 }
 
+/// A run started in chat links to its chat turn, whose tree opens by its
+/// trace id and links back to the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_opens_the_chat_turn_that_started_a_run() {
+    in_browser("chat", "0", async |t: &TestStack, page: &Page| {
+        sign_in(t, page).await?;
+        let (status, answer) = t
+            .client
+            .post(
+                "/v1/chat/brendan",
+                serde_json::json!({ "user_id": "dev", "message": "Start a test video gen run" }),
+            )
+            .await;
+        anyhow::ensure!(status == 200, "{answer}");
+        let id = answer["run_ids"][0].as_str().context("run id")?.to_owned();
+        let trace = answer["trace_id"].as_str().context("trace id")?.to_owned();
+        page.goto(&format!("{}/ui#/runs/{id}", t.stack.base_url))
+            .await?;
+        page.wait_for(
+            "!!document.getElementById('chat-link')",
+            10,
+            "the chat link",
+        )
+        .await?;
+        page.click("#chat-link").await?;
+        page.wait_for(
+            &format!(
+                "document.body.dataset.view === 'trace-view' \
+                 && document.getElementById('trace-title').textContent === '{trace}' \
+                 && !!document.querySelector('#trace-tree li[data-span=\"brendan-chat\"]') \
+                 && !!document.querySelector('#trace-runs li[data-run-id=\"{id}\"] a')"
+            ),
+            10,
+            "the chat turn's tree and its run",
+        )
+        .await?;
+        page.click(&format!("#trace-runs li[data-run-id=\"{id}\"] a"))
+            .await?;
+        page.wait_for(
+            "document.body.dataset.view === 'run-view'",
+            10,
+            "back on the run",
+        )
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
 async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
     let base = &t.stack.base_url;
 
@@ -333,11 +382,21 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
             .await?,
         "succeeded"
     );
+    // The gate shows what it asks to approve: Iggy's title and ideas.
+    page.wait_for(
+        "document.querySelectorAll('#review-ideate ol.ideas li').length >= 3 \
+         && document.querySelector('#review-ideate .title').textContent.length > 0",
+        10,
+        "the ideas in the gate",
+    )
+    .await?;
     let shot = shots_dir().join("gate-ideate.png");
     page.screenshot(&shot).await?;
     println!("screenshot: {}", shot.display());
 
-    // Approve in the page; watch the run move on to the next gate.
+    // Approve in the page with a comment; watch the run move on to the next gate.
+    page.type_into("#comment-ideate", "more crunch, less glitter")
+        .await?;
     page.click("#approve-ideate").await?;
     let seen = watch_until_gate(page, "GatePrepublish", 60).await?;
     assert!(
@@ -359,6 +418,13 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         .find(|r| r.gate.as_str() == "ideate")
         .context("ideate request")?;
     assert_eq!(ideate.decided_by.as_deref(), Some("api-key:dashboard"));
+    assert_eq!(ideate.comment.as_deref(), Some("more crunch, less glitter"));
+    page.wait_for(
+        "Array.from(document.querySelectorAll('#gates [data-gate=\"ideate\"]')).some(p => p.textContent.includes('more crunch'))",
+        10,
+        "the decided gate's comment",
+    )
+    .await?;
     page.wait_for(
         "document.querySelectorAll('#gantt .row.job').length >= 12",
         10,
@@ -378,6 +444,18 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         "Approve for prepublish",
     )
     .await?;
+    // The prepublish gate shows the rendered video, playable, and its clips.
+    page.wait_for(
+        "(document.querySelector('#review-prepublish video.render')?.src || '').startsWith('http') \
+         && document.querySelector('#review-prepublish details summary').textContent === '12 clips' \
+         && !document.querySelector('#review-prepublish').textContent.includes('null')",
+        10,
+        "the video and clips in the gate",
+    )
+    .await?;
+    let shot = shots_dir().join("gate-prepublish.png");
+    page.screenshot(&shot).await?;
+    println!("screenshot: {}", shot.display());
     page.click("#approve-prepublish").await?;
     page.wait_for(
         "document.getElementById('run-status').textContent === 'published'",
@@ -403,6 +481,14 @@ async fn drive(t: &TestStack, page: &Page) -> anyhow::Result<()> {
         RunStatus::Published,
         "the API agrees with the page"
     );
+    // The run tree: the graph span with a child per persona.
+    page.wait_for(
+        "!!document.querySelector('#run-tree li[data-span=\"aismr-graph\"] li[data-span=\"aismr:quinn\"]') \
+         && !!document.querySelector('#run-tree li[data-span=\"aismr:gate:ideate\"]')",
+        10,
+        "the run tree",
+    )
+    .await?;
     let shot = shots_dir().join("published.png");
     page.screenshot(&shot).await?;
     println!("screenshot: {}", shot.display());

@@ -7,7 +7,7 @@ use crate::output::outln;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use myloware::domain::{Run, RunStatus};
+use myloware::domain::{Run, RunId, RunStatus};
 use myloware::pipeline::Evidence;
 use serde_json::{json, Value};
 
@@ -24,11 +24,24 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let connection = connect(config, api_base).await?;
     let outcome = follow_new_run(&connection, &args).await;
+    if let (Some(stack), Ok((_, Some(run_id)))) = (&connection.embedded, &outcome) {
+        // The run's tree closes just after its end is recorded: wait for it
+        // so the whole tree is exported (OTLP) before the stack stops.
+        stack.pipeline.await_closed_tree(*run_id, TREE_SETTLE).await;
+    }
     connection.close().await;
-    outcome
+    outcome.map(|(code, _)| code)
 }
 
-async fn follow_new_run(connection: &Connection, args: &LiveRunArgs) -> anyhow::Result<ExitCode> {
+/// How long an ended run's tree may take to close.
+const TREE_SETTLE: Duration = Duration::from_secs(3);
+
+/// Starts the run and follows it to its end: the exit code, and the run
+/// when it ended.
+async fn follow_new_run(
+    connection: &Connection,
+    args: &LiveRunArgs,
+) -> anyhow::Result<(ExitCode, Option<RunId>)> {
     let client = &connection.client;
     let where_ = if connection.embedded.is_some() {
         "embedded stack".to_owned()
@@ -60,7 +73,7 @@ async fn follow_new_run(connection: &Connection, args: &LiveRunArgs) -> anyhow::
                 eprintln!("\ninterrupted: run {job_code} ({run_id}) goes on without this command.");
                 eprintln!("  watch it:  mw runs watch {job_code}");
                 eprintln!("  cancel it: mw runs cancel {job_code}");
-                return Ok(ExitCode::from(130));
+                return Ok((ExitCode::from(130), None));
             }
         };
         if !args.json {
@@ -102,7 +115,7 @@ async fn follow_new_run(connection: &Connection, args: &LiveRunArgs) -> anyhow::
                 "timed out after {}s: run {job_code} is {} (mw runs watch {job_code}; mw runs cancel {job_code})",
                 args.timeout, evidence.run.status
             );
-            return Ok(ExitCode::FAILURE);
+            return Ok((ExitCode::FAILURE, None));
         }
         // Wait for the status to change, at most POLL: a gate is approved
         // or announced, and the end seen, as it happens; progress still
@@ -139,11 +152,12 @@ async fn follow_new_run(connection: &Connection, args: &LiveRunArgs) -> anyhow::
     } else {
         print_summary(&evidence, duration_s);
     }
-    Ok(if evidence.run.status == RunStatus::Published {
+    let code = if evidence.run.status == RunStatus::Published {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    };
+    Ok((code, Some(evidence.run.run_id)))
 }
 
 fn print_summary(evidence: &Evidence, duration_s: f64) {

@@ -52,6 +52,7 @@ pub async fn existing_store(
     config: &myloware::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn myloware::store::Store>> {
     store_exists(config)?;
+    crate::output::noteln!("→ the store {}", config.database.location());
     open_store(config).await
 }
 

@@ -1,12 +1,15 @@
-//! `mw trace <run_id|job code>`: the run tree — the graph span, a child per
-//! persona step and gate wait, under each persona its LLM and tool calls —
-//! with durations, status and errors; spans still open are marked with how
-//! long they have been open, so a stuck run shows where it is stuck.
+//! `mw trace <run_id|job code|trace id>`: the run tree — the graph span, a
+//! child per persona step and gate wait, under each persona its LLM and tool
+//! calls — with durations, status and errors; spans still open are marked
+//! with how long they have been open, so a stuck run shows where it is stuck.
+//! A chat turn's trace id (what `POST /v1/chat/brendan` answers) shows the
+//! `brendan-chat` tree and the runs the turn started.
 use std::collections::HashMap;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use myloware::domain::{Span, SpanId, SpanStatus};
+use myloware::domain::{Span, SpanId, SpanStatus, TraceId};
+use myloware::pipeline::ChatTree;
 
 use crate::cli::RunArgs;
 use crate::connect::Reader;
@@ -17,10 +20,16 @@ pub async fn run(
     api_base: Option<&str>,
     config: &myloware::Config,
 ) -> anyhow::Result<ExitCode> {
-    let tree = Reader::open(config, api_base)
-        .await?
-        .run_tree(&args.run)
-        .await?;
+    let reader = Reader::open(config, api_base).await?;
+    let tree = match (
+        reader.run_tree(&args.run).await,
+        args.run.parse::<TraceId>(),
+    ) {
+        (Ok(tree), _) => tree,
+        // Not a run's: a chat turn's trace.
+        (Err(_), Ok(trace_id)) => return chat(reader.chat_tree(trace_id).await?, args.json),
+        (Err(e), Err(_)) => return Err(e),
+    };
     if args.json {
         print_json(&tree)?;
         return Ok(ExitCode::SUCCESS);
@@ -40,6 +49,25 @@ pub async fn run(
         outln!("no spans recorded for this run");
     } else {
         outln!("{}", render(&tree.spans, Utc::now()).trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn chat(tree: ChatTree, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(&tree)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("chat turn  trace {}", tree.trace_id);
+    outln!("{}", render(&tree.spans, Utc::now()).trim_end());
+    for run in &tree.runs {
+        outln!(
+            "started run {} ({})  {}  (mw trace {})",
+            run.job_code,
+            run.run_id,
+            run.status,
+            run.job_code
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

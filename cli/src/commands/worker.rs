@@ -90,6 +90,7 @@ pub async fn run(args: WorkerArgs, config: &myloware::Config) -> anyhow::Result<
         let _ = consumer.await;
     }
     let _ = reconciler.await;
+    pipeline.tracer.flush().await;
     if let Some(mocks) = mocks {
         mocks.shutdown().await;
     }

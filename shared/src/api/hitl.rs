@@ -9,13 +9,15 @@ use axum::{middleware, Json, Router};
 use serde::Deserialize;
 
 use super::auth::{has_api_key, require_api_key};
+use super::gate_page::{escape, no_store_headers};
+use super::json::JsonOrForm;
 use super::json::{PathParams, QueryParams};
-use super::{ApiError, AppState, JsonBody};
+use super::{ApiError, AppState};
 use crate::domain::{Gate, HitlDecision};
-use crate::pipeline::ApprovalLink;
+use crate::pipeline::{ApprovalLink, GateReview};
 
 /// The link route needs the API key; the others check the token or the key
-/// themselves.
+/// themselves. Every answer is kept out of caches, referrers and frames.
 pub fn router(state: AppState) -> Router<AppState> {
     let keyed = Router::new()
         .route("/v1/hitl/link/{id}/{gate}", get(link))
@@ -27,6 +29,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/v1/hitl/reject/{id}/{gate}", post(decide::<false>))
         .merge(keyed)
+        .layer(middleware::map_response(no_store_headers))
 }
 
 fn parse_gate(gate: &str) -> Result<Gate, ApiError> {
@@ -67,16 +70,23 @@ pub(super) struct DecisionBody {
     comment: Option<String>,
 }
 
-/// A gate as its link shows it to a client.
+/// A gate as its link shows it to a client: the run, what the gate asks to
+/// approve, and the decision once taken.
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub(super) struct GatePage {
     run_id: crate::domain::RunId,
     job_code: crate::domain::JobCode,
     project: crate::domain::Project,
     status: crate::domain::RunStatus,
+    /// The run's brief.
+    brief: String,
     gate: Gate,
+    review: GateReview,
     decision: Option<HitlDecision>,
+    decided_by: Option<String>,
+    comment: Option<String>,
     requested_at: chrono::DateTime<chrono::Utc>,
+    decided_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -157,59 +167,33 @@ async fn page(
 ) -> Result<Response, ApiError> {
     let gate = parse_gate(&gate)?;
     authorize(&state, &headers, &id, &gate, q.token.as_deref()).await?;
-    let run = state.pipeline.find_run(&id).await?;
-    let request = state
-        .pipeline
-        .store
-        .list_hitl_requests(run.run_id)
-        .await?
-        .into_iter()
-        .find(|r| r.gate == gate)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "gate {gate} on run {} has not been reached",
-                run.job_code
-            ))
-        })?;
-    if !wants_html(&headers) {
-        return Ok(Json(GatePage {
-            run_id: run.run_id,
-            job_code: run.job_code,
-            project: run.project,
-            status: run.status,
-            gate,
-            decision: request.decision,
-            requested_at: request.requested_at,
-        })
-        .into_response());
+    let view = state.pipeline.gate_view(&id, &gate).await?;
+    if wants_html(&headers) {
+        let token = q.token.unwrap_or_default();
+        let html = super::gate_page::page(&view, &gate, |verb| {
+            let path = format!("/v1/hitl/{verb}/{}/{gate}", view.run.run_id);
+            match token.as_str() {
+                "" => path,
+                token => format!("{path}?token={}", escape(token)),
+            }
+        });
+        return Ok(Html(html).into_response());
     }
-    let decision = request.decision.map(|d| d.to_string());
-    let token = q.token.unwrap_or_default();
-    let action = |verb: &str| {
-        format!(
-            "/v1/hitl/{verb}/{}/{gate}?token={}",
-            run.run_id,
-            html_escape(&token)
-        )
-    };
-    let body = match decision {
-        Some(decision) => format!("<p>This gate was already <strong>{decision}</strong>.</p>"),
-        None => format!(
-            "<form method=\"post\" action=\"{}\"><button id=\"approve\" type=\"submit\">Approve</button></form>\
-             <form method=\"post\" action=\"{}\"><button id=\"reject\" type=\"submit\">Reject</button></form>",
-            action("approve"),
-            action("reject")
-        ),
-    };
-    Ok(Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>MyloWare · {gate} · {job}</title>\
-         <style>body{{font-family:system-ui;margin:3rem;max-width:40rem}}form{{display:inline-block;margin-right:1rem}}\
-         button{{font-size:1.1rem;padding:.5rem 1.5rem}}</style></head><body>\
-         <h1>Gate <code>{gate}</code></h1><p>Run <strong>{job}</strong> ({project}) is <strong>{status}</strong>.</p>{body}</body></html>",
-        job = run.job_code,
-        project = run.project,
-        status = run.status,
-    ))
+    let (run, request) = (view.run, view.request);
+    Ok(Json(GatePage {
+        run_id: run.run_id,
+        job_code: run.job_code,
+        project: run.project,
+        status: run.status,
+        brief: run.input["message"].as_str().unwrap_or_default().to_owned(),
+        gate,
+        review: view.review,
+        decision: request.decision,
+        decided_by: request.decided_by,
+        comment: request.comment,
+        requested_at: request.requested_at,
+        decided_at: request.decided_at,
+    })
     .into_response())
 }
 
@@ -219,7 +203,7 @@ async fn decide<const APPROVE: bool>(
     headers: HeaderMap,
     PathParams((id, gate)): PathParams<(String, String)>,
     QueryParams(TokenQuery { token }): QueryParams<TokenQuery>,
-    body: Option<JsonBody<DecisionBody>>,
+    JsonOrForm(body): JsonOrForm<DecisionBody>,
 ) -> Result<Response, ApiError> {
     let decision = if APPROVE {
         HitlDecision::Approved
@@ -228,7 +212,6 @@ async fn decide<const APPROVE: bool>(
     };
     let gate = parse_gate(&gate)?;
     let credential = authorize(&state, &headers, &id, &gate, token.as_deref()).await?;
-    let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let name = label(body.by)?;
     let comment = crate::pipeline::limits::comment(body.comment)?;
     let (by, claimed) = match credential {
@@ -253,14 +236,13 @@ async fn decide<const APPROVE: bool>(
             }
             _ => "Nothing changed.".to_owned(),
         };
-        return Ok(Html(format!("<!doctype html><html><body style=\"font-family:system-ui;margin:3rem\"><p id=\"outcome\">{outcome}</p></body></html>")).into_response());
+        let comment = decided
+            .request
+            .comment
+            .as_deref()
+            .map(|c| format!("<p id=\"comment\">Comment: “{}”</p>", escape(c)))
+            .unwrap_or_default();
+        return Ok(Html(format!("<!doctype html><html><body style=\"font-family:system-ui;margin:3rem\"><p id=\"outcome\">{outcome}</p>{comment}</body></html>")).into_response());
     }
     Ok(Json(decided).into_response())
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -87,6 +87,41 @@ where
     }
 }
 
+/// An optional body: JSON, or the fields of an HTML form (a browser posting
+/// a page's `<form>` sends `application/x-www-form-urlencoded`). A form-typed
+/// body that is JSON (the runbook's `curl -d '{…}'`) is read as JSON.
+#[derive(Debug, Clone, Default)]
+pub struct JsonOrForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOrForm<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let bytes = read_body(request, JSON_BODY_MAX_BYTES).await?;
+        let body = bytes.trim_ascii();
+        if body.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        if form && !body.starts_with(b"{") {
+            return serde_urlencoded::from_bytes(body)
+                .map(JsonOrForm)
+                .map_err(|e| {
+                    ApiError::bad_request(format!("the form's fields are not as expected: {e}"))
+                });
+        }
+        parse(body).map(JsonOrForm)
+    }
+}
+
 /// A provider callback's raw body, up to `WEBHOOK_BODY_MAX_BYTES`.
 #[derive(Debug, Clone)]
 pub struct WebhookBody(pub Bytes);

@@ -5,6 +5,7 @@
 mod auth;
 mod chat;
 mod error;
+mod gate_page;
 mod hitl;
 mod json;
 mod openapi;

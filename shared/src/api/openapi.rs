@@ -15,7 +15,7 @@ use super::system::Health;
 use super::webhooks::{CallbackQuery, WebhookAnswer};
 use crate::domain::{Provider, Run};
 use crate::pipeline::limits;
-use crate::pipeline::{ApprovalLink, Evidence, GateDecision, RunGraph, RunTree};
+use crate::pipeline::{ApprovalLink, ChatTree, Evidence, GateDecision, RunGraph, RunTree};
 use crate::store::RunPage;
 
 /// Who may call an operation.
@@ -191,6 +191,15 @@ fn operations(answers: &mut SchemaGenerator, requests: &mut SchemaGenerator) -> 
         (200, json_answer(answers, |g| g.subschema_for::<RunTree>())),
     );
     op(
+        "get",
+        "/v1/traces/{trace_id}",
+        "A chat turn's tree (the trace id the chat answers) and the runs it started",
+        Auth::ApiKey,
+        None,
+        None,
+        (200, json_answer(answers, |g| g.subschema_for::<ChatTree>())),
+    );
+    op(
         "post",
         "/v1/runs/{id}/cancel",
         "Cancel a live run",
@@ -305,6 +314,10 @@ fn path_parameter(name: &str, answers: &mut SchemaGenerator) -> Value {
             json!({ "type": "string", "enum": gates() }),
             "a gate of the run's project",
         ),
+        "trace_id" => (
+            json!({ "type": "string", "pattern": "^[0-9a-fA-F]{32}$" }),
+            "a trace id: 32 hex digits",
+        ),
         "file" => (
             json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
             "a file of the dashboard: app.js, app.css, …",
@@ -410,6 +423,11 @@ pub fn document() -> Value {
         if let Some((schema, required)) = op.body {
             operation["requestBody"] = json!({ "required": required,
                 "content": { "application/json": { "schema": schema } } });
+            if op.method == "post" && op.path.starts_with("/v1/hitl/") {
+                // The approval page's form posts its fields.
+                operation["requestBody"]["content"]["application/x-www-form-urlencoded"] =
+                    json!({ "schema": schema });
+            }
         }
         paths
             .entry(op.path)

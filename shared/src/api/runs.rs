@@ -1,5 +1,5 @@
 //! `/v1/runs`: start, list, show, evidence, graph, spans (the run tree),
-//! cancel, redrive, replay.
+//! cancel, redrive, replay; `/v1/traces/{trace_id}`: a chat turn's tree.
 use std::time::Duration;
 
 use axum::extract::State;
@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::json::{PathParams, QueryParams};
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{Project, Run, RunStatus};
-use crate::pipeline::{Evidence, NewRunRequest, ReplayRequest, RunGraph, RunTree, MAX_WAIT};
+use crate::pipeline::{
+    ChatTree, Evidence, NewRunRequest, ReplayRequest, RunGraph, RunTree, MAX_WAIT,
+};
 use crate::store::{RunFilter, RunPage};
 
 pub fn router() -> Router<AppState> {
@@ -24,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/redrive", post(redrive))
         .route("/v1/runs/{id}/replay", post(replay))
+        .route("/v1/traces/{trace_id}", get(trace))
         .route("/metrics", get(metrics))
 }
 
@@ -174,6 +177,17 @@ async fn spans(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<RunTree>, ApiError> {
     Ok(Json(state.pipeline.run_tree(&id).await?))
+}
+
+/// A chat turn's tree, by the trace id the chat answered.
+async fn trace(
+    State(state): State<AppState>,
+    PathParams(trace_id): PathParams<String>,
+) -> Result<Json<ChatTree>, ApiError> {
+    let trace_id = trace_id
+        .parse()
+        .map_err(|e: crate::domain::ParseError| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(state.pipeline.chat_tree(trace_id).await?))
 }
 
 /// `POST /v1/runs/{id}/cancel`.

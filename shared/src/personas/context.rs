@@ -16,12 +16,17 @@
 //!     "riley": {"scenes": [{"prompt": "…", "duration_seconds": 8}], "clips": [{"index": 0, "url": "https://…"}]},
 //!     "alex":  {"render_url": "https://…"},
 //!     "quinn": {"publish_urls": ["https://…"]}
+//!   },
+//!   "gates": {
+//!     "ideate": {"decision": "approved", "by": "api-key:cli", "comment": "more crunch"}
 //!   }
 //! }
 //! ```
 //!
 //! `state` holds one object per persona that has finished; each key is
 //! optional. Alex reads `state.riley.clips[].url`, Quinn `state.alex.render_url`.
+//! `gates` holds the human decisions taken so far (absent when none): a
+//! reviewer's `comment` is a note to the personas after that gate.
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -38,6 +43,9 @@ pub struct PersonaContext {
     /// Earlier personas' outputs, keyed by persona name.
     #[serde(default)]
     pub state: Map<String, Value>,
+    /// The gates passed so far, keyed by gate: `{decision, by, comment}`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub gates: Map<String, Value>,
 }
 
 impl PersonaContext {
@@ -54,6 +62,7 @@ impl PersonaContext {
             message: message.to_owned(),
             clips: spec.clips.clone(),
             state: Map::new(),
+            gates: Map::new(),
         }
     }
 

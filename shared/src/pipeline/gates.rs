@@ -48,7 +48,7 @@ fn waited_s(request: &HitlRequest) -> Option<f64> {
 
 impl Pipeline {
     /// The waiting request of `gate` on run `key`, or why there is none.
-    async fn waiting_gate(
+    pub(super) async fn waiting_gate(
         &self,
         key: &str,
         gate: &Gate,
@@ -236,8 +236,13 @@ impl Pipeline {
             ))
         })?;
         let end = match decision {
-            HitlDecision::Approved => SpanEnd::ok(Some(json!({ "decision": decision, "by": by }))),
-            HitlDecision::Rejected => SpanEnd::error(format!("rejected by {by}")),
+            HitlDecision::Approved => SpanEnd::ok(Some(
+                json!({ "decision": decision, "by": by, "comment": comment }),
+            )),
+            HitlDecision::Rejected => SpanEnd::error(match comment {
+                Some(comment) => format!("rejected by {by}: {comment}"),
+                None => format!("rejected by {by}"),
+            }),
         };
         self.close_gate_span(run.run_id, gate, end.attr("myloware.decided_by", by))
             .await;
@@ -257,7 +262,7 @@ impl Pipeline {
                 self.engine
                     .send_task_success(
                         &token,
-                        &json!({ "gate": gate, "decision": "approved", "by": by }),
+                        &json!({ "gate": gate, "decision": "approved", "by": by, "comment": comment }),
                     )
                     .await
             }

@@ -12,6 +12,7 @@ pub mod intents;
 pub mod limits;
 mod reconcile;
 mod redrive;
+mod review;
 mod runs;
 mod spans;
 mod tools;
@@ -38,8 +39,9 @@ pub use gates::{ApprovalLink, GateDecision, REJECTED_ERROR};
 pub use graph::{steps, RunGraph, Step, StepStatus};
 pub use reconcile::{ReconcileReport, ReconcileSettings};
 pub use redrive::{Lineage, Redrive, ReplayRequest, RunLink};
+pub use review::{GateReview, GateView};
 pub use runs::{Evidence, NewRunRequest};
-pub use spans::{usage_attributes, RunTree};
+pub use spans::{chat_tree, usage_attributes, ChatTree, RunTree};
 pub use watch::{RunWatch, MAX_WAIT};
 
 /// Where things are reachable and which modes are on; fixed at start-up.

@@ -23,7 +23,80 @@ pub struct RunTree {
     pub lineage: super::Lineage,
 }
 
+/// A trace that is no run's own: a chat turn (`brendan-chat`, the
+/// `trace_id` `POST /v1/chat/brendan` answers) with its LLM and tool calls,
+/// and the runs it started, whose own trees link back to it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChatTree {
+    pub trace_id: TraceId,
+    pub spans: Vec<Span>,
+    /// The runs the turn's `start_run` calls started, in order.
+    pub runs: Vec<Run>,
+}
+
+/// The chat turn `trace_id` from `store`: its spans, and the runs started
+/// by its `start_run` calls (their results name them).
+pub async fn chat_tree(
+    store: &dyn crate::store::Store,
+    trace_id: TraceId,
+) -> Result<ChatTree, PipelineError> {
+    let spans = store.list_spans(trace_id).await?;
+    if spans.is_empty() {
+        return Err(PipelineError::not_found(format!(
+            "trace {trace_id}: nothing recorded (not a run, and no chat turn)"
+        )));
+    }
+    let mut runs = Vec::new();
+    for span in &spans {
+        let started = span.attributes.get(attr::TOOL).and_then(Value::as_str)
+            == Some(crate::personas::tools::catalog::START_RUN);
+        let id = span
+            .output
+            .as_ref()
+            .and_then(|o| o["run_id"].as_str())
+            .and_then(|id| id.parse::<RunId>().ok());
+        if let (true, Some(id)) = (started, id) {
+            if let Some(run) = store.get_run(id).await? {
+                if !runs.iter().any(|r: &Run| r.run_id == id) {
+                    runs.push(run);
+                }
+            }
+        }
+    }
+    Ok(ChatTree {
+        trace_id,
+        spans,
+        runs,
+    })
+}
+
 impl Pipeline {
+    /// The chat turn `trace_id` (see `ChatTree`).
+    pub async fn chat_tree(&self, trace_id: TraceId) -> Result<ChatTree, PipelineError> {
+        chat_tree(self.store.as_ref(), trace_id).await
+    }
+
+    /// Waits, at most `timeout`, until the root of run `run_id`'s tree is
+    /// closed (it closes just after the run's end is recorded), then sends
+    /// what is left to export: for a process about to stop.
+    pub async fn await_closed_tree(&self, run_id: RunId, timeout: std::time::Duration) {
+        let trace_id = TraceId::of_run(run_id);
+        let graph = SpanId::graph(run_id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let closed = self.tracer.list(trace_id).await.is_ok_and(|spans| {
+                spans
+                    .iter()
+                    .any(|s| s.span_id == graph && s.end_time.is_some())
+            });
+            if closed {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.tracer.flush().await;
+    }
+
     /// The run `key` names (id or job code) and its spans.
     pub async fn run_tree(&self, key: &str) -> Result<RunTree, PipelineError> {
         let run = self.find_run(key).await?;

@@ -676,8 +676,16 @@ impl Tool for RequestHitlLink {
             .approval_link(&args.run, &gate)
             .await
             .map_err(|e| ToolError::failed(e.to_string()))?;
+        // What the gate asks to approve, so that Brendan can say it.
+        let review = self
+            .0
+            .gate_view(&args.run, &gate)
+            .await
+            .map(|view| view.review)
+            .unwrap_or_default();
         Ok(
-            json!({ "url": link.url, "expires_at": link.expires_at, "run_id": link.run_id, "gate": link.gate }),
+            json!({ "url": link.url, "expires_at": link.expires_at, "run_id": link.run_id, "gate": link.gate,
+                    "review": review }),
         )
     }
 }

@@ -282,7 +282,8 @@ impl Pipeline {
         let artifact = NewArtifact::new(
             run.run_id,
             ArtifactType::HITL_REQUEST,
-            json!({ "gate": gate, "expires_at": link.expires_at, "approve": format!("mw hitl approve {} {gate}", run.job_code) }),
+            json!({ "gate": gate, "expires_at": link.expires_at, "approve": format!("mw hitl approve {} {gate}", run.job_code),
+                    "review": super::GateReview::from_state(&message.input) }),
         )
         .url(link.url);
         // One write: the request, its link and the run `awaiting_approval`.
@@ -478,6 +479,9 @@ impl Pipeline {
             if let Some(output) = message.input.get(earlier.as_str()) {
                 context = context.with_output(*earlier, output.clone());
             }
+        }
+        if let Some(Value::Object(gates)) = message.input.get("gates") {
+            context.gates = gates.clone();
         }
         let tool_context = ToolContext::run(
             run.run_id,

@@ -27,6 +27,21 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
+impl DatabaseConfig {
+    /// The store as `Display` names it, a SQLite file by its absolute path
+    /// when it exists: the same store reads the same from any folder, so two
+    /// processes can tell whether they share one.
+    pub fn location(&self) -> String {
+        match self {
+            Self::Sqlite { path } => match std::fs::canonicalize(path) {
+                Ok(path) => format!("sqlite:{}", path.display()),
+                Err(_) => self.to_string(),
+            },
+            _ => self.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

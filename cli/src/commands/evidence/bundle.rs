@@ -171,12 +171,16 @@ fn summary(e: &Evidence, findings: &[doctor::Finding]) -> String {
     md += "\n## Gates\n\n";
     for g in &e.hitl_requests {
         md += &format!(
-            "- {}: {}\n",
+            "- {}: {}{}\n",
             g.gate,
             g.decision.map_or("waiting".into(), |d| format!(
                 "{d} by {}",
                 g.decided_by.as_deref().unwrap_or("-")
-            ))
+            )),
+            g.comment
+                .as_deref()
+                .map(|c| format!(" — “{}”", c.replace('\n', " ")))
+                .unwrap_or_default()
         );
     }
     md += &format!(

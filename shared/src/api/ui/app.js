@@ -1,11 +1,12 @@
 // The run dashboard: a list of runs and a page per run, drawn from the JSON
 // API and polled while runs move. No framework and no build step: the file is
-// served as written, as ES modules (dom.js, graph.js, timeline.js). Data goes
+// served as written, as ES modules (dom.js, graph.js, timeline.js, tree.js). Data goes
 // into the page as text nodes only, never as HTML, so nothing a run records
 // can run here.
 import { TERMINAL, ago, badge, dateTime, el, safeUrl, short, time } from "./dom.js";
 import { renderGraph } from "./graph.js";
 import { renderTimeline } from "./timeline.js";
+import { STARTED_FROM_TRACE, renderTree } from "./tree.js";
 
 const KEY = "myloware.apiKey";
 const POLL_MS = 1000;
@@ -14,7 +15,7 @@ const PAGE_SIZE = 25;
 const $ = (id) => document.getElementById(id);
 
 function show(view) {
-  for (const id of ["login-view", "runs-view", "run-view"]) $(id).hidden = id !== view;
+  for (const id of ["login-view", "runs-view", "run-view", "trace-view"]) $(id).hidden = id !== view;
   document.body.dataset.view = view;
   $("signout").hidden = view === "login-view";
 }
@@ -239,6 +240,8 @@ async function refreshRun() {
   renderTimeline($("gantt"), run, graph, evidence.provider_jobs);
   $("graph-name").textContent = graph.state_machine;
   renderGraph($("graph"), graph);
+  renderTree($("run-tree"), evidence.spans || []);
+  renderOrigin(evidence.spans || []);
   renderArtifacts(evidence.artifacts);
   renderWebhooks(evidence.webhook_events);
   const result = run.result !== null && run.result !== undefined ? run.result : run.error ? { error: run.error } : null;
@@ -264,6 +267,9 @@ function renderGates(run, requests) {
       const approve = el("button", { id: `approve-${request.gate}`, class: "approve", type: "button", text: "Approve" });
       const reject = el("button", { id: `reject-${request.gate}`, class: "danger", type: "button", text: "Reject" });
       const outcome = el("span", { class: "error" });
+      const comment = el("textarea", { id: `comment-${request.gate}`, rows: "2", maxlength: "2000",
+        placeholder: "Comment (optional): kept with the decision and passed to the next persona" });
+      const review = el("div", { class: "review", id: `review-${request.gate}` });
       const decide = async (verb) => {
         if (verb === "reject" && !confirm(`Reject gate ${request.gate}? The run ends rejected.`)) return;
         approve.disabled = reject.disabled = true;
@@ -272,7 +278,7 @@ function renderGates(run, requests) {
           // (which would travel in a URL) is needed here.
           await api(`/v1/hitl/${verb}/${encodeURIComponent(run.run_id)}/${encodeURIComponent(request.gate)}`, {
             method: "POST",
-            body: JSON.stringify({ by: "dashboard" }),
+            body: JSON.stringify({ by: "dashboard", comment: comment.value }),
           });
           page.loop && page.loop.now();
         } catch (e) {
@@ -287,9 +293,69 @@ function renderGates(run, requests) {
           el("strong", {}, "Gate ", el("code", { text: request.gate }), " is waiting for a decision"),
           el("span", { class: "muted", text: `since ${time(request.requested_at)}` }),
           outcome,
-          el("span", { class: "actions" }, approve, reject)),
+          el("span", { class: "actions" }, approve, reject),
+          review,
+          comment),
       );
+      showReview(review, run, request.gate);
     }
+  }
+}
+
+// What a waiting gate asks to approve: the ideas, or the video and its clips.
+async function showReview(box, run, gate) {
+  let page;
+  try {
+    page = await api(`/v1/hitl/approve/${encodeURIComponent(run.run_id)}/${encodeURIComponent(gate)}`);
+  } catch (e) {
+    box.textContent = `Could not load what the gate is about: ${e.message}`;
+    return;
+  }
+  const r = page.review || {};
+  const video = safeUrl(r.render_url);
+  const clips = (r.clips || []).map(safeUrl).filter(Boolean);
+  box.replaceChildren(...[
+    r.title ? el("strong", { class: "title", text: r.title }) : null,
+    r.ideas && r.ideas.length ? el("ol", { class: "ideas" }, ...r.ideas.map((idea) => el("li", { text: idea }))) : null,
+    r.hook ? el("p", { class: "muted", text: `Hook: ${r.hook}` }) : null,
+    video ? el("video", { class: "render", controls: "", preload: "metadata", src: video }) : null,
+    clips.length
+      ? el("details", {}, el("summary", { text: `${clips.length} clips` }),
+        el("ol", {}, ...clips.map((url) => el("li", {}, el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: short(url, 80) })))))
+      : null,
+    r.caption ? el("p", { class: "caption", text: r.caption }) : null,
+    r.next && r.next.length ? el("p", { class: "muted", text: `Next: ${r.next.join(" → ")}` }) : null,
+  ].filter(Boolean));
+}
+
+// The chat turn that started the run, linked from its graph span.
+function renderOrigin(spans) {
+  const graph = spans.find((s) => !s.parent_span_id && s.attributes && s.attributes[STARTED_FROM_TRACE]);
+  const box = $("run-origin");
+  if (!graph) return box.replaceChildren();
+  const trace = graph.attributes[STARTED_FROM_TRACE];
+  if (box.dataset.trace === trace) return;
+  box.dataset.trace = trace;
+  box.replaceChildren("started from ", el("a", { id: "chat-link", href: `#/traces/${encodeURIComponent(trace)}`, text: "a chat turn" }));
+}
+
+// ---- a chat turn: #/traces/<trace id> ---------------------------------
+
+async function showTrace(traceId) {
+  show("trace-view");
+  page.id = null;
+  generation++;
+  $("trace-title").textContent = traceId;
+  $("trace-error").textContent = "";
+  try {
+    const tree = await api(`/v1/traces/${encodeURIComponent(traceId)}`);
+    renderTree($("trace-tree"), tree.spans);
+    $("trace-runs").replaceChildren(...tree.runs.map((run) =>
+      el("li", { "data-run-id": run.run_id },
+        el("a", { href: `#/runs/${encodeURIComponent(run.run_id)}`, text: run.job_code }), " ", badge(run.status))));
+  } catch (e) {
+    if (e instanceof AuthError) return signIn("The API key was refused; enter it again.");
+    $("trace-error").textContent = `Could not load the chat turn: ${e.message}`;
   }
 }
 
@@ -380,12 +446,14 @@ function showRun(id) {
   page.loop = poll(refreshRun, $("run-error"));
 }
 
-// ---- routes: #/ and #/runs/<id> ----------------------------------------
+// ---- routes: #/, #/runs/<id> and #/traces/<trace id> ---------------------
 
 function route() {
   if (!sessionStorage.getItem(KEY)) return signIn();
   const match = location.hash.match(/^#\/runs\/([^/?#]+)/);
+  const trace = location.hash.match(/^#\/traces\/([0-9a-fA-F]{32})$/);
   if (match) showRun(decodeURIComponent(match[1]));
+  else if (trace) showTrace(trace[1]);
   else showRuns();
 }
 

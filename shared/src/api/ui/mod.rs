@@ -21,6 +21,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("dom.js", JS, include_str!("dom.js")),
     ("graph.js", JS, include_str!("graph.js")),
     ("timeline.js", JS, include_str!("timeline.js")),
+    ("tree.js", JS, include_str!("tree.js")),
     (
         "app.css",
         "text/css; charset=utf-8",
@@ -31,8 +32,10 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// Scripts and styles only from this origin, requests only to this origin, no
 /// framing: an injected string in a run's data cannot run or leak anything.
+/// Videos (a gate's render) play from wherever the provider hosts them.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; \
+     connect-src 'self'; img-src 'self' data:; media-src https: http:; base-uri 'none'; \
+     form-action 'self'; \
      frame-ancestors 'none'";
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

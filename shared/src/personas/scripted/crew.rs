@@ -82,6 +82,7 @@ impl Brief {
                 aspect_ratio: "9:16".to_owned(),
             },
             state: Default::default(),
+            gates: Default::default(),
         });
         let earlier = transcript
             .calls_after(0)

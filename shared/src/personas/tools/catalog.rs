@@ -135,7 +135,7 @@ static ENTRIES: &[Entry] = &[
     Entry {
         name: REQUEST_HITL_LINK,
         audience: Audience::Chat,
-        description: "Get a signed approval link for a run's gate. Result: {url, run_id, job_code?, gate}.",
+        description: "Get a signed approval link for a run's gate. Result: {url, expires_at, run_id, gate, review: what the gate asks to approve (title, ideas, hook, clips, render_url, next personas)}.",
         parameters: schema::of::<GateArgs>,
     },
     Entry {
