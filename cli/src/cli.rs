@@ -31,7 +31,7 @@ pub enum Command {
     LiveRun(LiveRunArgs),
     /// Talk to Brendan.
     Chat(ChatArgs),
-    /// Runs: list, show, watch, cancel.
+    /// Runs: list, show, watch, cancel, redrive, replay.
     #[command(subcommand)]
     Runs(RunsCommand),
     /// Everything recorded about a run: artifacts, webhook events, jobs, gates.
@@ -206,6 +206,25 @@ pub enum RunsCommand {
     Watch(WatchArgs),
     /// Cancel a live run.
     Cancel(RunArgs),
+    /// Continue a failed run from the state that failed, reusing its settled work.
+    Redrive(RunArgs),
+    /// Start a new run at a state of this one, with the context it recorded there.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A run id or a job code.
+    pub run: String,
+    /// The state to start at: Iggy, Riley, Alex, Quinn, a gate, … (one the run entered).
+    #[arg(long)]
+    pub from: String,
+    /// A JSON object merged over the recorded context, e.g. '{"message": "…"}'.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

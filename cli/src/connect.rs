@@ -155,6 +155,7 @@ impl Reader {
                 let jobs = store.list_provider_jobs(run.run_id).await?;
                 let artifacts = store.list_artifacts(run.run_id).await?;
                 let tree = myloware::pipeline::RunTree {
+                    lineage: myloware::pipeline::Lineage::of(&artifacts),
                     spans: store.list_spans(trace_id).await?,
                     trace_id,
                     run,
@@ -205,8 +206,10 @@ impl Reader {
                         .collect(),
                     _ => Vec::new(),
                 };
+                let artifacts = store.list_artifacts(id).await?;
                 Ok(myloware::pipeline::Evidence {
-                    artifacts: store.list_artifacts(id).await?,
+                    lineage: myloware::pipeline::Lineage::of(&artifacts),
+                    artifacts,
                     webhook_events: store.list_webhook_events(id).await?,
                     provider_jobs: store
                         .list_provider_jobs(id)

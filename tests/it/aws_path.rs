@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use myloware::domain::RunStatus;
 use myloware::pipeline::Evidence;
+use myloware::providers::mock::MockProviders;
 use myloware::queue::sqs::SqsQueue;
 use myloware::queue::{HandlerError, MessageHandler};
 use myloware_tests::aws::{env_for, Emulator};
@@ -212,30 +213,10 @@ async fn a_lost_callback_is_recovered_by_the_reconciler_on_the_aws_path() {
     ] {
         vars.insert(k.into(), v.into());
     }
-    mw_output(&vars, dir.path(), &["db", "migrate"]);
-    mw_output(&vars, dir.path(), &["statemachine", "deploy"]);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _serve = mw(
-        &vars,
-        dir.path(),
-        &["serve", "--port", &port.to_string()],
-        "serve.log",
-    );
-    myloware_tests::wait_healthy(&base).await;
-    vars.insert("PUBLIC_BASE_URL".into(), base.clone());
     // The worker submits the jobs, and its reconciler asks about them.
-    let _worker = mw(&vars, dir.path(), &["worker"], "worker.log");
-    let client = ApiClient::new(&base, "test-api-key-0123456789");
+    let (client, _procs) = up(&mut vars, dir.path()).await;
     let e = drive(&client, "test-video-gen", 120).await;
-    let logs = || {
-        format!(
-            "serve: {}\nworker: {}",
-            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default(),
-            std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
-        )
-    };
-    assert_eq!(e.run.status, RunStatus::Published, "{}", logs());
+    assert_eq!(e.run.status, RunStatus::Published, "{}", logs(dir.path()));
     assert!(e.webhook_events.is_empty(), "every callback was lost");
     assert!(e.provider_jobs.len() >= 4);
     for job in &e.provider_jobs {
@@ -245,6 +226,120 @@ async fn a_lost_callback_is_recovered_by_the_reconciler_on_the_aws_path() {
             "{job:?}"
         );
     }
+}
+
+/// `mw db migrate` and `mw statemachine deploy` on the emulator, then
+/// `mw serve` and `mw worker` (killed when the answer is dropped): the
+/// API's client, and the processes.
+async fn up(vars: &mut BTreeMap<String, String>, dir: &std::path::Path) -> (ApiClient, [Proc; 2]) {
+    mw_output(vars, dir, &["db", "migrate"]);
+    mw_output(vars, dir, &["statemachine", "deploy"]);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // Where the worker's jobs call back, and where the stacks register the
+    // upload-post webhook: `mw serve`'s API.
+    vars.insert("PUBLIC_BASE_URL".into(), base.clone());
+    vars.insert("WEBHOOK_BASE_URL".into(), base.clone());
+    let serve = mw(
+        vars,
+        dir,
+        &["serve", "--port", &port.to_string()],
+        "serve.log",
+    );
+    myloware_tests::wait_healthy(&base).await;
+    let worker = mw(vars, dir, &["worker"], "worker.log");
+    (
+        ApiClient::new(&base, "test-api-key-0123456789"),
+        [serve, worker],
+    )
+}
+
+/// What `up`'s processes logged.
+fn logs(dir: &std::path::Path) -> String {
+    format!(
+        "serve: {}\nworker: {}",
+        std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default(),
+        std::fs::read_to_string(dir.join("worker.log")).unwrap_or_default()
+    )
+}
+
+/// A run failed at Alex on Step Functions (Shotstack failing every render
+/// until fixed) is redriven through the API: a new execution of the same
+/// run, starting at Alex, that publishes with no new kie.ai job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_failed_at_alex_is_redriven_on_step_functions() {
+    let Some(emulator) = myloware_tests::aws::emulator().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = aws_vars(&emulator, dir.path()).await;
+    // The mock providers in this process, so the test can fix Shotstack
+    // while the worker (another process) talks to it.
+    let mocks = MockProviders::start(myloware_tests::mock_config(Duration::from_millis(20)))
+        .await
+        .unwrap();
+    for (k, v) in [
+        ("PROVIDERS_MODE", "live"),
+        ("KIEAI_BASE_URL", mocks.kieai_url.as_str()),
+        ("SHOTSTACK_BASE_URL", mocks.shotstack_url.as_str()),
+        ("UPLOAD_POST_BASE_URL", mocks.upload_post_url.as_str()),
+        ("KIEAI_API_KEY", "k-kieai"),
+        ("SHOTSTACK_API_KEY", "k-shotstack"),
+        ("UPLOAD_POST_API_KEY", "k-upload"),
+    ] {
+        vars.insert(k.into(), v.into());
+    }
+    mocks.shotstack.fail_every_job(true);
+    let (client, _procs) = up(&mut vars, dir.path()).await;
+    let failed = drive(&client, "test-video-gen", 120).await;
+    assert_eq!(failed.run.status, RunStatus::Failed, "{}", logs(dir.path()));
+    let cause = failed.run.error.clone().unwrap_or_default();
+    assert!(cause.contains("persona alex"), "{cause}");
+    mocks.shotstack.fail_every_job(false);
+    let clips = mocks.kieai.snapshot().accepted;
+    assert_eq!(mocks.shotstack.snapshot().accepted, 1);
+
+    // Redriven once the failed execution has ended (409 until then).
+    let id = failed.run.run_id.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = client
+            .post(&format!("/v1/runs/{id}/redrive"), json!({}))
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 409, "{body}");
+        assert!(body.to_string().contains("still ending"), "{body}");
+        assert!(Instant::now() < deadline, "never redriven: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let e = loop {
+        let (status, body) = client.get(&format!("/v1/runs/{id}/evidence")).await;
+        assert_eq!(status, 200, "{body}");
+        let e: Evidence = serde_json::from_value(body).unwrap();
+        if e.run.status.is_terminal() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "{}", logs(dir.path()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(e.run.status, RunStatus::Published, "{}", logs(dir.path()));
+    let execution = e.run.execution_id.clone().unwrap();
+    assert!(
+        execution.starts_with("arn:aws:states:") && execution.ends_with(&format!("{id}-r1")),
+        "{execution}"
+    );
+    assert_eq!(
+        mocks.kieai.snapshot().accepted,
+        clips,
+        "no clip generated twice"
+    );
+    assert_eq!(mocks.shotstack.snapshot().accepted, 2, "one new render");
+    let entered = crate::redrive::tasks_entered(&e);
+    assert_eq!(entered, ["Alex", "Quinn", "RecordPublished"]);
+    assert_eq!(e.lineage.redrives[0].from.as_deref(), Some("Alex"));
 }
 
 /// Fails messages whose body says so, counting every delivery.

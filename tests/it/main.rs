@@ -19,6 +19,7 @@ mod module_graph;
 mod personas;
 mod pipeline;
 mod reconcile;
+mod redrive;
 mod restart;
 mod runbook_queries;
 mod store_conformance;

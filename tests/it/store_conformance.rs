@@ -41,6 +41,7 @@ conformance!(
     runs_list_newest_first_with_filters_and_pages,
     status_changes_follow_the_lifecycle,
     racing_status_changes_have_one_winner,
+    a_failed_run_goes_back_to_running_only_by_one_redrive,
     a_refused_status_change_writes_nothing,
     results_and_execution_ids_are_kept,
     artifacts_append_in_order_and_keep_their_json,
@@ -54,6 +55,7 @@ conformance!(
     narrow_reads_agree_with_the_whole_rows,
     received_webhook_events_list_what_is_still_owed,
     provider_jobs_settle_exactly_once,
+    rebinding_leaves_failed_jobs_with_their_task,
     a_settlement_finishes_its_event_while_the_task_waits_for_others,
     racing_last_settlements_leave_their_task_owed,
     racing_settlements_have_one_winner,
@@ -293,6 +295,70 @@ async fn racing_status_changes_have_one_winner(t: StoreUnderTest) {
     assert_eq!(
         store.get_run(id).await.unwrap().unwrap().status,
         winner.status
+    );
+}
+
+async fn a_failed_run_goes_back_to_running_only_by_one_redrive(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    use RunStatus::*;
+    store
+        .transition_run(Transition::new(id, Running, Failed))
+        .await
+        .unwrap();
+    let err = store
+        .transition_run(Transition::new(id, Failed, Running))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IllegalTransition { .. }),
+        "{err:?}"
+    );
+    let redrives = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.transition_run(Transition::redrive(id)).await })
+    });
+    let results: Vec<_> = futures::future::join_all(redrives)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one redrive wins"
+    );
+    for err in results.into_iter().filter_map(Result::err) {
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    expected: Failed,
+                    actual: Running
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert_eq!(store.get_run(id).await.unwrap().unwrap().status, Running);
+    // A published run is not redriven.
+    store
+        .transition_run(Transition::new(id, Running, Published))
+        .await
+        .unwrap();
+    let err = store
+        .transition_run(Transition::redrive(id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                actual: Published,
+                ..
+            }
+        ),
+        "{err:?}"
     );
 }
 
@@ -769,6 +835,37 @@ fn job(run_id: RunId, job_id: &str) -> NewProviderJob {
         task_token: Some("token-abc".into()),
         check_at: Utc::now() + Duration::minutes(2),
     }
+}
+
+async fn rebinding_leaves_failed_jobs_with_their_task(t: StoreUnderTest) {
+    let store = t.store;
+    let id = running_run(store.as_ref()).await;
+    for job_id in ["ok", "failed", "waiting"] {
+        store.register_provider_job(job(id, job_id)).await.unwrap();
+    }
+    for (job_id, outcome) in [
+        ("ok", JobOutcome::Succeeded(json!({}))),
+        ("failed", JobOutcome::Failed("no".into())),
+    ] {
+        store
+            .settle_provider_job(Provider::KieAi, job_id, outcome, None, SettledBy::Callback)
+            .await
+            .unwrap();
+    }
+    let rebound = store
+        .rebind_persona_jobs(id, Persona::Riley, "token-new")
+        .await
+        .unwrap();
+    assert_eq!(rebound, 2);
+    let ids = |jobs: Vec<ProviderJob>| {
+        let mut ids: Vec<String> = jobs.into_iter().map(|j| j.job_id).collect();
+        ids.sort();
+        ids
+    };
+    let new = store.list_task_jobs(id, "token-new").await.unwrap();
+    assert_eq!(ids(new), ["ok", "waiting"]);
+    let old = store.list_task_jobs(id, "token-abc").await.unwrap();
+    assert_eq!(ids(old), ["failed"]);
 }
 
 async fn provider_jobs_settle_exactly_once(t: StoreUnderTest) {

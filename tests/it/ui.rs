@@ -29,7 +29,7 @@ async fn the_graph_shows_the_definition_and_where_the_run_waits() {
     assert_eq!(g.run_id.to_string(), id);
     assert_eq!(g.state_machine, "aismr");
     assert_eq!(g.status, RunStatus::AwaitingApproval);
-    assert_eq!(g.definition["StartAt"], "Iggy");
+    assert_eq!(g.definition["StartAt"], "Resume");
     assert_eq!(
         g.definition["States"]["GateIdeate"]["Parameters"]["MessageBody"]["gate"],
         "ideate"
@@ -43,15 +43,17 @@ async fn the_graph_shows_the_definition_and_where_the_run_waits() {
     assert_eq!(
         visited,
         [
+            // The entry choice: a new run goes on to its first persona.
+            ("Resume", StepStatus::Succeeded),
             ("Iggy", StepStatus::Succeeded),
             ("GateIdeate", StepStatus::Running)
         ]
     );
-    let iggy = &g.steps[0];
+    let iggy = &g.steps[1];
     assert_eq!(iggy.attempts, 1);
     let (scheduled, ended) = (iggy.scheduled_at.unwrap(), iggy.ended_at.unwrap());
     assert!(iggy.entered_at <= scheduled && scheduled <= ended);
-    assert!(ended <= g.steps[1].entered_at);
+    assert!(ended <= g.steps[2].entered_at);
 
     // By job code too, and the run moves on once the gate is approved.
     let (status, body) = t
@@ -65,9 +67,16 @@ async fn the_graph_shows_the_definition_and_where_the_run_waits() {
     let states: Vec<&str> = g.steps.iter().map(|s| s.state.as_str()).collect();
     assert_eq!(
         states,
-        ["Iggy", "GateIdeate", "Riley", "Alex", "GatePrepublish"]
+        [
+            "Resume",
+            "Iggy",
+            "GateIdeate",
+            "Riley",
+            "Alex",
+            "GatePrepublish"
+        ]
     );
-    assert!(g.steps[..4]
+    assert!(g.steps[..5]
         .iter()
         .all(|s| s.status == StepStatus::Succeeded && s.ended_at.is_some()));
 
@@ -80,7 +89,7 @@ async fn the_graph_shows_the_definition_and_where_the_run_waits() {
     t.wait_for_status(&id, RunStatus::Rejected).await;
     let g = graph(&t, &id).await;
     assert!(g.current.is_empty(), "{:?}", g.current);
-    let tail: Vec<(&str, StepStatus)> = g.steps[4..]
+    let tail: Vec<(&str, StepStatus)> = g.steps[5..]
         .iter()
         .map(|s| (s.state.as_str(), s.status))
         .collect();

@@ -1,8 +1,8 @@
 //! The dashboard in a real browser: headless Chromium opens `/ui` on a test
 //! stack, signs in with the API key, finds a new aismr run in the list, follows
 //! it while it runs, approves both gates with the page's buttons and sees it
-//! published; and rejects a gate in another run. Screenshots land in
-//! `target/ui-browser/`.
+//! published; rejects a gate in another run; redrives a failed one.
+//! Screenshots land in `target/ui-browser/`.
 //!
 //! Without Chromium the test says SKIPPED and passes, except in CI
 //! (`CI=true`), where it fails: `.ci/run` installs the Debian package.
@@ -104,6 +104,80 @@ async fn sign_in(t: &TestStack, page: &Page) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_redrives_a_failed_run() {
+    in_browser("redrive", "0", async |t: &TestStack, page: &Page| {
+        sign_in(t, page).await?;
+        // Shotstack fails every render while the run gets to Alex, and is
+        // fixed once the run has failed there.
+        let shotstack = &t.stack.mocks.as_ref().context("mocks")?.shotstack;
+        shotstack.fail_every_job(true);
+        let run = t.start_run("test-video-gen").await;
+        let id = run["run_id"].as_str().context("run_id")?.to_owned();
+        t.wait_for_status(&id, RunStatus::Failed).await;
+        shotstack.fail_every_job(false);
+        page.goto(&format!("{}/ui#/runs/{id}", t.stack.base_url))
+            .await?;
+        page.wait_for(
+            "document.getElementById('run-status').textContent === 'failed' \
+             && !document.getElementById('run-redrive').hidden \
+             && document.getElementById('run-cancel').hidden",
+            10,
+            "the Redrive button on the failed run",
+        )
+        .await?;
+        page.click("#run-redrive").await?;
+        page.wait_for(
+            "document.getElementById('run-status').textContent === 'published'",
+            30,
+            "the redriven run to publish",
+        )
+        .await?;
+        page.wait_for(
+            "document.getElementById('run-redrive').hidden \
+             && document.getElementById('run-lineage').textContent.includes('redriven from Alex')",
+            10,
+            "the button gone and the redrive shown",
+        )
+        .await?;
+        let e = t.evidence(&id).await;
+        assert_eq!(e.run.status, RunStatus::Published);
+        assert_eq!(e.lineage.redrives.len(), 1);
+
+        // Replayed from Quinn: the replay's page names its origin, with a
+        // link back, and the origin's names the replay.
+        let (status, replay) = t
+            .client
+            .post(&format!("/v1/runs/{id}/replay"), serde_json::json!({ "from": "Quinn" }))
+            .await;
+        anyhow::ensure!(status == 201, "replay: {status} {replay}");
+        let replay_id = replay["run_id"].as_str().context("run_id")?.to_owned();
+        let code = e.run.job_code.to_string();
+        page.goto(&format!("{}/ui#/runs/{replay_id}", t.stack.base_url)).await?;
+        page.wait_for(
+            &format!(
+                "document.getElementById('run-lineage').textContent === 'replay of {code} from Quinn' \
+                 && !!document.querySelector('#run-lineage a[href=\"#/runs/{id}\"]')"
+            ),
+            10,
+            "the replay's origin",
+        )
+        .await?;
+        page.click("#run-lineage a").await?;
+        page.wait_for(
+            &format!(
+                "document.getElementById('run-lineage').textContent.includes('replayed as {} from Quinn')",
+                replay["job_code"].as_str().context("job_code")?
+            ),
+            10,
+            "the origin's replay",
+        )
+        .await?;
+        Ok(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

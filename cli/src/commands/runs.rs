@@ -1,5 +1,6 @@
-//! `mw runs list|show|watch|cancel`: the runbook's "recent runs" and
-//! "artifacts for a run" queries, without psql.
+//! `mw runs list|show|watch|cancel|redrive|replay`: the runbook's "recent
+//! runs" and "artifacts for a run" queries, without psql, and the actions on
+//! a run, through the API.
 use crate::output::outln;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,28 +26,63 @@ pub async fn run(
         RunsCommand::Show(args) => show(&Reader::open(config, api_base).await?, args).await,
         RunsCommand::Watch(args) => watch(&Reader::open(config, api_base).await?, args).await,
         RunsCommand::Cancel(args) => {
-            let connection = connect(config, api_base).await?;
-            let outcome = connection
-                .client
-                .post::<Value>(
-                    &format!("/v1/runs/{}/cancel", args.run),
-                    &serde_json::json!({ "by": "cli" }),
-                )
-                .await;
-            connection.close().await;
-            let run = outcome?;
-            if args.json {
-                print_json(&run)?;
-            } else {
-                outln!(
-                    "cancelled {} ({})",
-                    run["job_code"].as_str().unwrap_or("-"),
-                    run["run_id"].as_str().unwrap_or("-")
-                );
+            let body = serde_json::json!({ "by": "cli" });
+            let run = post(config, api_base, &args.run, "cancel", &body).await?;
+            said(&run, args.json, "cancelled")
+        }
+        RunsCommand::Redrive(args) => {
+            let body = serde_json::json!({ "by": "cli" });
+            let run = post(config, api_base, &args.run, "redrive", &body).await?;
+            said(&run, args.json, "redriving")
+        }
+        RunsCommand::Replay(args) => {
+            let input = args
+                .input
+                .as_deref()
+                .map(serde_json::from_str::<Value>)
+                .transpose()
+                .map_err(|e| UserError(format!("--input is not JSON: {e}")))?;
+            if input.as_ref().is_some_and(|i| !i.is_object()) {
+                return Err(UserError("--input must be a JSON object".into()).into());
             }
-            Ok(ExitCode::SUCCESS)
+            let body = serde_json::json!({ "from": args.from, "input": input });
+            let run = post(config, api_base, &args.run, "replay", &body).await?;
+            let what = format!("replay of {} from {}:", args.run, args.from);
+            said(&run, args.json, &what)
         }
     }
+}
+
+/// `POST /v1/runs/{run}/{action}` on the stack `connect` finds: the run as
+/// it answers.
+async fn post(
+    config: &myloware::Config,
+    api_base: Option<&str>,
+    run: &str,
+    action: &str,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let connection = connect(config, api_base).await?;
+    let outcome = connection
+        .client
+        .post::<Value>(&format!("/v1/runs/{run}/{action}"), body)
+        .await;
+    connection.close().await;
+    outcome
+}
+
+/// Prints `run` as JSON, or as `<what> <job code> (<run id>)`.
+fn said(run: &Value, json: bool, what: &str) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(run)?;
+    } else {
+        outln!(
+            "{what} {} ({})",
+            run["job_code"].as_str().unwrap_or("-"),
+            run["run_id"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(reader: &Reader, args: ListArgs) -> anyhow::Result<ExitCode> {
@@ -147,6 +183,9 @@ pub fn print_run(evidence: &Evidence) {
     outln!("updated    {}", time(&run.updated_at));
     if let Some(error) = &run.error {
         outln!("error      {error}");
+    }
+    for line in evidence.lineage.lines() {
+        outln!("lineage    {line}");
     }
     outln!("input      {}", compact(&run.input, 100));
     if let Some(cost) = &evidence.cost {

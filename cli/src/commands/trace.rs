@@ -43,6 +43,9 @@ pub async fn run(
         run.status,
         tree.trace_id
     );
+    for line in tree.lineage.lines() {
+        outln!("  {line}");
+    }
     if tree.spans.is_empty() {
         outln!("no spans recorded for this run");
     } else {

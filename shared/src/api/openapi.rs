@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::chat::{ChatAnswer, ChatBody};
 use super::hitl::{DecisionBody, GatePage, TokenQuery};
-use super::runs::{CancelBody, ListQuery, ShowQuery, StartBody};
+use super::runs::{CancelBody, ListQuery, RedriveBody, ReplayBody, ShowQuery, StartBody};
 use super::system::Health;
 use super::webhooks::{CallbackQuery, WebhookAnswer};
 use crate::domain::{Provider, Run};
@@ -207,6 +207,24 @@ fn operations(answers: &mut SchemaGenerator, requests: &mut SchemaGenerator) -> 
         None,
         Some((requests.subschema_for::<CancelBody>(), false)),
         (200, json_answer(answers, |g| g.subschema_for::<Run>())),
+    );
+    op(
+        "post",
+        "/v1/runs/{id}/redrive",
+        "Continue a failed run from the state that failed, reusing its settled work (409 when it is not failed)",
+        Auth::ApiKey,
+        None,
+        Some((requests.subschema_for::<RedriveBody>(), false)),
+        (200, json_answer(answers, |g| g.subschema_for::<Run>())),
+    );
+    op(
+        "post",
+        "/v1/runs/{id}/replay",
+        "A new run that starts at a state of this one with the context recorded there",
+        Auth::ApiKey,
+        None,
+        Some((requests.subschema_for::<ReplayBody>(), true)),
+        (201, json_answer(answers, |g| g.subschema_for::<Run>())),
     );
     op(
         "get",

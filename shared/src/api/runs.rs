@@ -1,5 +1,5 @@
-//! `/v1/runs`: start, list, show, evidence, graph, spans (the run tree), cancel;
-//! `/v1/traces/{trace_id}`: a chat turn's tree.
+//! `/v1/runs`: start, list, show, evidence, graph, spans (the run tree),
+//! cancel, redrive, replay; `/v1/traces/{trace_id}`: a chat turn's tree.
 use std::time::Duration;
 
 use axum::extract::State;
@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::json::{PathParams, QueryParams};
 use super::{ApiError, AppState, JsonBody};
 use crate::domain::{Project, Run, RunStatus};
-use crate::pipeline::{ChatTree, Evidence, NewRunRequest, RunGraph, RunTree, MAX_WAIT};
+use crate::pipeline::{
+    ChatTree, Evidence, NewRunRequest, ReplayRequest, RunGraph, RunTree, MAX_WAIT,
+};
 use crate::store::{RunFilter, RunPage};
 
 pub fn router() -> Router<AppState> {
@@ -22,6 +24,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/runs/{id}/graph", get(graph))
         .route("/v1/runs/{id}/spans", get(spans))
         .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/redrive", post(redrive))
+        .route("/v1/runs/{id}/replay", post(replay))
         .route("/v1/traces/{trace_id}", get(trace))
         .route("/metrics", get(metrics))
 }
@@ -204,6 +208,54 @@ async fn cancel(
         .and_then(|JsonBody(b)| b.by)
         .unwrap_or_else(|| "api".into());
     Ok(Json(state.pipeline.cancel_run(&id, &by).await?))
+}
+
+/// `POST /v1/runs/{id}/redrive`.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub(super) struct RedriveBody {
+    /// A label for who redrove the run.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    by: Option<String>,
+}
+
+/// Continues a failed run from the state that failed: 409 when the run is
+/// not failed.
+async fn redrive(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    body: Option<JsonBody<RedriveBody>>,
+) -> Result<Json<Run>, ApiError> {
+    let by = body
+        .and_then(|JsonBody(b)| b.by)
+        .unwrap_or_else(|| "api".into());
+    Ok(Json(state.pipeline.redrive_run(&id, &by).await?))
+}
+
+/// `POST /v1/runs/{id}/replay`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(super) struct ReplayBody {
+    /// The state to start at (`Quinn`, `Alex`, …): one the run entered.
+    #[schemars(length(min = 1, max = 80))]
+    from: String,
+    /// A JSON object merged over the context recorded at that state (a new
+    /// `message`, a caption hint, …).
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+}
+
+/// A new run that starts at a state of this one with its recorded context.
+async fn replay(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<ReplayBody>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let request = ReplayRequest {
+        from: body.from,
+        input: body.input,
+    };
+    let run = state.pipeline.replay_run(&id, request).await?;
+    Ok((StatusCode::CREATED, Json(run)))
 }
 
 /// Prometheus text (API key: scrapers send it as a header). Queue depths

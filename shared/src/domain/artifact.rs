@@ -45,6 +45,14 @@ impl ArtifactType {
     pub const HITL_APPROVAL: Self = Self::known("hitl.approval");
     pub const RUN_FAILED: Self = Self::known("run.failed");
     pub const RUN_CANCELLED: Self = Self::known("run.cancelled");
+    /// A failed run continued from the state that failed: from which state,
+    /// by which execution (`Pipeline::redrive_run`).
+    pub const RUN_REDRIVEN: Self = Self::known("run.redriven");
+    /// On a replay: the run it replays and the state it starts at
+    /// (`Pipeline::replay_run`).
+    pub const RUN_REPLAY_OF: Self = Self::known("run.replay_of");
+    /// On the origin of a replay: the replay, and the state it starts at.
+    pub const RUN_REPLAYED: Self = Self::known("run.replayed");
     /// The worker's record that a persona's agent has ended (its summary,
     /// tools and usage): its task completes once its jobs have settled too.
     pub const PERSONA_COMPLETED: Self = Self::known("persona.completed");
@@ -71,6 +79,9 @@ impl ArtifactType {
         Self::HITL_APPROVAL,
         Self::RUN_FAILED,
         Self::RUN_CANCELLED,
+        Self::RUN_REDRIVEN,
+        Self::RUN_REPLAY_OF,
+        Self::RUN_REPLAYED,
     ];
 
     const fn known(name: &'static str) -> Self {

@@ -37,6 +37,32 @@ impl RunId {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+
+    /// The name of the run's execution: its id for the first, `<id>-r<n>`
+    /// for its `n`th redrive (an execution name is used once per state
+    /// machine, and 36 + 2 + digits stays under Step Functions' 80).
+    pub fn execution_name(&self, redrive: u32) -> String {
+        match redrive {
+            0 => self.to_string(),
+            n => format!("{self}-r{n}"),
+        }
+    }
+
+    /// The run and redrive an execution name names (`execution_name`'s
+    /// inverse); `None` for an execution that is not a run's.
+    pub fn of_execution_name(name: &str) -> Option<(RunId, u32)> {
+        let (id, rest) = (name.get(..36)?, name.get(36..)?);
+        let redrive = match rest {
+            "" => 0,
+            _ => rest
+                .strip_prefix("-r")
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)?,
+        };
+        Some((id.parse().ok()?, redrive))
+    }
 }
 
 impl Default for RunId {
@@ -190,6 +216,28 @@ mod tests {
             RunRef::Code(_)
         ));
         assert!("nonsense".parse::<RunRef>().is_err());
+    }
+
+    #[test]
+    fn execution_names_name_the_run_and_its_redrive() {
+        let id = RunId::new();
+        for n in [0, 1, 12] {
+            let name = id.execution_name(n);
+            assert!(name.len() <= 80, "{name}");
+            assert_eq!(RunId::of_execution_name(&name), Some((id, n)));
+        }
+        assert_eq!(id.execution_name(0), id.to_string());
+        for other in [
+            "",
+            "x",
+            "nope-r1",
+            &format!("{id}-r"),
+            &format!("{id}-r0"),
+            &format!("{id}-x1"),
+            &format!("{id}-r1a"),
+        ] {
+            assert_eq!(RunId::of_execution_name(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -40,6 +40,14 @@ impl RunStatus {
             _ => false,
         }
     }
+
+    /// Whether a run in this status may be redriven: continued, by a new
+    /// execution, from the state that failed. Only a failed run may, and
+    /// the redrive is the one way out of a terminal status
+    /// (`Transition::redrive`), which `can_become` does not list.
+    pub fn can_be_redriven(self) -> bool {
+        self == Self::Failed
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +79,19 @@ mod tests {
         assert!(!Running.can_become(Rejected));
         assert!(!Running.can_become(Pending));
         assert!(!Running.can_become(Running));
+    }
+
+    #[test]
+    fn only_a_failed_run_is_redriven() {
+        let redrivable: Vec<_> = RunStatus::ALL
+            .iter()
+            .filter(|s| s.can_be_redriven())
+            .collect();
+        assert_eq!(redrivable, [&Failed]);
+        assert!(
+            !Failed.can_become(Running),
+            "not through an ordinary change"
+        );
     }
 
     #[test]

@@ -117,3 +117,97 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     files.sort();
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::asl::driver::{echo_worker, run_to_completion, Driver};
+    use crate::engine::asl::machine::ExecutionStatus;
+    use serde_json::{json, Value};
+
+    fn graphs() -> Vec<(String, StateMachine)> {
+        embedded(&substitutions(LOCAL_TASK_QUEUE_URL))
+            .expect("the graphs load")
+            .into_iter()
+            .map(|(name, text)| {
+                let machine = StateMachine::from_json_str(&text).expect("parses");
+                (name, machine)
+            })
+            .collect()
+    }
+
+    /// The task states of a graph's raw definition a run can resume at:
+    /// every task but the ones recording a failure or a rejection.
+    fn resumable(name: &str) -> Vec<String> {
+        let raw = EMBEDDED.iter().find(|(n, _)| *n == name).unwrap().1;
+        let definition: Value = serde_json::from_str(raw).unwrap();
+        let states = definition["States"].as_object().unwrap();
+        states
+            .iter()
+            .filter(|(n, s)| {
+                s["Type"] == "Task" && !matches!(n.as_str(), "RecordFailure" | "RecordRejection")
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The body of the first message the execution sent.
+    fn first_message(driver: &Driver<'_>) -> Value {
+        serde_json::from_str(&driver.messages[0].message_body).unwrap()
+    }
+
+    #[test]
+    fn without_resume_at_a_run_starts_at_iggy() {
+        for (name, machine) in graphs() {
+            let driver = Driver::start(&machine, json!({ "run_id": "r" }));
+            let body = first_message(&driver);
+            assert_eq!(body["persona"], "iggy", "{name}: {body}");
+            assert_eq!(driver.history[1].event_type, "ChoiceStateEntered", "{name}");
+        }
+    }
+
+    #[test]
+    fn resume_at_starts_at_the_state_it_names_with_the_input_as_given() {
+        for (name, machine) in graphs() {
+            let states = resumable(&name);
+            assert!(states.len() >= 5, "{name}: {states:?}");
+            for state in states {
+                let input =
+                    json!({ "run_id": "r", "resume_at": state, "alex": { "render_url": "u" } });
+                let driver = Driver::start(&machine, input);
+                let entered: Vec<&str> = driver
+                    .history
+                    .iter()
+                    .filter(|e| e.event_type == "TaskStateEntered")
+                    .filter_map(|e| e.details["name"].as_str())
+                    .collect();
+                assert_eq!(entered, [state.as_str()], "{name}");
+                assert_eq!(first_message(&driver)["input"]["alex"]["render_url"], "u");
+            }
+        }
+    }
+
+    #[test]
+    fn a_resume_at_that_names_no_state_fails_the_run_with_that_cause() {
+        for (name, machine) in graphs() {
+            for wrong in [json!("Nowhere"), json!(7), json!("RecordFailure")] {
+                let input = json!({ "run_id": "r", "resume_at": wrong });
+                let driver = run_to_completion(&machine, input, echo_worker);
+                let first = first_message(&driver);
+                assert_eq!(first["task"], "record_failure", "{name}: {first}");
+                let result = driver.snapshot.result().expect("ended, not waiting");
+                assert_eq!(result.status, ExecutionStatus::Failed, "{name}");
+                assert_eq!(result.error.as_deref(), Some("Run.UnknownResumeState"));
+                let cause = result.cause.clone().unwrap_or_default();
+                let shown = wrong
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or(wrong.to_string());
+                assert!(
+                    cause.contains(&shown) && cause.contains("names no state"),
+                    "{cause}"
+                );
+            }
+        }
+    }
+}

@@ -7,7 +7,10 @@
 //! (`template.yaml` sends FAILED, TIMED_OUT and ABORTED ones to the callbacks
 //! function); the local engine reports them to `LocalEngine::on_execution_end`.
 //! Either way the run is recorded here: `failed` with the execution's error
-//! and cause (`cancelled` when the stop was a cancellation), once.
+//! and cause (`cancelled` when the stop was a cancellation), once. A run's
+//! executions are named `RunId::execution_name`; only the run's current one
+//! (`runs.execution_id`) speaks for it, so the late end of an execution a
+//! redrive replaced changes nothing.
 use serde::Serialize;
 use serde_json::json;
 
@@ -26,6 +29,8 @@ pub enum ExecutionEndOutcome {
     RecordedCancelled,
     /// The run had ended already (its graph recorded it): nothing to do.
     AlreadyEnded,
+    /// The run's earlier execution: a redrive has started another since.
+    Superseded,
     /// Not a run's execution, not an end, or a run this store does not hold.
     Ignored,
 }
@@ -43,7 +48,7 @@ impl Pipeline {
         if !matches!(ended.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
             return Ok(ExecutionEndOutcome::Ignored);
         }
-        let Ok(run_id) = ended.name.parse::<RunId>() else {
+        let Some((run_id, _)) = RunId::of_execution_name(&ended.name) else {
             return Ok(ExecutionEndOutcome::Ignored);
         };
         // A run changing meanwhile (its graph recording the end right now)
@@ -54,6 +59,15 @@ impl Pipeline {
             };
             if run.status.is_terminal() {
                 return Ok(ExecutionEndOutcome::AlreadyEnded);
+            }
+            // The end of an execution the run has moved on from (a redrive
+            // started another): the run is the newer execution's now.
+            if run
+                .execution_id
+                .as_deref()
+                .is_some_and(|current| current != ended.execution_arn)
+            {
+                return Ok(ExecutionEndOutcome::Superseded);
             }
             let cancelled =
                 ended.status == "ABORTED" && ended.error.as_deref() == Some(CANCELLED_ERROR);

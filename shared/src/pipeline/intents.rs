@@ -139,10 +139,24 @@ impl Pipeline {
             .await
             .map_err(|e| ToolError::caused_by("reading the run's artifacts", e))?;
         let mine = |a: &&Artifact| a.persona == Some(scope.persona);
+        let jobs = self
+            .store
+            .list_provider_jobs(scope.run_id)
+            .await
+            .map_err(|e| ToolError::caused_by("reading the run's jobs", e))?;
+        // Work the provider failed is not reused: a redriven step submits it
+        // again rather than waiting on a job that has failed already.
+        let failed = |a: &Artifact| {
+            a.metadata[id_key(provider)].as_str().is_some_and(|id| {
+                jobs.iter().any(|j| {
+                    j.provider == provider && j.job_id == id && j.status == JobStatus::Failed
+                })
+            })
+        };
         let recorded: Vec<Artifact> = artifacts
             .iter()
             .filter(mine)
-            .filter(|a| a.artifact_type == record_type)
+            .filter(|a| a.artifact_type == record_type && !failed(a))
             .cloned()
             .collect();
         let mut pending = Pending {
@@ -158,11 +172,6 @@ impl Pipeline {
         if intents.is_empty() {
             return Ok(pending);
         }
-        let jobs = self
-            .store
-            .list_provider_jobs(scope.run_id)
-            .await
-            .map_err(|e| ToolError::caused_by("reading the run's jobs", e))?;
         for intent in intents {
             let open = jobs.iter().any(|j| {
                 j.provider == provider

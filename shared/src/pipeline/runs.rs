@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::Instrument;
 
+use super::redrive::Lineage;
 use super::{Pipeline, PipelineError};
 use crate::domain::{
     Artifact, ArtifactType, HitlRequest, NewArtifact, NewRun, Project, ProviderJob, Run, RunId,
@@ -37,6 +38,18 @@ fn execution_input(run: &Run) -> serde_json::Value {
     })
 }
 
+/// How `start_execution` starts a run: plainly, or as a replay.
+#[derive(Debug, Default)]
+pub(super) struct Start {
+    /// The span the run's graph span links to: the chat turn that asked for
+    /// the run, or the graph span of the run it replays.
+    pub link: Option<SpanLink>,
+    /// The run it replays (its job code) and the state it starts at.
+    pub replay_of: Option<(crate::domain::JobCode, String)>,
+    /// The execution's input, when not the run's names only (a replay's).
+    pub input: Option<serde_json::Value>,
+}
+
 /// What it takes to start a run.
 #[derive(Debug, Clone)]
 pub struct NewRunRequest {
@@ -66,6 +79,9 @@ pub struct Evidence {
     /// The run tree: its spans, by start time (open ones included).
     #[serde(default)]
     pub spans: Vec<Span>,
+    /// The run it replays, its replays and its redrives.
+    #[serde(default)]
+    pub lineage: Lineage,
     /// What the run cost, from the above at the stack's prices
     /// (`pipeline::cost`); absent in evidence written before it was kept.
     #[serde(default)]
@@ -141,21 +157,26 @@ impl Pipeline {
             Err(e) => return Err(e.into()),
         };
         let span = crate::telemetry::run_span(&run.labels());
-        self.start_execution(run, state_machine, message, request.chat_turn)
+        let start = Start {
+            link: request.chat_turn,
+            ..Start::default()
+        };
+        self.start_execution(run, state_machine, message, start)
             .instrument(span)
             .await
     }
 
-    /// The rest of `start_run`, once the run exists: its graph span, its
-    /// `run.start` artifact and its execution.
-    async fn start_execution(
+    /// The rest of `start_run` (and `replay_run`), once the run exists: its
+    /// graph span, its `run.start` artifact and its execution.
+    pub(super) async fn start_execution(
         &self,
         run: Run,
         state_machine: String,
         message: String,
-        chat_turn: Option<SpanLink>,
+        start: Start,
     ) -> Result<Run, PipelineError> {
-        self.open_graph_span(&run, chat_turn).await;
+        self.open_graph_span(&run, start.link, start.replay_of.as_ref())
+            .await;
         self.store
             .append_artifact(NewArtifact::new(
                 run.run_id,
@@ -175,7 +196,7 @@ impl Pipeline {
         // The message stays with the run (the personas read it there): the
         // execution's input, which its history copies into its events,
         // carries only the run's names.
-        let input = execution_input(&run);
+        let input = start.input.unwrap_or_else(|| execution_input(&run));
         match self.launch(&run, &state_machine, &input).await {
             Ok(Launch::Started(run)) => Ok(*run),
             Ok(Launch::Queued(err)) => {
@@ -194,21 +215,34 @@ impl Pipeline {
             }
             Err(err) => {
                 let reason = format!("the engine did not start the run: {err}");
-                let failed = self
-                    .transition_run(
-                        Transition::new(run.run_id, RunStatus::Pending, RunStatus::Failed)
-                            .error(&reason)
-                            .artifact(NewArtifact::new(
-                                run.run_id,
-                                ArtifactType::RUN_FAILED,
-                                json!({ "error": reason }),
-                            )),
-                    )
+                self.fail_unstarted(&run, RunStatus::Pending, &reason)
                     .await?;
-                self.end_run_spans(&failed).await;
                 Err(err.into())
             }
         }
+    }
+
+    /// Marks `run` (now `from`) failed because the engine refused to start
+    /// its execution, and closes its tree.
+    pub(super) async fn fail_unstarted(
+        &self,
+        run: &Run,
+        from: RunStatus,
+        reason: &str,
+    ) -> Result<(), PipelineError> {
+        let failed = self
+            .transition_run(
+                Transition::new(run.run_id, from, RunStatus::Failed)
+                    .error(reason)
+                    .artifact(NewArtifact::new(
+                        run.run_id,
+                        ArtifactType::RUN_FAILED,
+                        json!({ "error": reason }),
+                    )),
+            )
+            .await?;
+        self.end_run_spans(&failed).await;
+        Ok(())
     }
 
     /// Starts the execution of `run` (named after its id) and records it on
@@ -300,7 +334,10 @@ impl Pipeline {
         let mut started = 0;
         for run in queued {
             let state_machine = self.state_machine(&run.project)?.to_owned();
-            let input = execution_input(&run);
+            let input = match self.recorded_replay_input(&run).await? {
+                Some(input) => input,
+                None => execution_input(&run),
+            };
             let span = crate::telemetry::run_span(&run.labels());
             match self
                 .launch(&run, &state_machine, &input)
@@ -402,8 +439,8 @@ impl Pipeline {
                 .unwrap_or_default(),
             None => Vec::new(),
         };
+        let artifacts = self.store.list_artifacts(id).await?;
         let evidence = Evidence {
-            artifacts: self.store.list_artifacts(id).await?,
             webhook_events: self.store.list_webhook_events(id).await?,
             provider_jobs: self
                 .store
@@ -413,7 +450,9 @@ impl Pipeline {
                 .filter(ProviderJob::is_evidence)
                 .collect(),
             hitl_requests: self.store.list_hitl_requests(id).await?,
+            lineage: Lineage::of(&artifacts),
             spans: self.store.list_spans(TraceId::of_run(id)).await?,
+            artifacts,
             history,
             run,
             cost: None,

@@ -18,6 +18,9 @@ pub struct RunTree {
     pub run: Run,
     pub trace_id: TraceId,
     pub spans: Vec<Span>,
+    /// The run it replays, its replays and its redrives.
+    #[serde(default)]
+    pub lineage: super::Lineage,
     /// The cost of each span that has one (model calls, provider tools).
     #[serde(default)]
     pub costs: Vec<super::cost::SpanCost>,
@@ -119,6 +122,7 @@ impl Pipeline {
             self.store.list_artifacts(run.run_id)
         )?;
         let tree = RunTree {
+            lineage: super::Lineage::of(&artifacts),
             spans: self.tracer.list(trace_id).await?,
             trace_id,
             run,
@@ -128,8 +132,15 @@ impl Pipeline {
     }
 
     /// `<project>-graph`: the root of the run's tree, open until it ends;
-    /// linked to the chat turn that started the run, if one did.
-    pub(crate) async fn open_graph_span(&self, run: &Run, chat_turn: Option<SpanLink>) {
+    /// linked to the chat turn that started the run, if one did, or to the
+    /// graph span of the run it replays.
+    /// A replay's also names the run it replays and the state it started at.
+    pub(crate) async fn open_graph_span(
+        &self,
+        run: &Run,
+        chat_turn: Option<SpanLink>,
+        replay_of: Option<&(crate::domain::JobCode, String)>,
+    ) {
         let mut span = NewSpan::in_run(run.run_id, format!("{}-graph", run.project))
             .id(SpanId::graph(run.run_id))
             .attr(attr::OPERATION, "invoke_agent")
@@ -138,6 +149,11 @@ impl Pipeline {
             .attr("myloware.job_code", run.job_code.as_str())
             .input(bounded(run.input.clone()))
             .started_at(run.created_at);
+        if let Some((origin, from)) = replay_of {
+            span = span
+                .attr(attr::REPLAY_OF, origin.as_str())
+                .attr(attr::REPLAY_FROM, from.as_str());
+        }
         if let Some(turn) = chat_turn {
             span = span
                 .attr(attr::STARTED_FROM_TRACE, turn.trace_id.to_string())

@@ -11,7 +11,9 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::{intents, Pipeline};
-use crate::domain::{Artifact, ArtifactType, HitlDecision, NewArtifact, NewProviderJob, Provider};
+use crate::domain::{
+    Artifact, ArtifactType, HitlDecision, JobStatus, NewArtifact, NewProviderJob, Provider,
+};
 use crate::personas::tools::catalog::{self, *};
 use crate::personas::tools::{
     parse_args, RunScope, Tool, ToolContext, ToolError, ToolRegistry, ToolSpec,
@@ -439,11 +441,28 @@ impl Tool for PublishVideo {
             ));
         }
         let p = &self.0;
-        if let Some(done) = p
+        // An upload upload-post failed is not reused: a redriven Quinn sends
+        // it again under a new name (the old one answers the failed job).
+        let failed_jobs: Vec<String> = p
+            .store
+            .list_provider_jobs(scope.run_id)
+            .await
+            .map_err(|e| ToolError::caused_by("reading the run's jobs", e))?
+            .into_iter()
+            .filter(|j| j.provider == Provider::UploadPost && j.status == JobStatus::Failed)
+            .map(|j| j.job_id)
+            .collect();
+        let (spent, requests): (Vec<Artifact>, Vec<Artifact>) = p
             .mine(scope, ArtifactType::PUBLISH_REQUEST.as_str())
             .await?
-            .pop()
-        {
+            .into_iter()
+            .partition(|r| {
+                r.metadata["job_id"]
+                    .as_str()
+                    .is_some_and(|id| failed_jobs.iter().any(|f| f == id))
+            });
+        let spent: Vec<&Value> = spent.iter().map(|r| &r.metadata["request_id"]).collect();
+        if let Some(done) = requests.last() {
             // Registered again (a no-op once registered): a process that
             // stopped between the two writes left the request alone.
             if let Some(job_id) = done.metadata["job_id"].as_str() {
@@ -459,6 +478,7 @@ impl Tool for PublishVideo {
             .mine(scope, ArtifactType::PUBLISH_INTENT.as_str())
             .await?
             .pop()
+            .filter(|intent| !spent.contains(&&intent.metadata["request_id"]))
         {
             Some(intent) => intent.metadata["request_id"]
                 .as_str()

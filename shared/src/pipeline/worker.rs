@@ -13,7 +13,7 @@ use super::spans::usage_attributes;
 use super::{Pipeline, PipelineError};
 use crate::domain::SpanEnd;
 use crate::domain::{
-    ArtifactType, Gate, NewArtifact, NewHitlRequest, Persona, Run, RunId, RunStatus,
+    ArtifactType, Gate, JobStatus, NewArtifact, NewHitlRequest, Persona, Run, RunId, RunStatus,
 };
 use crate::engine::EngineError;
 use crate::personas::agent::run_agent;
@@ -423,7 +423,10 @@ impl Pipeline {
             return Ok(()); // cancelled meanwhile: the execution was stopped
         }
         self.ensure_running(run).await?;
-        if message.attempt > 0 {
+        // A redriven execution's steps continue a run that failed: like a
+        // retry, under a new token.
+        let redriven = super::redrive::is_redriven(&message.input);
+        if message.attempt > 0 || redriven {
             // A retry runs under a new token: what the earlier tries
             // submitted (and the tools will not submit again) completes it.
             let rebound = self
@@ -432,16 +435,27 @@ impl Pipeline {
                 .await?;
             tracing::info!(
                 attempt = message.attempt,
+                redriven,
                 rebound,
                 "persona step tried again"
             );
         }
-        let done_before = self
+        let mut done_before = self
             .store
             .list_artifacts_of(run.run_id, &[ArtifactType::PERSONA_COMPLETED.as_str()])
             .await?
             .iter()
             .any(|a| a.is_persona_completed(persona));
+        if done_before && redriven {
+            // The step that failed on a provider's job: its agent runs
+            // again, and its tools submit what failed (and only that).
+            done_before = !self
+                .store
+                .list_provider_jobs(run.run_id)
+                .await?
+                .iter()
+                .any(|j| j.persona == persona && j.status == JobStatus::Failed);
+        }
         if done_before {
             return self
                 .complete_persona_if_done(run.run_id, persona, token)

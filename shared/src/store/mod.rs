@@ -184,6 +184,9 @@ pub struct Transition {
     pub error: Option<String>,
     pub result: Option<Value>,
     pub artifact: Option<NewArtifact>,
+    /// A redrive: the one change out of a terminal status (`failed` back to
+    /// `running`), made only by `Transition::redrive`.
+    redrive: bool,
 }
 
 impl Transition {
@@ -195,6 +198,17 @@ impl Transition {
             error: None,
             result: None,
             artifact: None,
+            redrive: false,
+        }
+    }
+
+    /// A failed run going back to `running`, continued by a new execution
+    /// (`RunStatus::can_be_redriven`). Compare-and-set like every change,
+    /// so of two redrives of the same run one wins.
+    pub fn redrive(run_id: RunId) -> Self {
+        Self {
+            redrive: true,
+            ..Self::new(run_id, RunStatus::Failed, RunStatus::Running)
         }
     }
 
@@ -214,7 +228,8 @@ impl Transition {
     }
 
     pub(crate) fn check_legal(&self) -> Result<(), StoreError> {
-        if self.from.can_become(self.to) {
+        let redrive = self.redrive && self.from.can_be_redriven() && self.to == RunStatus::Running;
+        if redrive || self.from.can_become(self.to) {
             Ok(())
         } else {
             Err(StoreError::IllegalTransition {

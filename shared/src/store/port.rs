@@ -206,11 +206,13 @@ pub trait ProviderJobStore: Send + Sync {
         jobs.retain(|j| j.task_token.as_deref() == Some(task_token));
         Ok(jobs)
     }
-    /// Binds every job of `persona` in the run to `task_token`, settled or
-    /// not: a persona step the state machine tries again runs under a new
-    /// token, and the jobs an earlier attempt submitted (which the retry does
-    /// not submit again) are then what completes it. Answers how many jobs
-    /// changed.
+    /// Binds every job of `persona` in the run to `task_token`, pending or
+    /// succeeded: a persona step the state machine tries again (or a
+    /// redrive continues) runs under a new token, and the jobs an earlier
+    /// attempt submitted (which the retry does not submit again) are then
+    /// what completes it. Failed jobs stay where they are: the step submits
+    /// their work again rather than fail on them once more. Answers how many
+    /// jobs changed.
     async fn rebind_persona_jobs(
         &self,
         run_id: RunId,

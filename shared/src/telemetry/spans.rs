@@ -42,6 +42,10 @@ pub mod attr {
     /// as an OTLP link too).
     pub const STARTED_FROM_TRACE: &str = "myloware.started_from.trace_id";
     pub const STARTED_FROM_SPAN: &str = "myloware.started_from.span_id";
+    /// On a replay's graph span: the job code of the run it replays, and
+    /// the state it started at.
+    pub const REPLAY_OF: &str = "myloware.replay_of";
+    pub const REPLAY_FROM: &str = "myloware.replay_from";
 }
 
 /// Inputs and outputs above this many bytes of JSON are kept as a preview.

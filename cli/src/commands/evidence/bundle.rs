@@ -116,6 +116,9 @@ fn summary(
     if let Some(error) = &run.error {
         md += &format!("- error: `{error}`\n");
     }
+    for line in e.lineage.lines() {
+        md += &format!("- {line}\n");
+    }
     if let Some(cost) = &e.cost {
         md += &format!(
             "\n## Cost\n\n**{}** (prices of {})\n\n```\n{}\n```\n",

@@ -235,6 +235,8 @@ async function refreshRun() {
   status.dataset.status = run.status;
   $("run-meta").textContent = `${run.project} · ${run.providers_mode} · started ${dateTime(run.created_at)} · ${run.run_id}`;
   $("run-cancel").hidden = TERMINAL.has(run.status);
+  $("run-redrive").hidden = run.status !== "failed";
+  renderLineage(evidence.lineage || {});
   renderGates(run, evidence.hitl_requests);
   renderTimeline($("gantt"), run, graph, evidence.provider_jobs);
   $("graph-name").textContent = graph.state_machine;
@@ -395,6 +397,34 @@ function renderWebhooks(events) {
   );
   $("webhooks-empty").hidden = events.length > 0;
 }
+
+// "replay of TVG-… from Quinn", "replayed as …", "redriven from Alex": each
+// other run a link to it.
+function renderLineage(lineage) {
+  const runLink = (link) => el("a", { href: `#/runs/${link.run_id}`, text: link.job_code });
+  const parts = [];
+  if (lineage.replay_of) parts.push(["replay of ", runLink(lineage.replay_of), ` from ${lineage.replay_of.from}`]);
+  for (const r of lineage.replays || []) parts.push(["replayed as ", runLink(r), ` from ${r.from}`]);
+  for (const r of lineage.redrives || []) parts.push([`redriven from ${r.from || "the start"}`]);
+  const line = $("run-lineage");
+  line.replaceChildren(...parts.flatMap((p, i) => (i ? [" · ", ...p] : p)));
+  line.hidden = parts.length === 0;
+}
+
+$("run-redrive").addEventListener("click", async () => {
+  if (!page.id) return;
+  const button = $("run-redrive");
+  button.disabled = true;
+  try {
+    await api(`/v1/runs/${encodeURIComponent(page.id)}/redrive`, { method: "POST", body: JSON.stringify({ by: "dashboard" }) });
+    $("run-error").textContent = "";
+    page.loop && page.loop.now();
+  } catch (e) {
+    $("run-error").textContent = `Redrive failed: ${e.message}`;
+  } finally {
+    button.disabled = false;
+  }
+});
 
 $("run-cancel").addEventListener("click", async () => {
   if (!page.id || !confirm("Cancel this run?")) return;

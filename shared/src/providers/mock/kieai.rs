@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::deliver::{deliver, Callback};
-use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, FAIL_MARKER, MOCK_CDN};
+use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, MOCK_CDN};
 use crate::providers::kieai::wire;
 use crate::providers::kieai::{CREDIT_PATH, GENERATE_PATH, RECORD_INFO_PATH};
 
@@ -128,7 +128,7 @@ async fn generate(State(state): State<Arc<KieAi>>, headers: HeaderMap, body: Byt
     }
     let config = &state.shared.config;
     let task_id = uuid::Uuid::new_v4().simple().to_string();
-    let fails = request.prompt.contains(FAIL_MARKER);
+    let fails = state.shared.counters.fails(&request.prompt);
     // Out of order: the task is over, and its callback sent, before the
     // submission is answered.
     let early = faults::roll(config.faults.reorder);

@@ -91,9 +91,13 @@ impl MockConfig {
     }
 }
 
-/// What one mock received and sent.
+/// What one mock received and sent, and the switch that makes it fail
+/// every job it accepts from then on (`fail_every_job`): a fault that is
+/// "fixed" mid-test by switching it off again, as an operator fixes a
+/// provider's outage and then redrives the runs it failed.
 #[derive(Debug, Default)]
 pub struct MockCounters {
+    fail_every_job: std::sync::atomic::AtomicBool,
     requests: AtomicU64,
     accepted: AtomicU64,
     refused_on_purpose: AtomicU64,
@@ -119,6 +123,17 @@ impl MockCounters {
             callbacks_repeated: load(&self.callbacks_repeated),
             unanswered: load(&self.unanswered),
         }
+    }
+
+    /// From now on every job this mock accepts ends failed (`true`), or
+    /// only those whose input carries `FAIL_MARKER` do (`false`).
+    pub fn fail_every_job(&self, on: bool) {
+        self.fail_every_job.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a job with `input` ends failed.
+    fn fails(&self, input: &str) -> bool {
+        input.contains(FAIL_MARKER) || self.fail_every_job.load(Ordering::Relaxed)
     }
 
     fn bump(counter: &AtomicU64) {

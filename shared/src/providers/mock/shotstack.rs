@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::deliver::{deliver, Callback};
-use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, FAIL_MARKER, MOCK_CDN};
+use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, MOCK_CDN};
 use crate::providers::shotstack::wire::API_KEY_HEADER;
 
 const OWNER: &str = "mockowner1";
@@ -164,7 +164,7 @@ async fn render(
     };
     let config = &state.shared.config;
     let id = uuid::Uuid::new_v4().to_string();
-    let fails = first_src.contains(FAIL_MARKER);
+    let fails = state.shared.counters.fails(&first_src);
     lock(&state.renders).insert(
         id.clone(),
         Render {

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::deliver::{deliver, Callback};
-use super::{accepted_answer, faults, lock, reply, MockCounters, Shared, FAIL_MARKER};
+use super::{accepted_answer, faults, lock, reply, MockCounters, Shared};
 use crate::providers::upload_post::wire;
 use crate::providers::upload_post::{
     IDEMPOTENCY_HEADER, ME_PATH, NOTIFICATIONS_PATH, STATUS_PATH, UPLOAD_PATH,
@@ -241,7 +241,7 @@ async fn upload(
         platforms: form.platforms.clone(),
         created: Utc::now(),
         ready_at: Instant::now() + latency,
-        fails: title.contains(FAIL_MARKER),
+        fails: state.shared.counters.fails(title),
         without_job_id: faults::roll(config.faults.nulls),
     });
     let (job, webhook_url) = {

@@ -365,6 +365,7 @@ impl RunStore for DynamoDbStore {
             error,
             result,
             artifact,
+            ..
         } = change;
         let artifact_run = artifact.as_ref().map(|a| a.run_id);
         let outcome = self
@@ -734,7 +735,10 @@ impl ProviderJobStore for DynamoDbStore {
     ) -> Result<u32, StoreError> {
         let mut changed = 0;
         for job in self.list_provider_jobs(run_id).await? {
-            if job.persona != persona || job.task_token.as_deref() == Some(task_token) {
+            if job.persona != persona
+                || job.status == JobStatus::Failed
+                || job.task_token.as_deref() == Some(task_token)
+            {
                 continue;
             }
             for _ in 0..CAS_ATTEMPTS {

@@ -250,7 +250,8 @@ pub(crate) const TASK_PROVIDER_JOBS: Statement = statement!(
 );
 pub(crate) const REBIND_PERSONA_JOBS: Statement = statement!(
     "UPDATE provider_jobs SET task_token = $1 \
-     WHERE run_id = $2 AND persona = $3 AND (task_token IS NULL OR task_token <> $1)"
+     WHERE run_id = $2 AND persona = $3 AND status <> 'failed' \
+       AND (task_token IS NULL OR task_token <> $1)"
 );
 pub(crate) const SCHEDULE_PROVIDER_JOB_CHECK: Statement = statement!(
     "UPDATE provider_jobs SET next_check_at = $1 \
