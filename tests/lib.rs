@@ -455,6 +455,21 @@ impl ApiClient {
         self.try_post(path, body).await.expect("POST")
     }
 
+    /// The body of `GET path` as text, with the API key and an `Accept` of
+    /// `accept` (`text/html` for a page; `text/plain` for `/metrics`).
+    pub async fn get_text(&self, path: &str, accept: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("a body")
+    }
+
     /// `get`, answering a failure to reach the server instead of panicking.
     pub async fn try_get(&self, path: &str) -> reqwest::Result<(u16, serde_json::Value)> {
         let request = self.http.get(format!("{}{path}", self.base));

@@ -68,17 +68,7 @@ async fn test_video_gen_publishes_with_every_step_on_the_record() {
         "a task token leaked into the evidence"
     );
 
-    let metrics = t
-        .client
-        .http
-        .get(format!("{}/metrics", t.client.base))
-        .header("x-api-key", "test-api-key-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.client.get_text("/metrics", "text/plain").await;
     for line in [
         "mw_runs_started_total{project=\"test-video-gen\"}",
         "mw_runs_ended_total{project=\"test-video-gen\",status=\"published\"}",
@@ -227,16 +217,8 @@ async fn aismr_with_manual_approvals_publishes() {
     assert_eq!(gate["review"]["next"], json!(["quinn"]));
     let html = t
         .client
-        .http
-        .get(format!("{}/v1/hitl/approve/{id}/prepublish", t.client.base))
-        .header("x-api-key", "test-api-key-0123456789")
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text(&format!("/v1/hitl/approve/{id}/prepublish"), "text/html")
+        .await;
     assert!(
         html.contains(&format!(
             "<video id=\"video\" controls preload=\"metadata\" src=\"{render}\">"

@@ -60,6 +60,24 @@ fn spans(received: &Received) -> Vec<Value> {
     out
 }
 
+/// `mw trace key` against the test stack's API: what it printed (it must
+/// succeed).
+fn mw_trace(t: &TestStack, key: &str) -> String {
+    let out = std::process::Command::new(crate::cli::mw_binary())
+        .args(["trace", key, "--api-base", &t.stack.base_url])
+        .env("API_KEY", "test-api-key-0123456789")
+        .env("MYLOWARE_HOME", t.dir.path().join("cli-home"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
     span["attributes"]
         .as_array()?
@@ -216,19 +234,7 @@ async fn a_chat_started_run_exports_one_tree_over_otlp() {
         roots[0]
     );
     // `mw trace` says so.
-    let out = std::process::Command::new(crate::cli::mw_binary())
-        .args([
-            "trace",
-            &run_id.to_string(),
-            "--api-base",
-            &t.stack.base_url,
-        ])
-        .env("API_KEY", "test-api-key-0123456789")
-        .env("MYLOWARE_HOME", t.dir.path().join("cli-home"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = mw_trace(&t, &run_id.to_string());
     let graph_line = text
         .lines()
         .find(|l| l.starts_with("test-video-gen-graph"))
@@ -274,18 +280,7 @@ async fn a_run_waiting_at_a_gate_shows_the_gate_span_open() {
 
     // `mw trace` through the API shows it open, by job code too.
     let code = run["job_code"].as_str().unwrap();
-    let out = std::process::Command::new(crate::cli::mw_binary())
-        .args(["trace", code, "--api-base", &t.stack.base_url])
-        .env("API_KEY", "test-api-key-0123456789")
-        .env("MYLOWARE_HOME", t.dir.path().join("cli-home"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = mw_trace(&t, code);
     assert!(text.contains("aismr-graph  … open"), "{text}");
     let gate_line = text
         .lines()
@@ -369,18 +364,7 @@ async fn a_chat_turn_opens_by_its_trace_id() {
     let (status, _) = t.client.get("/v1/traces/not-a-trace").await;
     assert_eq!(status, 400);
 
-    let out = std::process::Command::new(crate::cli::mw_binary())
-        .args(["trace", &chat_trace, "--api-base", &t.stack.base_url])
-        .env("API_KEY", "test-api-key-0123456789")
-        .env("MYLOWARE_HOME", t.dir.path().join("cli-home"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = mw_trace(&t, &chat_trace);
     assert!(
         text.starts_with(&format!("chat turn  trace {chat_trace}")),
         "{text}"
