@@ -277,20 +277,17 @@ impl Pipeline {
         &self,
         message: &CallbackMessage,
         job: ProviderJob,
-        asked: Option<Result<Confirmed, String>>,
+        asked: Option<Result<Confirmed, PipelineError>>,
     ) -> Result<(), HandlerError> {
         let confirmed = match asked {
             Some(asked) => asked,
-            None => self
-                .confirm_upload(message, &job)
-                .await
-                .map_err(|e| e.to_string()),
+            None => self.confirm_upload(message, &job).await,
         };
         let confirmed = match confirmed {
             Ok(confirmed) => confirmed,
             Err(err) => {
                 tracing::warn!(error = %err, "could not confirm the callback");
-                return Err(HandlerError::retryable(err));
+                return Err(HandlerError::retryable(err.to_string()));
             }
         };
         let outcome = match confirmed {
@@ -374,7 +371,10 @@ impl Pipeline {
     /// do not cover the body, so the outcome comes from their API); nothing
     /// for upload-post, whose signed callback is its own confirmation
     /// (`confirm_upload`).
-    async fn ask_provider(&self, message: &CallbackMessage) -> Option<Result<Confirmed, String>> {
+    async fn ask_provider(
+        &self,
+        message: &CallbackMessage,
+    ) -> Option<Result<Confirmed, PipelineError>> {
         match message.provider {
             Provider::KieAi => Some(self.ask_kieai(&message.job_id).await),
             Provider::Shotstack => Some(self.ask_shotstack(&message.job_id).await),
@@ -382,22 +382,22 @@ impl Pipeline {
         }
     }
 
-    async fn ask_kieai(&self, task_id: &str) -> Result<Confirmed, String> {
+    async fn ask_kieai(&self, task_id: &str) -> Result<Confirmed, PipelineError> {
         let task = self
             .providers
             .kieai
             .record_info(task_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(provider_error)?;
         match task.state {
-            VeoState::Pending => {
-                Err("kie.ai called back, but record-info still says generating".into())
-            }
+            VeoState::Pending => Err(PipelineError::Provider(
+                "kie.ai called back, but record-info still says generating".into(),
+            )),
             state => Ok(kieai_settlement(state)),
         }
     }
 
-    async fn ask_shotstack(&self, render_id: &str) -> Result<Confirmed, String> {
+    async fn ask_shotstack(&self, render_id: &str) -> Result<Confirmed, PipelineError> {
         self.shotstack_outcome(render_id, false).await
     }
 
@@ -411,14 +411,16 @@ impl Pipeline {
         &self,
         render_id: &str,
         accept_unhosted: bool,
-    ) -> Result<Confirmed, String> {
+    ) -> Result<Confirmed, PipelineError> {
         let shotstack = &self.providers.shotstack;
         let render = shotstack
             .get_render(render_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(provider_error)?;
         let temporary = match render.status {
-            RenderState::Done => render.url.ok_or("Shotstack says done but gives no URL")?,
+            RenderState::Done => render.url.ok_or_else(|| {
+                PipelineError::Provider("Shotstack says done but gives no URL".into())
+            })?,
             RenderState::Failed => {
                 return Ok(Confirmed::Settle(JobOutcome::Failed(
                     render
@@ -431,7 +433,7 @@ impl Pipeline {
         let assets = shotstack
             .hosted_assets(render_id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(provider_error)?;
         // The video among the (up to three) hosted files.
         let video = assets
             .iter()
@@ -807,4 +809,9 @@ fn persona_output(
         }),
         Persona::Iggy => json!({ "summary": summary }),
     }
+}
+
+/// A provider that could not be asked, as the pipeline says it.
+fn provider_error(err: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Provider(err.to_string())
 }

@@ -170,10 +170,10 @@ impl Pipeline {
         }
         let asked = match job.provider {
             Provider::KieAi => self.kieai_outcome(&job.job_id).await,
-            Provider::Shotstack => self
-                .shotstack_outcome(&job.job_id, job.checks >= HOSTING_CHECKS)
-                .await
-                .map_err(PipelineError::Provider),
+            Provider::Shotstack => {
+                self.shotstack_outcome(&job.job_id, job.checks >= HOSTING_CHECKS)
+                    .await
+            }
             Provider::UploadPost => self.upload_post_outcome(job).await,
         };
         let outcome = match asked? {
