@@ -60,6 +60,29 @@ fn spans(received: &Received) -> Vec<Value> {
     out
 }
 
+/// Asks Brendan for a test-video-gen run: the run's id and the chat turn's
+/// trace id.
+async fn run_started_in_chat(t: &TestStack) -> (String, String) {
+    let (status, answer) = t
+        .client
+        .post(
+            "/v1/chat/brendan",
+            json!({ "user_id": "dev", "message": "Start a test video gen run" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let text = |key: &str, value: &Value| {
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {answer}"))
+            .to_owned()
+    };
+    (
+        text("run_ids", &answer["run_ids"][0]),
+        text("trace_id", &answer["trace_id"]),
+    )
+}
+
 /// `mw trace key` against the test stack's API: what it printed (it must
 /// succeed).
 fn mw_trace(t: &TestStack, key: &str) -> String {
@@ -94,16 +117,8 @@ async fn a_chat_started_run_exports_one_tree_over_otlp() {
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=otlp-test-key"),
     ])
     .await;
-    let (status, answer) = t
-        .client
-        .post(
-            "/v1/chat/brendan",
-            json!({ "user_id": "dev", "message": "Start a test video gen run" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let run_id: RunId = answer["run_ids"][0].as_str().unwrap().parse().unwrap();
-    let chat_trace = answer["trace_id"].as_str().unwrap().to_owned();
+    let (run_id, chat_trace) = run_started_in_chat(&t).await;
+    let run_id: RunId = run_id.parse().unwrap();
     t.wait_for_status(&run_id.to_string(), RunStatus::Published)
         .await;
     t.stack.pipeline.tracer.flush().await;
@@ -334,16 +349,7 @@ async fn a_run_waiting_at_a_gate_shows_the_gate_span_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chat_turn_opens_by_its_trace_id() {
     let t = TestStack::start(&[]).await;
-    let (status, answer) = t
-        .client
-        .post(
-            "/v1/chat/brendan",
-            json!({ "user_id": "dev", "message": "Start a test video gen run" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let run_id = answer["run_ids"][0].as_str().unwrap().to_owned();
-    let chat_trace = answer["trace_id"].as_str().unwrap().to_owned();
+    let (run_id, chat_trace) = run_started_in_chat(&t).await;
 
     let (status, tree) = t.client.get(&format!("/v1/traces/{chat_trace}")).await;
     assert_eq!(status, 200, "{tree}");
