@@ -3,7 +3,8 @@
 # bootstrap's size checked against LAMBDA_MAX_MB (default 10, in MiB), then each arm64
 # bootstrap started under qemu-user against the cold-start benchmark's Lambda Runtime API
 # emulator, which must see it answer an invocation (the size flags in .cargo/config.toml
-# apply to these builds only, so this is where they are proven).
+# apply to these builds only, so this is where they are proven). The bootstraps talk to the
+# local AWS emulator (moto, MOTO_PORT: started here when nothing answers there, stopped after).
 #   scripts/lambda-build.sh [--x86-64]     (--x86-64: bootstraps this machine can run, for
 #                                           the cold-start benchmark)
 # cargo-lambda and ziglang (the cross linker) come from scripts/tools.sh; qemu-aarch64 and the
@@ -18,8 +19,8 @@ if [ "$arch" = --arm64 ] && ! rustup target list --installed | grep -qx aarch64-
   rustup target add aarch64-unknown-linux-gnu
 fi
 functions=(chat webhook hitl runs worker callbacks)
-# Each function takes only the myloware features it serves (shared/Cargo.toml): `runs` the
-# dashboard's files, the others not. One cargo invocation unifies the features of the packages
+# Each function takes only the myloware features it serves (functions/*/Cargo.toml): the
+# DynamoDB store, and `runs` the dashboard's files; no SQLite, Postgres or mock provider. One cargo invocation unifies the features of the packages
 # it builds, so `runs` is built on its own.
 others=()
 for f in "${functions[@]}"; do [ "$f" = runs ] || others+=(-p "$f"); done
@@ -45,9 +46,14 @@ for f in "${functions[@]}"; do
     too_big=1
   fi
 done
-# What each bootstrap carries: no mock provider, and the dashboard's files in `runs` only.
+# What each bootstrap carries: no SQLite (its file header's text is in every build of it), no mock
+# provider, and the dashboard's files in `runs` only.
 for f in "${functions[@]}"; do
   file="$target_dir/lambda/$f/bootstrap"
+  if grep -q "SQLite format 3" "$file"; then
+    echo "lambda build: $f carries SQLite" >&2
+    exit 1
+  fi
   if grep -q "mock-cdn.myloware.local" "$file"; then
     echo "lambda build: $f carries the mock providers" >&2
     exit 1
@@ -59,7 +65,7 @@ for f in "${functions[@]}"; do
     exit 1
   fi
 done
-echo "lambda build: no function carries the mock providers; only runs has the dashboard"
+echo "lambda build: no function carries SQLite or the mock providers; only runs has the dashboard"
 
 # The target is the arm64 bootstraps' (what template.yaml deploys); x86-64 builds, for the
 # cold-start benchmark, do not get the size flags and are only reported.
@@ -71,6 +77,11 @@ if [ "$arch" = --arm64 ]; then
     # Built as scripts/test builds it (the whole workspace's features): `cargo run -p` alone would
     # build the library again with fewer features.
     cargo build -q --workspace --bins
+    export MOTO_PORT="${MOTO_PORT:-5123}"
+    if ! curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1; then
+      scripts/moto.sh start
+      trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+    fi
     "$target_dir/debug/lambda-cold-start" --runs 1 --dir "$target_dir/lambda" \
       --runner "qemu-aarch64 -L $sysroot"
     echo "lambda build: every arm64 bootstrap answered its first invocation (under qemu-aarch64)"

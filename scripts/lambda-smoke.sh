@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The functions as Lambda runs them, through `cargo lambda watch` (its Runtime API and function
-# URLs), on the embedded defaults: ENGINE=local, SQLite in a fresh MYLOWARE_HOME, mock providers.
+# URLs), with what template.yaml gives them, made on the local AWS emulator (moto, MOTO_PORT,
+# started here when nothing answers there and stopped after): Step Functions, a DynamoDB table,
+# the task and callback queues (target/debug/emulated-deployment); mock providers.
 #   runs:  GET /health, POST /v1/runs, GET /v1/runs/{id}, GET /v1/runs without the key (401)
 #   chat:  a Brendan turn that starts a run, which `runs` then lists (one store, two functions)
 #   worker, callbacks: `cargo lambda invoke --data-file tests/fixtures/events/…`
@@ -11,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(scripts/tools.sh env)"
+export MOTO_PORT="${MOTO_PORT:-5123}"
+started_moto=""
 port="${LAMBDA_SMOKE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 base="http://127.0.0.1:$port"
 home="$(mktemp -d)"
@@ -26,6 +30,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 -- "-$watch_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$watch_pid" 2>/dev/null || true
   fi
+  [ -z "$started_moto" ] || scripts/moto.sh stop >/dev/null 2>&1 || true
   rm -rf "$home"
 }
 trap cleanup EXIT
@@ -37,10 +42,22 @@ fail() {
   exit 1
 }
 
+if ! curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1; then
+  scripts/moto.sh start
+  started_moto=1
+fi
+# Built as scripts/test builds it (the whole workspace's features): `cargo run -p` alone would
+# build the library again with fewer features.
+cargo build -q --workspace --bins
+target_dir="${CARGO_TARGET_DIR:-target}"
+
 # The functions inherit this environment from `cargo lambda watch`.
-export MYLOWARE_HOME="$home/myloware" PUBLIC_BASE_URL="$base" API_KEY="$api_key" \
-  RUST_LOG="${RUST_LOG:-warn}" PROVIDERS_MODE=mock
-unset DATABASE_URL STORE ENGINE TASK_QUEUE_URL CALLBACK_QUEUE_URL AWS_ENDPOINT_URL
+unset DATABASE_URL STATE_MACHINE_PREFIX MYLOWARE_HOME
+deployment=$("$target_dir/debug/emulated-deployment" --name lambda-smoke) ||
+  fail "no deployment on the AWS emulator at port $MOTO_PORT"
+eval "$deployment"
+export PUBLIC_BASE_URL="$base" API_KEY="$api_key" RUST_LOG="${RUST_LOG:-warn}" PROVIDERS_MODE=mock
+echo "lambda smoke: the functions' AWS: table $DYNAMODB_TABLE, queues and state machines on $AWS_ENDPOINT_URL"
 
 echo "lambda smoke: cargo lambda watch on $base (log $log)"
 setsid cargo lambda watch --ignore-changes -A 127.0.0.1 -P "$port" >"$log" 2>&1 &
@@ -96,13 +113,21 @@ expect "runs shows the run Brendan started ($chat_run)" 200 "$out" "b['run_id'] 
 out=$(call POST /lambda-url/chat/v1/chat/brendan '{"user_id":"smoke","message":"hi"}')
 expect "chat without x-api-key" 401 "$out" '"error" in b'
 
-# The queue consumers, with the SQS events under tests/fixtures/events. Each fixture's first
-# record names a run / webhook event this fresh store does not have and its second is not a
-# message at all. The callbacks function reports both as batch item failures, by message id;
-# the worker fails the unknown run's task (its token unknown here: done) and reports only the
-# second.
+# The queue consumers, with the SQS events under tests/fixtures/events, their records sent by
+# the deployment's queues (eventSourceARN). Each fixture's first record names a run / webhook
+# event this fresh store does not have and its second is not a message at all. The callbacks
+# function reports both as batch item failures, by message id; the worker fails the unknown
+# run's task (its token unknown to Step Functions: done) and reports only the second.
 for fn in worker callbacks; do
-  fixture="tests/fixtures/events/$fn-sqs.json"
+  fixture="$home/$fn-sqs.json"
+  queue_url=$([ "$fn" = worker ] && echo "$TASK_QUEUE_URL" || echo "$CALLBACK_QUEUE_URL")
+  python3 - "tests/fixtures/events/$fn-sqs.json" "$queue_url" >"$fixture" <<'PY'
+import json, sys
+event = json.load(open(sys.argv[1]))
+for record in event["Records"]:
+    record["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:" + sys.argv[2].rsplit("/", 1)[1]
+json.dump(event, sys.stdout)
+PY
   out=$(cargo lambda invoke "$fn" -A 127.0.0.1 -P "$port" --data-file "$fixture" -o json 2>>"$log") ||
     fail "cargo lambda invoke $fn: $out"
   python3 - "$out" "$fixture" "$fn" <<'PY' || fail "$fn: unexpected answer: $out"
@@ -114,7 +139,7 @@ if sys.argv[3] == "worker":
 failed = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
 sys.exit(0 if failed == ids else 1)
 PY
-  echo "lambda smoke: ok  cargo lambda invoke $fn --data-file $fixture"
+  echo "lambda smoke: ok  cargo lambda invoke $fn --data-file tests/fixtures/events/$fn-sqs.json"
 done
 
 # Each invocation printed the metrics it changed as CloudWatch embedded-metric-format lines on

@@ -38,23 +38,14 @@ pub async fn emulator() -> Option<Emulator> {
         eprintln!("SKIPPED: MW_SKIP_MOTO=1: no AWS emulator for the AWS-path tests");
         return None;
     }
-    let up = reqwest::get(format!("{endpoint}/moto-api/"))
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false);
-    if !up {
-        assert!(
-            !required,
-            "no AWS emulator answers at {endpoint}: start it with `scripts/moto.sh start` \
-             (MOTO_PORT sets its port)"
-        );
-        eprintln!("SKIPPED: no AWS emulator at {endpoint} (scripts/moto.sh start)");
-        return None;
+    match Emulator::at(&endpoint).await {
+        Ok(emulator) => Some(emulator),
+        Err(e) => {
+            assert!(!required, "{e}");
+            eprintln!("SKIPPED: no AWS emulator at {endpoint} (scripts/moto.sh start)");
+            None
+        }
     }
-    Some(Emulator {
-        sdk: sdk_config(&endpoint).await,
-        endpoint,
-    })
 }
 
 /// An SDK configuration for `endpoint` with the emulator's test credentials.
@@ -79,6 +70,24 @@ pub fn env_for(endpoint: &str) -> Vec<(&'static str, String)> {
 }
 
 impl Emulator {
+    /// The emulator at `endpoint`, or an error saying how to start it.
+    pub async fn at(endpoint: &str) -> anyhow::Result<Emulator> {
+        let up = reqwest::get(format!("{endpoint}/moto-api/"))
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if !up {
+            anyhow::bail!(
+                "no AWS emulator answers at {endpoint}: start it with `scripts/moto.sh start` \
+                 (MOTO_PORT sets its port)"
+            );
+        }
+        Ok(Emulator {
+            sdk: sdk_config(endpoint).await,
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk)
     }
@@ -149,5 +158,91 @@ impl Emulator {
             }
         }
         bodies
+    }
+}
+
+/// The role the state machines are created with (the emulator does not
+/// check it).
+pub fn states_role() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/mw-states")
+}
+
+/// What `template.yaml` deploys, made on the emulator: the task and
+/// callback queues (each with a dead-letter queue), the DynamoDB table
+/// (created by the store's migration) and the embedded state machines.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub table: String,
+    pub task_queue_url: String,
+    pub callback_queue_url: String,
+    /// Project name → state machine ARN.
+    pub state_machines: std::collections::BTreeMap<String, String>,
+}
+
+impl Deployment {
+    /// The variables `template.yaml` gives the functions, pointed at
+    /// `endpoint` (the emulator's, or a proxy's in front of it).
+    pub fn env(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        let arns = self
+            .state_machines
+            .iter()
+            .map(|(project, arn)| format!("{project}={arn}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut env = vec![
+            ("ENGINE", "stepfunctions".to_owned()),
+            ("STORE", "dynamodb".to_owned()),
+            ("DYNAMODB_TABLE", self.table.clone()),
+            ("TASK_QUEUE_URL", self.task_queue_url.clone()),
+            ("CALLBACK_QUEUE_URL", self.callback_queue_url.clone()),
+            ("STATE_MACHINE_ARNS", arns),
+        ];
+        env.extend(env_for(endpoint));
+        env
+    }
+}
+
+impl Emulator {
+    /// The embedded state machines, created as `<prefix><project>` with
+    /// their tasks sent to `task_queue_url`; answers project → ARN.
+    pub async fn deploy_state_machines(
+        &self,
+        prefix: &str,
+        task_queue_url: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        use anyhow::Context as _;
+        let sfn = myloware::engine::StepFunctionsEngine::new(&self.sdk);
+        let role = states_role();
+        let mut arns = std::collections::BTreeMap::new();
+        let definitions = myloware::engine::definitions::embedded(
+            &myloware::engine::definitions::substitutions(task_queue_url),
+        )?;
+        for (project, text) in definitions {
+            let arn = sfn
+                .deploy(&format!("{prefix}{project}"), &text, &role)
+                .await
+                .with_context(|| format!("deploying the state machine {prefix}{project}"))?;
+            arns.insert(project, arn);
+        }
+        Ok(arns)
+    }
+
+    /// A fresh deployment named `<name>-<unique>`.
+    pub async fn deploy(&self, name: &str) -> anyhow::Result<Deployment> {
+        let unique = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let (task_queue_url, _) = self.queue_with_dlq(&format!("{name}-tasks"), 5).await;
+        let (callback_queue_url, _) = self.queue_with_dlq(&format!("{name}-callbacks"), 5).await;
+        let table = format!("{name}-{unique}");
+        let store = myloware::store::DynamoDbStore::new(&self.sdk, &table);
+        myloware::store::Maintenance::migrate(&store).await?;
+        let state_machines = self
+            .deploy_state_machines(&format!("{name}-{unique}-"), &task_queue_url)
+            .await?;
+        Ok(Deployment {
+            table,
+            task_queue_url,
+            callback_queue_url,
+            state_machines,
+        })
     }
 }

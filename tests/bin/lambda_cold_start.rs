@@ -3,21 +3,26 @@
 //!
 //! For each function and each run it listens on a fresh loopback port, spawns
 //! `<dir>/<function>/bootstrap` with `AWS_LAMBDA_RUNTIME_API` pointing there,
-//! the `AWS_LAMBDA_*` variables Lambda sets and the embedded configuration
-//! (local engine, SQLite in a fresh `MYLOWARE_HOME`, mock providers), answers
+//! the `AWS_LAMBDA_*` variables Lambda sets and the variables `template.yaml`
+//! gives the functions (Step Functions, DynamoDB, SQS: a deployment made
+//! once on the local AWS emulator before the first measure), answers
 //! its first `GET …/invocation/next` with one event (with the request id,
 //! deadline, function ARN and trace id headers) and waits for
 //! `POST …/invocation/{id}/response`. It prints, per function, the bootstrap's
 //! size and the medians of
 //! - init: process start → its first `invocation/next` (what Lambda bills as
-//!   Init Duration: config, telemetry, store opened and migrated, engine and
+//!   Init Duration: config, telemetry, the DynamoDB table checked, engine and
 //!   clients built), and
 //! - first answer: process start → the first invocation's response.
 //!
 //! ```text
 //! cargo lambda build --release --x86-64        # bootstraps this machine can run
+//! scripts/moto.sh start                        # the AWS emulator, on MOTO_PORT (5123)
 //! cargo run -p myloware-tests --bin lambda-cold-start -- [--runs 20] [--dir target/lambda] [FUNCTION…]
 //! ```
+//! `--aws-endpoint URL` names the emulator (default: `MW_TEST_AWS_ENDPOINT`,
+//! else `http://127.0.0.1:$MOTO_PORT`); its answers are loopback calls, so
+//! the init figure has the table check's round trip at loopback cost.
 //! `--runner "qemu-aarch64 -L /usr/aarch64-linux-gnu"` starts each bootstrap
 //! through that command: the arm64 bootstraps Lambda runs, on an x86-64
 //! machine (their times are then the emulator's, not Lambda's; what counts is
@@ -44,11 +49,13 @@ fn main() -> Result<()> {
     let mut dir = PathBuf::from("target/lambda");
     let mut only = Vec::new();
     let mut runner = Vec::new();
+    let mut endpoint = myloware_tests::aws::endpoint();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
             "--dir" => dir = args.next().context("--dir DIR")?.into(),
+            "--aws-endpoint" => endpoint = args.next().context("--aws-endpoint URL")?,
             "--runner" => {
                 runner = args
                     .next()
@@ -58,7 +65,10 @@ fn main() -> Result<()> {
                     .collect()
             }
             "-h" | "--help" => {
-                println!("lambda-cold-start [--runs N] [--dir target/lambda] [--runner COMMAND] [FUNCTION…]");
+                println!(
+                    "lambda-cold-start [--runs N] [--dir target/lambda] [--runner COMMAND] \
+                     [--aws-endpoint URL] [FUNCTION…]"
+                );
                 return Ok(());
             }
             name if FUNCTIONS.contains(&name) => only.push(name.to_owned()),
@@ -73,6 +83,10 @@ fn main() -> Result<()> {
     } else {
         only
     };
+    let env = tokio::runtime::Runtime::new()?.block_on(async {
+        let emulator = myloware_tests::aws::Emulator::at(&endpoint).await?;
+        anyhow::Ok(emulator.deploy("cold-start").await?.env(&endpoint))
+    })?;
 
     println!(
         "{:<10} {:>10} {:>12} {:>14} {:>12}   ({runs} runs each, medians)",
@@ -91,7 +105,7 @@ fn main() -> Result<()> {
         let mut inits = Vec::new();
         let mut answers = Vec::new();
         for run in 0..runs {
-            let m = measure(function, &bootstrap, &runner)
+            let m = measure(function, &bootstrap, &runner, &env)
                 .with_context(|| format!("{function}, run {}", run + 1))?;
             inits.push(m.init);
             answers.push(m.answer);
@@ -121,7 +135,12 @@ enum Seen {
     Error(String),
 }
 
-fn measure(function: &str, bootstrap: &Path, runner: &[String]) -> Result<Measured> {
+fn measure(
+    function: &str,
+    bootstrap: &Path,
+    runner: &[String],
+    env: &[(&str, String)],
+) -> Result<Measured> {
     // Absolute: the process starts in its own working folder.
     let bootstrap = &bootstrap.canonicalize()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -176,6 +195,7 @@ fn measure(function: &str, bootstrap: &Path, runner: &[String]) -> Result<Measur
             "cold-start-bench-upload-secret-0",
         )
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(home.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

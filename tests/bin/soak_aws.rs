@@ -28,15 +28,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use myloware::domain::{RunId, RunStatus};
-use myloware::engine::definitions;
-use myloware::engine::stepfunctions::StepFunctionsEngine;
 use myloware::pipeline::callbacks::Callbacks;
 use myloware::pipeline::worker::{DeadLetters, Worker};
 use myloware::queue::sqs::SqsQueue;
 use myloware::queue::SharedHandler;
 use myloware::store::RunFilter;
 use myloware::wiring::{Stack, StackOptions};
-use myloware_tests::aws::{env_for, Emulator, ACCOUNT};
+use myloware_tests::aws::{env_for, Emulator};
 use myloware_tests::faults::{FaultProxy, FaultRules};
 use myloware_tests::soak_report;
 use myloware_tests::{config_from, stack_vars, ApiClient};
@@ -118,13 +116,7 @@ async fn soak(
     listener: std::net::TcpListener,
     moto: String,
 ) -> Result<bool> {
-    let up = reqwest::get(format!("{moto}/moto-api/"))
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false);
-    if !up {
-        bail!("no moto server at {moto}: start it with `scripts/moto.sh start`");
-    }
+    Emulator::at(&moto).await?; // fails early, saying how to start it
     let proxy = FaultProxy::start(listener, &moto, rules);
     let emulator = Emulator {
         sdk: myloware_tests::aws::sdk_config(&proxy.url).await,
@@ -156,13 +148,7 @@ async fn soak(
         vars.insert(k.to_owned(), v);
     }
     let config = config_from(&vars);
-    let sfn = StepFunctionsEngine::new(&emulator.sdk);
-    let role = format!("arn:aws:iam::{ACCOUNT}:role/mw-states");
-    for (project, text) in definitions::embedded(&definitions::substitutions(&tasks))? {
-        sfn.deploy(&format!("{prefix}{project}"), &text, &role)
-            .await
-            .with_context(|| format!("deploying {project}"))?;
-    }
+    emulator.deploy_state_machines(&prefix, &tasks).await?;
     let stack = Stack::start(&config, StackOptions::ephemeral())
         .await
         .context("starting the stack")?;

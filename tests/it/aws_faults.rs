@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use myloware::domain::{NewRun, Project, ProvidersMode, RunStatus};
 use myloware::engine::stepfunctions::{StepFunctionsEngine, CALL_ATTEMPTS};
-use myloware::engine::{definitions, Engine};
+use myloware::engine::Engine;
 use myloware::lambda::BatchOptions;
 use myloware::pipeline::callbacks::Callbacks;
 use myloware::pipeline::worker::{DeadLetters, Worker};
@@ -28,7 +28,7 @@ use myloware::queue::sqs::SqsQueue;
 use myloware::queue::{Queue, SharedHandler};
 use myloware::store::prelude::*;
 use myloware::store::{DynamoDbStore, Transition};
-use myloware_tests::aws::{Emulator, ACCOUNT};
+use myloware_tests::aws::Emulator;
 use myloware_tests::faults::{Fault, FaultProxy, FaultRules};
 use myloware_tests::{config_from, stack_vars};
 use serde_json::{json, Value};
@@ -88,15 +88,13 @@ async fn on_aws(store: Option<&str>, max_receives: u32) -> Option<OnAws> {
         "faults-{}-",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
-    let role = format!("arn:aws:iam::{ACCOUNT}:role/mw-states");
-    let mut machines = HashMap::new();
-    for (name, text) in definitions::embedded(&definitions::substitutions(&tasks)).unwrap() {
-        let arn = direct
-            .deploy(&format!("{prefix}{name}"), &text, &role)
-            .await
-            .unwrap();
-        machines.insert(name.parse::<Project>().unwrap(), arn);
-    }
+    let machines: HashMap<Project, String> = emulator
+        .deploy_state_machines(&prefix, &tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(name, arn)| (name.parse().unwrap(), arn))
+        .collect();
     if let Some(table) = store {
         let store = DynamoDbStore::new(&sdk, table);
         store.migrate().await.unwrap();
@@ -375,7 +373,7 @@ async fn the_execution_status_event_records_a_timed_out_execution_s_run_as_faile
             &json!({"StartAt": "Wait", "TimeoutSeconds": 1,
                     "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": true}}})
             .to_string(),
-            &format!("arn:aws:iam::{ACCOUNT}:role/mw-states"),
+            &myloware_tests::aws::states_role(),
         )
         .await
         .unwrap();

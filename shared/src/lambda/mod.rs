@@ -187,16 +187,31 @@ impl<'a> BatchOptions<'a> {
     /// The options of an invocation whose deadline is `deadline_ms`
     /// (milliseconds since the epoch, as Lambda's context gives it): that
     /// deadline less `DEADLINE_MARGIN`, and an SQS client for the retry
-    /// delays.
+    /// delays. A deadline already past when the batch arrives is not one
+    /// (`cargo lambda watch` sends its timeout there, not a time): the batch
+    /// is handled without a cut-off rather than every record failed untried.
     pub fn for_invocation(deadline_ms: u64, concurrency: usize, sqs: &'a SqsQueue) -> Self {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
-        let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        let deadline = match deadline_ms.checked_sub(now_ms) {
+            Some(left) => Some(
+                std::time::Instant::now()
+                    + std::time::Duration::from_millis(left).saturating_sub(DEADLINE_MARGIN),
+            ),
+            None => {
+                tracing::warn!(
+                    deadline_ms,
+                    now_ms,
+                    "the invocation's deadline has passed already: the batch is handled without one"
+                );
+                None
+            }
+        };
         Self {
             concurrency,
-            deadline: Some(std::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN)),
+            deadline,
             sqs: Some(sqs),
             dead_letters: None,
         }
@@ -481,5 +496,28 @@ mod tests {
         let mut third = Vec::new();
         flush_metrics(&mut third);
         assert_eq!(ours(&third)[0][name], 1.0, "the increase, not the total");
+    }
+
+    #[test]
+    fn a_deadline_already_past_is_no_deadline() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let sqs = SqsQueue::new(&sdk);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+
+        // Lambda's: a time 30 s ahead, less the margin kept to answer.
+        let options = BatchOptions::for_invocation(now_ms + 30_000, 1, &sqs);
+        let left = options.deadline.expect("a deadline") - std::time::Instant::now();
+        assert!(
+            left <= std::time::Duration::from_secs(27) && left > std::time::Duration::from_secs(25),
+            "{left:?}"
+        );
+        // `cargo lambda watch`'s: its 600 s timeout where the time should be.
+        let options = BatchOptions::for_invocation(600_000, 1, &sqs);
+        assert!(options.deadline.is_none());
     }
 }
