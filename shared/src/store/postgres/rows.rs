@@ -3,7 +3,10 @@
 //! A row that does not parse is reported as corrupt, never silently skipped.
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::postgres::{PgArguments, PgPool, PgRow, Postgres};
+use sqlx::query::QueryAs;
 use sqlx::types::Json;
+use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::domain::{Artifact, HitlRequest, ParseError, ProviderJob, Run, RunId, WebhookEvent};
@@ -198,6 +201,35 @@ where
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// The row `query` selects on `pool`, if any, converted.
+pub(super) async fn one<R, T>(
+    query: QueryAs<'_, Postgres, R, PgArguments>,
+    pool: &PgPool,
+) -> Result<Option<T>, StoreError>
+where
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: TryFrom<R, Error = StoreError>,
+{
+    query
+        .fetch_optional(pool)
+        .await?
+        .map(T::try_from)
+        .transpose()
+}
+
+/// Every row `query` selects on `pool`, converted, failing on the first
+/// corrupt one.
+pub(super) async fn all<R, T>(
+    query: QueryAs<'_, Postgres, R, PgArguments>,
+    pool: &PgPool,
+) -> Result<Vec<T>, StoreError>
+where
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: TryFrom<R, Error = StoreError>,
+{
+    convert(query.fetch_all(pool).await?)
+}
+
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct SpanRow {
     trace_id: String,
@@ -245,7 +277,13 @@ pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// True when `err` is a foreign-key violation.
-pub(super) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+/// The error of a statement that writes a row of run `run_id`: a broken
+/// foreign key is that run missing.
+pub(super) fn missing_run(err: sqlx::Error, run_id: RunId) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::not_found(format!("run {run_id}"))
+        }
+        _ => err.into(),
+    }
 }
