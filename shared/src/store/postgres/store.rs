@@ -738,8 +738,7 @@ impl ConversationStore for PostgresStore {
                 .bind(i64::from(limit))
                 .fetch_all(self.reader())
                 .await?;
-        let mut messages = rows
-            .into_iter()
+        rows.into_iter()
             .map(|(role, content, run_ids, created_at)| {
                 Ok(ChatMessage {
                     role: role.parse()?,
@@ -748,9 +747,7 @@ impl ConversationStore for PostgresStore {
                     created_at,
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        messages.reverse();
-        Ok(messages)
+            .collect()
     }
 }
 

@@ -792,16 +792,14 @@ impl ConversationStore for SqliteStore {
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let mut messages = self.with(|conn| {
+        self.with(|conn| {
             all(
                 conn,
                 LAST_MESSAGES.sqlite,
                 params![user_id, i64::from(limit)],
                 chat_message,
             )
-        })?;
-        messages.reverse();
-        Ok(messages)
+        })
     }
 }
 
