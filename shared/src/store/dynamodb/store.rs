@@ -256,6 +256,9 @@ impl DynamoDbStore {
     }
 }
 
+// The `impl`s below restate the port's signatures (`store::port`), as every
+// adapter of a trait must, so they read like the SQL adapters'; the bodies
+// are DynamoDB's own.
 #[async_trait]
 impl Maintenance for DynamoDbStore {
     fn backend(&self) -> &'static str {

@@ -22,6 +22,8 @@ fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
     Ok(text.map(|t| t.parse()).transpose()?)
 }
 
+// Each row type below mirrors its table's columns and converts field by
+// field: alike in shape, each is its own table's.
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct RunRow {
     run_id: String,

@@ -224,6 +224,11 @@ impl PostgresStore {
     }
 }
 
+// The `impl`s below restate the port's signatures (`store::port`), as every
+// adapter of a trait must, so they read like SQLite's and DynamoDB's, and a
+// one-statement read (`find_provider_job`, `list_task_jobs`) differs from the
+// next only in its statement and binds; what the SQL adapters share beyond
+// that is written once (`sql::store`).
 #[async_trait]
 impl Maintenance for PostgresStore {
     fn backend(&self) -> &'static str {

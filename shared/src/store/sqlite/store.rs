@@ -154,6 +154,9 @@ impl SqliteStore {
     }
 }
 
+// The `impl`s below restate the port's signatures (`store::port`), as every
+// adapter of a trait must, so they read like Postgres's and DynamoDB's; what
+// the SQL adapters share beyond that is written once (`sql::store`).
 #[async_trait]
 impl Maintenance for SqliteStore {
     fn backend(&self) -> &'static str {
