@@ -1,5 +1,5 @@
-//! Rows as the Postgres adapter reads them (sqlx), their conversion into
-//! domain types, and sqlx's errors as `StoreError`s.
+//! Rows as the Postgres adapter reads them (sqlx): one or all of a query's,
+//! their conversion into domain types, and sqlx's errors as `StoreError`s.
 //! A row that does not parse is reported as corrupt, never silently skipped.
 use chrono::{DateTime, Utc};
 use serde_json::Value;
