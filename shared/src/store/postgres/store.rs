@@ -3,8 +3,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgPool, PgRow, Postgres};
+use sqlx::query::Query;
 use sqlx::types::Json;
+use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::rows::{
@@ -67,24 +69,34 @@ async fn trace_spans(
     .await
 }
 
+/// `query` with `artifact`'s columns bound, in `ARTIFACT_COLUMNS` order.
+fn bind_artifact<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    artifact: &'q Artifact,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(artifact.id.to_string())
+        .bind(artifact.run_id.to_string())
+        .bind(artifact.artifact_type.as_str())
+        .bind(artifact.provider.map(Provider::as_str))
+        .bind(artifact.persona.map(|p| p.as_str()))
+        .bind(artifact.url.as_deref())
+        .bind(artifact.checksum.as_deref())
+        .bind(Json(&artifact.metadata))
+        .bind(artifact.created_at)
+}
+
+/// Stores `new` and reads it back (its metadata is JSONB).
 async fn insert_artifact<'c, E>(exec: E, new: NewArtifact) -> Result<Artifact, StoreError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Postgres>,
 {
-    let row: ArtifactRow = sqlx::query_as(INSERT_ARTIFACT_RETURNING)
-        .bind(Uuid::now_v7().to_string())
-        .bind(new.run_id.to_string())
-        .bind(new.artifact_type.as_str())
-        .bind(new.provider.map(Provider::as_str))
-        .bind(new.persona.map(|p| p.as_str()))
-        .bind(new.url)
-        .bind(new.checksum)
-        .bind(Json(new.metadata))
-        .bind(now())
+    let artifact = new.stored_at(now());
+    let row = bind_artifact(sqlx::query(INSERT_ARTIFACT_RETURNING), &artifact)
         .fetch_one(exec)
         .await
-        .map_err(|e| missing_run(e, new.run_id))?;
-    row.try_into()
+        .map_err(|e| missing_run(e, artifact.run_id))?;
+    ArtifactRow::from_row(&row)?.try_into()
 }
 
 /// Moves `change`'s run to `change.to` (with its error and result) if
@@ -366,16 +378,7 @@ impl ArtifactStore for PostgresStore {
         key: &str,
     ) -> Result<Option<Artifact>, StoreError> {
         let artifact = new.stored_at(now());
-        let inserted = sqlx::query(INSERT_ARTIFACT_ONCE.postgres)
-            .bind(artifact.id.to_string())
-            .bind(artifact.run_id.to_string())
-            .bind(artifact.artifact_type.as_str())
-            .bind(artifact.provider.map(Provider::as_str))
-            .bind(artifact.persona.map(|p| p.as_str()))
-            .bind(artifact.url.clone())
-            .bind(artifact.checksum.clone())
-            .bind(Json(artifact.metadata.clone()))
-            .bind(artifact.created_at)
+        let inserted = bind_artifact(sqlx::query(INSERT_ARTIFACT_ONCE.postgres), &artifact)
             .bind(key)
             .execute(self.writer())
             .await
