@@ -20,6 +20,10 @@ use crate::domain::{
     RunLabels, SettledBy, Span, SpanEnd, SpanId, TraceId, WebhookEvent, WebhookEventStatus,
 };
 
+// Each adapter's `impl` restates these signatures, as a trait's
+// implementations must; declarations of like shape (a key in, a record out)
+// are each their own aggregate's operation.
+
 /// What concerns the record as a whole: which backend holds it, its schema,
 /// and pruning what is old.
 #[async_trait]

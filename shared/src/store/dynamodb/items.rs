@@ -365,6 +365,8 @@ pub(super) fn run_item(run: &Run, version: i64) -> Item {
         .build()
 }
 
+// Each `*_from` below reads its item field by field, as the SQL adapters
+// read their rows: alike in shape, each is its own record's layout.
 pub(super) fn run_from(item: &Item) -> Result<Versioned<Run>, StoreError> {
     let f = Fields(item);
     Ok(Versioned {

@@ -19,7 +19,7 @@ use crate::domain::{
     RunId, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent,
     WebhookEventStatus,
 };
-use crate::store::clock::{now, truncate};
+use crate::store::clock::{now, truncate, truncate_span};
 use crate::store::{
     ArtifactStore, ConversationStore, Decided, Decision, GateStore, JobOutcome, Maintenance,
     ProviderJobStore, PruneReport, Recorded, RunFilter, RunPage, RunStore, Settled, SpanStore,
@@ -76,6 +76,40 @@ impl DynamoDbStore {
         )))
     }
 
+    /// Sets one field of a run (`set`), compare-and-set on its version.
+    async fn set_run_field(
+        &self,
+        run_id: RunId,
+        set: impl Fn(&mut Run) + Send + Sync,
+    ) -> Result<Run, StoreError> {
+        self.update_run(
+            run_id,
+            |current| {
+                let mut run = current.clone();
+                set(&mut run);
+                Ok(run)
+            },
+            |_| Vec::new(),
+        )
+        .await?
+        .map_err(|_| StoreError::not_found(format!("run {run_id}")))
+    }
+
+    /// The items of run `run_id`'s partition under `prefix`, read by `from`,
+    /// in the order of their sort keys.
+    async fn run_items<T>(
+        &self,
+        run_id: RunId,
+        prefix: &str,
+        from: impl Fn(&Item) -> Result<T, StoreError> + Send,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(Self::partition(run_pk(run_id), prefix), None)
+            .await?
+            .iter()
+            .map(from)
+            .collect()
+    }
+
     /// The artifact `new` becomes, and the writes that store it: its item and,
     /// unless its run is already guarded by the same group (`guarded`), a
     /// check that the run exists.
@@ -106,6 +140,16 @@ impl DynamoDbStore {
             .transpose()
     }
 
+    async fn require_job(
+        &self,
+        provider: Provider,
+        job_id: &str,
+    ) -> Result<Versioned<ProviderJob>, StoreError> {
+        self.fetch_job(provider, job_id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))
+    }
+
     /// The writes that change a job read at version `read_at` into `job`:
     /// the job, compare-and-set on that version (so the change holds only
     /// while the job is exactly as read), and its lookup item, which carries
@@ -127,6 +171,23 @@ impl DynamoDbStore {
             .await?
             .map(|item| gate_from(&item))
             .transpose()
+    }
+
+    async fn require_gate(
+        &self,
+        run_id: RunId,
+        gate: &Gate,
+    ) -> Result<Versioned<HitlRequest>, StoreError> {
+        self.fetch_gate(run_id, gate)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("gate {gate} request of run {run_id}")))
+    }
+
+    /// Writes `request` over the gate read at version `read_at`, on
+    /// condition it is still at that version; answers whether it was.
+    async fn put_gate(&self, request: &HitlRequest, read_at: i64) -> Result<bool, StoreError> {
+        let write = Write::Put(gate_item(request, read_at + 1), Cond::version(read_at));
+        Ok(self.commit(vec![write]).await?.is_ok())
     }
 
     async fn stored_event(
@@ -195,6 +256,9 @@ impl DynamoDbStore {
     }
 }
 
+// The `impl`s below restate the port's signatures (`store::port`), as every
+// adapter of a trait must, so they read like the SQL adapters'; the bodies
+// are DynamoDB's own.
 #[async_trait]
 impl Maintenance for DynamoDbStore {
     fn backend(&self) -> &'static str {
@@ -395,31 +459,15 @@ impl RunStore for DynamoDbStore {
     }
 
     async fn set_run_result(&self, run_id: RunId, result: Value) -> Result<Run, StoreError> {
-        self.update_run(
-            run_id,
-            |current| {
-                let mut run = current.clone();
-                run.result = Some(result.clone());
-                Ok(run)
-            },
-            |_| Vec::new(),
-        )
-        .await?
-        .map_err(|_| StoreError::not_found(format!("run {run_id}")))
+        self.set_run_field(run_id, |run| run.result = Some(result.clone()))
+            .await
     }
 
     async fn set_execution_id(&self, run_id: RunId, execution_id: &str) -> Result<Run, StoreError> {
-        self.update_run(
-            run_id,
-            |current| {
-                let mut run = current.clone();
-                run.execution_id = Some(execution_id.to_owned());
-                Ok(run)
-            },
-            |_| Vec::new(),
-        )
-        .await?
-        .map_err(|_| StoreError::not_found(format!("run {run_id}")))
+        self.set_run_field(run_id, |run| {
+            run.execution_id = Some(execution_id.to_owned())
+        })
+        .await
     }
 }
 
@@ -456,11 +504,7 @@ impl ArtifactStore for DynamoDbStore {
     }
 
     async fn list_artifacts(&self, run_id: RunId) -> Result<Vec<Artifact>, StoreError> {
-        self.query(Self::partition(run_pk(run_id), ARTIFACT_PREFIX), None)
-            .await?
-            .iter()
-            .map(artifact_from)
-            .collect()
+        self.run_items(run_id, ARTIFACT_PREFIX, artifact_from).await
     }
 }
 
@@ -682,10 +726,7 @@ impl ProviderJobStore for DynamoDbStore {
     ) -> Result<Settled, StoreError> {
         let (status, result, error) = outcome.into_parts();
         for _ in 0..CAS_ATTEMPTS {
-            let current = self
-                .fetch_job(provider, job_id)
-                .await?
-                .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))?;
+            let current = self.require_job(provider, job_id).await?;
             if current.value.status != JobStatus::Pending {
                 return Ok(Settled::Already(current.value));
             }
@@ -718,11 +759,8 @@ impl ProviderJobStore for DynamoDbStore {
 
     async fn list_provider_jobs(&self, run_id: RunId) -> Result<Vec<ProviderJob>, StoreError> {
         let mut jobs = self
-            .query(Self::partition(run_pk(run_id), JOB_PREFIX), None)
-            .await?
-            .iter()
-            .map(|item| job_from(item).map(|j| j.value))
-            .collect::<Result<Vec<_>, _>>()?;
+            .run_items(run_id, JOB_PREFIX, |item| job_from(item).map(|j| j.value))
+            .await?;
         jobs.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
         Ok(jobs)
     }
@@ -834,10 +872,7 @@ impl ProviderJobStore for DynamoDbStore {
     ) -> Result<bool, StoreError> {
         let at = truncate(at);
         for _ in 0..CAS_ATTEMPTS {
-            let current = self
-                .fetch_job(provider, job_id)
-                .await?
-                .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))?;
+            let current = self.require_job(provider, job_id).await?;
             if current.value.status != JobStatus::Pending {
                 return Ok(false);
             }
@@ -936,9 +971,7 @@ impl GateStore for DynamoDbStore {
         decision: Decision,
     ) -> Result<Decided, StoreError> {
         for _ in 0..CAS_ATTEMPTS {
-            let current = self.fetch_gate(run_id, gate).await?.ok_or_else(|| {
-                StoreError::not_found(format!("gate {gate} request of run {run_id}"))
-            })?;
+            let current = self.require_gate(run_id, gate).await?;
             if current.value.decision.is_some() {
                 return Ok(Decided::Already(current.value));
             }
@@ -949,11 +982,7 @@ impl GateStore for DynamoDbStore {
                 decided_at: Some(now()),
                 ..current.value
             };
-            let write = Write::Put(
-                gate_item(&decided, current.version + 1),
-                Cond::version(current.version),
-            );
-            if self.commit(vec![write]).await?.is_ok() {
+            if self.put_gate(&decided, current.version).await? {
                 return Ok(Decided::Now(decided));
             }
         }
@@ -964,11 +993,8 @@ impl GateStore for DynamoDbStore {
 
     async fn list_hitl_requests(&self, run_id: RunId) -> Result<Vec<HitlRequest>, StoreError> {
         let mut requests = self
-            .query(Self::partition(run_pk(run_id), GATE_PREFIX), None)
-            .await?
-            .iter()
-            .map(|item| gate_from(item).map(|g| g.value))
-            .collect::<Result<Vec<_>, _>>()?;
+            .run_items(run_id, GATE_PREFIX, |item| gate_from(item).map(|g| g.value))
+            .await?;
         requests.sort_by(|a, b| {
             (a.requested_at, a.gate.as_str()).cmp(&(b.requested_at, b.gate.as_str()))
         });
@@ -977,9 +1003,7 @@ impl GateStore for DynamoDbStore {
 
     async fn mark_hitl_delivered(&self, run_id: RunId, gate: &Gate) -> Result<(), StoreError> {
         for _ in 0..CAS_ATTEMPTS {
-            let current = self.fetch_gate(run_id, gate).await?.ok_or_else(|| {
-                StoreError::not_found(format!("gate {gate} request of run {run_id}"))
-            })?;
+            let current = self.require_gate(run_id, gate).await?;
             if current.value.decision.is_none() {
                 return Err(StoreError::Refused(format!(
                     "gate {gate} of run {run_id} is not decided"
@@ -992,11 +1016,7 @@ impl GateStore for DynamoDbStore {
                 delivered_at: Some(now()),
                 ..current.value
             };
-            let write = Write::Put(
-                gate_item(&delivered, current.version + 1),
-                Cond::version(current.version),
-            );
-            if self.commit(vec![write]).await?.is_ok() {
+            if self.put_gate(&delivered, current.version).await? {
                 return Ok(());
             }
         }
@@ -1100,9 +1120,8 @@ impl ConversationStore for DynamoDbStore {
 
 #[async_trait]
 impl SpanStore for DynamoDbStore {
-    async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
-        span.start_time = truncate(span.start_time);
-        span.end_time = span.end_time.map(truncate);
+    async fn record_span(&self, span: Span) -> Result<Span, StoreError> {
+        let span = truncate_span(span);
         match self
             .commit(vec![Write::Put(span_item(&span), Cond::absent())])
             .await?

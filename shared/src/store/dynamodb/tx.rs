@@ -118,37 +118,29 @@ impl DynamoDbStore {
     }
 
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
+        // The SDK's three conditional builders share these setters but no
+        // trait: the macro writes the condition onto each of them.
+        macro_rules! conditional {
+            ($builder:expr, $cond:expr) => {{
+                let c: Cond = $cond;
+                $builder
+                    .table_name(&self.table)
+                    .condition_expression(c.expr)
+                    .set_expression_attribute_names(Some(c.names))
+                    .set_expression_attribute_values(c.values)
+                    .build()
+                    .map_err(build_error)?
+            }};
+        }
         let item = match write {
-            Write::Put(item, c) => TransactWriteItem::builder().put(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression(c.expr)
-                    .set_expression_attribute_names(Some(c.names))
-                    .set_expression_attribute_values(c.values)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-            Write::Check(key, c) => TransactWriteItem::builder().condition_check(
-                ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .condition_expression(c.expr)
-                    .set_expression_attribute_names(Some(c.names))
-                    .set_expression_attribute_values(c.values)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-            Write::Delete(key, c) => TransactWriteItem::builder().delete(
-                Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .condition_expression(c.expr)
-                    .set_expression_attribute_names(Some(c.names))
-                    .set_expression_attribute_values(c.values)
-                    .build()
-                    .map_err(build_error)?,
-            ),
+            Write::Put(item, c) => TransactWriteItem::builder()
+                .put(conditional!(Put::builder().set_item(Some(item)), c)),
+            Write::Check(key, c) => TransactWriteItem::builder().condition_check(conditional!(
+                ConditionCheck::builder().set_key(Some(key)),
+                c
+            )),
+            Write::Delete(key, c) => TransactWriteItem::builder()
+                .delete(conditional!(Delete::builder().set_key(Some(key)), c)),
         };
         Ok(item.build())
     }

@@ -18,6 +18,8 @@ use crate::store::sql::engine::{
 };
 use crate::store::StoreError;
 
+// Read field by field, as every row reader is (DynamoDB's items too): the
+// shape repeats, the columns are the execution's own.
 fn execution(row: &PgRow) -> Result<ExecutionRecord, StoreError> {
     Ok(ExecutionRecord {
         execution_arn: row.try_get("execution_arn")?,

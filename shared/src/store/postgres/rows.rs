@@ -1,9 +1,12 @@
-//! Rows as the Postgres adapter reads them (sqlx), their conversion into
-//! domain types, and sqlx's errors as `StoreError`s.
+//! Rows as the Postgres adapter reads them (sqlx): one or all of a query's,
+//! their conversion into domain types, and sqlx's errors as `StoreError`s.
 //! A row that does not parse is reported as corrupt, never silently skipped.
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::postgres::{PgArguments, PgPool, PgRow, Postgres};
+use sqlx::query::QueryAs;
 use sqlx::types::Json;
+use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::domain::{Artifact, HitlRequest, ParseError, ProviderJob, Run, RunId, WebhookEvent};
@@ -19,6 +22,8 @@ fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
     Ok(text.map(|t| t.parse()).transpose()?)
 }
 
+// Each row type below mirrors its table's columns and converts field by
+// field: alike in shape, each is its own table's.
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct RunRow {
     run_id: String,
@@ -198,6 +203,35 @@ where
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// The row `query` selects on `pool`, if any, converted.
+pub(super) async fn one<R, T>(
+    query: QueryAs<'_, Postgres, R, PgArguments>,
+    pool: &PgPool,
+) -> Result<Option<T>, StoreError>
+where
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: TryFrom<R, Error = StoreError>,
+{
+    query
+        .fetch_optional(pool)
+        .await?
+        .map(T::try_from)
+        .transpose()
+}
+
+/// Every row `query` selects on `pool`, converted, failing on the first
+/// corrupt one.
+pub(super) async fn all<R, T>(
+    query: QueryAs<'_, Postgres, R, PgArguments>,
+    pool: &PgPool,
+) -> Result<Vec<T>, StoreError>
+where
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: TryFrom<R, Error = StoreError>,
+{
+    convert(query.fetch_all(pool).await?)
+}
+
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct SpanRow {
     trace_id: String,
@@ -245,7 +279,13 @@ pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// True when `err` is a foreign-key violation.
-pub(super) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+/// The error of a statement that writes a row of run `run_id`: a broken
+/// foreign key is that run missing.
+pub(super) fn missing_run(err: sqlx::Error, run_id: RunId) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::not_found(format!("run {run_id}"))
+        }
+        _ => err.into(),
+    }
 }

@@ -3,13 +3,15 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgPool, PgRow, Postgres};
+use sqlx::query::Query;
 use sqlx::types::Json;
+use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::rows::{
-    convert, is_foreign_key_violation, is_unique_violation, ArtifactRow, HitlRequestRow,
-    ProviderJobRow, RunRow, SpanRow, WebhookEventRow,
+    all, is_unique_violation, missing_run, one, ArtifactRow, HitlRequestRow, ProviderJobRow,
+    RunRow, SpanRow, WebhookEventRow,
 };
 use super::PostgresStore;
 use crate::domain::{
@@ -17,7 +19,7 @@ use crate::domain::{
     NewProviderJob, NewRun, NewWebhookEvent, Persona, Provider, ProviderJob, Run, RunId, RunStatus,
     SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId, WebhookEvent, WebhookEventStatus,
 };
-use crate::store::clock::{now, truncate};
+use crate::store::clock::{now, truncate, truncate_span};
 use crate::store::sql::delivered;
 use crate::store::sql::store::*;
 use crate::store::{
@@ -60,37 +62,41 @@ async fn trace_spans(
     sql: &'static str,
     trace_id: TraceId,
 ) -> Result<Vec<Span>, StoreError> {
-    let rows: Vec<SpanRow> = sqlx::query_as(sql)
-        .bind(trace_id.to_string())
-        .fetch_all(pool)
-        .await?;
-    convert(rows)
+    all(
+        sqlx::query_as::<_, SpanRow>(sql).bind(trace_id.to_string()),
+        pool,
+    )
+    .await
 }
 
+/// `query` with `artifact`'s columns bound, in `ARTIFACT_COLUMNS` order.
+fn bind_artifact<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    artifact: &'q Artifact,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(artifact.id.to_string())
+        .bind(artifact.run_id.to_string())
+        .bind(artifact.artifact_type.as_str())
+        .bind(artifact.provider.map(Provider::as_str))
+        .bind(artifact.persona.map(|p| p.as_str()))
+        .bind(artifact.url.as_deref())
+        .bind(artifact.checksum.as_deref())
+        .bind(Json(&artifact.metadata))
+        .bind(artifact.created_at)
+}
+
+/// Stores `new` and reads it back (its metadata is JSONB).
 async fn insert_artifact<'c, E>(exec: E, new: NewArtifact) -> Result<Artifact, StoreError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Postgres>,
 {
-    let row: ArtifactRow = sqlx::query_as(INSERT_ARTIFACT_RETURNING)
-        .bind(Uuid::now_v7().to_string())
-        .bind(new.run_id.to_string())
-        .bind(new.artifact_type.as_str())
-        .bind(new.provider.map(Provider::as_str))
-        .bind(new.persona.map(|p| p.as_str()))
-        .bind(new.url)
-        .bind(new.checksum)
-        .bind(Json(new.metadata))
-        .bind(now())
+    let artifact = new.stored_at(now());
+    let row = bind_artifact(sqlx::query(INSERT_ARTIFACT_RETURNING), &artifact)
         .fetch_one(exec)
         .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::not_found(format!("run {}", new.run_id))
-            } else {
-                e.into()
-            }
-        })?;
-    row.try_into()
+        .map_err(|e| missing_run(e, artifact.run_id))?;
+    ArtifactRow::from_row(&row)?.try_into()
 }
 
 /// Moves `change`'s run to `change.to` (with its error and result) if
@@ -117,23 +123,15 @@ impl PostgresStore {
         R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
         T: TryFrom<R, Error = StoreError>,
     {
-        let rows: Vec<R> = sqlx::query_as(sql)
-            .bind(run_id.to_string())
-            .fetch_all(self.reader())
-            .await?;
-        convert(rows)
-    }
-
-    async fn fetch_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
-        let row: Option<RunRow> = sqlx::query_as(RUN.postgres)
-            .bind(run_id.to_string())
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(Run::try_from).transpose()
+        all(
+            sqlx::query_as::<_, R>(sql).bind(run_id.to_string()),
+            self.reader(),
+        )
+        .await
     }
 
     async fn require_run(&self, run_id: RunId) -> Result<Run, StoreError> {
-        self.fetch_run(run_id)
+        self.get_run(run_id)
             .await?
             .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
     }
@@ -157,19 +155,6 @@ impl PostgresStore {
             .await?;
         row.ok_or_else(|| StoreError::not_found(format!("run {run_id}")))?
             .try_into()
-    }
-
-    async fn fetch_job(
-        &self,
-        provider: Provider,
-        job_id: &str,
-    ) -> Result<Option<ProviderJob>, StoreError> {
-        let row: Option<ProviderJobRow> = sqlx::query_as(PROVIDER_JOB.postgres)
-            .bind(provider.as_str())
-            .bind(job_id)
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(ProviderJob::try_from).transpose()
     }
 
     /// Settles a pending job once, as `by` says, with its result
@@ -200,7 +185,7 @@ impl PostgresStore {
         let Some(row) = row else {
             drop(tx);
             let job = self
-                .fetch_job(provider, job_id)
+                .find_provider_job(provider, job_id)
                 .await?
                 .ok_or_else(|| StoreError::not_found(format!("{provider} job {job_id}")))?;
             return Ok(SettledForEvent {
@@ -244,15 +229,18 @@ impl PostgresStore {
         run_id: RunId,
         gate: &Gate,
     ) -> Result<Option<HitlRequest>, StoreError> {
-        let row: Option<HitlRequestRow> = sqlx::query_as(HITL_REQUEST.postgres)
+        let query = sqlx::query_as::<_, HitlRequestRow>(HITL_REQUEST.postgres)
             .bind(run_id.to_string())
-            .bind(gate.as_str())
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(HitlRequest::try_from).transpose()
+            .bind(gate.as_str());
+        one(query, self.reader()).await
     }
 }
 
+// The `impl`s below restate the port's signatures (`store::port`), as every
+// adapter of a trait must, so they read like SQLite's and DynamoDB's, and a
+// one-statement read (`find_provider_job`, `list_task_jobs`) differs from the
+// next only in its statement and binds; what the SQL adapters share beyond
+// that is written once (`sql::store`).
 #[async_trait]
 impl Maintenance for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -329,27 +317,24 @@ impl RunStore for PostgresStore {
     }
 
     async fn get_run(&self, run_id: RunId) -> Result<Option<Run>, StoreError> {
-        self.fetch_run(run_id).await
+        let query = sqlx::query_as::<_, RunRow>(RUN.postgres).bind(run_id.to_string());
+        one(query, self.reader()).await
     }
 
     async fn find_run_by_job_code(&self, code: &JobCode) -> Result<Option<Run>, StoreError> {
-        let row: Option<RunRow> = sqlx::query_as(RUN_BY_JOB_CODE.postgres)
-            .bind(code.as_str())
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(Run::try_from).transpose()
+        let query = sqlx::query_as::<_, RunRow>(RUN_BY_JOB_CODE.postgres).bind(code.as_str());
+        one(query, self.reader()).await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
         let limit = filter.page_size();
-        let rows: Vec<RunRow> = sqlx::query_as(LIST_RUNS.postgres)
+        let query = sqlx::query_as::<_, RunRow>(LIST_RUNS.postgres)
             .bind(filter.status.map(|s| s.as_str()))
             .bind(filter.project.as_ref().map(|p| p.as_str()))
             .bind(filter.after.map(|id| id.to_string()))
-            .bind(i64::from(limit) + 1)
-            .fetch_all(self.reader())
-            .await?;
-        Ok(RunPage::from_overfetched(convert(rows)?, limit as usize))
+            .bind(i64::from(limit) + 1);
+        let runs = all(query, self.reader()).await?;
+        Ok(RunPage::from_overfetched(runs, limit as usize))
     }
 
     async fn transition_run(&self, change: Transition) -> Result<Run, StoreError> {
@@ -393,26 +378,11 @@ impl ArtifactStore for PostgresStore {
         key: &str,
     ) -> Result<Option<Artifact>, StoreError> {
         let artifact = new.stored_at(now());
-        let inserted = sqlx::query(INSERT_ARTIFACT_ONCE.postgres)
-            .bind(artifact.id.to_string())
-            .bind(artifact.run_id.to_string())
-            .bind(artifact.artifact_type.as_str())
-            .bind(artifact.provider.map(Provider::as_str))
-            .bind(artifact.persona.map(|p| p.as_str()))
-            .bind(artifact.url.clone())
-            .bind(artifact.checksum.clone())
-            .bind(Json(artifact.metadata.clone()))
-            .bind(artifact.created_at)
+        let inserted = bind_artifact(sqlx::query(INSERT_ARTIFACT_ONCE.postgres), &artifact)
             .bind(key)
             .execute(self.writer())
             .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    StoreError::not_found(format!("run {}", artifact.run_id))
-                } else {
-                    e.into()
-                }
-            })?
+            .map_err(|e| missing_run(e, artifact.run_id))?
             .rows_affected();
         Ok((inserted == 1).then_some(artifact))
     }
@@ -428,12 +398,10 @@ impl ArtifactStore for PostgresStore {
         types: &[&str],
     ) -> Result<Vec<Artifact>, StoreError> {
         let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
-        let rows: Vec<ArtifactRow> = sqlx::query_as(ARTIFACTS_OF_TYPES)
+        let query = sqlx::query_as::<_, ArtifactRow>(ARTIFACTS_OF_TYPES)
             .bind(run_id.to_string())
-            .bind(types)
-            .fetch_all(self.reader())
-            .await?;
-        convert(rows)
+            .bind(types);
+        all(query, self.reader()).await
     }
 }
 
@@ -453,13 +421,7 @@ impl WebhookEventStore for PostgresStore {
             .bind(now())
             .fetch_optional(self.writer())
             .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    StoreError::not_found(format!("run {}", event.run_id.unwrap_or_default()))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(|e| missing_run(e, event.run_id.unwrap_or_default()))?;
         if let Some(row) = inserted {
             return Ok(Recorded::Inserted(row.try_into()?));
         }
@@ -472,11 +434,9 @@ impl WebhookEventStore for PostgresStore {
     }
 
     async fn get_webhook_event(&self, id: Uuid) -> Result<Option<WebhookEvent>, StoreError> {
-        let row: Option<WebhookEventRow> = sqlx::query_as(WEBHOOK_EVENT.postgres)
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(WebhookEvent::try_from).transpose()
+        let query =
+            sqlx::query_as::<_, WebhookEventRow>(WEBHOOK_EVENT.postgres).bind(id.to_string());
+        one(query, self.reader()).await
     }
 
     async fn list_webhook_events(&self, run_id: RunId) -> Result<Vec<WebhookEvent>, StoreError> {
@@ -485,10 +445,8 @@ impl WebhookEventStore for PostgresStore {
     }
 
     async fn received_webhook_events(&self) -> Result<Vec<WebhookEvent>, StoreError> {
-        let rows: Vec<WebhookEventRow> = sqlx::query_as(RECEIVED_WEBHOOK_EVENTS.postgres)
-            .fetch_all(self.reader())
-            .await?;
-        convert(rows)
+        let query = sqlx::query_as::<_, WebhookEventRow>(RECEIVED_WEBHOOK_EVENTS.postgres);
+        all(query, self.reader()).await
     }
 
     async fn finish_webhook_event(
@@ -517,12 +475,10 @@ impl WebhookEventStore for PostgresStore {
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         // A concurrent adoption of the same event waits for the row
         // lock, then finds it no longer orphaned and leaves it.
-        let rows: Vec<WebhookEventRow> = sqlx::query_as(ADOPT_ORPHANED_WEBHOOK_EVENTS_IN_ORDER)
+        let query = sqlx::query_as::<_, WebhookEventRow>(ADOPT_ORPHANED_WEBHOOK_EVENTS_IN_ORDER)
             .bind(provider.as_str())
-            .bind(job_id)
-            .fetch_all(self.writer())
-            .await?;
-        convert(rows)
+            .bind(job_id);
+        all(query, self.writer()).await
     }
 }
 
@@ -542,10 +498,8 @@ impl ProviderJobStore for PostgresStore {
             .map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::duplicate(format!("{} job {}", job.provider, job.job_id))
-                } else if is_foreign_key_violation(&e) {
-                    StoreError::not_found(format!("run {}", job.run_id))
                 } else {
-                    e.into()
+                    missing_run(e, job.run_id)
                 }
             })?;
         row.try_into()
@@ -556,7 +510,10 @@ impl ProviderJobStore for PostgresStore {
         provider: Provider,
         job_id: &str,
     ) -> Result<Option<ProviderJob>, StoreError> {
-        self.fetch_job(provider, job_id).await
+        let query = sqlx::query_as::<_, ProviderJobRow>(PROVIDER_JOB.postgres)
+            .bind(provider.as_str())
+            .bind(job_id);
+        one(query, self.reader()).await
     }
 
     async fn settle_provider_job(
@@ -596,12 +553,10 @@ impl ProviderJobStore for PostgresStore {
         run_id: RunId,
         task_token: &str,
     ) -> Result<Vec<ProviderJob>, StoreError> {
-        let rows: Vec<ProviderJobRow> = sqlx::query_as(TASK_PROVIDER_JOBS.postgres)
+        let query = sqlx::query_as::<_, ProviderJobRow>(TASK_PROVIDER_JOBS.postgres)
             .bind(run_id.to_string())
-            .bind(task_token)
-            .fetch_all(self.reader())
-            .await?;
-        convert(rows)
+            .bind(task_token);
+        all(query, self.reader()).await
     }
 
     async fn rebind_persona_jobs(
@@ -629,13 +584,11 @@ impl ProviderJobStore for PostgresStore {
         // Jobs another claim holds locked are skipped, not waited for;
         // one it has just claimed is read again once unlocked, and is
         // no longer due (its lease is in the future).
-        let rows: Vec<ProviderJobRow> = sqlx::query_as(CLAIM_DUE_JOBS)
+        let query = sqlx::query_as::<_, ProviderJobRow>(CLAIM_DUE_JOBS)
             .bind(truncate(now))
             .bind(i64::from(limit))
-            .bind(truncate(lease_until))
-            .fetch_all(self.writer())
-            .await?;
-        convert(rows)
+            .bind(truncate(lease_until));
+        all(query, self.writer()).await
     }
 
     async fn schedule_provider_job_check(
@@ -654,7 +607,7 @@ impl ProviderJobStore for PostgresStore {
         if scheduled == 1 {
             return Ok(true);
         }
-        match self.fetch_job(provider, job_id).await? {
+        match self.find_provider_job(provider, job_id).await? {
             Some(_) => Ok(false),
             None => Err(StoreError::not_found(format!("{provider} job {job_id}"))),
         }
@@ -675,13 +628,7 @@ impl GateStore for PostgresStore {
             .bind(now())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    StoreError::not_found(format!("run {}", request.run_id))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(|e| missing_run(e, request.run_id))?;
         let Some(row) = row else {
             return Err(StoreError::Refused(format!(
                 "gate {} of run {} is already decided",
@@ -752,12 +699,10 @@ impl GateStore for PostgresStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<HitlRequest>, StoreError> {
-        let rows: Vec<HitlRequestRow> = sqlx::query_as(UNDELIVERED_HITL_DECISIONS.postgres)
+        let query = sqlx::query_as::<_, HitlRequestRow>(UNDELIVERED_HITL_DECISIONS.postgres)
             .bind(before)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.reader())
-            .await?;
-        convert(rows)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        all(query, self.reader()).await
     }
 }
 
@@ -801,8 +746,7 @@ impl ConversationStore for PostgresStore {
                 .bind(i64::from(limit))
                 .fetch_all(self.reader())
                 .await?;
-        let mut messages = rows
-            .into_iter()
+        rows.into_iter()
             .map(|(role, content, run_ids, created_at)| {
                 Ok(ChatMessage {
                     role: role.parse()?,
@@ -811,17 +755,14 @@ impl ConversationStore for PostgresStore {
                     created_at,
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        messages.reverse();
-        Ok(messages)
+            .collect()
     }
 }
 
 #[async_trait]
 impl SpanStore for PostgresStore {
-    async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
-        span.start_time = truncate(span.start_time);
-        span.end_time = span.end_time.map(truncate);
+    async fn record_span(&self, span: Span) -> Result<Span, StoreError> {
+        let span = truncate_span(span);
         sqlx::query(INSERT_SPAN.postgres)
             .bind(span.trace_id.to_string())
             .bind(span.span_id.to_string())

@@ -308,10 +308,12 @@ pub(crate) const INSERT_MESSAGE: Statement = statement!(
     "INSERT INTO conversation_messages (user_id, seq, role, content, run_ids, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6)"
 );
-/// The last `$2` messages of user `$1`, newest first.
+/// The last `$2` messages of user `$1`, oldest first.
 pub(crate) const LAST_MESSAGES: Statement = statement!(
-    "SELECT role, content, run_ids, created_at FROM conversation_messages \
-     WHERE user_id = $1 ORDER BY seq DESC LIMIT $2"
+    "SELECT role, content, run_ids, created_at FROM \
+       (SELECT seq, role, content, run_ids, created_at FROM conversation_messages \
+        WHERE user_id = $1 ORDER BY seq DESC LIMIT $2) AS last \
+     ORDER BY seq"
 );
 
 // Spans.

@@ -9,7 +9,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
-    Artifact, ChatMessage, HitlRequest, ParseError, ProviderJob, Run, RunLabels, Span, WebhookEvent,
+    Artifact, ChatMessage, HitlRequest, ParseError, ProviderJob, Run, RunId, RunLabels, Span,
+    WebhookEvent,
 };
 use crate::store::{check_count, StoreError};
 
@@ -66,6 +67,15 @@ pub(super) fn broken_constraint(err: &StoreError) -> Option<Constraint> {
             .downcast_ref::<rusqlite::Error>()
             .and_then(constraint),
         _ => None,
+    }
+}
+
+/// The error of a statement that writes a row of run `run_id`: a broken
+/// foreign key is that run missing.
+pub(super) fn missing_run(err: rusqlite::Error, run_id: RunId) -> StoreError {
+    match constraint(&err) {
+        Some(Constraint::ForeignKey) => StoreError::not_found(format!("run {run_id}")),
+        _ => err.into(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, Row, ToSql};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use crate::domain::{
     RunId, RunLabels, RunStatus, SettledBy, Span, SpanEnd, SpanId, SpanStatus, TraceId,
     WebhookEvent, WebhookEventStatus,
 };
-use crate::store::clock::{now, truncate};
+use crate::store::clock::{now, truncate, truncate_span};
 use crate::store::sql::delivered;
 use crate::store::sql::store::*;
 use crate::store::sql::Statement;
@@ -49,25 +49,37 @@ const WEBHOOK_EVENT_STATUS: &str = "SELECT status, created_at FROM webhook_event
 
 fn insert_artifact(conn: &Connection, new: &NewArtifact) -> Result<Artifact, StoreError> {
     let artifact = new.clone().stored_at(now());
-    conn.prepare_cached(INSERT_ARTIFACT.sqlite)?
-        .execute(params![
-            artifact.id.to_string(),
-            artifact.run_id.to_string(),
-            artifact.artifact_type.as_str(),
-            artifact.provider.map(Provider::as_str),
-            artifact.persona.map(|p| p.as_str()),
-            artifact.url,
-            artifact.checksum,
-            json_text(&artifact.metadata),
-            ts(&artifact.created_at),
-        ])
-        .map_err(|e| match constraint(&e) {
-            Some(Constraint::ForeignKey) => {
-                StoreError::not_found(format!("run {}", artifact.run_id))
-            }
-            _ => e.into(),
-        })?;
+    write_artifact(conn, &artifact, None)?;
     Ok(artifact)
+}
+
+/// Inserts `artifact` (`INSERT_ARTIFACT`), or with `once_key` unless its run
+/// has an artifact under that key (`INSERT_ARTIFACT_ONCE`); answers how many
+/// rows it inserted.
+fn write_artifact(
+    conn: &Connection,
+    artifact: &Artifact,
+    once_key: Option<&str>,
+) -> Result<usize, StoreError> {
+    let values: [&dyn ToSql; 10] = [
+        &artifact.id.to_string(),
+        &artifact.run_id.to_string(),
+        &artifact.artifact_type.as_str(),
+        &artifact.provider.map(Provider::as_str),
+        &artifact.persona.map(|p| p.as_str()),
+        &artifact.url,
+        &artifact.checksum,
+        &json_text(&artifact.metadata),
+        &ts(&artifact.created_at),
+        &once_key,
+    ];
+    let (sql, values) = match once_key {
+        None => (INSERT_ARTIFACT.sqlite, &values[..9]),
+        Some(_) => (INSERT_ARTIFACT_ONCE.sqlite, &values[..]),
+    };
+    conn.prepare_cached(sql)?
+        .execute(values)
+        .map_err(|e| missing_run(e, artifact.run_id))
 }
 
 fn fetch_run(conn: &Connection, run_id: RunId) -> Result<Option<Run>, StoreError> {
@@ -114,6 +126,23 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))
     }
 
+    /// Writes `value` with `f` and answers it: `value` is shared with the
+    /// write, which may run twice (`SqliteStore::write`), rather than cloned
+    /// into it.
+    async fn write_shared<T>(
+        &self,
+        value: T,
+        f: fn(&Connection, &T) -> Result<(), StoreError>,
+    ) -> Result<T, StoreError>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let value = Arc::new(value);
+        let written = Arc::clone(&value);
+        self.write(move |tx| f(tx, &written)).await?;
+        Ok(Arc::unwrap_or_clone(value))
+    }
+
     /// The rows `sql` selects for one run (its `?1`), each read by `read`.
     fn of_run<T>(
         &self,
@@ -125,6 +154,9 @@ impl SqliteStore {
     }
 }
 
+// The `impl`s below restate the port's signatures (`store::port`), as every
+// adapter of a trait must, so they read like Postgres's and DynamoDB's; what
+// the SQL adapters share beyond that is written once (`sql::store`).
 #[async_trait]
 impl Maintenance for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -291,26 +323,7 @@ impl ArtifactStore for SqliteStore {
         let key = key.to_owned();
         self.write(move |tx| {
             let artifact = new.clone().stored_at(now());
-            let inserted = tx
-                .prepare_cached(INSERT_ARTIFACT_ONCE.sqlite)?
-                .execute(params![
-                    artifact.id.to_string(),
-                    artifact.run_id.to_string(),
-                    artifact.artifact_type.as_str(),
-                    artifact.provider.map(Provider::as_str),
-                    artifact.persona.map(|p| p.as_str()),
-                    artifact.url,
-                    artifact.checksum,
-                    json_text(&artifact.metadata),
-                    ts(&artifact.created_at),
-                    key,
-                ])
-                .map_err(|e| match constraint(&e) {
-                    Some(Constraint::ForeignKey) => {
-                        StoreError::not_found(format!("run {}", artifact.run_id))
-                    }
-                    _ => e.into(),
-                })?;
+            let inserted = write_artifact(tx, &artifact, Some(&key))?;
             Ok((inserted == 1).then_some(artifact))
         })
         .await
@@ -357,12 +370,7 @@ impl WebhookEventStore for SqliteStore {
                     event.status.as_str(),
                     ts(&event.created_at),
                 ])
-                .map_err(|e| match constraint(&e) {
-                    Some(Constraint::ForeignKey) => {
-                        StoreError::not_found(format!("run {}", event.run_id.unwrap_or_default()))
-                    }
-                    _ => e.into(),
-                })?;
+                .map_err(|e| missing_run(e, event.run_id.unwrap_or_default()))?;
             if inserted == 1 {
                 return Ok(Recorded::Inserted(event.clone()));
             }
@@ -464,11 +472,7 @@ impl ProviderJobStore for SqliteStore {
         mut job: NewProviderJob,
     ) -> Result<ProviderJob, StoreError> {
         job.check_at = truncate(job.check_at);
-        // Shared with the write, which may run twice (`SqliteStore::write`).
-        let registered = Arc::new(job.registered_at(now()));
-        let written = Arc::clone(&registered);
-        self.write(move |tx| {
-            let registered = &written;
+        self.write_shared(job.registered_at(now()), |tx, registered| {
             tx.prepare_cached(INSERT_PROVIDER_JOB.sqlite)?
                 .execute(params![
                     registered.provider.as_str(),
@@ -484,15 +488,11 @@ impl ProviderJobStore for SqliteStore {
                         "{} job {}",
                         registered.provider, registered.job_id
                     )),
-                    Some(Constraint::ForeignKey) => {
-                        StoreError::not_found(format!("run {}", registered.run_id))
-                    }
-                    _ => e.into(),
+                    _ => missing_run(e, registered.run_id),
                 })?;
             Ok(())
         })
-        .await?;
-        Ok(Arc::unwrap_or_clone(registered))
+        .await
     }
 
     async fn find_provider_job(
@@ -795,29 +795,21 @@ impl ConversationStore for SqliteStore {
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let mut messages = self.with(|conn| {
+        self.with(|conn| {
             all(
                 conn,
                 LAST_MESSAGES.sqlite,
                 params![user_id, i64::from(limit)],
                 chat_message,
             )
-        })?;
-        messages.reverse();
-        Ok(messages)
+        })
     }
 }
 
 #[async_trait]
 impl SpanStore for SqliteStore {
-    async fn record_span(&self, mut span: Span) -> Result<Span, StoreError> {
-        span.start_time = truncate(span.start_time);
-        span.end_time = span.end_time.map(truncate);
-        // Shared with the write, which may run twice (`SqliteStore::write`).
-        let span = Arc::new(span);
-        let written = Arc::clone(&span);
-        self.write(move |tx| {
-            let span = &written;
+    async fn record_span(&self, span: Span) -> Result<Span, StoreError> {
+        self.write_shared(truncate_span(span), |tx, span| {
             tx.prepare_cached(INSERT_SPAN.sqlite)?
                 .execute(params![
                     span.trace_id.to_string(),
@@ -842,8 +834,7 @@ impl SpanStore for SqliteStore {
                 })?;
             Ok(())
         })
-        .await?;
-        Ok(Arc::unwrap_or_clone(span))
+        .await
     }
 
     async fn close_span(
