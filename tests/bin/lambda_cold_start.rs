@@ -146,7 +146,7 @@ fn measure(
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let home = tempfile::tempdir()?;
-    let event = event_for(function);
+    let event = event_for(function, env);
     let (seen_tx, seen) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
@@ -263,8 +263,9 @@ fn check_answer(function: &str, body: &str) -> Result<()> {
     Ok(())
 }
 
-/// One request per function that exercises its handler.
-fn event_for(function: &str) -> String {
+/// One request per function that exercises its handler; the queue
+/// consumers' records come from the deployment's queues (`env`).
+fn event_for(function: &str, env: &[(&str, String)]) -> String {
     let http = |method: &str, path: &str, body: &str| {
         serde_json::json!({
             "version": "2.0",
@@ -309,7 +310,18 @@ fn event_for(function: &str) -> String {
             "",
         ),
         "webhook" => http("POST", "/v1/webhooks/kieai", r#"{"code":200}"#),
-        _ => serde_json::json!({
+        _ => {
+            let variable = if function == "worker" {
+                "TASK_QUEUE_URL"
+            } else {
+                "CALLBACK_QUEUE_URL"
+            };
+            let url = env
+                .iter()
+                .find(|(k, _)| *k == variable)
+                .map(|(_, v)| v.as_str());
+            let queue = myloware::lambda::queue_name(url.unwrap_or(function));
+            serde_json::json!({
             "Records": [{
                 "messageId": "cold-start-record-1",
                 "receiptHandle": "cold-start",
@@ -318,11 +330,12 @@ fn event_for(function: &str) -> String {
                 "messageAttributes": {},
                 "md5OfBody": "0",
                 "eventSource": "aws:sqs",
-                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{function}"),
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{queue}"),
                 "awsRegion": "us-east-1",
             }]
-        })
-        .to_string(),
+            })
+            .to_string()
+        }
     }
 }
 
