@@ -200,11 +200,14 @@ trait Client {
 
     fn api(&self) -> &Api;
 
-    /// The result an answer (or the failure to get or read one) comes to.
-    fn read<T: DeserializeOwned>(
-        &self,
-        answer: Result<Self::Answer<T>, ProviderError>,
-    ) -> Result<T, ProviderError>;
+    /// The result an answer holds: its envelope checked and unwrapped.
+    fn read<T: DeserializeOwned>(&self, answer: Self::Answer<T>) -> Result<T, ProviderError>;
+
+    /// A refused or failed request as this provider means it (by default,
+    /// as it is).
+    fn failure(&self, error: ProviderError) -> ProviderError {
+        error
+    }
 
     /// One call, retried as its kind allows: the request `build` makes, its
     /// JSON answer read.
@@ -216,11 +219,8 @@ trait Client {
     ) -> Result<T, ProviderError> {
         let api = self.api();
         api.retrying(kind, name, || async {
-            let answer = match api.send(build()).await {
-                Ok(response) => api.json(response).await,
-                Err(error) => Err(error),
-            };
-            self.read(answer)
+            let response = api.send(build()).await.map_err(|e| self.failure(e))?;
+            self.read(api.json(response).await?)
         })
         .await
     }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
 use super::{secret_header, Api, CallKind, Client, ProviderError};
 use crate::domain::Provider;
@@ -134,18 +135,14 @@ impl KieAiClient {
 }
 
 impl Client for KieAiClient {
-    type Answer<T: serde::de::DeserializeOwned> = wire::Envelope<T>;
+    type Answer<T: DeserializeOwned> = wire::Envelope<T>;
 
     fn api(&self) -> &Api {
         &self.api
     }
 
     /// Unwraps `data` when `code` is 200; otherwise the envelope is the error.
-    fn read<T: serde::de::DeserializeOwned>(
-        &self,
-        answer: Result<wire::Envelope<T>, ProviderError>,
-    ) -> Result<T, ProviderError> {
-        let envelope = answer?;
+    fn read<T: DeserializeOwned>(&self, envelope: wire::Envelope<T>) -> Result<T, ProviderError> {
         match (envelope.code, envelope.data) {
             (200, Some(data)) => Ok(data),
             (200, None) => Err(self.api.decode("code 200 without data")),

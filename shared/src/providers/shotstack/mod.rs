@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
 use super::{secret_header, Api, CallKind, Client, ProviderError};
 use crate::domain::Provider;
@@ -273,18 +274,14 @@ impl ShotstackClient {
 }
 
 impl Client for ShotstackClient {
-    type Answer<T: serde::de::DeserializeOwned> = wire::Envelope<T>;
+    type Answer<T: DeserializeOwned> = wire::Envelope<T>;
 
     fn api(&self) -> &Api {
         &self.api
     }
 
     /// Unwraps the `{success, message, response}` envelope.
-    fn read<T: serde::de::DeserializeOwned>(
-        &self,
-        answer: Result<wire::Envelope<T>, ProviderError>,
-    ) -> Result<T, ProviderError> {
-        let envelope = answer?;
+    fn read<T: DeserializeOwned>(&self, envelope: wire::Envelope<T>) -> Result<T, ProviderError> {
         if !envelope.success {
             return Err(self
                 .api

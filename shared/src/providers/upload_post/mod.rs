@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use reqwest::multipart::Form;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
 use super::{secret_header, Api, CallKind, Client, ProviderError};
 use crate::domain::Provider;
@@ -323,27 +324,28 @@ impl UploadPostClient {
 }
 
 impl Client for UploadPostClient {
-    type Answer<T: serde::de::DeserializeOwned> = T;
+    type Answer<T: DeserializeOwned> = T;
 
     fn api(&self) -> &Api {
         &self.api
     }
 
-    /// The answer as it is; upload-post's quota answers (a 429 naming a
-    /// monthly `usage` or a daily cap's `violations`) are final, not
-    /// throttles.
-    fn read<T: serde::de::DeserializeOwned>(
-        &self,
-        answer: Result<T, ProviderError>,
-    ) -> Result<T, ProviderError> {
-        match answer {
-            Err(ProviderError::Status {
+    /// upload-post sends its answers bare.
+    fn read<T: DeserializeOwned>(&self, answer: T) -> Result<T, ProviderError> {
+        Ok(answer)
+    }
+
+    /// upload-post's quota answers (a 429 naming a monthly `usage` or a
+    /// daily cap's `violations`) are final, not throttles.
+    fn failure(&self, error: ProviderError) -> ProviderError {
+        match error {
+            ProviderError::Status {
                 status: 429, body, ..
-            }) if is_quota(&body) => Err(ProviderError::Quota {
+            } if is_quota(&body) => ProviderError::Quota {
                 provider: Provider::UploadPost,
                 message: quota_message(&body),
-            }),
-            answer => answer,
+            },
+            error => error,
         }
     }
 }
