@@ -66,8 +66,8 @@ fn operations(answers: &mut SchemaGenerator, requests: &mut SchemaGenerator) -> 
         requests,
         list: Vec::new(),
     };
-    // One row per operation: method, path, summary and who may call, then
-    // the types it reads and answers.
+    // One row per operation (method, path, summary, who may call, then the
+    // types it reads and answers): the rows look alike because this is the table.
     ops.get("/health", "Liveness and configuration summary", Auth::Open)
         .json::<Health>();
     ops.get("/openapi.json", "This document", Auth::Open)
@@ -217,12 +217,16 @@ impl<'g> Ops<'g> {
     ) -> NewOp<'_, 'g> {
         NewOp {
             ops: self,
-            method,
-            path,
-            summary,
-            auth,
-            query: None,
-            body: None,
+            op: Op {
+                method,
+                path,
+                summary,
+                auth,
+                query: None,
+                body: None,
+                // Replaced by `answer`, the only way to the list.
+                ok: (200, Answer::Text("text/plain")),
+            },
         }
     }
 }
@@ -231,18 +235,13 @@ impl<'g> Ops<'g> {
 /// (which lists it).
 struct NewOp<'a, 'g> {
     ops: &'a mut Ops<'g>,
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    auth: Auth,
-    query: Option<Schema>,
-    body: Option<(Schema, bool)>,
+    op: Op,
 }
 
 impl NewOp<'_, '_> {
     /// The query string, as `T` reads it.
     fn query<T: JsonSchema>(mut self) -> Self {
-        self.query = Some(self.ops.requests.root_schema_for::<T>());
+        self.op.query = Some(self.ops.requests.root_schema_for::<T>());
         self
     }
 
@@ -253,7 +252,7 @@ impl NewOp<'_, '_> {
     }
 
     fn body_schema(mut self, schema: Schema, required: bool) -> Self {
-        self.body = Some((schema, required));
+        self.op.body = Some((schema, required));
         self
     }
 
@@ -274,16 +273,9 @@ impl NewOp<'_, '_> {
         self.answer(200, Answer::Text(kind));
     }
 
-    fn answer(self, status: u16, answer: Answer) {
-        self.ops.list.push(Op {
-            method: self.method,
-            path: self.path,
-            summary: self.summary,
-            auth: self.auth,
-            query: self.query,
-            body: self.body,
-            ok: (status, answer),
-        });
+    fn answer(mut self, status: u16, answer: Answer) {
+        self.op.ok = (status, answer);
+        self.ops.list.push(self.op);
     }
 }
 
