@@ -273,6 +273,7 @@ impl StepFunctionsEngine {
     }
 }
 
+// Each method's signature repeats the `Engine` trait's, as every adapter's must.
 #[async_trait]
 impl Engine for StepFunctionsEngine {
     async fn start_execution(

@@ -56,6 +56,8 @@ pub(super) fn parse(payload: &Value) -> Result<(String, ProviderCallback), Malfo
     Ok((key, callback))
 }
 
+// The signature every signed scheme's `receive` shares, for `super::receive`
+// to dispatch to.
 pub(super) fn receive(
     headers: &HeaderMap,
     body: &[u8],

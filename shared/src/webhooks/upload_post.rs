@@ -83,6 +83,8 @@ pub(super) fn parse(payload: &Value) -> Result<Parsed, MalformedCallback> {
     })
 }
 
+// The signature every signed scheme's `receive` shares, for `super::receive`
+// to dispatch to.
 pub(super) fn receive(
     headers: &HeaderMap,
     body: &[u8],

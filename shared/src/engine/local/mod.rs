@@ -607,6 +607,7 @@ fn description(record: ExecutionRecord) -> ExecutionDescription {
     }
 }
 
+// Each method's signature repeats the `Engine` trait's, as every adapter's must.
 #[async_trait]
 impl Engine for LocalEngine {
     async fn start_execution(
