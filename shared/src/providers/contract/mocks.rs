@@ -27,6 +27,14 @@ async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Faults that refuse every request with the rate-limit answer.
+fn throttled() -> MockFaults {
+    MockFaults {
+        throttle: 1.0,
+        ..MockFaults::default()
+    }
+}
+
 /// The answer to `request`, checked against `provider`'s documented
 /// `exchange`.
 async fn documented(provider: &str, exchange: &str, request: reqwest::RequestBuilder) -> Value {
@@ -100,11 +108,7 @@ async fn mock_kieai_speaks_the_documented_shapes() {
     }
 
     // Refused before it is handled: the documented rate-limit answer.
-    let (mocks, http) = start(MockFaults {
-        throttle: 1.0,
-        ..MockFaults::default()
-    })
-    .await;
+    let (mocks, http) = start(throttled()).await;
     let (status, body) = answer(
         http.post(format!("{}/api/v1/veo/generate", mocks.kieai_url))
             .header("authorization", bearer())
@@ -205,11 +209,7 @@ async fn mock_shotstack_speaks_the_documented_shapes() {
     .await;
     mocks.shutdown().await;
 
-    let (mocks, http) = start(MockFaults {
-        throttle: 1.0,
-        ..MockFaults::default()
-    })
-    .await;
+    let (mocks, http) = start(throttled()).await;
     let (status, body) = answer(key(
         http.get(format!("{}/edit/v1/render/{}", mocks.shotstack_url, ids[0]))
     ))
