@@ -22,6 +22,9 @@ use myloware::pipeline::Evidence;
 use myloware::wiring::{Stack, StackOptions};
 use serde_json::{json, Value};
 
+mod common;
+use common::env_usize;
+
 /// The allocator the `mw` binary, which hosts the stack, uses.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -29,13 +32,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const KEY: &str = "bench-api-key-0123456789";
 /// How long one request waits for a run's status to change.
 const WAIT_S: u32 = 5;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {
