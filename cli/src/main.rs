@@ -12,6 +12,7 @@ mod follow;
 mod output;
 
 use cli::{Cli, Command};
+use connect::Reader;
 
 /// jemalloc rather than the system allocator: the local engine allocates
 /// many small, short-lived values per transition (JSON values, history
@@ -57,8 +58,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => commands::chat::run(args, api, &config).await,
         Command::Runs(cmd) => commands::runs::run(cmd, api, &config).await,
         Command::Evidence(args) => commands::evidence::run(args, api, &config).await,
-        Command::Doctor(args) => commands::doctor::run(args, api, &config).await,
-        Command::Trace(args) => commands::trace::run(args, api, &config).await,
+        Command::Doctor(args) => {
+            commands::doctor::run(args, &Reader::open(&config, api).await?, &config).await
+        }
+        Command::Trace(args) => {
+            commands::trace::run(args, &Reader::open(&config, api).await?).await
+        }
         Command::Logs(args) => commands::logs::run(args, &config).await,
         Command::Hitl(cmd) => commands::hitl::run(cmd, api, &config).await,
         Command::Db(cmd) => commands::db::run(cmd, &config).await,

@@ -16,50 +16,22 @@ use myloware::config::DatabaseConfig;
 use myloware::engine::definitions::{self, LOCAL_TASK_QUEUE_URL};
 use myloware::engine::{Engine, LocalEngine};
 use serde_json::{json, Value};
-use sqlx::Connection;
+
+mod common;
+use common::{env_usize, on_each_backend};
 
 /// The allocator the `mw` binary, which hosts the engine, uses.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
     let runs = env_usize("MW_BENCH_RUNS", 2000);
     let in_flight = env_usize("MW_BENCH_IN_FLIGHT", 256);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = DatabaseConfig::Sqlite {
-        path: dir.path().join("bench.db"),
-    };
-    bench("sqlite", &sqlite, runs, in_flight).await;
-
-    let admin = std::env::var("MW_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match sqlx::PgConnection::connect(&admin).await {
-        Ok(mut conn) => {
-            let name = format!("mw_bench_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            let pg = DatabaseConfig::Postgres {
-                url: format!("{base}/{name}"),
-            };
-            bench("postgres", &pg, runs, in_flight).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Err(e) => println!("postgres: skipped ({e})"),
-    }
+    on_each_backend(|name, config| async move {
+        bench(name, &config, runs, in_flight).await;
+    })
+    .await;
 }
 
 async fn bench(backend_name: &str, config: &DatabaseConfig, runs: usize, in_flight: usize) {

@@ -22,6 +22,9 @@ use myloware::pipeline::Evidence;
 use myloware::wiring::{Stack, StackOptions};
 use serde_json::{json, Value};
 
+mod common;
+use common::env_usize;
+
 /// The allocator the `mw` binary, which hosts the stack, uses.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -29,13 +32,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const KEY: &str = "bench-api-key-0123456789";
 /// How long one request waits for a run's status to change.
 const WAIT_S: u32 = 5;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {
@@ -152,19 +148,26 @@ async fn drive(
         .await
 }
 
-/// One run to its end: its client waits for each change of its status (or
-/// polls every `poll`) and approves each gate as it waits.
-async fn one_run(http: reqwest::Client, base: String, poll: Option<Duration>) -> String {
-    let run: Value = http
-        .post(format!("{base}/v1/runs"))
+/// The JSON answer to `request`, sent with the API key.
+async fn answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    request
         .header("x-api-key", KEY)
-        .json(&json!({ "project": "aismr" }))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// One run to its end: its client waits for each change of its status (or
+/// polls every `poll`) and approves each gate as it waits.
+async fn one_run(http: reqwest::Client, base: String, poll: Option<Duration>) -> String {
+    let run: Value = answer(
+        http.post(format!("{base}/v1/runs"))
+            .json(&json!({ "project": "aismr" })),
+    )
+    .await;
     let id = run["run_id"].as_str().unwrap().to_owned();
     let mut gates = ["ideate", "prepublish"].into_iter().peekable();
     let mut seen: Option<String> = None;
@@ -173,15 +176,7 @@ async fn one_run(http: reqwest::Client, base: String, poll: Option<Duration>) ->
             (Some(status), None) => format!("{base}/v1/runs/{id}?status={status}&wait={WAIT_S}"),
             _ => format!("{base}/v1/runs/{id}"),
         };
-        let run: Value = http
-            .get(url)
-            .header("x-api-key", KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run: Value = answer(http.get(url)).await;
         let status = run["status"].as_str().unwrap().to_owned();
         match status.as_str() {
             "published" => return id,
@@ -222,15 +217,7 @@ async fn one_run(http: reqwest::Client, base: String, poll: Option<Duration>) ->
 async fn resume_latencies(http: &reqwest::Client, base: &str, ids: &[String]) -> Vec<f64> {
     let mut out = Vec::new();
     for id in ids {
-        let e: Evidence = http
-            .get(format!("{base}/v1/runs/{id}/evidence"))
-            .header("x-api-key", KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let e: Evidence = answer(http.get(format!("{base}/v1/runs/{id}/evidence"))).await;
         for (provider, next_state) in [
             ("kieai", "Alex"),
             ("shotstack", "GatePrepublish"),

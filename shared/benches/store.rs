@@ -14,41 +14,17 @@ use myloware::domain::{
 };
 use myloware::store::{self, Store, Transition};
 use serde_json::json;
-use sqlx::Connection;
+
+mod common;
+use common::{env_usize, on_each_backend};
 
 #[tokio::main]
 async fn main() {
-    let ops: usize = std::env::var("MW_BENCH_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = DatabaseConfig::Sqlite {
-        path: dir.path().join("bench.db"),
-    };
-    bench_backend("sqlite", &sqlite, ops).await;
-
-    let admin = std::env::var("MW_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match sqlx::PgConnection::connect(&admin).await {
-        Ok(mut conn) => {
-            let name = format!("mw_bench_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            let pg = DatabaseConfig::Postgres {
-                url: format!("{base}/{name}"),
-            };
-            bench_backend("postgres", &pg, ops).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Err(e) => println!("postgres: skipped ({e})"),
-    }
+    let ops = env_usize("MW_BENCH_OPS", 4000);
+    on_each_backend(|name, config| async move {
+        bench_backend(name, &config, ops).await;
+    })
+    .await;
 }
 
 async fn bench_backend(name: &str, config: &DatabaseConfig, ops: usize) {

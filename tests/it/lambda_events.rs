@@ -162,7 +162,8 @@ async fn the_pruning_schedule_deletes_the_finished_runs_past_their_retention() {
             Default::default(),
         )
         .await
-        .expect_err("refused");
+        .expect_err("refused")
+        .to_string();
         assert!(
             err.contains("retention_days") || err.contains("pruning"),
             "{bad}: {err}"

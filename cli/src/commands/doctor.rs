@@ -13,10 +13,9 @@ use crate::output::{outln, print_json};
 
 pub async fn run(
     args: RunArgs,
-    api_base: Option<&str>,
+    reader: &Reader,
     config: &myloware::Config,
 ) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(config, api_base).await?;
     let evidence = reader.evidence(&args.run).await?;
     let mut links = Vec::new();
     for gate in evidence
@@ -24,7 +23,7 @@ pub async fn run(
         .iter()
         .filter(|g| g.decision.is_none())
     {
-        let link = match &reader {
+        let link = match reader {
             Reader::Api(client) => client
                 .get::<serde_json::Value>(&format!(
                     "/v1/hitl/link/{}/{}",

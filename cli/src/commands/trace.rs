@@ -16,12 +16,7 @@ use crate::cli::RunArgs;
 use crate::connect::Reader;
 use crate::output::{outln, print_json};
 
-pub async fn run(
-    args: RunArgs,
-    api_base: Option<&str>,
-    config: &myloware::Config,
-) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(config, api_base).await?;
+pub async fn run(args: RunArgs, reader: &Reader) -> anyhow::Result<ExitCode> {
     let tree = match (
         reader.run_tree(&args.run).await,
         args.run.parse::<TraceId>(),

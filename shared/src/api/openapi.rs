@@ -61,222 +61,222 @@ pub struct ErrorBody {
 
 /// The operations, in the order the document lists them.
 fn operations(answers: &mut SchemaGenerator, requests: &mut SchemaGenerator) -> Vec<Op> {
-    let json_answer =
-        |g: &mut SchemaGenerator, s: fn(&mut SchemaGenerator) -> Schema| Answer::Json(s(g));
-    let mut ops = Vec::new();
-    let mut op = |method, path, summary, auth, query, body, ok| {
-        ops.push(Op {
-            method,
-            path,
-            summary,
-            auth,
-            query,
-            body,
-            ok,
-        })
+    let mut ops = Ops {
+        answers,
+        requests,
+        list: Vec::new(),
     };
-    op(
-        "get",
-        "/health",
-        "Liveness and configuration summary",
-        Auth::Open,
-        None,
-        None,
-        (200, json_answer(answers, |g| g.subschema_for::<Health>())),
-    );
-    op(
-        "get",
-        "/openapi.json",
-        "This document",
-        Auth::Open,
-        None,
-        None,
-        (200, Answer::Json(json_schema_object())),
-    );
-    op(
-        "get",
+    // One row per operation (method, path, summary, who may call, then the
+    // types it reads and answers): the rows look alike because this is the table.
+    ops.get("/health", "Liveness and configuration summary", Auth::Open)
+        .json::<Health>();
+    ops.get("/openapi.json", "This document", Auth::Open)
+        .answer(200, Answer::Json(json_schema_object()));
+    ops.get(
         "/ui",
         "The run dashboard (it asks for the API key and sends it as x-api-key)",
         Auth::Open,
-        None,
-        None,
-        (200, Answer::Text("text/html")),
-    );
-    op(
-        "get",
-        "/ui/",
-        "The run dashboard",
-        Auth::Open,
-        None,
-        None,
-        (200, Answer::Text("text/html")),
-    );
-    op(
-        "get",
+    )
+    .text("text/html");
+    ops.get("/ui/", "The run dashboard", Auth::Open)
+        .text("text/html");
+    ops.get(
         "/ui/{file}",
         "The dashboard's scripts and styles",
         Auth::Open,
-        None,
-        None,
-        (200, Answer::Text("*/*")),
-    );
-    op(
-        "get",
+    )
+    .text("*/*");
+    ops.get(
         "/metrics",
         "Prometheus metrics: runs, webhooks, provider jobs, gates, persona steps",
         Auth::ApiKey,
-        None,
-        None,
-        (200, Answer::Text("text/plain")),
-    );
-    op(
-        "post",
+    )
+    .text("text/plain");
+    ops.post(
         "/v1/chat/brendan",
         "One turn with Brendan: he answers, and may start or act on the user's runs",
         Auth::ApiKey,
-        None,
-        Some((requests.subschema_for::<ChatBody>(), true)),
-        (
-            200,
-            json_answer(answers, |g| g.subschema_for::<ChatAnswer>()),
-        ),
-    );
-    op(
-        "post",
-        "/v1/runs",
-        "Start a run",
-        Auth::ApiKey,
-        None,
-        Some((requests.subschema_for::<StartBody>(), true)),
-        (201, json_answer(answers, |g| g.subschema_for::<Run>())),
-    );
-    op(
-        "get",
+    )
+    .body::<ChatBody>(true)
+    .json::<ChatAnswer>();
+    ops.post("/v1/runs", "Start a run", Auth::ApiKey)
+        .body::<StartBody>(true)
+        .created::<Run>();
+    ops.get(
         "/v1/runs",
         "Runs, newest first, filtered and paged",
         Auth::ApiKey,
-        Some(requests.root_schema_for::<ListQuery>()),
-        None,
-        (200, json_answer(answers, |g| g.subschema_for::<RunPage>())),
-    );
-    op("get", "/v1/runs/{id}",
+    )
+    .query::<ListQuery>()
+    .json::<RunPage>();
+    ops.get("/v1/runs/{id}",
         "A run by id or job code; with status and wait, once its status is no longer that one or the wait is over",
-        Auth::ApiKey, Some(requests.root_schema_for::<ShowQuery>()), None,
-        (200, json_answer(answers, |g| g.subschema_for::<Run>())));
-    op(
-        "get",
+        Auth::ApiKey)
+        .query::<ShowQuery>()
+        .json::<Run>();
+    ops.get(
         "/v1/runs/{id}/evidence",
         "The run with its artifacts, webhook events, provider jobs, gates, history and spans",
         Auth::ApiKey,
-        None,
-        None,
-        (200, json_answer(answers, |g| g.subschema_for::<Evidence>())),
-    );
-    op(
-        "get",
+    )
+    .json::<Evidence>();
+    ops.get(
         "/v1/runs/{id}/graph",
         "The run's state machine definition, its steps and the states it is in now",
         Auth::ApiKey,
-        None,
-        None,
-        (200, json_answer(answers, |g| g.subschema_for::<RunGraph>())),
-    );
-    op(
-        "get",
+    )
+    .json::<RunGraph>();
+    ops.get(
         "/v1/runs/{id}/spans",
         "The run tree: every span, open or closed, by start time",
         Auth::ApiKey,
-        None,
-        None,
-        (200, json_answer(answers, |g| g.subschema_for::<RunTree>())),
-    );
-    op(
-        "get",
+    )
+    .json::<RunTree>();
+    ops.get(
         "/v1/traces/{trace_id}",
         "A chat turn's tree (the trace id the chat answers) and the runs it started",
         Auth::ApiKey,
-        None,
-        None,
-        (200, json_answer(answers, |g| g.subschema_for::<ChatTree>())),
-    );
-    op(
-        "post",
-        "/v1/runs/{id}/cancel",
-        "Cancel a live run",
-        Auth::ApiKey,
-        None,
-        Some((requests.subschema_for::<CancelBody>(), false)),
-        (200, json_answer(answers, |g| g.subschema_for::<Run>())),
-    );
-    op(
-        "post",
-        "/v1/runs/{id}/redrive",
+    )
+    .json::<ChatTree>();
+    ops.post("/v1/runs/{id}/cancel", "Cancel a live run", Auth::ApiKey)
+        .body::<CancelBody>(false)
+        .json::<Run>();
+    ops.post("/v1/runs/{id}/redrive",
         "Continue a failed run from the state that failed, reusing its settled work (409 when it is not failed)",
-        Auth::ApiKey,
-        None,
-        Some((requests.subschema_for::<RedriveBody>(), false)),
-        (200, json_answer(answers, |g| g.subschema_for::<Run>())),
-    );
-    op(
-        "post",
+        Auth::ApiKey)
+        .body::<RedriveBody>(false)
+        .json::<Run>();
+    ops.post(
         "/v1/runs/{id}/replay",
         "A new run that starts at a state of this one with the context recorded there",
         Auth::ApiKey,
-        None,
-        Some((requests.subschema_for::<ReplayBody>(), true)),
-        (201, json_answer(answers, |g| g.subschema_for::<Run>())),
-    );
-    op(
-        "get",
+    )
+    .body::<ReplayBody>(true)
+    .created::<Run>();
+    ops.get(
         "/v1/hitl/link/{id}/{gate}",
         "A signed approval link for a waiting gate",
         Auth::ApiKey,
-        None,
-        None,
-        (
-            200,
-            json_answer(answers, |g| g.subschema_for::<ApprovalLink>()),
-        ),
-    );
-    op(
-        "get",
+    )
+    .json::<ApprovalLink>();
+    ops.get(
         "/v1/hitl/approve/{id}/{gate}",
         "The gate: JSON, or to a browser (Accept: text/html) a page to approve or reject it",
         Auth::TokenOrKey,
-        Some(requests.root_schema_for::<TokenQuery>()),
-        None,
-        (200, json_answer(answers, |g| g.subschema_for::<GatePage>())),
-    );
-    op(
-        "post",
+    )
+    .query::<TokenQuery>()
+    .json::<GatePage>();
+    ops.post(
         "/v1/hitl/approve/{id}/{gate}",
         "Approve the gate (once)",
         Auth::TokenOrKey,
-        Some(requests.root_schema_for::<TokenQuery>()),
-        Some((requests.subschema_for::<DecisionBody>(), false)),
-        (
-            200,
-            json_answer(answers, |g| g.subschema_for::<GateDecision>()),
-        ),
-    );
-    op(
-        "post",
+    )
+    .query::<TokenQuery>()
+    .body::<DecisionBody>(false)
+    .json::<GateDecision>();
+    ops.post(
         "/v1/hitl/reject/{id}/{gate}",
         "Reject the gate (once): the run ends rejected",
         Auth::TokenOrKey,
-        Some(requests.root_schema_for::<TokenQuery>()),
-        Some((requests.subschema_for::<DecisionBody>(), false)),
-        (
-            200,
-            json_answer(answers, |g| g.subschema_for::<GateDecision>()),
-        ),
-    );
-    op("post", "/v1/webhooks/{provider}",
+    )
+    .query::<TokenQuery>()
+    .body::<DecisionBody>(false)
+    .json::<GateDecision>();
+    ops.post("/v1/webhooks/{provider}",
         "A provider's callback, checked with the provider's signature scheme (Shotstack: the run token in the URL)",
-        Auth::Signature, Some(requests.root_schema_for::<CallbackQuery>()),
-        Some((json_schema_object(), true)),
-        (200, json_answer(answers, |g| g.subschema_for::<WebhookAnswer>())));
-    ops
+        Auth::Signature)
+        .query::<CallbackQuery>()
+        .body_schema(json_schema_object(), true)
+        .json::<WebhookAnswer>();
+    ops.list
+}
+
+/// The operations listed so far, and the generators their schemas come
+/// from: requests' as they are read, answers' as they are written.
+struct Ops<'g> {
+    answers: &'g mut SchemaGenerator,
+    requests: &'g mut SchemaGenerator,
+    list: Vec<Op>,
+}
+
+impl<'g> Ops<'g> {
+    fn get(&mut self, path: &'static str, summary: &'static str, auth: Auth) -> NewOp<'_, 'g> {
+        self.op("get", path, summary, auth)
+    }
+
+    fn post(&mut self, path: &'static str, summary: &'static str, auth: Auth) -> NewOp<'_, 'g> {
+        self.op("post", path, summary, auth)
+    }
+
+    fn op(
+        &mut self,
+        method: &'static str,
+        path: &'static str,
+        summary: &'static str,
+        auth: Auth,
+    ) -> NewOp<'_, 'g> {
+        NewOp {
+            ops: self,
+            op: Op {
+                method,
+                path,
+                summary,
+                auth,
+                query: None,
+                body: None,
+                // Replaced by `answer`, the only way to the list.
+                ok: (200, Answer::Text("text/plain")),
+            },
+        }
+    }
+}
+
+/// An operation being described: what it reads, then what it answers
+/// (which lists it).
+struct NewOp<'a, 'g> {
+    ops: &'a mut Ops<'g>,
+    op: Op,
+}
+
+impl NewOp<'_, '_> {
+    /// The query string, as `T` reads it.
+    fn query<T: JsonSchema>(mut self) -> Self {
+        self.op.query = Some(self.ops.requests.root_schema_for::<T>());
+        self
+    }
+
+    /// A JSON body `T`, required or not.
+    fn body<T: JsonSchema>(self, required: bool) -> Self {
+        let schema = self.ops.requests.subschema_for::<T>();
+        self.body_schema(schema, required)
+    }
+
+    fn body_schema(mut self, schema: Schema, required: bool) -> Self {
+        self.op.body = Some((schema, required));
+        self
+    }
+
+    /// 200 with a `T` as JSON.
+    fn json<T: JsonSchema>(self) {
+        let schema = self.ops.answers.subschema_for::<T>();
+        self.answer(200, Answer::Json(schema));
+    }
+
+    /// 201 with a `T` as JSON.
+    fn created<T: JsonSchema>(self) {
+        let schema = self.ops.answers.subschema_for::<T>();
+        self.answer(201, Answer::Json(schema));
+    }
+
+    /// 200 with text of the media type `kind`.
+    fn text(self, kind: &'static str) {
+        self.answer(200, Answer::Text(kind));
+    }
+
+    fn answer(mut self, status: u16, answer: Answer) {
+        self.op.ok = (status, answer);
+        self.ops.list.push(self.op);
+    }
 }
 
 fn json_schema_object() -> Schema {

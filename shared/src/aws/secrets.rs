@@ -19,7 +19,25 @@ pub enum SecretError {
     },
     /// The secret is binary, or not a JSON object of strings.
     #[error("the secret {arn} is not a JSON object of strings ({reason})")]
-    Malformed { arn: String, reason: String },
+    Malformed {
+        arn: String,
+        #[source]
+        reason: MalformedSecret,
+    },
+}
+
+/// Why a secret's value is not a JSON object of strings.
+#[derive(Debug, thiserror::Error)]
+pub enum MalformedSecret {
+    #[error("it has no SecretString")]
+    Binary,
+    #[error("{0}")]
+    NotJson(serde_json::Error),
+    #[error("{name} is {value}, not a string")]
+    NotAString {
+        name: String,
+        value: serde_json::Value,
+    },
 }
 
 /// The secret's values: a JSON object of `NAME: "value"` pairs, as
@@ -43,7 +61,7 @@ pub async fn read(sdk: &SdkConfig, arn: &str) -> Result<BTreeMap<String, String>
         .secret_string()
         .ok_or_else(|| SecretError::Malformed {
             arn: arn.to_owned(),
-            reason: "it has no SecretString".into(),
+            reason: MalformedSecret::Binary,
         })?;
     parse(text).map_err(|reason| SecretError::Malformed {
         arn: arn.to_owned(),
@@ -51,9 +69,9 @@ pub async fn read(sdk: &SdkConfig, arn: &str) -> Result<BTreeMap<String, String>
     })
 }
 
-fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
+fn parse(text: &str) -> Result<BTreeMap<String, String>, MalformedSecret> {
     let values: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| e.to_string())?;
+        serde_json::from_str(text).map_err(MalformedSecret::NotJson)?;
     let mut secrets = BTreeMap::new();
     for (name, value) in values {
         match value {
@@ -61,7 +79,7 @@ fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
             serde_json::Value::String(v) => {
                 secrets.insert(name, v);
             }
-            other => return Err(format!("{name} is {other}, not a string")),
+            value => return Err(MalformedSecret::NotAString { name, value }),
         }
     }
     Ok(secrets)
@@ -77,7 +95,7 @@ mod tests {
         assert_eq!(secrets.len(), 1);
         assert_eq!(secrets["API_KEY"], "0123456789abcdef");
         let err = parse(r#"{"API_KEY": 12}"#).unwrap_err();
-        assert!(err.contains("API_KEY"), "{err}");
+        assert!(err.to_string().contains("API_KEY"), "{err}");
         assert!(parse("not json").is_err());
     }
 }

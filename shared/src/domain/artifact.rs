@@ -147,6 +147,8 @@ impl Artifact {
     }
 }
 
+// `NewArtifact` repeats most of `Artifact`'s fields on purpose: the stored
+// artifact is the flat API shape and row every store reads and writes.
 /// An artifact to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewArtifact {

@@ -44,6 +44,8 @@ pub struct WebhookEvent {
     pub processed_at: Option<DateTime<Utc>>,
 }
 
+// `NewWebhookEvent` repeats most of `WebhookEvent`'s fields on purpose: the
+// stored event is the flat API shape and row every store reads and writes.
 /// A callback to record. Unique on `(provider, idempotency_key)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewWebhookEvent {

@@ -10,6 +10,7 @@ mod port;
 pub mod stepfunctions;
 
 pub use local::{LocalEngine, LocalQueue};
+pub(crate) use port::execution_name;
 pub use port::{
     is_throttle_code, is_transient_code, validate_execution_name, Engine, EngineError,
     ExecutionDescription, ExecutionEnded, StartedExecution,

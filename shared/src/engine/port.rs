@@ -196,6 +196,17 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<HistoryEvent>, EngineError>;
 }
 
+/// The name an execution starts with: `name`, checked, or a new UUID.
+pub(crate) fn execution_name(name: Option<&str>) -> Result<String, EngineError> {
+    match name {
+        Some(name) => {
+            validate_execution_name(name)?;
+            Ok(name.to_owned())
+        }
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+    }
+}
+
 /// Checks an execution name as Step Functions does: 1-80 characters, no
 /// white space, wildcards, brackets, control characters or `"#%\^|~`$&,;:/`.
 pub fn validate_execution_name(name: &str) -> Result<(), EngineError> {

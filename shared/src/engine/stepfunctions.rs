@@ -29,9 +29,7 @@ use serde_json::{json, Map, Value};
 
 use crate::aws::error_parts;
 use crate::engine::asl::machine::HistoryEvent;
-use crate::engine::{
-    validate_execution_name, Engine, EngineError, ExecutionDescription, StartedExecution,
-};
+use crate::engine::{execution_name, Engine, EngineError, ExecutionDescription, StartedExecution};
 
 /// The Step Functions engine.
 #[derive(Debug, Clone)]
@@ -275,6 +273,7 @@ impl StepFunctionsEngine {
     }
 }
 
+// Each method's signature repeats the `Engine` trait's, as every adapter's must.
 #[async_trait]
 impl Engine for StepFunctionsEngine {
     async fn start_execution(
@@ -285,13 +284,7 @@ impl Engine for StepFunctionsEngine {
     ) -> Result<StartedExecution, EngineError> {
         // Checked here as Step Functions checks it, so an emulator that
         // does not check answers the same.
-        let name = match name {
-            Some(name) => {
-                validate_execution_name(name)?;
-                name.to_owned()
-            }
-            None => uuid::Uuid::new_v4().to_string(),
-        };
+        let name = execution_name(name)?;
         let input = input.to_string();
         let tried = retrying("StartExecution", || async {
             let out = self

@@ -256,6 +256,25 @@ pub struct PruneRequest {
 /// ABORTED ones to the callbacks function).
 pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
 
+/// Why the callbacks function could not handle an event.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbacksEventError {
+    #[error("the pruning schedule's input: {0}")]
+    PruneInput(serde_json::Error),
+    #[error("the pruning schedule's retention_days must be at least 1")]
+    NoRetention,
+    #[error("an execution status change without its detail: {0}")]
+    StatusChangeDetail(serde_json::Error),
+    #[error(
+        "neither an SQS event, the reconciler's or pruning schedule nor an execution status change: {0}"
+    )]
+    Unknown(serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+}
+
 /// What the callbacks function is invoked with: an SQS batch from the
 /// callback queue; the reconciler's schedule (`{"reconcile": true}`), which
 /// sweeps the jobs whose callback is overdue and starts the runs whose start
@@ -268,19 +287,15 @@ pub async fn callbacks_event(
     pipeline: &Pipeline,
     event: serde_json::Value,
     options: BatchOptions<'_>,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, CallbacksEventError> {
     if let Some(request) = event.get(PRUNE_EVENT_KEY) {
-        let request: PruneRequest = serde_json::from_value(request.clone())
-            .map_err(|e| format!("the pruning schedule's input: {e}"))?;
+        let request: PruneRequest =
+            serde_json::from_value(request.clone()).map_err(CallbacksEventError::PruneInput)?;
         if request.retention_days == 0 {
-            return Err("the pruning schedule's retention_days must be at least 1".into());
+            return Err(CallbacksEventError::NoRetention);
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::days(request.retention_days.into());
-        let report = pipeline
-            .store
-            .prune(cutoff)
-            .await
-            .map_err(|e| e.to_string())?;
+        let report = pipeline.store.prune(cutoff).await?;
         tracing::info!(
             retention_days = request.retention_days,
             runs = report.runs,
@@ -295,29 +310,21 @@ pub async fn callbacks_event(
         let started = pipeline.start_queued_runs(chrono::Utc::now()).await;
         pipeline.tracer.flush().await;
         flush_metrics(&mut std::io::stdout().lock());
-        let mut report = report
-            .map(|report| serde_json::to_value(report).unwrap_or_default())
-            .map_err(|e| e.to_string())?;
-        report["queued_runs_started"] = serde_json::json!(started.map_err(|e| e.to_string())?);
+        let mut report = serde_json::to_value(report?).unwrap_or_default();
+        report["queued_runs_started"] = serde_json::json!(started?);
         return Ok(report);
     }
     if event.get("detail-type").and_then(serde_json::Value::as_str) == Some(EXECUTION_STATUS_CHANGE)
     {
         let change: crate::pipeline::ExecutionStatusChange =
             serde_json::from_value(event["detail"].clone())
-                .map_err(|e| format!("an execution status change without its detail: {e}"))?;
+                .map_err(CallbacksEventError::StatusChangeDetail)?;
         let recorded = pipeline.record_execution_end(&change).await;
         pipeline.tracer.flush().await;
         flush_metrics(&mut std::io::stdout().lock());
-        return recorded
-            .map(|outcome| serde_json::json!({ "run": outcome }))
-            .map_err(|e| e.to_string());
+        return Ok(serde_json::json!({ "run": recorded? }));
     }
-    let event: SqsEvent = serde_json::from_value(event).map_err(|e| {
-        format!(
-            "neither an SQS event, the reconciler's or pruning schedule nor an execution status change: {e}"
-        )
-    })?;
+    let event: SqsEvent = serde_json::from_value(event).map_err(CallbacksEventError::Unknown)?;
     let response = sqs_event(handler, pipeline, event, options).await;
     Ok(serde_json::to_value(response).unwrap_or_default())
 }

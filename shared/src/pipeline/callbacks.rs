@@ -255,6 +255,27 @@ impl Pipeline {
         }
     }
 
+    /// Ends a callback whose job is settled: the persona's task completed
+    /// when all its jobs are, then the event processed with `note`.
+    async fn finish_settled(
+        &self,
+        message: &CallbackMessage,
+        job: &ProviderJob,
+        note: Option<String>,
+    ) -> Result<(), HandlerError> {
+        if let Some(token) = &job.task_token {
+            self.complete_persona_if_done(job.run_id, job.persona, token)
+                .await?;
+        }
+        self.finish_event(
+            message,
+            WebhookEventStatus::Processed,
+            note,
+            Some(job.run_id),
+        )
+        .await
+    }
+
     /// Marks the callback's webhook event handled: its status, a note, the
     /// run it belonged to.
     async fn finish_event(
@@ -322,17 +343,8 @@ impl Pipeline {
             Settled::Already(job) => {
                 // Settled before, perhaps by a process that died right after:
                 // make sure the persona's task was completed (idempotent).
-                if let Some(token) = &job.task_token {
-                    self.complete_persona_if_done(job.run_id, job.persona, token)
-                        .await?;
-                }
-                self.finish_event(
-                    message,
-                    WebhookEventStatus::Processed,
-                    Some("job already settled".into()),
-                    Some(job.run_id),
-                )
-                .await
+                self.finish_settled(message, &job, Some("job already settled".into()))
+                    .await
             }
             Settled::Now(job) => {
                 tracing::info!(status = %job.status, "provider job settled");
@@ -352,17 +364,7 @@ impl Pipeline {
                 if event_finished {
                     return Ok(()); // its task waits for other jobs: nothing more is owed
                 }
-                if let Some(token) = &job.task_token {
-                    self.complete_persona_if_done(job.run_id, job.persona, token)
-                        .await?;
-                }
-                self.finish_event(
-                    message,
-                    WebhookEventStatus::Processed,
-                    None,
-                    Some(job.run_id),
-                )
-                .await
+                self.finish_settled(message, &job, None).await
             }
         }
     }

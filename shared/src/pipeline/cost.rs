@@ -485,44 +485,24 @@ fn aws_cost(inputs: &CostInputs<'_>, prices: &Prices) -> AwsCost {
         + 2 * inputs.jobs.len()
         + 2 * inputs.webhook_events
         + 2 * inputs.spans.len()) as f64;
-    let line = |service: &str, units: f64, unit: &str, usd: f64| AwsLine {
+    // Each line: the service, how many units it used, of what, and its
+    // price for `per` of them.
+    #[rustfmt::skip]
+    let lines = [
+        ("Step Functions",  transitions,  "state transitions",   aws.state_transitions_per_1000,       1000.0),
+        ("Lambda requests", invocations,  "requests",            aws.lambda_requests_per_million,      1e6),
+        ("Lambda compute",  gb_seconds,   "GB-s",                aws.lambda_gb_second,                 1.0),
+        ("SQS",             sqs_requests, "requests",            aws.sqs_requests_per_million,         1e6),
+        ("DynamoDB",        writes,       "write request units", aws.dynamodb_write_units_per_million, 1e6),
+    ]
+    .into_iter()
+    .map(|(service, units, unit, price, per)| AwsLine {
         service: service.to_owned(),
         units,
         unit: unit.to_owned(),
-        usd,
-    };
-    let lines = vec![
-        line(
-            "Step Functions",
-            transitions,
-            "state transitions",
-            transitions * aws.state_transitions_per_1000 / 1000.0,
-        ),
-        line(
-            "Lambda requests",
-            invocations,
-            "requests",
-            invocations * aws.lambda_requests_per_million / 1e6,
-        ),
-        line(
-            "Lambda compute",
-            gb_seconds,
-            "GB-s",
-            gb_seconds * aws.lambda_gb_second,
-        ),
-        line(
-            "SQS",
-            sqs_requests,
-            "requests",
-            sqs_requests * aws.sqs_requests_per_million / 1e6,
-        ),
-        line(
-            "DynamoDB",
-            writes,
-            "write request units",
-            writes * aws.dynamodb_write_units_per_million / 1e6,
-        ),
-    ];
+        usd: units * price / per,
+    })
+    .collect::<Vec<_>>();
     AwsCost {
         basis: if inputs.on_aws {
             "ran on AWS"

@@ -78,14 +78,7 @@ impl Pipeline {
         let definition: Value = serde_json::from_str(text).map_err(|e| {
             PipelineError::Invalid(format!("statemachine/{name}.asl.json is not JSON: {e}"))
         })?;
-        let history = match &run.execution_id {
-            Some(execution) => self
-                .engine
-                .get_execution_history(execution)
-                .await
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let history = self.history(&run).await;
         let steps = steps(&history);
         let current = steps
             .iter()

@@ -427,18 +427,24 @@ impl Pipeline {
         }
     }
 
-    /// The run and everything recorded about it.
-    pub async fn evidence(&self, key: &str) -> Result<Evidence, PipelineError> {
-        let run = self.find_run(key).await?;
-        let id = run.run_id;
-        let history = match &run.execution_id {
+    /// The run's execution history, as far as the engine has it: none
+    /// before the run started its execution, or when the engine cannot say.
+    pub(super) async fn history(&self, run: &Run) -> Vec<HistoryEvent> {
+        match &run.execution_id {
             Some(execution) => self
                 .engine
                 .get_execution_history(execution)
                 .await
                 .unwrap_or_default(),
             None => Vec::new(),
-        };
+        }
+    }
+
+    /// The run and everything recorded about it.
+    pub async fn evidence(&self, key: &str) -> Result<Evidence, PipelineError> {
+        let run = self.find_run(key).await?;
+        let id = run.run_id;
+        let history = self.history(&run).await;
         let artifacts = self.store.list_artifacts(id).await?;
         let evidence = Evidence {
             webhook_events: self.store.list_webhook_events(id).await?,

@@ -41,13 +41,10 @@ impl Pipeline {
             self.store.list_artifacts(id),
             self.store.list_webhook_events(id),
         )?;
-        let history = match &run.execution_id {
-            Some(execution) if self.settings.on_aws => self
-                .engine
-                .get_execution_history(execution)
-                .await
-                .unwrap_or_default(),
-            _ => Vec::new(),
+        let history = if self.settings.on_aws {
+            self.history(run).await
+        } else {
+            Vec::new()
         };
         let inputs = CostInputs {
             spans: &spans,

@@ -191,6 +191,41 @@ impl ProviderClients {
     }
 }
 
+/// A provider's client, as its calls share it: the `Api` it calls through
+/// and how it reads an answer into a result.
+trait Client {
+    /// An answer holding a `T` as the provider sends it: its envelope, or
+    /// `T` itself.
+    type Answer<T: DeserializeOwned>: DeserializeOwned;
+
+    fn api(&self) -> &Api;
+
+    /// The result an answer holds: its envelope checked and unwrapped.
+    fn read<T: DeserializeOwned>(&self, answer: Self::Answer<T>) -> Result<T, ProviderError>;
+
+    /// A refused or failed request as this provider means it (by default,
+    /// as it is).
+    fn failure(&self, error: ProviderError) -> ProviderError {
+        error
+    }
+
+    /// One call, retried as its kind allows: the request `build` makes, its
+    /// JSON answer read.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        kind: CallKind,
+        name: &'static str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        let api = self.api();
+        api.retrying(kind, name, || async {
+            let response = api.send(build()).await.map_err(|e| self.failure(e))?;
+            self.read(api.json(response).await?)
+        })
+        .await
+    }
+}
+
 /// What every client shares: a base URL, an HTTP client with the timeout set,
 /// the retry policy, and the mapping of transport and status failures to
 /// `ProviderError`.

@@ -24,6 +24,7 @@ use std::ops::Deref;
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
+use hmac::Mac as _;
 use secrecy::SecretString;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -220,28 +221,52 @@ fn signed<'a>(
             format!("{timestamp_header} or {signature_header} is missing"),
         ));
     };
-    check_timestamp(timestamp, now).map_err(|e| (SignatureStatus::Rejected, e))?;
+    check_timestamp(timestamp, now).map_err(|e| (SignatureStatus::Rejected, e.to_string()))?;
     Ok((timestamp, signature))
 }
 
-/// Why a signed callback's timestamp is not acceptable, if it is not.
-fn check_timestamp(timestamp: &str, now: DateTime<Utc>) -> Result<(), String> {
+/// Why a provided signature is refused, if it is: `decoded` is its bytes
+/// (`None` when it is not in the scheme's encoding, which `not_encoded`
+/// says); `verify_slice` compares in constant time.
+fn refused(
+    decoded: Option<Vec<u8>>,
+    not_encoded: &'static str,
+    mac: hmac::Hmac<Sha256>,
+) -> Option<&'static str> {
+    match decoded {
+        None => Some(not_encoded),
+        Some(provided) => mac
+            .verify_slice(&provided)
+            .is_err()
+            .then_some("signature does not match"),
+    }
+}
+
+/// Why a signed callback's timestamp is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TimestampError {
+    #[error("timestamp {0:?} is not a number of seconds")]
+    NotSeconds(String),
+    #[error("timestamp {0} is out of range")]
+    OutOfRange(i64),
+    #[error("timestamp is {0}s old (replay window is {window}s)", window = REPLAY_WINDOW.num_seconds())]
+    TooOld(i64),
+    #[error("timestamp is {0}s in the future")]
+    InTheFuture(i64),
+}
+
+/// Checks a signed callback's timestamp against the replay window.
+fn check_timestamp(timestamp: &str, now: DateTime<Utc>) -> Result<(), TimestampError> {
     let seconds: i64 = timestamp
         .parse()
-        .map_err(|_| format!("timestamp {timestamp:?} is not a number of seconds"))?;
-    let sent = DateTime::<Utc>::from_timestamp(seconds, 0)
-        .ok_or_else(|| format!("timestamp {seconds} is out of range"))?;
+        .map_err(|_| TimestampError::NotSeconds(timestamp.to_owned()))?;
+    let sent =
+        DateTime::<Utc>::from_timestamp(seconds, 0).ok_or(TimestampError::OutOfRange(seconds))?;
     let skew = now.signed_duration_since(sent);
     if skew > REPLAY_WINDOW {
-        Err(format!(
-            "timestamp is {}s old (replay window is 300s)",
-            skew.num_seconds()
-        ))
+        Err(TimestampError::TooOld(skew.num_seconds()))
     } else if -skew > REPLAY_WINDOW {
-        Err(format!(
-            "timestamp is {}s in the future",
-            -skew.num_seconds()
-        ))
+        Err(TimestampError::InTheFuture(-skew.num_seconds()))
     } else {
         Ok(())
     }
@@ -290,11 +315,17 @@ mod tests {
     use crate::domain::{NewWebhookEvent, WebhookEventStatus};
     use axum::http::HeaderValue;
 
-    fn secrets() -> WebhookSecrets {
+    /// The secrets every scheme's tests sign with.
+    pub(super) fn secrets() -> WebhookSecrets {
         WebhookSecrets {
             kieai: SecretString::from("kieai-webhook-secret-0123456789"),
             upload_post: SecretString::from("upload-post-webhook-secret-0123"),
         }
+    }
+
+    /// The fixed "now" the schemes' tests sign and check at.
+    pub(super) fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_760_000_000, 0).unwrap()
     }
 
     /// The event the route stores for `received`.

@@ -15,7 +15,6 @@
 //! connections) are verified but are not job callbacks.
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use hmac::Mac;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
@@ -84,6 +83,8 @@ pub(super) fn parse(payload: &Value) -> Result<Parsed, MalformedCallback> {
     })
 }
 
+// The signature every signed scheme's `receive` shares, for `super::receive`
+// to dispatch to.
 pub(super) fn receive(
     headers: &HeaderMap,
     body: &[u8],
@@ -112,30 +113,20 @@ pub(super) fn receive(
             }
         };
     let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
-    let Ok(provided) = hex::decode(hex_part) else {
-        let error = "signature is not sha256=<hex>".to_owned();
+    let mac = wire::signature_mac(secret, timestamp, body);
+    let refused = super::refused(
+        hex::decode(hex_part).ok(),
+        "signature is not sha256=<hex>",
+        mac,
+    );
+    if let Some(error) = refused {
         return Ok(not_accepted(
             SignatureStatus::Rejected,
             key,
             job_id,
             payload,
             body,
-            error,
-        ));
-    };
-    // `verify_slice` compares in constant time.
-    if wire::signature_mac(secret, timestamp, body)
-        .verify_slice(&provided)
-        .is_err()
-    {
-        let error = "signature does not match".to_owned();
-        return Ok(not_accepted(
-            SignatureStatus::Rejected,
-            key,
-            job_id,
-            payload,
-            body,
-            error,
+            error.to_owned(),
         ));
     }
 
@@ -161,7 +152,8 @@ pub(super) fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhooks::{receive as receive_any, WebhookSecrets};
+    use crate::webhooks::receive as receive_any;
+    use crate::webhooks::tests::{now, secrets};
     use axum::http::HeaderValue;
 
     fn completed(job: &str, platform: &str, success: bool) -> String {
@@ -175,17 +167,6 @@ mod tests {
         format!(
             r#"{{"event":"upload_completed","job_id":"{job}","user_email":"a@b.c","profile_username":"brand","platform":"{platform}","media_type":"video","title":"T","caption":"C","result":{result},"created_at":"2024-03-15T14:30:00.000000"}}"#
         )
-    }
-
-    fn secrets() -> WebhookSecrets {
-        WebhookSecrets {
-            kieai: SecretString::from("kieai-webhook-secret-0123456789"),
-            upload_post: SecretString::from("upload-post-webhook-secret-0123"),
-        }
-    }
-
-    fn now() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_760_000_000, 0).unwrap()
     }
 
     fn signed(body: &str, timestamp: i64, secret: &SecretString) -> HeaderMap {

@@ -7,8 +7,8 @@
 
 use super::context::ContextObject;
 use super::error::StatesError;
-use super::intrinsics::Call;
-use super::path::Path;
+use super::intrinsics::{Call, IntrinsicSyntaxError};
+use super::path::{Path, PathSyntaxError};
 use serde_json::{Map, Value};
 
 /// A dynamic value: a path or an intrinsic call.
@@ -20,17 +20,26 @@ pub enum Expr {
     Call(Call),
 }
 
+/// Why the value of a `.$` key is not an expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExprSyntaxError {
+    #[error(transparent)]
+    Path(#[from] PathSyntaxError),
+    #[error(transparent)]
+    Call(#[from] IntrinsicSyntaxError),
+    #[error("{0:?} is neither a path (starting with '$') nor an intrinsic function call")]
+    Neither(String),
+}
+
 impl Expr {
     /// Parses the value of a `.$` key (or of `ErrorPath`/`CausePath`).
-    pub fn parse(text: &str) -> Result<Expr, String> {
+    pub fn parse(text: &str) -> Result<Expr, ExprSyntaxError> {
         if text.starts_with('$') {
-            Path::parse(text).map(Expr::Path).map_err(|e| e.to_string())
+            Ok(Expr::Path(Path::parse(text)?))
         } else if Call::looks_like_call(text) {
-            Call::parse(text).map(Expr::Call).map_err(|e| e.to_string())
+            Ok(Expr::Call(Call::parse(text)?))
         } else {
-            Err(format!(
-                "{text:?} is neither a path (starting with '$') nor an intrinsic function call"
-            ))
+            Err(ExprSyntaxError::Neither(text.to_owned()))
         }
     }
 

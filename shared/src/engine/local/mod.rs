@@ -30,7 +30,8 @@ use super::asl::machine::{
 };
 use super::asl::model::StateMachine;
 use super::port::{
-    validate_execution_name, Engine, EngineError, ExecutionDescription, StartedExecution,
+    execution_name, validate_execution_name, Engine, EngineError, ExecutionDescription,
+    StartedExecution,
 };
 use crate::store::engine::{
     Commit, CommitKind, CommitRefused, EngineStore, ExecutionRecord, ExecutionState, HistoryRecord,
@@ -269,14 +270,7 @@ impl LocalEngine {
             }
             // A live execution this process holds is running: no need to
             // read it back before waiting.
-            let held = self
-                .inner
-                .live
-                .lock()
-                .expect("lock")
-                .get(execution_arn)
-                .cloned();
-            let held_running = match held {
+            let held_running = match self.inner.held(execution_arn) {
                 Some(live) => live.try_lock().map(|l| l.current).unwrap_or(true),
                 None => false,
             };
@@ -294,14 +288,7 @@ impl LocalEngine {
 
     /// The names of the states an execution is in now (for watching).
     pub async fn current_states(&self, execution_arn: &str) -> Vec<String> {
-        let live = self
-            .inner
-            .live
-            .lock()
-            .expect("lock")
-            .get(execution_arn)
-            .cloned();
-        match live {
+        match self.inner.held(execution_arn) {
             Some(live) => live.lock().await.snapshot.current_states(),
             None => Vec::new(),
         }
@@ -368,10 +355,15 @@ impl Inner {
         }
     }
 
+    /// The execution `arn` if this process holds it in memory.
+    fn held(&self, arn: &str) -> Option<Arc<tokio::sync::Mutex<Live>>> {
+        self.live.lock().expect("lock").get(arn).cloned()
+    }
+
     /// The running execution `arn`, from memory or the store.
     async fn live(&self, arn: &str) -> Result<Arc<tokio::sync::Mutex<Live>>, EngineError> {
-        if let Some(live) = self.live.lock().expect("lock").get(arn) {
-            return Ok(Arc::clone(live));
+        if let Some(live) = self.held(arn) {
+            return Ok(live);
         }
         let record = self
             .store
@@ -615,6 +607,7 @@ fn description(record: ExecutionRecord) -> ExecutionDescription {
     }
 }
 
+// Each method's signature repeats the `Engine` trait's, as every adapter's must.
 #[async_trait]
 impl Engine for LocalEngine {
     async fn start_execution(
@@ -631,13 +624,7 @@ impl Engine for LocalEngine {
             .get(state_machine_arn)
             .cloned()
             .ok_or_else(|| EngineError::StateMachineDoesNotExist(state_machine_arn.to_owned()))?;
-        let name = match name {
-            Some(name) => {
-                validate_execution_name(name)?;
-                name.to_owned()
-            }
-            None => uuid::Uuid::new_v4().to_string(),
-        };
+        let name = execution_name(name)?;
         let execution_arn = arn::execution(&machine.name, &name);
         let now = Utc::now();
         let context = ExecutionContext {

@@ -36,12 +36,29 @@ pub(super) fn reply(transcript: &Transcript<'_>) -> AssistantMessage {
             AssistantMessage::calls(vec![transcript.call(Agent::Brendan, tool, args)])
         }
         Ok((tool, _)) => AssistantMessage::text(format!("I can't use {tool} here. {HELP}")),
-        Err(answer) => AssistantMessage::text(answer),
+        Err(Reply(answer)) => AssistantMessage::text(answer),
+    }
+}
+
+/// What Brendan says instead of calling a tool: the question a request
+/// leaves open, or his greeting.
+#[derive(Debug)]
+struct Reply(String);
+
+impl From<&str> for Reply {
+    fn from(text: &str) -> Self {
+        Reply(text.to_owned())
+    }
+}
+
+impl From<String> for Reply {
+    fn from(text: String) -> Self {
+        Reply(text)
     }
 }
 
 /// The tool call a request asks for, or the question/answer to give instead.
-fn intent(text: &str, conversation: &[Message]) -> Result<(&'static str, Value), String> {
+fn intent(text: &str, conversation: &[Message]) -> Result<(&'static str, Value), Reply> {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric() && c != '-')
@@ -115,7 +132,7 @@ fn intent(text: &str, conversation: &[Message]) -> Result<(&'static str, Value),
         }
         return Ok((catalog::START_RUN, args));
     }
-    Err(format!("Hi, I'm Brendan. {HELP}"))
+    Err(format!("Hi, I'm Brendan. {HELP}").into())
 }
 
 fn project_names() -> Vec<String> {

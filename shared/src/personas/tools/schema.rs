@@ -24,6 +24,15 @@ pub struct SchemaViolation {
     pub reason: String,
 }
 
+impl SchemaViolation {
+    fn new(field: &str, reason: String) -> Self {
+        SchemaViolation {
+            field: field.to_owned(),
+            reason,
+        }
+    }
+}
+
 /// The JSON Schema of `T` as the model is given it: one object, every
 /// subschema inline, no meta-data keywords, `additionalProperties: false`,
 /// an optional field described by its value's schema (absent rather than
@@ -113,12 +122,7 @@ pub fn check(schema: &Value, value: &Value) -> Result<(), SchemaViolation> {
 }
 
 fn check_at(schema: &Value, value: &Value, at: &str) -> Result<(), SchemaViolation> {
-    let fail = |reason: String| {
-        Err(SchemaViolation {
-            field: at.to_owned(),
-            reason,
-        })
-    };
+    let fail = |reason: String| Err(SchemaViolation::new(at, reason));
     let Some(schema) = schema.as_object() else {
         return Ok(());
     };
@@ -138,7 +142,7 @@ fn check_at(schema: &Value, value: &Value, at: &str) -> Result<(), SchemaViolati
         }
     }
     match value {
-        Value::String(text) => check_string(schema, text).or_else(fail),
+        Value::String(text) => check_string(schema, text, at),
         Value::Number(number) => {
             let n = number.as_f64().unwrap_or_default();
             if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
@@ -202,10 +206,10 @@ fn check_object(
         .filter_map(Value::as_str)
     {
         if !fields.contains_key(required) {
-            return Err(SchemaViolation {
-                field: field(required),
-                reason: "is required".to_owned(),
-            });
+            return Err(SchemaViolation::new(
+                &field(required),
+                "is required".to_owned(),
+            ));
         }
     }
     for (name, value) in fields {
@@ -213,13 +217,13 @@ fn check_object(
             Some(property) => check_at(property, value, &field(name))?,
             None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
                 let known: Vec<&str> = properties.keys().map(String::as_str).collect();
-                return Err(SchemaViolation {
-                    field: field(name),
-                    reason: format!(
+                return Err(SchemaViolation::new(
+                    &field(name),
+                    format!(
                         "is not an argument of this tool (it takes {})",
                         known.join(", ")
                     ),
-                });
+                ));
             }
             None => {}
         }
@@ -227,11 +231,12 @@ fn check_object(
     Ok(())
 }
 
-fn check_string(schema: &Map<String, Value>, text: &str) -> Result<(), String> {
+fn check_string(schema: &Map<String, Value>, text: &str, at: &str) -> Result<(), SchemaViolation> {
+    let fail = |reason: String| Err(SchemaViolation::new(at, reason));
     let chars = text.chars().count() as u64;
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
         if chars < min {
-            return Err(if min == 1 {
+            return fail(if min == 1 {
                 "may not be empty".to_owned()
             } else {
                 format!("needs at least {min} characters, got {chars}")
@@ -240,16 +245,16 @@ fn check_string(schema: &Map<String, Value>, text: &str) -> Result<(), String> {
     }
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
         if chars > max {
-            return Err(format!("is longer than {max} characters ({chars})"));
+            return fail(format!("is longer than {max} characters ({chars})"));
         }
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         if !pattern_matches(pattern, text) {
-            return Err(format!("{text:?} does not match the pattern {pattern}"));
+            return fail(format!("{text:?} does not match the pattern {pattern}"));
         }
     }
     if schema.get("format").and_then(Value::as_str) == Some("uri") && !is_uri(text) {
-        return Err(format!("{text:?} is not an absolute URL"));
+        return fail(format!("{text:?} is not an absolute URL"));
     }
     Ok(())
 }

@@ -41,6 +41,26 @@ fn answers(provider: &str, exchange: &str) -> Vec<Fixture> {
         .collect()
 }
 
+/// `body` received with `headers` as `provider`'s callback: its signature
+/// verified, or the fixture `name` fails.
+fn verified(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &WebhookSecrets,
+    now: chrono::DateTime<Utc>,
+    name: &str,
+) -> webhooks::Received {
+    let received = webhooks::receive(provider, headers, body, secrets, now)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        received.signature_status,
+        SignatureStatus::Verified,
+        "{name}"
+    );
+    received
+}
+
 #[tokio::test]
 async fn the_kieai_client_reads_every_documented_answer() {
     let server = FixtureServer::start(fixture("kieai", "generate_ok")).await;
@@ -165,14 +185,7 @@ async fn kieai_callbacks_are_read_as_documented() {
                 .unwrap(),
         );
         let body = serde_json::to_vec(&f.body).unwrap();
-        let received = webhooks::receive(Provider::KieAi, &headers, &body, &secrets, now)
-            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert_eq!(
-            received.signature_status,
-            SignatureStatus::Verified,
-            "{}",
-            f.name
-        );
+        let received = verified(Provider::KieAi, &headers, &body, &secrets, now, &f.name);
         let callback = received.callback.expect("acted on").into_inner();
         assert_eq!(callback.job_id, task_id);
         match (f.body["code"].as_i64(), &callback.outcome_hint) {
@@ -510,13 +523,13 @@ fn upload_post_webhooks_are_read_as_documented() {
             ))
             .unwrap(),
         );
-        let received = webhooks::receive(Provider::UploadPost, &headers, &body, &secrets, now)
-            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert_eq!(
-            received.signature_status,
-            SignatureStatus::Verified,
-            "{}",
-            f.name
+        let received = verified(
+            Provider::UploadPost,
+            &headers,
+            &body,
+            &secrets,
+            now,
+            &f.name,
         );
         let is_result = f.body["event"] == "upload_completed" && f.body["job_id"].is_string();
         assert_eq!(received.callback.is_some(), is_result, "{}", f.name);

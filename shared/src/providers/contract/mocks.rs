@@ -27,6 +27,22 @@ async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Faults that refuse every request with the rate-limit answer.
+fn throttled() -> MockFaults {
+    MockFaults {
+        throttle: 1.0,
+        ..MockFaults::default()
+    }
+}
+
+/// The answer to `request`, checked against `provider`'s documented
+/// `exchange`.
+async fn documented(provider: &str, exchange: &str, request: reqwest::RequestBuilder) -> Value {
+    let (status, body) = answer(request).await;
+    assert_documented(provider, exchange, Some(status), &body);
+    body
+}
+
 fn bearer() -> &'static str {
     "Bearer test-kieai-key"
 }
@@ -42,13 +58,9 @@ async fn mock_kieai_speaks_the_documented_shapes() {
         let mut receiver = Receiver::start(0).await;
         let mut task_ids = Vec::new();
         for prompt in ["a cat", "[fail] a cat"] {
-            let (status, body) = answer(
-                http.post(format!("{}/api/v1/veo/generate", mocks.kieai_url))
+            let body = documented("kieai", "POST /api/v1/veo/generate", http.post(format!("{}/api/v1/veo/generate", mocks.kieai_url))
                     .header("authorization", bearer())
-                    .json(&json!({ "prompt": prompt, "aspect_ratio": "9:16", "callBackUrl": receiver.url })),
-            )
-            .await;
-            assert_documented("kieai", "POST /api/v1/veo/generate", Some(status), &body);
+                    .json(&json!({ "prompt": prompt, "aspect_ratio": "9:16", "callBackUrl": receiver.url })),).await;
             task_ids.push(body["data"]["taskId"].as_str().unwrap().to_owned());
         }
         let record = |id: &str| {
@@ -79,23 +91,24 @@ async fn mock_kieai_speaks_the_documented_shapes() {
                 assert!(body["data"]["response"]["originUrls"].is_null(), "{body}");
             }
         }
-        let (status, body) = answer(record("no-such-task")).await;
-        assert_documented("kieai", "GET /api/v1/veo/record-info", Some(status), &body);
-        let (status, body) = answer(
+        documented(
+            "kieai",
+            "GET /api/v1/veo/record-info",
+            record("no-such-task"),
+        )
+        .await;
+        documented(
+            "kieai",
+            "GET /api/v1/chat/credit",
             http.get(format!("{}/api/v1/chat/credit", mocks.kieai_url))
                 .header("authorization", bearer()),
         )
         .await;
-        assert_documented("kieai", "GET /api/v1/chat/credit", Some(status), &body);
         mocks.shutdown().await;
     }
 
     // Refused before it is handled: the documented rate-limit answer.
-    let (mocks, http) = start(MockFaults {
-        throttle: 1.0,
-        ..MockFaults::default()
-    })
-    .await;
+    let (mocks, http) = start(throttled()).await;
     let (status, body) = answer(
         http.post(format!("{}/api/v1/veo/generate", mocks.kieai_url))
             .header("authorization", bearer())
@@ -124,43 +137,34 @@ async fn mock_shotstack_speaks_the_documented_shapes() {
         "https://cdn.example/a.mp4",
         "https://cdn.example/[fail].mp4",
     ] {
-        let (status, body) = answer(
+        let body = documented(
+            "shotstack",
+            "POST /edit/{stage}/render",
             key(http.post(format!("{}/edit/v1/render", mocks.shotstack_url))).json(&edit(src)),
         )
         .await;
-        assert_documented(
-            "shotstack",
-            "POST /edit/{stage}/render",
-            Some(status),
-            &body,
-        );
         ids.push(body["response"]["id"].as_str().unwrap().to_owned());
     }
-    let (status, body) =
-        answer(key(http.post(format!("{}/edit/v1/render", mocks.shotstack_url))).json(&json!({})))
-            .await;
-    assert_documented(
+    documented(
         "shotstack",
         "POST /edit/{stage}/render",
-        Some(status),
-        &body,
-    );
+        key(http.post(format!("{}/edit/v1/render", mocks.shotstack_url))).json(&json!({})),
+    )
+    .await;
     // Every status on the way, then done and failed.
     let deadline = std::time::Instant::now() + WAIT;
     let mut seen = std::collections::BTreeSet::new();
     loop {
         for id in &ids {
-            let (status, body) = answer(key(http.get(format!(
-                "{}/edit/v1/render/{id}?data=false",
-                mocks.shotstack_url
-            ))))
-            .await;
-            assert_documented(
+            let body = documented(
                 "shotstack",
                 "GET /edit/{stage}/render/{id}",
-                Some(status),
-                &body,
-            );
+                key(http.get(format!(
+                    "{}/edit/v1/render/{id}?data=false",
+                    mocks.shotstack_url
+                ))),
+            )
+            .await;
             seen.insert(body["response"]["status"].as_str().unwrap().to_owned());
         }
         if seen.contains("done") && seen.contains("failed") || std::time::Instant::now() > deadline
@@ -171,17 +175,15 @@ async fn mock_shotstack_speaks_the_documented_shapes() {
     }
     assert!(seen.len() >= 4, "{seen:?}");
     // With `data`, the edit as submitted, its callback URL included.
-    let (status, body) = answer(key(http.get(format!(
-        "{}/edit/v1/render/{}?data=true",
-        mocks.shotstack_url, ids[0]
-    ))))
-    .await;
-    assert_documented(
+    let body = documented(
         "shotstack",
         "GET /edit/{stage}/render/{id}",
-        Some(status),
-        &body,
-    );
+        key(http.get(format!(
+            "{}/edit/v1/render/{}?data=true",
+            mocks.shotstack_url, ids[0]
+        ))),
+    )
+    .await;
     assert_eq!(body["response"]["data"]["callback"], json!(receiver.url));
     // Three callbacks: the good render's two, the failed render's one.
     for _ in 0..3 {
@@ -189,35 +191,25 @@ async fn mock_shotstack_speaks_the_documented_shapes() {
         let body: Value = serde_json::from_slice(&delivered.body).unwrap();
         assert_documented("shotstack", "callback", None, &body);
     }
-    let (status, body) = answer(key(http.get(format!(
-        "{}/serve/v1/assets/render/{}",
-        mocks.shotstack_url, ids[0]
-    ))))
-    .await;
-    assert_documented(
+    let body = documented(
         "shotstack",
         "GET /serve/{stage}/assets/render/{id}",
-        Some(status),
-        &body,
-    );
-    assert_eq!(body["data"][0]["attributes"]["status"], "ready", "{body}");
-    let (status, body) = answer(key(
-        http.get(format!("{}/edit/stage/templates", mocks.shotstack_url))
-    ))
+        key(http.get(format!(
+            "{}/serve/v1/assets/render/{}",
+            mocks.shotstack_url, ids[0]
+        ))),
+    )
     .await;
-    assert_documented(
+    assert_eq!(body["data"][0]["attributes"]["status"], "ready", "{body}");
+    documented(
         "shotstack",
         "GET /edit/{stage}/templates",
-        Some(status),
-        &body,
-    );
+        key(http.get(format!("{}/edit/stage/templates", mocks.shotstack_url))),
+    )
+    .await;
     mocks.shutdown().await;
 
-    let (mocks, http) = start(MockFaults {
-        throttle: 1.0,
-        ..MockFaults::default()
-    })
-    .await;
+    let (mocks, http) = start(throttled()).await;
     let (status, body) = answer(key(
         http.get(format!("{}/edit/v1/render/{}", mocks.shotstack_url, ids[0]))
     ))
@@ -239,19 +231,10 @@ async fn mock_upload_post_speaks_the_documented_shapes() {
         let mut receiver = receiver;
         let key =
             |r: reqwest::RequestBuilder| r.header("authorization", "Apikey test-upload-post-key");
-        let (status, body) = answer(
-            key(http.post(format!("{}/api/uploadposts/users/notifications", mocks.upload_post_url)))
+        documented("upload_post", "POST /api/uploadposts/users/notifications", key(http.post(format!("{}/api/uploadposts/users/notifications", mocks.upload_post_url)))
                 .json(&json!({ "channels": { "webhook": true, "telegram": false }, "webhook_url": receiver.url,
                                "webhook_events": { "upload_completed": true, "social_account_connected": false,
-                                                   "social_account_disconnected": false, "social_account_reauth_required": false } })),
-        )
-        .await;
-        assert_documented(
-            "upload_post",
-            "POST /api/uploadposts/users/notifications",
-            Some(status),
-            &body,
-        );
+                                                   "social_account_disconnected": false, "social_account_reauth_required": false } })),).await;
         let form = |title: &str, request_id: &str| {
             reqwest::multipart::Form::new()
                 .text("user", "brand")
@@ -262,30 +245,30 @@ async fn mock_upload_post_speaks_the_documented_shapes() {
                 .text("async_upload", "true")
                 .text("request_id", request_id.to_owned())
         };
+        let status = |request_id: &str| {
+            key(http.get(format!(
+                "{}/api/uploadposts/status?request_id={request_id}",
+                mocks.upload_post_url
+            )))
+        };
         for (title, request_id) in [("A title", "mw-1"), ("[fail] A title", "mw-2")] {
             let upload = || {
                 key(http.post(format!("{}/api/upload", mocks.upload_post_url)))
                     .header("idempotency-key", request_id)
                     .multipart(form(title, request_id))
             };
-            let (status, body) = answer(upload()).await;
-            assert_documented("upload_post", "POST /api/upload", Some(status), &body);
+            let body = documented("upload_post", "POST /api/upload", upload()).await;
             assert_eq!(body["request_id"], request_id);
             assert_eq!(body["job_id"].is_string(), nulls == 0.0, "{body}");
             // Sent again with the same key: the same upload, nothing new.
             let (_, again) = answer(upload()).await;
             assert_eq!(again, body);
-            let (status, body) = answer(key(http.get(format!(
-                "{}/api/uploadposts/status?request_id={request_id}",
-                mocks.upload_post_url
-            ))))
-            .await;
-            assert_documented(
+            documented(
                 "upload_post",
                 "GET /api/uploadposts/status",
-                Some(status),
-                &body,
-            );
+                status(request_id),
+            )
+            .await;
         }
         assert_eq!(mocks.upload_post.snapshot().accepted, 2);
         for _ in 0..4 {
@@ -294,42 +277,32 @@ async fn mock_upload_post_speaks_the_documented_shapes() {
             assert_documented("upload_post", "webhook", None, &body);
         }
         for request_id in ["mw-1", "mw-2", "nothing"] {
-            let (status, body) = answer(key(http.get(format!(
-                "{}/api/uploadposts/status?request_id={request_id}",
-                mocks.upload_post_url
-            ))))
-            .await;
-            assert_documented(
+            documented(
                 "upload_post",
                 "GET /api/uploadposts/status",
-                Some(status),
-                &body,
-            );
+                status(request_id),
+            )
+            .await;
         }
-        let (status, body) = answer(key(
-            http.get(format!("{}/api/uploadposts/me", mocks.upload_post_url))
-        ))
+        documented(
+            "upload_post",
+            "GET /api/uploadposts/me",
+            key(http.get(format!("{}/api/uploadposts/me", mocks.upload_post_url))),
+        )
         .await;
-        assert_documented(
+        documented(
             "upload_post",
             "GET /api/uploadposts/me",
-            Some(status),
-            &body,
-        );
-        let (status, body) =
-            answer(http.get(format!("{}/api/uploadposts/me", mocks.upload_post_url))).await;
-        assert_documented(
+            http.get(format!("{}/api/uploadposts/me", mocks.upload_post_url)),
+        )
+        .await;
+        documented(
             "upload_post",
-            "GET /api/uploadposts/me",
-            Some(status),
-            &body,
-        );
-        let (status, body) = answer(
+            "POST /api/upload",
             key(http.post(format!("{}/api/upload", mocks.upload_post_url)))
                 .multipart(reqwest::multipart::Form::new().text("title", "x")),
         )
         .await;
-        assert_documented("upload_post", "POST /api/upload", Some(status), &body);
         mocks.shutdown().await;
     }
 

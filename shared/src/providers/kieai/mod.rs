@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
-use super::{secret_header, Api, CallKind, ProviderError};
+use super::{secret_header, Api, CallKind, Client, ProviderError};
 use crate::domain::Provider;
 
 #[cfg(test)]
@@ -128,25 +129,20 @@ impl KieAiClient {
         .await
     }
 
-    /// One call, retried as its kind allows: the request `build` makes, its
-    /// envelope read and unwrapped.
-    async fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        kind: CallKind,
-        name: &'static str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<T, ProviderError> {
-        self.api
-            .retrying(kind, name, || async {
-                let response = self.api.send(build()).await?;
-                let envelope: wire::Envelope<T> = self.api.json(response).await?;
-                self.accept(envelope)
-            })
-            .await
+    fn bearer(&self) -> reqwest::header::HeaderValue {
+        secret_header(&format!("Bearer {}", self.api_key.expose_secret()))
+    }
+}
+
+impl Client for KieAiClient {
+    type Answer<T: DeserializeOwned> = wire::Envelope<T>;
+
+    fn api(&self) -> &Api {
+        &self.api
     }
 
     /// Unwraps `data` when `code` is 200; otherwise the envelope is the error.
-    fn accept<T>(&self, envelope: wire::Envelope<T>) -> Result<T, ProviderError> {
+    fn read<T: DeserializeOwned>(&self, envelope: wire::Envelope<T>) -> Result<T, ProviderError> {
         match (envelope.code, envelope.data) {
             (200, Some(data)) => Ok(data),
             (200, None) => Err(self.api.decode("code 200 without data")),
@@ -161,9 +157,5 @@ impl KieAiClient {
                 message: envelope.msg,
             }),
         }
-    }
-
-    fn bearer(&self) -> reqwest::header::HeaderValue {
-        secret_header(&format!("Bearer {}", self.api_key.expose_secret()))
     }
 }

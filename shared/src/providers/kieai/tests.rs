@@ -1,25 +1,20 @@
 //! The kie.ai client against the mock, over real HTTP on loopback.
 use std::time::Duration;
 
-use chrono::Utc;
 use secrecy::SecretString;
 
 use super::*;
-use crate::domain::SignatureStatus;
-use crate::providers::mock::testing::{self, hanging_server, Receiver, LATENCY};
-use crate::webhooks::{self, CallbackKind, OutcomeHint};
+use crate::providers::mock::testing::{self, hanging_server, Receiver};
+use crate::webhooks::{CallbackKind, OutcomeHint};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn settle(client: &KieAiClient, task_id: &str) -> VeoTask {
-    for _ in 0..50 {
-        let task = client.record_info(task_id).await.unwrap();
-        if task.state != VeoState::Pending {
-            return task;
-        }
-        tokio::time::sleep(LATENCY / 3).await;
-    }
-    panic!("task {task_id} stayed pending");
+    let read = || async { client.record_info(task_id).await.unwrap() };
+    testing::settle(&format!("task {task_id}"), read, |task| {
+        task.state != VeoState::Pending
+    })
+    .await
 }
 
 #[tokio::test]
@@ -124,15 +119,7 @@ async fn a_submission_calls_back_signed_and_the_signature_verifies() {
     let task_id = clients.kieai.generate(&request).await.unwrap();
 
     let delivered = receiver.next(WAIT).await;
-    let received = webhooks::receive(
-        crate::domain::Provider::KieAi,
-        &delivered.headers,
-        &delivered.body,
-        &testing::secrets(),
-        Utc::now(),
-    )
-    .unwrap();
-    assert_eq!(received.signature_status, SignatureStatus::Verified);
+    let received = testing::verified(crate::domain::Provider::KieAi, &delivered);
     assert_eq!(received.idempotency_key, format!("kieai:{task_id}:200"));
     let callback = received.callback.unwrap();
     assert_eq!(callback.job_id, task_id);

@@ -137,10 +137,19 @@ fn check_edit(edit: &Value) -> Result<(f64, String), String> {
     Ok((end, first.unwrap_or_default()))
 }
 
-fn authorized(state: &Shotstack, headers: &HeaderMap) -> bool {
-    state
+/// The answer to a request for an unknown stage (404) or without the key
+/// (401), if it is one of those.
+fn refused(state: &Shotstack, stage: &str, headers: &HeaderMap) -> Option<Response> {
+    if !known_stage(stage) {
+        Some(not_found())
+    } else if !state
         .shared
         .authorized(headers, API_KEY_HEADER, "", |k| &k.shotstack)
+    {
+        Some(unauthorized())
+    } else {
+        None
+    }
 }
 
 async fn render(
@@ -149,11 +158,8 @@ async fn render(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !known_stage(&stage_name) {
-        return not_found();
-    }
-    if !authorized(&state, &headers) {
-        return unauthorized();
+    if let Some(refusal) = refused(&state, &stage_name, &headers) {
+        return refusal;
     }
     let Ok(edit) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("body is not valid JSON");
@@ -281,11 +287,8 @@ async fn get_render(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if !known_stage(&stage_name) {
-        return not_found();
-    }
-    if !authorized(&state, &headers) {
-        return unauthorized();
+    if let Some(refusal) = refused(&state, &stage_name, &headers) {
+        return refusal;
     }
     let renders = lock(&state.renders);
     let Some(render) = renders.get(&id).filter(|r| r.stage == stage_name) else {
@@ -346,11 +349,8 @@ async fn hosted_assets(
     Path((stage_name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !known_stage(&stage_name) {
-        return not_found();
-    }
-    if !authorized(&state, &headers) {
-        return unauthorized();
+    if let Some(refusal) = refused(&state, &stage_name, &headers) {
+        return refusal;
     }
     let renders = lock(&state.renders);
     let latency = state.shared.config.latency;
@@ -377,11 +377,8 @@ async fn templates(
     Path(stage_name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !known_stage(&stage_name) {
-        return not_found();
-    }
-    if !authorized(&state, &headers) {
-        return unauthorized();
+    if let Some(refusal) = refused(&state, &stage_name, &headers) {
+        return refusal;
     }
     reply(
         StatusCode::OK,

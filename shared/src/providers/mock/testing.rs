@@ -15,8 +15,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{MockConfig, MockProviders};
+use crate::domain::{Provider, SignatureStatus};
 use crate::providers::{ProviderClients, ProviderKeys};
-use crate::webhooks::WebhookSecrets;
+use crate::webhooks::{self, Received, WebhookSecrets};
 
 pub(crate) const LATENCY: Duration = Duration::from_millis(150);
 
@@ -146,4 +147,39 @@ pub(crate) async fn eventually(condition: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("condition not met within 2s");
+}
+
+/// What `read` answers once `done` says it is over, read every third of the
+/// mocks' latency; `what` names it when it never is.
+pub(crate) async fn settle<T, F>(
+    what: &str,
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    for _ in 0..50 {
+        let answer = read().await;
+        if done(&answer) {
+            return answer;
+        }
+        tokio::time::sleep(LATENCY / 3).await;
+    }
+    panic!("{what} never ended");
+}
+
+/// A delivered callback as the webhook route reads it, checked with the
+/// test secrets now; the signature verified.
+pub(crate) fn verified(provider: Provider, delivered: &Delivered) -> Received {
+    let received = webhooks::receive(
+        provider,
+        &delivered.headers,
+        &delivered.body,
+        &secrets(),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(received.signature_status, SignatureStatus::Verified);
+    received
 }

@@ -15,8 +15,9 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
-use super::{secret_header, Api, CallKind, ProviderError};
+use super::{secret_header, Api, CallKind, Client, ProviderError};
 use crate::domain::Provider;
 
 #[cfg(test)]
@@ -256,28 +257,6 @@ impl ShotstackClient {
         Ok(())
     }
 
-    /// One call, retried as its kind allows: the request `build` makes, its
-    /// `{success, message, response}` envelope read and unwrapped.
-    async fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        kind: CallKind,
-        name: &'static str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<T, ProviderError> {
-        self.api
-            .retrying(kind, name, || async {
-                let response = self.api.send(build()).await?;
-                let envelope: wire::Envelope<T> = self.api.json(response).await?;
-                if !envelope.success {
-                    return Err(self
-                        .api
-                        .decode(format!("success=false: {}", envelope.message)));
-                }
-                Ok(envelope.response)
-            })
-            .await
-    }
-
     fn check_id(&self, id: &str) -> Result<(), ProviderError> {
         if is_valid_id(id) {
             Ok(())
@@ -291,5 +270,23 @@ impl ShotstackClient {
 
     fn key(&self) -> reqwest::header::HeaderValue {
         secret_header(self.api_key.expose_secret())
+    }
+}
+
+impl Client for ShotstackClient {
+    type Answer<T: DeserializeOwned> = wire::Envelope<T>;
+
+    fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// Unwraps the `{success, message, response}` envelope.
+    fn read<T: DeserializeOwned>(&self, envelope: wire::Envelope<T>) -> Result<T, ProviderError> {
+        if !envelope.success {
+            return Err(self
+                .api
+                .decode(format!("success=false: {}", envelope.message)));
+        }
+        Ok(envelope.response)
     }
 }

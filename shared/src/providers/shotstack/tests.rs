@@ -20,14 +20,11 @@ fn edit<'a>(clips: &[ClipSource<'a>], callback: Option<&'a str>) -> RenderReques
 }
 
 async fn settle(client: &ShotstackClient, id: &str) -> RenderStatus {
-    for _ in 0..50 {
-        let status = client.get_render(id).await.unwrap();
-        if matches!(status.status, RenderState::Done | RenderState::Failed) {
-            return status;
-        }
-        tokio::time::sleep(LATENCY / 3).await;
-    }
-    panic!("render {id} never ended");
+    let read = || async { client.get_render(id).await.unwrap() };
+    testing::settle(&format!("render {id}"), read, |status| {
+        matches!(status.status, RenderState::Done | RenderState::Failed)
+    })
+    .await
 }
 
 const CLIPS: [ClipSource<'static>; 2] = [

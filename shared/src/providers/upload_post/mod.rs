@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use reqwest::multipart::Form;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
-use super::{secret_header, Api, CallKind, ProviderError};
+use super::{secret_header, Api, CallKind, Client, ProviderError};
 use crate::domain::Provider;
 
 #[cfg(test)]
@@ -313,37 +314,39 @@ impl UploadPostClient {
         Err(last.expect("at least one host was tried"))
     }
 
-    /// One call, retried as its kind allows: the request `build` makes, its
-    /// JSON answer read. upload-post's quota answers (a 429 naming a monthly
-    /// `usage` or a daily cap's `violations`) are final, not throttles.
-    async fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        kind: CallKind,
-        name: &'static str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<T, ProviderError> {
-        self.api
-            .retrying(kind, name, || async {
-                match self.api.send(build()).await {
-                    Ok(response) => self.api.json(response).await,
-                    Err(ProviderError::Status {
-                        status: 429, body, ..
-                    }) if is_quota(&body) => Err(ProviderError::Quota {
-                        provider: Provider::UploadPost,
-                        message: quota_message(&body),
-                    }),
-                    Err(error) => Err(error),
-                }
-            })
-            .await
-    }
-
     fn auth(&self) -> reqwest::header::HeaderValue {
         secret_header(&format!(
             "{} {}",
             wire::AUTH_SCHEME,
             self.api_key.expose_secret()
         ))
+    }
+}
+
+impl Client for UploadPostClient {
+    type Answer<T: DeserializeOwned> = T;
+
+    fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// upload-post sends its answers bare.
+    fn read<T: DeserializeOwned>(&self, answer: T) -> Result<T, ProviderError> {
+        Ok(answer)
+    }
+
+    /// upload-post's quota answers (a 429 naming a monthly `usage` or a
+    /// daily cap's `violations`) are final, not throttles.
+    fn failure(&self, error: ProviderError) -> ProviderError {
+        match error {
+            ProviderError::Status {
+                status: 429, body, ..
+            } if is_quota(&body) => ProviderError::Quota {
+                provider: Provider::UploadPost,
+                message: quota_message(&body),
+            },
+            error => error,
+        }
     }
 }
 

@@ -1,13 +1,12 @@
 //! The upload-post client against the mock, over real HTTP on loopback.
 use std::time::Duration;
 
-use chrono::Utc;
 use secrecy::SecretString;
 
 use super::*;
-use crate::domain::SignatureStatus;
-use crate::providers::mock::testing::{self, hanging_server, Receiver, LATENCY};
-use crate::webhooks::{self, CallbackKind, OutcomeHint};
+use crate::providers::mock::testing::{self, hanging_server, Receiver};
+use crate::providers::ProviderClients;
+use crate::webhooks::{CallbackKind, OutcomeHint};
 
 const WAIT: Duration = Duration::from_secs(5);
 const VIDEO: &str = "https://mock-cdn.myloware.local/shotstack/serve/r1.mp4";
@@ -25,25 +24,26 @@ fn upload<'a>(title: &'a str, platforms: &'a [&'a str]) -> Upload<'a> {
 }
 
 async fn settle(client: &UploadPostClient, request_id: &str) -> UploadStatus {
-    for _ in 0..50 {
-        let status = client.status(UploadRef::Request(request_id)).await.unwrap();
-        if status.status == "completed" {
-            return status;
-        }
-        tokio::time::sleep(LATENCY / 3).await;
-    }
-    panic!("upload {request_id} never completed");
+    let read = || async { client.status(UploadRef::Request(request_id)).await.unwrap() };
+    testing::settle(&format!("upload {request_id}"), read, |status| {
+        status.status == "completed"
+    })
+    .await
+}
+
+/// An asynchronous upload of "Hello" to TikTok and Instagram.
+async fn upload_hello(clients: &ProviderClients) -> UploadResult {
+    clients
+        .upload_post
+        .upload(&upload("Hello", &["tiktok", "instagram"]))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn an_async_upload_is_pending_then_published_per_platform() {
     let (mocks, clients) = testing::start().await;
-    let platforms = ["tiktok", "instagram"];
-    let result = clients
-        .upload_post
-        .upload(&upload("Hello", &platforms))
-        .await
-        .unwrap();
+    let result = upload_hello(&clients).await;
     let request_id = result.request_id.clone();
     assert_eq!(request_id, "mw-test-request", "our id, echoed");
     let job_id = result.job_id.clone().expect("a job id");
@@ -137,25 +137,12 @@ async fn each_platform_calls_back_signed_over_the_body() {
         .set_webhook(&receiver.url)
         .await
         .unwrap();
-    let platforms = ["tiktok", "instagram"];
-    let result = clients
-        .upload_post
-        .upload(&upload("Hello", &platforms))
-        .await
-        .unwrap();
+    let result = upload_hello(&clients).await;
     let job_id = result.job_id.unwrap();
     let mut seen = Vec::new();
     for _ in 0..2 {
         let delivered = receiver.next(WAIT).await;
-        let received = webhooks::receive(
-            crate::domain::Provider::UploadPost,
-            &delivered.headers,
-            &delivered.body,
-            &testing::secrets(),
-            Utc::now(),
-        )
-        .unwrap();
-        assert_eq!(received.signature_status, SignatureStatus::Verified);
+        let received = testing::verified(crate::domain::Provider::UploadPost, &delivered);
         let callback = received.callback.unwrap();
         assert!(callback.signature_covers_body);
         assert_eq!(callback.job_id, job_id);

@@ -63,6 +63,9 @@ impl<'a> Upload<'a> {
     }
 }
 
+// The answers below repeat their optional fields' serde attributes field by
+// field on purpose: each says how that documented field is read and whether
+// the mock writes it when absent, as its fixture shows it.
 /// The answer to `POST /api/upload`: `request_id` for an asynchronous upload
 /// (the docs promise no more; live answers also carry the `job_id` webhooks
 /// name), per-platform `results` for a synchronous one.

@@ -300,18 +300,11 @@ impl Parser<'_> {
     }
 
     fn number(&mut self) -> Result<Arg, IntrinsicSyntaxError> {
-        let start = self.pos;
-        self.pos += 1;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_digit() || ".eE+-".contains(c))
-        {
-            self.pos += 1;
-        }
-        let s: String = self.chars[start..self.pos].iter().collect();
-        serde_json::from_str::<serde_json::Number>(&s)
+        let number;
+        (self.pos, number) = super::path::scan_number(&self.chars, self.pos);
+        number
             .map(|n| Arg::Literal(Value::Number(n)))
-            .map_err(|_| self.error(&format!("invalid number {s:?}")))
+            .map_err(|e| self.error(&e))
     }
 
     /// A path runs to the next `,` or `)` outside brackets and quotes.

@@ -60,12 +60,14 @@ impl Run<'_, '_> {
         let Some(state) = self.state_of(frame) else {
             return;
         };
-        let (selector, result_path, output_path) = match &state.kind {
-            StateKind::Task(t) => (&t.result_selector, &t.result_path, &t.output_path),
-            StateKind::Parallel(p) => (&p.result_selector, &p.result_path, &p.output_path),
-            StateKind::Map(m) => (&m.result_selector, &m.result_path, &m.output_path),
-            _ => return,
+        let Some(handling) = state.kind.result_handling() else {
+            return;
         };
+        let (selector, result_path, output_path) = (
+            &handling.result_selector,
+            &handling.result_path,
+            &handling.output_path,
+        );
         let outcome = {
             let f = self.frame(frame);
             let ctx = ContextObject::lazy(self.context_parts(f, None, None));

@@ -5,16 +5,15 @@
 use super::frame::{TimerKind, Wait};
 use super::run::{Run, Work};
 use crate::engine::asl::error::StatesError;
-use crate::engine::asl::model::{Catcher, Retrier, StateKind};
+use crate::engine::asl::model::{Catcher, Retrier};
 use chrono::Duration;
 
 pub(super) fn state_error(run: &mut Run<'_, '_>, frame: u64, error: StatesError) {
-    let (retry, catch): (&[Retrier], &[Catcher]) = match run.state_of(frame).map(|s| &s.kind) {
-        Some(StateKind::Task(s)) => (&s.retry, &s.catch),
-        Some(StateKind::Parallel(s)) => (&s.retry, &s.catch),
-        Some(StateKind::Map(s)) => (&s.retry, &s.catch),
-        _ => (&[], &[]),
-    };
+    let (retry, catch): (&[Retrier], &[Catcher]) =
+        match run.state_of(frame).and_then(|s| s.kind.result_handling()) {
+            Some(h) => (&h.retry, &h.catch),
+            None => (&[], &[]),
+        };
     if !error.is_recoverable() {
         return run.push(Work::Failed { frame, error });
     }

@@ -3,7 +3,6 @@
 
 use super::diagnostics::Fields;
 use super::parse::Builder;
-use super::retry::{parse_catch, parse_retry};
 use super::{MapState, MaxConcurrency, ParallelState, ScopeId, Seconds};
 use serde_json::Value;
 
@@ -29,11 +28,7 @@ impl Builder {
             input_path: self.field_path(f, "InputPath"),
             parameters: self.template(f, "Parameters"),
             branches,
-            result_selector: self.template(f, "ResultSelector"),
-            result_path: self.result_path(f),
-            output_path: self.field_path(f, "OutputPath"),
-            retry: parse_retry(f.get("Retry"), f.location, &mut self.diag),
-            catch: parse_catch(f.get("Catch"), f.location, &mut self.diag),
+            handling: self.result_handling(f),
             transition: self.transition(f)?,
         })
     }
@@ -82,11 +77,7 @@ impl Builder {
             items_path,
             item_selector,
             max_concurrency,
-            result_selector: self.template(f, "ResultSelector"),
-            result_path: self.result_path(f),
-            output_path: self.field_path(f, "OutputPath"),
-            retry: parse_retry(f.get("Retry"), f.location, &mut self.diag),
-            catch: parse_catch(f.get("Catch"), f.location, &mut self.diag),
+            handling: self.result_handling(f),
             transition: self.transition(f)?,
             processor: processor?,
         })

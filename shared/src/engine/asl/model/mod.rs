@@ -79,6 +79,19 @@ pub enum StateKind {
     Map(MapState),
 }
 
+impl StateKind {
+    /// How the state handles its work's result and errors: Task, Parallel
+    /// and Map states have work; the others do not.
+    pub(crate) fn result_handling(&self) -> Option<&ResultHandling> {
+        match self {
+            StateKind::Task(s) => Some(&s.handling),
+            StateKind::Parallel(s) => Some(&s.handling),
+            StateKind::Map(s) => Some(&s.handling),
+            _ => None,
+        }
+    }
+}
+
 /// Where a state goes when it is done.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
@@ -144,17 +157,25 @@ pub enum Seconds {
     Path(ReferencePath),
 }
 
+/// What a Task, Parallel or Map state does when its work ends: how the
+/// result becomes the output (`ResultSelector`, `ResultPath`, `OutputPath`)
+/// and how an error is retried or caught (`Retry`, `Catch`).
+#[derive(Clone, Debug)]
+pub struct ResultHandling {
+    pub(crate) result_selector: Option<Template>,
+    pub(crate) result_path: ResultPath,
+    pub(crate) output_path: FieldPath,
+    pub(crate) retry: Vec<Retrier>,
+    pub(crate) catch: Vec<Catcher>,
+}
+
 /// A `Task` state.
 #[derive(Clone, Debug)]
 pub struct TaskState {
     pub(crate) resource: Resource,
     pub(crate) input_path: FieldPath,
     pub(crate) parameters: Option<Template>,
-    pub(crate) result_selector: Option<Template>,
-    pub(crate) result_path: ResultPath,
-    pub(crate) output_path: FieldPath,
-    pub(crate) retry: Vec<Retrier>,
-    pub(crate) catch: Vec<Catcher>,
+    pub(crate) handling: ResultHandling,
     pub(crate) timeout: Option<Seconds>,
     pub(crate) heartbeat: Option<Seconds>,
     pub(crate) transition: Transition,
@@ -220,11 +241,7 @@ pub struct ParallelState {
     pub(crate) input_path: FieldPath,
     pub(crate) parameters: Option<Template>,
     pub(crate) branches: Vec<ScopeId>,
-    pub(crate) result_selector: Option<Template>,
-    pub(crate) result_path: ResultPath,
-    pub(crate) output_path: FieldPath,
-    pub(crate) retry: Vec<Retrier>,
-    pub(crate) catch: Vec<Catcher>,
+    pub(crate) handling: ResultHandling,
     pub(crate) transition: Transition,
 }
 
@@ -245,11 +262,7 @@ pub struct MapState {
     pub(crate) item_selector: Option<Template>,
     pub(crate) processor: ScopeId,
     pub(crate) max_concurrency: MaxConcurrency,
-    pub(crate) result_selector: Option<Template>,
-    pub(crate) result_path: ResultPath,
-    pub(crate) output_path: FieldPath,
-    pub(crate) retry: Vec<Retrier>,
-    pub(crate) catch: Vec<Catcher>,
+    pub(crate) handling: ResultHandling,
     pub(crate) transition: Transition,
 }
 

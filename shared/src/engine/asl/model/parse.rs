@@ -157,15 +157,15 @@ fn successors(state: &State) -> Vec<(String, &str)> {
         StateKind::Wait(s) => push_transition(&s.transition, &mut out),
         StateKind::Task(s) => {
             push_transition(&s.transition, &mut out);
-            push_catch(&s.catch, &mut out);
+            push_catch(&s.handling.catch, &mut out);
         }
         StateKind::Parallel(s) => {
             push_transition(&s.transition, &mut out);
-            push_catch(&s.catch, &mut out);
+            push_catch(&s.handling.catch, &mut out);
         }
         StateKind::Map(s) => {
             push_transition(&s.transition, &mut out);
-            push_catch(&s.catch, &mut out);
+            push_catch(&s.handling.catch, &mut out);
         }
         StateKind::Choice(s) => {
             for (i, rule) in s.choices.iter().enumerate() {

@@ -4,8 +4,8 @@ use super::diagnostics::{state_location, Fields};
 use super::parse::Builder;
 use super::retry::{parse_catch, parse_retry};
 use super::{
-    ChoiceState, FailState, FailText, PassState, Resource, Seconds, State, StateKind, SucceedState,
-    TaskState, Transition, WaitFor, WaitState,
+    ChoiceState, FailState, FailText, PassState, Resource, ResultHandling, Seconds, State,
+    StateKind, SucceedState, TaskState, Transition, WaitFor, WaitState,
 };
 use crate::engine::asl::choice::parse_choices;
 use crate::engine::asl::path::{FieldPath, ReferencePath, ResultPath};
@@ -201,6 +201,16 @@ impl Builder {
     }
 
     /// `Next` xor `End: true`.
+    pub(super) fn result_handling(&mut self, f: &Fields<'_>) -> ResultHandling {
+        ResultHandling {
+            result_selector: self.template(f, "ResultSelector"),
+            result_path: self.result_path(f),
+            output_path: self.field_path(f, "OutputPath"),
+            retry: parse_retry(f.get("Retry"), f.location, &mut self.diag),
+            catch: parse_catch(f.get("Catch"), f.location, &mut self.diag),
+        }
+    }
+
     pub(super) fn transition(&mut self, f: &Fields<'_>) -> Option<Transition> {
         let next = f.string("Next", &mut self.diag);
         let end = match f.get("End") {
@@ -279,11 +289,7 @@ impl Builder {
         Some(TaskState {
             input_path: self.field_path(f, "InputPath"),
             parameters: self.template(f, "Parameters"),
-            result_selector: self.template(f, "ResultSelector"),
-            result_path: self.result_path(f),
-            output_path: self.field_path(f, "OutputPath"),
-            retry: parse_retry(f.get("Retry"), f.location, &mut self.diag),
-            catch: parse_catch(f.get("Catch"), f.location, &mut self.diag),
+            handling: self.result_handling(f),
             timeout,
             heartbeat,
             transition: self.transition(f)?,

@@ -61,9 +61,9 @@ fn parses_every_state_type() {
         panic!()
     };
     assert_eq!(t.resource, Resource::SqsSendMessageWaitForTaskToken);
-    assert_eq!(t.retry.len(), 2);
-    assert_eq!(t.retry[0].jitter, Jitter::Full);
-    assert_eq!(t.result_path, ResultPath::Discard);
+    assert_eq!(t.handling.retry.len(), 2);
+    assert_eq!(t.handling.retry[0].jitter, Jitter::Full);
+    assert_eq!(t.handling.result_path, ResultPath::Discard);
     let StateKind::Map(m) = sm.state("M").unwrap().kind() else {
         panic!()
     };

@@ -7,6 +7,19 @@ use crate::engine::asl::context::ContextObject;
 use crate::engine::asl::error::{names, StatesError};
 use serde_json::{Map, Value};
 
+/// Why a path field's JSON is not a path that field can take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathFieldError {
+    #[error("must be a string or null")]
+    NotAString,
+    #[error(transparent)]
+    Syntax(#[from] PathSyntaxError),
+    #[error("{0:?} cannot write to the context object")]
+    WritesContext(String),
+    #[error("{0:?} cannot use a negative index")]
+    NegativeIndex(String),
+}
+
 /// A path that identifies at most one node: only field names and single indices.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReferencePath(Path);
@@ -49,14 +62,12 @@ pub enum FieldPath {
 
 impl FieldPath {
     /// Reads the field's JSON (`None` when the field is absent).
-    pub fn from_json(value: Option<&Value>) -> Result<FieldPath, String> {
+    pub fn from_json(value: Option<&Value>) -> Result<FieldPath, PathFieldError> {
         match value {
             None => Ok(FieldPath::Whole),
             Some(Value::Null) => Ok(FieldPath::Empty),
-            Some(Value::String(s)) => Path::parse(s)
-                .map(FieldPath::Select)
-                .map_err(|e| e.to_string()),
-            Some(_) => Err("must be a string or null".into()),
+            Some(Value::String(s)) => Ok(FieldPath::Select(Path::parse(s)?)),
+            Some(_) => Err(PathFieldError::NotAString),
         }
     }
 
@@ -97,16 +108,16 @@ impl Default for ResultPath {
 
 impl ResultPath {
     /// Reads the field's JSON (`None` when the field is absent).
-    pub fn from_json(value: Option<&Value>) -> Result<ResultPath, String> {
+    pub fn from_json(value: Option<&Value>) -> Result<ResultPath, PathFieldError> {
         let text = match value {
             None => return Ok(ResultPath::default()),
             Some(Value::Null) => return Ok(ResultPath::Discard),
             Some(Value::String(s)) => s,
-            Some(_) => return Err("must be a string or null".into()),
+            Some(_) => return Err(PathFieldError::NotAString),
         };
-        let path = ReferencePath::parse(text).map_err(|e| e.to_string())?;
+        let path = ReferencePath::parse(text)?;
         if path.0.root() == Root::Context {
-            return Err(format!("{text:?} cannot write to the context object"));
+            return Err(PathFieldError::WritesContext(text.clone()));
         }
         if path
             .0
@@ -114,7 +125,7 @@ impl ResultPath {
             .iter()
             .any(|s| matches!(s, Segment::Child(Selector::Index(i)) if *i < 0))
         {
-            return Err(format!("{text:?} cannot use a negative index"));
+            return Err(PathFieldError::NegativeIndex(text.clone()));
         }
         Ok(ResultPath::At(path))
     }

@@ -11,7 +11,8 @@ mod fields;
 mod parse;
 mod select;
 
-pub use fields::{FieldPath, ReferencePath, ResultPath};
+pub use fields::{FieldPath, PathFieldError, ReferencePath, ResultPath};
+pub(crate) use parse::scan_number;
 pub(crate) use select::compare_numbers;
 
 use std::fmt;

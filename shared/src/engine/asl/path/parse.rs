@@ -20,6 +20,25 @@ pub(super) fn parse(text: &str) -> Result<(Root, Vec<Segment>), PathSyntaxError>
     Ok((root, segments))
 }
 
+/// The JSON number whose first character is `chars[start]` (taken as
+/// given: a digit or `-`), as paths and intrinsic calls both write numbers:
+/// where it ends, and the number or why the text is not one.
+pub(crate) fn scan_number(
+    chars: &[char],
+    start: usize,
+) -> (usize, Result<serde_json::Number, String>) {
+    let mut end = start + 1;
+    while chars
+        .get(end)
+        .is_some_and(|c| c.is_ascii_digit() || ".eE+-".contains(*c))
+    {
+        end += 1;
+    }
+    let s: String = chars[start..end].iter().collect();
+    let number = serde_json::from_str(&s).map_err(|_| format!("invalid number {s:?}"));
+    (end, number)
+}
+
 struct Cursor<'a> {
     text: &'a str,
     chars: Vec<char>,
@@ -321,18 +340,11 @@ impl<'a> Cursor<'a> {
             }
             Some('\'' | '"') => Ok(Operand::Literal(Value::String(self.quoted()?))),
             Some(c) if c == '-' || c.is_ascii_digit() => {
-                let start = self.pos;
-                self.pos += 1;
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_digit() || ".eE+-".contains(c))
-                {
-                    self.pos += 1;
-                }
-                let s: String = self.chars[start..self.pos].iter().collect();
-                serde_json::from_str::<serde_json::Number>(&s)
+                let number;
+                (self.pos, number) = scan_number(&self.chars, self.pos);
+                number
                     .map(|n| Operand::Literal(Value::Number(n)))
-                    .map_err(|_| self.error(&format!("invalid number {s:?}")))
+                    .map_err(|e| self.error(&e))
             }
             _ => {
                 for (word, value) in [

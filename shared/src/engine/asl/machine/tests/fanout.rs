@@ -29,11 +29,7 @@ fn parallel_results_come_back_in_branch_order() {
     assert_eq!(d.snapshot.pending_tokens().len(), 2);
     assert_eq!(d.snapshot.current_states(), ["Both", "A", "B"]);
     // Answer the second branch first.
-    let tokens: Vec<String> = d
-        .messages
-        .iter()
-        .map(|m| m.task_token.clone().unwrap())
-        .collect();
+    let tokens = task_tokens(&d);
     d.send(Event::TaskSucceeded {
         token: tokens[1].clone(),
         output: json!("b-out"),
@@ -63,11 +59,7 @@ fn parallel_results_come_back_in_branch_order() {
 fn a_failing_branch_cancels_the_others() {
     let def = parallel_def();
     let mut d = Driver::start(&def, json!({"topic": "dogs"}));
-    let tokens: Vec<String> = d
-        .messages
-        .iter()
-        .map(|m| m.task_token.clone().unwrap())
-        .collect();
+    let tokens = task_tokens(&d);
     d.send(Event::TaskFailed {
         token: tokens[0].clone(),
         error: Some("Branch.Failed".into()),
@@ -82,11 +74,7 @@ fn a_failing_branch_cancels_the_others() {
 
     // Uncaught: the execution fails, and the cancelled branch's token is refused.
     let mut d = Driver::start(&def, json!({"topic": "dogs"}));
-    let tokens: Vec<String> = d
-        .messages
-        .iter()
-        .map(|m| m.task_token.clone().unwrap())
-        .collect();
+    let tokens = task_tokens(&d);
     d.send(Event::TaskFailed {
         token: tokens[1].clone(),
         error: Some("Other".into()),
@@ -121,11 +109,7 @@ fn cancelled_branch_tokens_and_timers_are_dropped_while_running() {
         }
     }));
     let mut d = Driver::start(&def, json!({}));
-    let tokens: Vec<String> = d
-        .messages
-        .iter()
-        .map(|m| m.task_token.clone().unwrap())
-        .collect();
+    let tokens = task_tokens(&d);
     assert_eq!(d.timers.len(), 1);
     d.send(Event::TaskFailed {
         token: tokens[1].clone(),
@@ -242,11 +226,7 @@ fn a_failing_iteration_aborts_the_others() {
         &def,
         json!([{"fail": {"error": "Clip.Failed", "cause": "nsfw"}}, {"ok": 1}, {"ok": 2}]),
     );
-    let tokens: Vec<String> = d
-        .messages
-        .iter()
-        .map(|m| m.task_token.clone().unwrap())
-        .collect();
+    let tokens = task_tokens(&d);
     assert_eq!(tokens.len(), 3);
     d.send(Event::TaskSucceeded {
         token: tokens[2].clone(),

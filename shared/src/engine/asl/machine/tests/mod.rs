@@ -87,3 +87,20 @@ pub(super) fn detail<'a>(d: &'a Driver<'_>, event_type: &str) -> Vec<&'a Value> 
         .map(|e| &e.details)
         .collect()
 }
+
+/// When each task was scheduled, in order.
+pub(super) fn scheduled_at(d: &Driver<'_>) -> Vec<chrono::DateTime<chrono::Utc>> {
+    d.history
+        .iter()
+        .filter(|e| e.event_type == "TaskScheduled")
+        .map(|e| e.timestamp)
+        .collect()
+}
+
+/// The task token of every message sent so far, in order.
+pub(super) fn task_tokens(d: &Driver<'_>) -> Vec<String> {
+    d.messages
+        .iter()
+        .map(|m| m.task_token.clone().unwrap())
+        .collect()
+}

@@ -30,12 +30,7 @@ fn retries_with_backoff_then_succeeds() {
         d
     };
     assert_succeeded(&d, json!({"retry": 2}));
-    let scheduled: Vec<_> = d
-        .history
-        .iter()
-        .filter(|e| e.event_type == "TaskScheduled")
-        .map(|e| e.timestamp)
-        .collect();
+    let scheduled = scheduled_at(&d);
     assert_eq!(
         scheduled,
         [0, 2, 8].map(|s| test_start_time() + Duration::seconds(s))
@@ -101,12 +96,7 @@ fn max_attempts_zero_and_max_delay_and_jitter() {
     }));
     let mut d = Driver::start(&def, json!({}));
     d.run(|_: &SentMessage| Some(fail("X", "no")));
-    let scheduled: Vec<_> = d
-        .history
-        .iter()
-        .filter(|e| e.event_type == "TaskScheduled")
-        .map(|e| e.timestamp)
-        .collect();
+    let scheduled = scheduled_at(&d);
     assert_eq!(
         scheduled,
         [0, 10, 25, 40, 55].map(|s| test_start_time() + Duration::seconds(s))
