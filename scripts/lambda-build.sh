@@ -20,8 +20,8 @@ if [ "$arch" = --arm64 ] && ! rustup target list --installed | grep -qx aarch64-
 fi
 functions=(chat webhook hitl runs worker callbacks)
 # Each function takes only the myloware features it serves (functions/*/Cargo.toml): the
-# DynamoDB store, and `runs` the dashboard's files; no SQLite, Postgres or mock provider. One cargo invocation unifies the features of the packages
-# it builds, so `runs` is built on its own.
+# DynamoDB store, and `runs` the dashboard's files; no SQLite, Postgres or mock provider. One
+# cargo invocation unifies the features of the packages it builds, so `runs` is built on its own.
 others=()
 for f in "${functions[@]}"; do [ "$f" = runs ] || others+=(-p "$f"); done
 
