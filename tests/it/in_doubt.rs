@@ -234,6 +234,82 @@ async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
     assert_eq!(accepted(), 2);
 }
 
+/// A persona still sending its clips (each accepted and recorded, the next
+/// slowed by throttled submissions) past the window since its intent: the
+/// window counts from the newest record, so the reconciler does not send the
+/// clip the persona is about to send; once the persona has stopped for a
+/// whole window, it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_window_restarts_with_each_clip_a_persona_records() {
+    let t = TestStack::start(&[
+        ("MOCK_LATENCY_MS", "20"),
+        ("RECONCILE_AFTER_SECS", "3600"),
+        ("RECONCILE_IN_DOUBT_SECS", "7200"),
+    ])
+    .await;
+    let p = &t.stack.pipeline;
+    let scope = riley(p).await;
+    let intent = p
+        .begin_intent(&scope, Provider::KieAi, vec![clip(0), clip(1)])
+        .await
+        .unwrap();
+    let created = job(p, &intent).await.unwrap().created_at;
+    // Clip 0 recorded a little later (here through its callback).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let url = intents::callback_url(
+        &format!("{}/v1/webhooks/kieai", p.settings.webhook_base_url),
+        &intent,
+        0,
+    );
+    let task = p
+        .providers
+        .kieai
+        .generate(&VeoGenerate::new("clip 0", &url))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while records(p, &scope).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "clip 0 never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recorded = p
+        .store
+        .list_artifacts_of(scope.run_id, &[ArtifactType::KIEAI_JOB.as_str()])
+        .await
+        .unwrap()[0]
+        .created_at;
+    assert!(recorded > created + chrono::Duration::seconds(1));
+    let accepted = || t.stack.mocks.as_ref().unwrap().kieai.snapshot().accepted;
+    assert_eq!(accepted(), 1);
+
+    // Past the intent's window, inside the record's: clip 1 is not sent.
+    let report = p
+        .reconcile_due_jobs(
+            created + chrono::Duration::seconds(7_200) + chrono::Duration::milliseconds(500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.deferred, 1, "{report:?}");
+    assert_eq!(accepted(), 1, "clip 1 left to the persona still sending");
+    assert_eq!(
+        job(p, &intent).await.unwrap().next_check_at,
+        Some(recorded + chrono::Duration::seconds(7_200))
+    );
+
+    // A whole window since the last record: clip 1 is sent, once.
+    let report = p
+        .reconcile_due_jobs(recorded + chrono::Duration::seconds(7_201))
+        .await
+        .unwrap();
+    assert_eq!(report.settled, 1, "{report:?}");
+    assert_eq!(accepted(), 2);
+    assert_eq!(job(p, &task).await.unwrap().status, JobStatus::Succeeded);
+    assert_eq!(job(p, &intent).await.unwrap().status, JobStatus::Succeeded);
+}
+
 /// A clip recorded whose registration failed (the store refused the second
 /// write): its callback finds the record naming its job and registers it,
 /// rather than keeping the callback as an orphan.

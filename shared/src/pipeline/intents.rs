@@ -22,10 +22,11 @@
 //!   URL the job was given; one naming a pending intent is adopted: the item
 //!   is recorded and the job registered under the intent's token
 //!   (`Pipeline::adopt_intended_job`);
-//! - the reconciler, once the intent is older than `RECONCILE_IN_DOUBT_SECS`
-//!   (longer than a provider takes to call back), submits what is still in
-//!   doubt again: the provider never had it, or its callback was lost too.
-//!   Only that last case pays twice.
+//! - the reconciler, once the intent and its newest recorded item are both
+//!   older than `RECONCILE_IN_DOUBT_SECS` (longer than a provider takes to
+//!   call back; a persona still sending records an item at least that often),
+//!   submits what is still in doubt again: the provider never had it, or its
+//!   callback was lost too. Only that last case pays twice.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -361,8 +362,9 @@ impl Pipeline {
     }
 
     /// The reconciler's turn on a due intent job. Settled when its items are
-    /// all recorded; left for later while younger than the in-doubt window
-    /// (a callback may still name the work); after that, what is still in
+    /// all recorded; left for later while the in-doubt window since the
+    /// intent or its newest record runs (a callback may still name the work,
+    /// a live persona may still be sending it); after that, what is still in
     /// doubt is submitted again. Answers when to look again, or `None` once
     /// settled.
     pub(super) async fn resolve_intent(
@@ -397,7 +399,19 @@ impl Pipeline {
         }
         let in_doubt = chrono::Duration::from_std(self.settings.reconcile.in_doubt)
             .unwrap_or(chrono::Duration::minutes(10));
-        let deadline = intent_job.created_at + in_doubt;
+        // The window restarts with each of the intent's items recorded: a
+        // persona still sending (slowed by throttled, retried submissions)
+        // keeps it open, so what it has not sent yet is not sent twice; one
+        // that stopped leaves it to run out.
+        let last_recorded = pending
+            .recorded
+            .iter()
+            .filter(|record| record.metadata["intent"] == intent.intent_id.as_str())
+            .map(|record| record.created_at)
+            .max();
+        let deadline = last_recorded
+            .map_or(intent_job.created_at, |at| at.max(intent_job.created_at))
+            + in_doubt;
         if now < deadline {
             return Ok(Some(deadline));
         }
