@@ -107,18 +107,36 @@ async fn sent_for_one_clip(p: &Pipeline, scope: &RunScope) -> (String, String, S
         .begin_intent(scope, Provider::KieAi, vec![clip(0)])
         .await
         .unwrap();
+    let (url, task) = send_clip(p, &intent, 0).await;
+    (intent, url, task)
+}
+
+/// Clip `index` of `intent` sent to kie.ai with the intent's callback URL:
+/// that URL and kie.ai's task id.
+async fn send_clip(p: &Pipeline, intent: &str, index: u64) -> (String, String) {
     let url = intents::callback_url(
         &format!("{}/v1/webhooks/kieai", p.settings.webhook_base_url),
-        &intent,
-        0,
+        intent,
+        index,
     );
     let task = p
         .providers
         .kieai
-        .generate(&VeoGenerate::new("clip 0", &url))
+        .generate(&VeoGenerate::new(&format!("clip {index}"), &url))
         .await
         .unwrap();
-    (intent, url, task)
+    (url, task)
+}
+
+/// A stack whose reconciler first looks at a job after an hour and sends
+/// what is in doubt after two: the tests move its clock.
+async fn two_hour_window() -> TestStack {
+    TestStack::start(&[
+        ("MOCK_LATENCY_MS", "20"),
+        ("RECONCILE_AFTER_SECS", "3600"),
+        ("RECONCILE_IN_DOUBT_SECS", "7200"),
+    ])
+    .await
 }
 
 fn clip(index: u64) -> serde_json::Value {
@@ -164,12 +182,7 @@ async fn a_callback_adopts_the_clip_of_an_intent_cut_short() {
 /// reconciler submits it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
-    let t = TestStack::start(&[
-        ("MOCK_LATENCY_MS", "20"),
-        ("RECONCILE_AFTER_SECS", "3600"),
-        ("RECONCILE_IN_DOUBT_SECS", "7200"),
-    ])
-    .await;
+    let t = two_hour_window().await;
     let p = &t.stack.pipeline;
     let scope = riley(p).await;
     let intent = p
@@ -241,12 +254,7 @@ async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
 /// whole window, it does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_window_restarts_with_each_clip_a_persona_records() {
-    let t = TestStack::start(&[
-        ("MOCK_LATENCY_MS", "20"),
-        ("RECONCILE_AFTER_SECS", "3600"),
-        ("RECONCILE_IN_DOUBT_SECS", "7200"),
-    ])
-    .await;
+    let t = two_hour_window().await;
     let p = &t.stack.pipeline;
     let scope = riley(p).await;
     let intent = p
@@ -256,17 +264,7 @@ async fn the_window_restarts_with_each_clip_a_persona_records() {
     let created = job(p, &intent).await.unwrap().created_at;
     // Clip 0 recorded a little later (here through its callback).
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let url = intents::callback_url(
-        &format!("{}/v1/webhooks/kieai", p.settings.webhook_base_url),
-        &intent,
-        0,
-    );
-    let task = p
-        .providers
-        .kieai
-        .generate(&VeoGenerate::new("clip 0", &url))
-        .await
-        .unwrap();
+    let (_, task) = send_clip(p, &intent, 0).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while records(p, &scope).await.is_empty() {
         assert!(
