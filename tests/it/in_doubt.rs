@@ -128,6 +128,16 @@ async fn send_clip(p: &Pipeline, intent: &str, index: u64) -> (String, String) {
     (url, task)
 }
 
+/// Riley's scope, and an intent naming clips 0 and 1, neither sent yet.
+async fn two_clips_named(p: &Pipeline) -> (RunScope, String) {
+    let scope = riley(p).await;
+    let intent = p
+        .begin_intent(&scope, Provider::KieAi, vec![clip(0), clip(1)])
+        .await
+        .unwrap();
+    (scope, intent)
+}
+
 /// A stack whose reconciler first looks at a job after an hour and sends
 /// what is in doubt after two: the tests move its clock.
 async fn two_hour_window() -> TestStack {
@@ -184,11 +194,7 @@ async fn a_callback_adopts_the_clip_of_an_intent_cut_short() {
 async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
     let t = two_hour_window().await;
     let p = &t.stack.pipeline;
-    let scope = riley(p).await;
-    let intent = p
-        .begin_intent(&scope, Provider::KieAi, vec![clip(0), clip(1)])
-        .await
-        .unwrap();
+    let (scope, intent) = two_clips_named(p).await;
     let accepted = || t.stack.mocks.as_ref().unwrap().kieai.snapshot().accepted;
 
     // Due (the first check) but inside the window: left alone, due again
@@ -256,11 +262,7 @@ async fn the_reconciler_submits_what_no_callback_named_after_the_window() {
 async fn the_window_restarts_with_each_clip_a_persona_records() {
     let t = two_hour_window().await;
     let p = &t.stack.pipeline;
-    let scope = riley(p).await;
-    let intent = p
-        .begin_intent(&scope, Provider::KieAi, vec![clip(0), clip(1)])
-        .await
-        .unwrap();
+    let (scope, intent) = two_clips_named(p).await;
     let created = job(p, &intent).await.unwrap().created_at;
     // Clip 0 recorded a little later (here through its callback).
     tokio::time::sleep(Duration::from_millis(1_100)).await;

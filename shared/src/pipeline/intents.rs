@@ -403,15 +403,13 @@ impl Pipeline {
         // persona still sending (slowed by throttled, retried submissions)
         // keeps it open, so what it has not sent yet is not sent twice; one
         // that stopped leaves it to run out.
-        let last_recorded = pending
+        let last_activity = pending
             .recorded
             .iter()
             .filter(|record| record.metadata["intent"] == intent.intent_id.as_str())
             .map(|record| record.created_at)
-            .max();
-        let deadline = last_recorded
-            .map_or(intent_job.created_at, |at| at.max(intent_job.created_at))
-            + in_doubt;
+            .fold(intent_job.created_at, DateTime::max);
+        let deadline = last_activity + in_doubt;
         if now < deadline {
             return Ok(Some(deadline));
         }
